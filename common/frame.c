@@ -1,0 +1,2 @@
+/* frame.c: see frame.h (being written) */
+#include "frame.h"

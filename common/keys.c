@@ -1,0 +1,2 @@
+/* keys.c: see keys.h (being written) */
+#include "keys.h"

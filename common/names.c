@@ -1,0 +1,2 @@
+/* names.c: see names.h (being written) */
+#include "names.h"

@@ -1,0 +1,2 @@
+/* options.c: see options.h (being written) */
+#include "options.h"

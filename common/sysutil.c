@@ -1,0 +1,2 @@
+/* sysutil.c: see sysutil.h (being written) */
+#include "sysutil.h"
