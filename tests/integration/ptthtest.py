@@ -44,7 +44,7 @@ PROGRAM_DIRS = {
     "ptth_proxy": "client_proxy",
     "ptth_key": "tools",
     "ptth_csd_emu": "transports",
-    "ptth_cc_agent": "transports",
+    "ptth_cc_agent": "transports/cc",
 }
 
 
