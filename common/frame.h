@@ -64,11 +64,14 @@ typedef struct ptth_frame_decoder {
     int fin_seen;
     size_t reason_len;
     uint8_t reason[PTTH_FRAME_REASON_MAX];
+    const char *error; /* after a failure: the error every later call repeats */
 } ptth_frame_decoder;
 
 /* max_payload bounds any frame's payload length (0 means PTTH_FRAME_MAX_PAYLOAD).
  * A frame announcing more is an error, as is an unknown type, a FIN with a
- * payload, DATA after FIN, or a PING payload above 256 bytes. */
+ * payload, DATA or a second FIN after FIN, or a PING payload above 256 bytes.
+ * PING and RST frames after FIN are fine (the other direction may still be
+ * open). An empty DATA frame is accepted and yields no event. */
 void ptth_frame_decoder_init(ptth_frame_decoder *d, uint32_t max_payload);
 
 /* Consumes bytes from in[0..len) until one event is complete or the input is

@@ -56,6 +56,10 @@ void ptth_key_hash_of(const char *text, size_t len, ptth_key_hash *out);
 /* Constant-time equality of two 64-char hashes (CRYPTO_memcmp). */
 bool ptth_key_hash_equal(const ptth_key_hash *a, const ptth_key_hash *b);
 
+/* Unpadded base64url (RFC 4648 §5) of len bytes into out, which must hold
+ * (len * 4 + 2) / 3 characters and a NUL; returns the characters written. */
+size_t ptth_base64url_encode(const void *in, size_t len, char *out);
+
 /* 128 random bits as unpadded base64url (22 chars + NUL): connection ids. */
 #define PTTH_ID_LEN 22
 int ptth_random_id(char out[PTTH_ID_LEN + 1]);
