@@ -30,8 +30,8 @@ typedef enum ptth_cc_carrier_kind {
 } ptth_cc_carrier_kind;
 
 #define PTTH_TARGET_TEXT_MAX 512
-#define PTTH_TARGET_HOST_MAX 256  /* also NVMe node[] size, NUL included */
-#define PTTH_TARGET_PATH_MAX 108  /* sun_path */
+#define PTTH_TARGET_HOST_MAX 256 /* also NVMe node[] size, NUL included */
+#define PTTH_TARGET_PATH_MAX 108 /* sun_path */
 
 typedef struct ptth_target {
     ptth_target_kind kind;

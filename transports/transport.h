@@ -55,7 +55,7 @@ typedef struct ptth_transport {
 
 struct ptth_stream {
     const ptth_transport *transport;
-    int fd;             /* poll this; owned by the transport */
+    int fd;               /* poll this; owned by the transport */
     uint32_t open_events; /* while opening: the epoll events to wait for */
 };
 
@@ -64,23 +64,28 @@ const ptth_transport *ptth_transport_for(const ptth_target *target);
 
 /* Convenience wrappers over the table. */
 int ptth_transport_open(const ptth_target *target, const ptth_open_info *info, ptth_stream **out, char *err, size_t errlen);
-static inline int ptth_stream_finish_open(ptth_stream *s, char *err, size_t errlen)
+static inline int
+ptth_stream_finish_open(ptth_stream *s, char *err, size_t errlen)
 {
     return s->transport->finish_open(s, err, errlen);
 }
-static inline ssize_t ptth_stream_read(ptth_stream *s, void *buf, size_t len)
+static inline ssize_t
+ptth_stream_read(ptth_stream *s, void *buf, size_t len)
 {
     return s->transport->read(s, buf, len);
 }
-static inline ssize_t ptth_stream_write(ptth_stream *s, const void *buf, size_t len)
+static inline ssize_t
+ptth_stream_write(ptth_stream *s, const void *buf, size_t len)
 {
     return s->transport->write(s, buf, len);
 }
-static inline int ptth_stream_shutdown_write(ptth_stream *s)
+static inline int
+ptth_stream_shutdown_write(ptth_stream *s)
 {
     return s->transport->shutdown_write(s);
 }
-static inline void ptth_stream_close(ptth_stream *s)
+static inline void
+ptth_stream_close(ptth_stream *s)
 {
     s->transport->close(s);
 }
