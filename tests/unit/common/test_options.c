@@ -1,0 +1,1144 @@
+/* Unit tests of common/options: command line, config files, built-ins,
+ * every error path and its message, --help text, the shared checks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "options.h"
+
+typedef struct tconf {
+    char *relay;
+    char *name;
+    bool insecure;
+    uint64_t listens;
+    uint64_t big;
+    ptth_strlist port_map;
+    ptth_strlist listen;
+    char *mode;
+    int untouched; /* not in the table: the parser must leave it alone */
+} tconf;
+
+static int validate_calls;
+static bool validate_complains;
+
+static void
+tvalidate(void *config, ptth_problems *problems)
+{
+    tconf *c = config;
+    validate_calls++;
+    if (c->name == NULL)
+        ptth_problems_add(problems, "--name is required");
+    if (validate_complains)
+        ptth_problems_add(problems, "validate says no");
+}
+
+static int
+check_port_map(const char *value, char *err, size_t errlen)
+{
+    if (strchr(value, '=') != NULL)
+        return 0;
+    snprintf(err, errlen, "bad port map '%s': expected NAME=TARGET", value);
+    return -1;
+}
+
+static const ptth_option toptions[] = {
+    {"relay", PTTH_OPT_STRING, offsetof(tconf, relay), "URL", "the relay", NULL, 0, 0, ptth_check_url},
+    {"name", PTTH_OPT_STRING, offsetof(tconf, name), "NAME", "this server's name", NULL, 0, 0, ptth_check_name},
+    {"insecure", PTTH_OPT_FLAG, offsetof(tconf, insecure), NULL, "skip certificate checks", NULL, 0, 0, NULL},
+    {"listens", PTTH_OPT_UINT, offsetof(tconf, listens), "N", "listens kept outstanding", "4", 1, 64, NULL},
+    {"big", PTTH_OPT_UINT, offsetof(tconf, big), "BYTES", "any number", NULL, 0, 0, NULL},
+    {"port-map", PTTH_OPT_LIST, offsetof(tconf, port_map), "NAME=TARGET", "a port", NULL, 0, 0, check_port_map},
+    {"listen", PTTH_OPT_LIST, offsetof(tconf, listen), "ADDR:PORT", "where to listen", "127.0.0.1:4000", 0, 0,
+     ptth_check_host_port},
+    {"a-very-long-option-name-for-layout", PTTH_OPT_STRING, offsetof(tconf, mode), NULL, "how to run", "fast", 0, 0, NULL},
+};
+
+static ptth_program tprog = {
+    "ptth_test",
+    "1.2.3",
+    "[OPTIONS] [FILE...]",
+    "Tests the option parser.",
+    "Exit codes: 0 ok, 2 usage.",
+    toptions,
+    sizeof(toptions) / sizeof(toptions[0]),
+    0,
+    tvalidate,
+};
+
+static char tmpdir[64];
+
+static void
+setup(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ptth-opts-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    validate_calls = 0;
+    validate_complains = false;
+    tprog.max_positional = 0;
+}
+
+static void
+teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static const char *
+write_conf(const char *name, const char *content)
+{
+    static char path[4][128];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, 128, "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+    return p;
+}
+
+/* Result of one ptth_options_load. */
+typedef struct loaded {
+    tconf c;
+    ptth_cli cli;
+    ptth_problems problems;
+    int rc;
+    bool exit_early;
+} loaded;
+
+static void
+load_argv(loaded *l, int argc, char **argv)
+{
+    memset(l, 0, sizeof(*l));
+    l->c.untouched = 77;
+    l->rc = ptth_options_load(&tprog, &l->c, &l->cli, argc, argv, &l->problems, &l->exit_early);
+}
+
+#define LOAD(l, ...)                                                                                                               \
+    do {                                                                                                                           \
+        char *argv_[] = {"ptth_test", __VA_ARGS__};                                                                                \
+        load_argv(l, (int)(sizeof(argv_) / sizeof(argv_[0])), argv_);                                                              \
+    } while (0)
+
+static void
+unload(loaded *l)
+{
+    ptth_options_free(&tprog, &l->c);
+    ptth_cli_free(&l->cli);
+    ptth_problems_free(&l->problems);
+}
+
+static bool
+has_problem(const loaded *l, const char *text)
+{
+    for (size_t i = 0; i < l->problems.count; i++) {
+        if (strcmp(l->problems.lines[i], text) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void
+dump_problems(const loaded *l, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < l->problems.count && o < outlen; i++)
+        o += (size_t)snprintf(out + o, outlen - o, "[%s] ", l->problems.lines[i]);
+}
+
+#define ASSERT_PROBLEM(l, text)                                                                                                    \
+    do {                                                                                                                           \
+        char dump_[4096];                                                                                                          \
+        dump_problems(l, dump_, sizeof(dump_));                                                                                    \
+        ck_assert_msg(has_problem(l, text), "missing problem '%s'; got %s", text, dump_);                                          \
+    } while (0)
+
+#define ASSERT_CLEAN(l)                                                                                                            \
+    do {                                                                                                                           \
+        char dump_[4096];                                                                                                          \
+        dump_problems(l, dump_, sizeof(dump_));                                                                                    \
+        ck_assert_msg((l)->rc == 0 && (l)->problems.count == 0, "problems: %s", dump_);                                            \
+    } while (0)
+
+/* Runs ptth_options_parse with stdout and stderr captured. */
+typedef struct parsed {
+    ptth_parse_result result;
+    char out[16384];
+    char err[16384];
+    tconf c;
+    ptth_cli cli;
+} parsed;
+
+static void
+read_back(FILE *f, char *buf, size_t len)
+{
+    fflush(f);
+    rewind(f);
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+static void
+parse_argv(parsed *p, int argc, char **argv)
+{
+    memset(p, 0, sizeof(*p));
+    FILE *out = tmpfile(), *err = tmpfile();
+    ck_assert(out != NULL && err != NULL);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    dup2(fileno(out), 1);
+    dup2(fileno(err), 2);
+    p->result = ptth_options_parse(&tprog, &p->c, &p->cli, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    read_back(out, p->out, sizeof(p->out));
+    read_back(err, p->err, sizeof(p->err));
+}
+
+#define PARSE(p, ...)                                                                                                              \
+    do {                                                                                                                           \
+        char *argv_[] = {"ptth_test", __VA_ARGS__};                                                                                \
+        parse_argv(p, (int)(sizeof(argv_) / sizeof(argv_[0])), argv_);                                                             \
+    } while (0)
+
+static void
+unparse(parsed *p)
+{
+    ptth_options_free(&tprog, &p->c);
+    ptth_cli_free(&p->cli);
+}
+
+/* ---- command line ---- */
+
+START_TEST(defaults)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.c.listens, 4);
+    ck_assert_uint_eq(l.c.listen.count, 1);
+    ck_assert_str_eq(l.c.listen.items[0], "127.0.0.1:4000");
+    ck_assert_str_eq(l.c.mode, "fast");
+    ck_assert_ptr_null(l.c.relay);
+    ck_assert(!l.c.insecure);
+    ck_assert_uint_eq(l.c.port_map.count, 0);
+    ck_assert_int_eq(l.cli.log_level, PTTH_LOG_INFO);
+    ck_assert_ptr_null(l.cli.config_path);
+    ck_assert(!l.cli.check_config);
+    ck_assert_int_eq(l.c.untouched, 77);
+    ck_assert_int_eq(validate_calls, 1);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(both_value_forms)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "--relay=http://127.0.0.1:4000/x", "--listens=7", "--big", "18446744073709551615");
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.c.name, "foo");
+    ck_assert_str_eq(l.c.relay, "http://127.0.0.1:4000/x");
+    ck_assert_uint_eq(l.c.listens, 7);
+    ck_assert_uint_eq(l.c.big, UINT64_MAX);
+    unload(&l);
+    /* a value may contain '=' */
+    LOAD(&l, "--name", "foo", "--port-map", "ssh=22", "--port-map=web=127.0.0.1:80");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.c.port_map.count, 2);
+    ck_assert_str_eq(l.c.port_map.items[0], "ssh=22");
+    ck_assert_str_eq(l.c.port_map.items[1], "web=127.0.0.1:80");
+    unload(&l);
+}
+END_TEST
+
+START_TEST(unknown_option)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "--nmae", "x", "--x=1", "-x");
+    ck_assert_int_eq(l.rc, -1);
+    ASSERT_PROBLEM(&l, "unknown option '--nmae'");
+    ASSERT_PROBLEM(&l, "unknown option '--x'");
+    ASSERT_PROBLEM(&l, "unknown option '-x'");
+    /* "x" after the unknown option is then an unexpected argument */
+    ASSERT_PROBLEM(&l, "unexpected argument 'x'");
+    ck_assert_uint_eq(l.problems.count, 4);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(positional)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "extra");
+    ASSERT_PROBLEM(&l, "unexpected argument 'extra'");
+    ck_assert_uint_eq(l.cli.n_positional, 0);
+    unload(&l);
+
+    tprog.max_positional = 2;
+    LOAD(&l, "new", "--name", "foo", "file.key");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.cli.n_positional, 2);
+    ck_assert_str_eq(l.cli.positional[0], "new");
+    ck_assert_str_eq(l.cli.positional[1], "file.key");
+    unload(&l);
+
+    LOAD(&l, "a", "b", "c", "--name", "foo");
+    ASSERT_PROBLEM(&l, "unexpected argument 'c'");
+    ck_assert_uint_eq(l.problems.count, 1);
+    unload(&l);
+
+    /* "--" ends the options; "-" is an argument */
+    LOAD(&l, "--name", "foo", "--", "--name");
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.cli.positional[0], "--name");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "-");
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.cli.positional[0], "-");
+    unload(&l);
+}
+END_TEST
+
+START_TEST(missing_value)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "--relay");
+    ASSERT_PROBLEM(&l, "--relay: missing value");
+    unload(&l);
+    LOAD(&l, "--relay", "--name", "foo");
+    ASSERT_PROBLEM(&l, "--relay: missing value");
+    ck_assert_str_eq(l.c.name, "foo");
+    unload(&l);
+    LOAD(&l, "--name=", "--relay=");
+    ASSERT_PROBLEM(&l, "--name: missing value");
+    ASSERT_PROBLEM(&l, "--relay: missing value");
+    /* validate does not run on half-parsed options: no "--name is required" */
+    ck_assert_uint_eq(l.problems.count, 2);
+    ck_assert_int_eq(validate_calls, 0);
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--config");
+    ASSERT_PROBLEM(&l, "--config: missing value");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--config=");
+    ASSERT_PROBLEM(&l, "--config: missing value");
+    unload(&l);
+    /* "--name=--x" is how to give a value starting with "--" (then the check refuses it) */
+    LOAD(&l, "--name=--x", "--relay=--x");
+    ck_assert_uint_eq(l.problems.count, 1);
+    ck_assert_ptr_nonnull(strstr(l.problems.lines[0], "--relay: bad URL '--x'"));
+    ck_assert_str_eq(l.c.name, "--x");
+    unload(&l);
+}
+END_TEST
+
+START_TEST(flags)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "--insecure");
+    ASSERT_CLEAN(&l);
+    ck_assert(l.c.insecure);
+    unload(&l);
+    const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        char arg[32];
+        snprintf(arg, sizeof(arg), "--insecure=%s", yes[i]);
+        LOAD(&l, "--name", "foo", arg);
+        ASSERT_CLEAN(&l);
+        ck_assert(l.c.insecure);
+        unload(&l);
+        snprintf(arg, sizeof(arg), "--insecure=%s", no[i]);
+        LOAD(&l, "--name", "foo", arg);
+        ASSERT_CLEAN(&l);
+        ck_assert(!l.c.insecure);
+        unload(&l);
+    }
+    LOAD(&l, "--name", "foo", "--insecure=maybe");
+    ASSERT_PROBLEM(&l, "--insecure: 'maybe' is not a boolean (use true, false, yes, no, on, off, 1 or 0)");
+    unload(&l);
+    /* a flag takes no separate value: the next word is positional */
+    LOAD(&l, "--name", "foo", "--insecure", "false");
+    ASSERT_PROBLEM(&l, "unexpected argument 'false'");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--check-config=yes", "--help=1", "--version=x");
+    ASSERT_PROBLEM(&l, "--check-config: takes no value");
+    ASSERT_PROBLEM(&l, "--help: takes no value");
+    ASSERT_PROBLEM(&l, "--version: takes no value");
+    unload(&l);
+}
+END_TEST
+
+START_TEST(numbers)
+{
+    loaded l;
+    const char *bad[] = {"12x", "-1", "+1", " 1", "1 ", "0x10", "1e3", "1.5", "18446744073709551616", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char arg[64], want[160];
+        snprintf(arg, sizeof(arg), "--big=%s", bad[i]);
+        LOAD(&l, "--name", "foo", arg);
+        snprintf(want, sizeof(want), "--big: '%s' is not a number (decimal digits only)", bad[i]);
+        ASSERT_PROBLEM(&l, want);
+        ck_assert_uint_eq(l.c.big, 0);
+        unload(&l);
+    }
+    LOAD(&l, "--name", "foo", "--listens", "0");
+    ASSERT_PROBLEM(&l, "--listens: 0 is out of range (1 to 64)");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--listens", "65");
+    ASSERT_PROBLEM(&l, "--listens: 65 is out of range (1 to 64)");
+    /* a refused value is not stored, and the default does not hide the error */
+    ck_assert_int_eq(l.rc, -1);
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--listens", "1");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.c.listens, 1);
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--listens", "64");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.c.listens, 64);
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--listens", "007");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.c.listens, 7);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(cli_duplicates)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "--name", "bar");
+    ASSERT_PROBLEM(&l, "--name: given more than once");
+    ck_assert_str_eq(l.c.name, "foo");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--insecure", "--insecure");
+    ASSERT_PROBLEM(&l, "--insecure: given more than once");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--config", "a", "--config", "b");
+    ASSERT_PROBLEM(&l, "--config: given more than once");
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--log-level", "warn", "--log-level", "debug");
+    ASSERT_PROBLEM(&l, "--log-level: given more than once");
+    unload(&l);
+    /* lists repeat, in order; the default is not added */
+    LOAD(&l, "--name", "foo", "--listen", "127.0.0.1:1", "--listen", "[::1]:2", "--listen", "127.0.0.1:1");
+    ASSERT_CLEAN(&l);
+    ck_assert_uint_eq(l.c.listen.count, 3);
+    ck_assert_str_eq(l.c.listen.items[0], "127.0.0.1:1");
+    ck_assert_str_eq(l.c.listen.items[1], "[::1]:2");
+    ck_assert_str_eq(l.c.listen.items[2], "127.0.0.1:1");
+    unload(&l);
+}
+END_TEST
+
+START_TEST(check_failures_name_option)
+{
+    loaded l;
+    LOAD(&l, "--name", "a b", "--listen", "nope", "--port-map", "ssh", "--relay", "ftp://x");
+    ck_assert_uint_eq(l.problems.count, 4);
+    ASSERT_PROBLEM(&l, "--name: bad name 'a b': use 1 to 64 characters of A-Z a-z 0-9 . _ -");
+    ASSERT_PROBLEM(&l, "--listen: bad address 'nope': expected HOST:PORT or [IPV6]:PORT with a port of 0 to 65535");
+    ASSERT_PROBLEM(&l, "--port-map: bad port map 'ssh': expected NAME=TARGET");
+    ASSERT_PROBLEM(&l, "--relay: bad URL 'ftp://x': must start with http:// or https://");
+    /* refused values are not stored */
+    ck_assert_ptr_null(l.c.name);
+    ck_assert_ptr_null(l.c.relay);
+    ck_assert_uint_eq(l.c.port_map.count, 0);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(log_level)
+{
+    loaded l;
+    LOAD(&l, "--name", "foo", "--log-level", "debug");
+    ASSERT_CLEAN(&l);
+    ck_assert_int_eq(l.cli.log_level, PTTH_LOG_DEBUG);
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--log-level=loud");
+    ASSERT_PROBLEM(&l, "--log-level: bad level 'loud' (use error, warn, info or debug)");
+    unload(&l);
+    const char *conf = write_conf("l.conf", "log-level = error\n");
+    LOAD(&l, "--name", "foo", "--config", (char *)conf);
+    ASSERT_CLEAN(&l);
+    ck_assert_int_eq(l.cli.log_level, PTTH_LOG_ERROR);
+    unload(&l);
+    LOAD(&l, "--name", "foo", "--config", (char *)conf, "--log-level", "warn");
+    ASSERT_CLEAN(&l);
+    ck_assert_int_eq(l.cli.log_level, PTTH_LOG_WARN);
+    unload(&l);
+}
+END_TEST
+
+/* ---- config files ---- */
+
+START_TEST(good_file)
+{
+    const char *conf = write_conf("good.conf", "# a comment\n"
+                                               "\n"
+                                               "   \t  \n"
+                                               "  # indented comment\n"
+                                               "name = foo\n"
+                                               "relay=http://127.0.0.1:4000/p\n"
+                                               "\tlistens\t=\t9\t\n"
+                                               "port-map = ssh=22   # trailing comment\n"
+                                               "port-map = web=80\r\n"
+                                               "insecure\n"
+                                               "a-very-long-option-name-for-layout = slow mode#not-a-comment\n"
+                                               "listen = [::1]:0");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.cli.config_path, conf);
+    ck_assert_str_eq(l.c.name, "foo");
+    ck_assert_str_eq(l.c.relay, "http://127.0.0.1:4000/p");
+    ck_assert_uint_eq(l.c.listens, 9);
+    ck_assert_uint_eq(l.c.port_map.count, 2);
+    ck_assert_str_eq(l.c.port_map.items[0], "ssh=22");
+    ck_assert_str_eq(l.c.port_map.items[1], "web=80");
+    ck_assert(l.c.insecure);
+    ck_assert_str_eq(l.c.mode, "slow mode#not-a-comment");
+    ck_assert_uint_eq(l.c.listen.count, 1);
+    ck_assert_str_eq(l.c.listen.items[0], "[::1]:0");
+    unload(&l);
+}
+END_TEST
+
+START_TEST(empty_file)
+{
+    const char *conf = write_conf("empty.conf", "");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf, "--name", "x");
+    ASSERT_CLEAN(&l);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(file_flag_values)
+{
+    const char *conf = write_conf("f.conf", "name = foo\ninsecure = off\n");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    ASSERT_CLEAN(&l);
+    ck_assert(!l.c.insecure);
+    unload(&l);
+    /* the command line turns it on over the file */
+    LOAD(&l, "--config", (char *)conf, "--insecure");
+    ASSERT_CLEAN(&l);
+    ck_assert(l.c.insecure);
+    unload(&l);
+    conf = write_conf("g.conf", "name = foo\ninsecure = sure\n");
+    LOAD(&l, "--config", (char *)conf);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:2: insecure: 'sure' is not a boolean (use true, false, yes, no, on, off, 1 or 0)", conf);
+    ASSERT_PROBLEM(&l, want);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(file_errors_name_file_and_line)
+{
+    const char *conf = write_conf("bad.conf", "# header\n"
+                                              "name = foo\n"
+                                              "fo = 1\n"
+                                              "name = bar\n"
+                                              "listens = many\n"
+                                              "listens = 100\n"
+                                              "relay =\n"
+                                              "relay\n"
+                                              "= value\n"
+                                              "config = other.conf\n"
+                                              "check-config = yes\n"
+                                              "help\n"
+                                              "version\n"
+                                              "--insecure = yes\n"
+                                              "listen = 1.2.3.4\n"
+                                              "Name = foo\n");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    ck_assert_int_eq(l.rc, -1);
+    char want[512];
+#define WANT(...)                                                                                                                  \
+    do {                                                                                                                           \
+        snprintf(want, sizeof(want), __VA_ARGS__);                                                                                 \
+        ASSERT_PROBLEM(&l, want);                                                                                                  \
+    } while (0)
+    WANT("%s:3: unknown option 'fo'", conf);
+    WANT("%s:4: duplicate option 'name' (first given on line 2)", conf);
+    WANT("%s:5: listens: 'many' is not a number (decimal digits only)", conf);
+    WANT("%s:6: duplicate option 'listens' (first given on line 5)", conf);
+    WANT("%s:7: relay: missing value", conf);
+    WANT("%s:8: duplicate option 'relay' (first given on line 7)", conf);
+    WANT("%s:9: expected 'name = value'", conf);
+    WANT("%s:10: 'config' is not allowed in a config file", conf);
+    WANT("%s:11: 'check-config' is not allowed in a config file", conf);
+    WANT("%s:12: 'help' is not allowed in a config file", conf);
+    WANT("%s:13: 'version' is not allowed in a config file", conf);
+    WANT("%s:14: unknown option '--insecure' (write it without '--')", conf);
+    WANT("%s:15: listen: bad address '1.2.3.4': expected HOST:PORT or [IPV6]:PORT with a port of 0 to 65535", conf);
+    WANT("%s:16: unknown option 'Name'", conf);
+    ck_assert_uint_eq(l.problems.count, 14);
+    ck_assert_int_eq(validate_calls, 0);
+    unload(&l);
+
+    /* a bare non-flag name is a missing value */
+    conf = write_conf("bare.conf", "name\n");
+    LOAD(&l, "--config", (char *)conf);
+    WANT("%s:1: name: missing value", conf);
+    unload(&l);
+#undef WANT
+}
+END_TEST
+
+START_TEST(file_out_of_range)
+{
+    const char *conf = write_conf("r.conf", "name = foo\nlistens = 0\n");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:2: listens: 0 is out of range (1 to 64)", conf);
+    ASSERT_PROBLEM(&l, want);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(file_unreadable)
+{
+    loaded l;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/missing.conf", tmpdir);
+    LOAD(&l, "--config", path, "--name", "foo");
+    char want[256];
+    snprintf(want, sizeof(want), "cannot read config file '%s': %s", path, strerror(ENOENT));
+    ASSERT_PROBLEM(&l, want);
+    ck_assert_uint_eq(l.problems.count, 1);
+    unload(&l);
+
+    LOAD(&l, "--config", tmpdir, "--name", "foo");
+    snprintf(want, sizeof(want), "cannot read config file '%s': %s", tmpdir, strerror(EISDIR));
+    ASSERT_PROBLEM(&l, want);
+    unload(&l);
+
+    if (geteuid() != 0) { /* root reads anything */
+        const char *conf = write_conf("noperm.conf", "name = foo\n");
+        ck_assert_int_eq(chmod(conf, 0), 0);
+        LOAD(&l, "--config", (char *)conf);
+        snprintf(want, sizeof(want), "cannot read config file '%s': %s", conf, strerror(EACCES));
+        ASSERT_PROBLEM(&l, want);
+        unload(&l);
+    }
+}
+END_TEST
+
+START_TEST(file_limits)
+{
+    /* a line of exactly 4096 bytes is fine, 4097 is not */
+    static char content[3 * 4200];
+    size_t n = 0;
+    n += (size_t)sprintf(content + n, "name = ");
+    memset(content + n, 'a', 4096 - 7);
+    n += 4096 - 7;
+    content[n++] = '\n';
+    n += (size_t)sprintf(content + n, "relay = ");
+    memset(content + n, 'b', 4097 - 8);
+    n += 4097 - 8;
+    content[n++] = '\n';
+    n += (size_t)sprintf(content + n, "fo = 1\n");
+    content[n] = '\0';
+    const char *conf = write_conf("long.conf", content);
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    char want[256];
+    /* line 1 is read (its value is then refused by the name check) */
+    ck_assert(l.problems.count >= 1);
+    ck_assert_ptr_nonnull(strstr(l.problems.lines[0], ":1: name: bad name 'aaaa"));
+    snprintf(want, sizeof(want), "%s:2: line longer than 4096 bytes", conf);
+    ASSERT_PROBLEM(&l, want);
+    /* parsing goes on after a long line */
+    snprintf(want, sizeof(want), "%s:3: unknown option 'fo'", conf);
+    ASSERT_PROBLEM(&l, want);
+    unload(&l);
+
+    /* 1 MiB exactly is read; one byte more is refused */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/big.conf", tmpdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("name = foo\n", f);
+    for (size_t i = 11; i < 1024 * 1024; i++)
+        fputc(i % 64 == 63 ? '\n' : '#', f);
+    fclose(f);
+    LOAD(&l, "--config", path);
+    ASSERT_CLEAN(&l);
+    unload(&l);
+    f = fopen(path, "a");
+    fputc('\n', f);
+    fclose(f);
+    LOAD(&l, "--config", path);
+    snprintf(want, sizeof(want), "config file '%s' is larger than 1 MiB", path);
+    ASSERT_PROBLEM(&l, want);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(file_nul_byte)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fwrite("name = foo\nrelay = x\0y\n", 1, 23, f);
+    fclose(f);
+    loaded l;
+    LOAD(&l, "--config", path);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+    ASSERT_PROBLEM(&l, want);
+    unload(&l);
+}
+END_TEST
+
+/* A pipe works as a config file (--config <(...)), with the same size limit. */
+START_TEST(file_from_pipe)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    const char *text = "name = piped\nlistens = 3\n";
+    ck_assert_int_eq(write(p[1], text, strlen(text)), (ssize_t)strlen(text));
+    close(p[1]);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", p[0]);
+    loaded l;
+    LOAD(&l, "--config", path);
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.c.name, "piped");
+    ck_assert_uint_eq(l.c.listens, 3);
+    unload(&l);
+    close(p[0]);
+}
+END_TEST
+
+START_TEST(cli_overrides_file)
+{
+    const char *conf = write_conf("o.conf", "name = fromfile\n"
+                                            "listens = 5\n"
+                                            "relay = http://file:1/\n"
+                                            "port-map = a=1\n"
+                                            "port-map = b=2\n"
+                                            "listen = 127.0.0.1:7\n");
+    loaded l;
+    LOAD(&l, "--name", "fromcli", "--port-map", "c=3", "--config", (char *)conf, "--listens", "6", "--listen", "127.0.0.1:8");
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.c.name, "fromcli");
+    ck_assert_uint_eq(l.c.listens, 6);
+    ck_assert_str_eq(l.c.relay, "http://file:1/");
+    ck_assert_uint_eq(l.c.port_map.count, 3);
+    ck_assert_str_eq(l.c.port_map.items[0], "a=1");
+    ck_assert_str_eq(l.c.port_map.items[1], "b=2");
+    ck_assert_str_eq(l.c.port_map.items[2], "c=3");
+    ck_assert_uint_eq(l.c.listen.count, 2);
+    ck_assert_str_eq(l.c.listen.items[0], "127.0.0.1:7");
+    ck_assert_str_eq(l.c.listen.items[1], "127.0.0.1:8");
+    unload(&l);
+}
+END_TEST
+
+/* All problems are reported, from argv, the file and validate together. */
+START_TEST(every_problem_collected)
+{
+    const char *conf = write_conf("m.conf", "bogus = 1\nlistens = x\n");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf, "--what", "--big=y", "--name=foo");
+    ck_assert_uint_eq(l.problems.count, 4);
+    unload(&l);
+
+    /* validate's problems when all else is clean */
+    validate_complains = true;
+    load_argv(&l, 1, (char *[]){"ptth_test", NULL});
+    ASSERT_PROBLEM(&l, "--name is required");
+    ASSERT_PROBLEM(&l, "validate says no");
+    ck_assert_int_eq(l.rc, -1);
+    unload(&l);
+}
+END_TEST
+
+START_TEST(problems_capped_and_escaped)
+{
+    static char content[200 * 16];
+    size_t n = 0;
+    for (int i = 0; i < 200; i++)
+        n += (size_t)sprintf(content + n, "bad%d = 1\n", i);
+    const char *conf = write_conf("many.conf", content);
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    ck_assert_uint_eq(l.problems.count, 101);
+    ck_assert_str_eq(l.problems.lines[100], "too many problems; the rest are not shown");
+    unload(&l);
+
+    LOAD(&l, "--name", "foo", "--x\ny\x1b");
+    ASSERT_PROBLEM(&l, "unknown option '--x\\x0ay\\x1b'");
+    unload(&l);
+}
+END_TEST
+
+/* ---- ptth_options_parse: printing and results ---- */
+
+START_TEST(parse_problems_to_stderr)
+{
+    parsed p;
+    PARSE(&p, "--name", "foo", "--x", "--listens=0");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_USAGE);
+    ck_assert_str_eq(p.err, "ptth_test: unknown option '--x'\nptth_test: --listens: 0 is out of range (1 to 64)\n");
+    ck_assert_str_eq(p.out, "");
+    /* already freed for the caller; freeing again is harmless */
+    ck_assert_ptr_null(p.c.name);
+    unparse(&p);
+}
+END_TEST
+
+START_TEST(parse_run)
+{
+    parsed p;
+    PARSE(&p, "--name", "foo", "--log-level", "debug");
+    ck_assert_int_eq(p.result, PTTH_PARSE_RUN);
+    ck_assert_str_eq(p.out, "");
+    ck_assert_str_eq(p.err, "");
+    ck_assert_str_eq(p.c.name, "foo");
+    /* the logger was set up with the name and level */
+    ck_assert(ptth_log_enabled(PTTH_LOG_DEBUG));
+    unparse(&p);
+}
+END_TEST
+
+START_TEST(check_config)
+{
+    const char *conf = write_conf("c.conf", "name = foo\n");
+    parsed p;
+    PARSE(&p, "--config", (char *)conf, "--check-config");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_OK);
+    ck_assert_str_eq(p.out, "config ok\n");
+    ck_assert_str_eq(p.err, "");
+    unparse(&p);
+
+    conf = write_conf("d.conf", "name = foo\nnope = 1\nlistens = 99\n");
+    PARSE(&p, "--config", (char *)conf, "--check-config", "--bad");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_USAGE);
+    ck_assert_str_eq(p.out, "");
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "ptth_test: unknown option '--bad'\nptth_test: %s:2: unknown option 'nope'\n"
+             "ptth_test: %s:3: listens: 99 is out of range (1 to 64)\n",
+             conf, conf);
+    ck_assert_str_eq(p.err, want);
+    unparse(&p);
+
+    /* validate runs under --check-config too */
+    PARSE(&p, "--check-config");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_USAGE);
+    ck_assert_str_eq(p.err, "ptth_test: --name is required\n");
+    unparse(&p);
+}
+END_TEST
+
+START_TEST(version)
+{
+    parsed p;
+    PARSE(&p, "--version");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_OK);
+    ck_assert_str_eq(p.out, "ptth_test 1.2.3\n");
+    ck_assert_str_eq(p.err, "");
+    unparse(&p);
+    tprog.version = NULL;
+    PARSE(&p, "--version");
+    ck_assert_str_eq(p.out, "ptth_test " PTTH_VERSION "\n");
+    tprog.version = "1.2.3";
+    unparse(&p);
+}
+END_TEST
+
+START_TEST(help_lists_everything)
+{
+    parsed p;
+    PARSE(&p, "--help");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_OK);
+    ck_assert_str_eq(p.err, "");
+    const char *h = p.out;
+    ck_assert_msg(strncmp(h, "Usage: ptth_test [OPTIONS] [FILE...]\n", 37) == 0, "%s", h);
+    ck_assert_ptr_nonnull(strstr(h, "\nTests the option parser.\n"));
+    for (size_t i = 0; i < sizeof(toptions) / sizeof(toptions[0]); i++) {
+        char want[128];
+        snprintf(want, sizeof(want), "  --%s", toptions[i].name);
+        ck_assert_msg(strstr(h, want) != NULL, "--%s missing from help", toptions[i].name);
+        ck_assert_msg(strstr(h, toptions[i].help) != NULL, "help of --%s missing", toptions[i].name);
+    }
+    const char *builtins[] = {"  --config FILE", "  --check-config", "  --log-level LEVEL", "  --help", "  --version"};
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_msg(strstr(h, builtins[i]) != NULL, "'%s' missing from help", builtins[i]);
+    ck_assert_ptr_nonnull(strstr(h, "--relay URL"));
+    ck_assert_ptr_nonnull(strstr(h, "--listens N"));
+    ck_assert_ptr_nonnull(strstr(h, "listens kept outstanding (default: 4)\n"));
+    ck_assert_ptr_nonnull(strstr(h, "a port (repeatable)\n"));
+    ck_assert_ptr_nonnull(strstr(h, "where to listen (repeatable) (default: 127.0.0.1:4000)\n"));
+    ck_assert_ptr_nonnull(strstr(h, "error, warn, info or debug (default: info)\n"));
+    ck_assert_ptr_nonnull(strstr(h, "--a-very-long-option-name-for-layout VALUE\n"));
+    ck_assert_ptr_nonnull(strstr(h, "how to run (default: fast)\n"));
+    /* flags show no metavar */
+    ck_assert_ptr_nonnull(strstr(h, "  --insecure  "));
+    /* epilog last */
+    size_t len = strlen(h);
+    const char *epi = "Exit codes: 0 ok, 2 usage.\n";
+    ck_assert(len > strlen(epi) && strcmp(h + len - strlen(epi), epi) == 0);
+    unparse(&p);
+
+    /* help wins over other problems, and over --version */
+    PARSE(&p, "--bogus", "-h", "--version");
+    ck_assert_int_eq(p.result, PTTH_PARSE_EXIT_OK);
+    ck_assert_ptr_nonnull(strstr(p.out, "Usage: ptth_test"));
+    ck_assert_str_eq(p.err, "");
+    unparse(&p);
+
+    /* print_help gives the same text */
+    FILE *f = tmpfile();
+    ptth_options_print_help(&tprog, f);
+    static char again[16384];
+    read_back(f, again, sizeof(again));
+    PARSE(&p, "--help");
+    ck_assert_str_eq(again, p.out);
+    unparse(&p);
+}
+END_TEST
+
+/* --help does not read the config file (it may not exist yet). */
+START_TEST(help_ignores_file)
+{
+    loaded l;
+    LOAD(&l, "--config", "/nonexistent/x.conf", "--help");
+    ck_assert(l.exit_early);
+    ck_assert(l.cli.help);
+    ck_assert_int_eq(l.rc, 0);
+    unload(&l);
+    LOAD(&l, "--version");
+    ck_assert(l.exit_early);
+    ck_assert(l.cli.version);
+    unload(&l);
+}
+END_TEST
+
+/* ptth_options_load can run again into a fresh struct (SIGHUP reload). */
+START_TEST(reload)
+{
+    const char *conf = write_conf("r.conf", "name = one\nport-map = a=1\n");
+    loaded l;
+    LOAD(&l, "--config", (char *)conf);
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.c.name, "one");
+    unload(&l);
+    conf = write_conf("r.conf", "name = two\nport-map = b=2\nport-map = c=3\n");
+    LOAD(&l, "--config", (char *)conf);
+    ASSERT_CLEAN(&l);
+    ck_assert_str_eq(l.c.name, "two");
+    ck_assert_uint_eq(l.c.port_map.count, 2);
+    unload(&l);
+}
+END_TEST
+
+/* ---- the shared checks ---- */
+
+static bool
+check_ok(int (*check)(const char *, char *, size_t), const char *value, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return check(value, err, errlen) == 0;
+}
+
+START_TEST(check_host_port)
+{
+    char err[256];
+    const char *good[] = {"127.0.0.1:4000", "127.0.0.1:0",  "0.0.0.0:65535",         "[::1]:4000",  "[::]:0",
+                          "[fe80::1]:1",    "localhost:80", "relay.example.com:443", "my_host-1:22"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(check_ok(ptth_check_host_port, good[i], err, sizeof(err)), "%s refused: %s", good[i], err);
+    const char *bad[] = {"",       "127.0.0.1", ":80",   "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+1",
+                         "h:8x",   "h:123456",  "[::1]", "[::1]80",    "[zz]:80",         "[]:80",        "a b:80",
+                         "h/x:80", "[::1:80",   "h:80:"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(!check_ok(ptth_check_host_port, bad[i], err, sizeof(err)), "'%s' accepted", bad[i]);
+        ck_assert_ptr_nonnull(strstr(err, "bad address"));
+    }
+    ck_assert(!check_ok(ptth_check_host_port, "::1:80", err, sizeof(err)));
+    ck_assert_str_eq(err, "bad address '::1:80': write IPv6 addresses in brackets, e.g. [::1]:4000");
+}
+END_TEST
+
+START_TEST(split_host_port)
+{
+    char host[64];
+    uint16_t port = 0;
+    ck_assert_int_eq(ptth_split_host_port("[::1]:4000", host, sizeof(host), &port, false), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_uint_eq(port, 4000);
+    ck_assert_int_eq(ptth_split_host_port("example.com:1", host, sizeof(host), &port, false), 0);
+    ck_assert_str_eq(host, "example.com");
+    ck_assert_uint_eq(port, 1);
+    ck_assert_int_eq(ptth_split_host_port("127.0.0.1:0", host, sizeof(host), &port, false), -EINVAL);
+    ck_assert_int_eq(ptth_split_host_port("127.0.0.1:0", host, sizeof(host), &port, true), 0);
+    ck_assert_uint_eq(port, 0);
+    /* a host that does not fit */
+    ck_assert_int_eq(ptth_split_host_port("example.com:1", host, 11, &port, false), -EINVAL);
+    ck_assert_int_eq(ptth_split_host_port("example.com:1", host, 12, &port, false), 0);
+    ck_assert_int_eq(ptth_split_host_port(NULL, host, sizeof(host), &port, false), -EINVAL);
+}
+END_TEST
+
+START_TEST(check_url)
+{
+    char err[512];
+    const char *good[] = {"http://127.0.0.1:4000",   "https://relay.example.com",   "https://relay.example.com/",
+                          "http://h/prefix/ptth",    "http://[::1]:8080/x",         "http://[::1]",
+                          "HTTPS://RELAY.EXAMPLE:1", "http://localhost:65535/a/b/c"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(check_ok(ptth_check_url, good[i], err, sizeof(err)), "%s refused: %s", good[i], err);
+    struct {
+        const char *url, *why;
+    } bad[] = {
+        {"ftp://h/", "must start with http:// or https://"},
+        {"relay.example.com", "must start with http:// or https://"},
+        {"http://", "no host"},
+        {"http:///x", "no host"},
+        {"http://h x/", "spaces, control and non-ASCII"},
+        {"http://h\x01/", "spaces, control and non-ASCII"},
+        {"http://caf\xc3\xa9/", "spaces, control and non-ASCII"},
+        {"http://h:99999/", "bad host or port"},
+        {"http://h:0/", "bad host or port"},
+        {"http://h:/", "bad host or port"},
+        {"http://[::1/", "bad host or port"},
+        {"http://[zz]:80/", "bad host or port"},
+        {"http://user:pw@h/", "credentials"},
+        {"http://h/?a=b", "query or fragment"},
+        {"http://h/#f", "query or fragment"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(!check_ok(ptth_check_url, bad[i].url, err, sizeof(err)), "'%s' accepted", bad[i].url);
+        ck_assert_msg(strstr(err, bad[i].why) != NULL, "'%s': '%s' lacks '%s'", bad[i].url, err, bad[i].why);
+    }
+    static char longurl[3000];
+    strcpy(longurl, "http://h/");
+    memset(longurl + 9, 'a', 2100);
+    ck_assert(!check_ok(ptth_check_url, longurl, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "longer than 2048"));
+}
+END_TEST
+
+START_TEST(check_name_and_hash)
+{
+    char err[512];
+    ck_assert(check_ok(ptth_check_name, "web-1", err, sizeof(err)));
+    ck_assert(!check_ok(ptth_check_name, "", err, sizeof(err)));
+    ck_assert(!check_ok(ptth_check_name, "web/1", err, sizeof(err)));
+    ck_assert_str_eq(err, "bad name 'web/1': use 1 to 64 characters of A-Z a-z 0-9 . _ -");
+
+    const char *hash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    char v[256];
+    snprintf(v, sizeof(v), "foo=%s", hash);
+    ck_assert(check_ok(ptth_check_name_hash, v, err, sizeof(err)));
+    ck_assert(!check_ok(ptth_check_name_hash, hash, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "expected NAME=KEYHASH"));
+    snprintf(v, sizeof(v), "=%s", hash);
+    ck_assert(!check_ok(ptth_check_name_hash, v, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "bad name ''"));
+    snprintf(v, sizeof(v), "f o=%s", hash);
+    ck_assert(!check_ok(ptth_check_name_hash, v, err, sizeof(err)));
+    ck_assert(
+        !check_ok(ptth_check_name_hash, "foo=E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", err, sizeof(err)));
+    ck_assert_str_eq(err, "bad key hash for 'foo': expected 64 lowercase hex digits (from 'ptth_key hash FILE')");
+    ck_assert(!check_ok(ptth_check_name_hash, "foo=", err, sizeof(err)));
+    snprintf(v, sizeof(v), "foo=%s0", hash);
+    ck_assert(!check_ok(ptth_check_name_hash, v, err, sizeof(err)));
+    /* a key given where its hash belongs: said so, and the key is not echoed */
+    const char *key = "Dq3Eq2cIb1XrZHJwZ4pq9c3sTxgZ8Yk2W1X5i8nYb-A";
+    snprintf(v, sizeof(v), "foo=%s", key);
+    ck_assert(!check_ok(ptth_check_name_hash, v, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "holds a key, not a key hash"));
+    ck_assert_ptr_null(strstr(err, key));
+}
+END_TEST
+
+/* Messages from checks stay within bounds whatever the value's length. */
+START_TEST(long_values_are_bounded)
+{
+    static char huge[20000];
+    memset(huge, 'x', sizeof(huge) - 1);
+    char err[64];
+    ck_assert(!check_ok(ptth_check_name, huge, err, sizeof(err)));
+    ck_assert_uint_lt(strlen(err), sizeof(err));
+    ck_assert(!check_ok(ptth_check_url, huge, err, sizeof(err)));
+    ck_assert(!check_ok(ptth_check_host_port, huge, err, sizeof(err)));
+    ck_assert(!check_ok(ptth_check_name_hash, huge, err, sizeof(err)));
+    loaded l;
+    static char arg[20100];
+    snprintf(arg, sizeof(arg), "--name=%s", huge);
+    LOAD(&l, arg);
+    ck_assert_uint_eq(l.problems.count, 1);
+    ck_assert_uint_lt(strlen(l.problems.lines[0]), 1100);
+    unload(&l);
+}
+END_TEST
+
+Suite *
+ptth_test_suite(void)
+{
+    Suite *s = suite_create("options");
+    TCase *tc = tcase_create("options");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, defaults);
+    tcase_add_test(tc, both_value_forms);
+    tcase_add_test(tc, unknown_option);
+    tcase_add_test(tc, positional);
+    tcase_add_test(tc, missing_value);
+    tcase_add_test(tc, flags);
+    tcase_add_test(tc, numbers);
+    tcase_add_test(tc, cli_duplicates);
+    tcase_add_test(tc, check_failures_name_option);
+    tcase_add_test(tc, log_level);
+    tcase_add_test(tc, good_file);
+    tcase_add_test(tc, empty_file);
+    tcase_add_test(tc, file_flag_values);
+    tcase_add_test(tc, file_errors_name_file_and_line);
+    tcase_add_test(tc, file_out_of_range);
+    tcase_add_test(tc, file_unreadable);
+    tcase_add_test(tc, file_limits);
+    tcase_add_test(tc, file_nul_byte);
+    tcase_add_test(tc, file_from_pipe);
+    tcase_add_test(tc, cli_overrides_file);
+    tcase_add_test(tc, every_problem_collected);
+    tcase_add_test(tc, problems_capped_and_escaped);
+    tcase_add_test(tc, parse_problems_to_stderr);
+    tcase_add_test(tc, parse_run);
+    tcase_add_test(tc, check_config);
+    tcase_add_test(tc, version);
+    tcase_add_test(tc, help_lists_everything);
+    tcase_add_test(tc, help_ignores_file);
+    tcase_add_test(tc, reload);
+    tcase_add_test(tc, check_host_port);
+    tcase_add_test(tc, split_host_port);
+    tcase_add_test(tc, check_url);
+    tcase_add_test(tc, check_name_and_hash);
+    tcase_add_test(tc, long_values_are_bounded);
+    suite_add_tcase(s, tc);
+    return s;
+}
