@@ -1,0 +1,36 @@
+/*
+ * config.h: ptth_relay's options (SPEC §3) as one table for common/options,
+ * and the checks that run on them (for start-up, --check-config and SIGHUP).
+ */
+#ifndef PTTH_RELAY_CONFIG_H
+#define PTTH_RELAY_CONFIG_H
+
+#include <stdint.h>
+
+#include "options.h"
+
+typedef struct ptth_relay_config {
+    ptth_strlist listen;
+    char *tls_cert;
+    char *tls_key;
+    ptth_strlist server;
+    ptth_strlist client;
+    ptth_strlist allow;
+    char *admin_key_hash;
+    uint64_t listen_timeout;
+    uint64_t connect_timeout;
+    uint64_t heartbeat;
+    uint64_t idle_timeout;
+    uint64_t max_chunk;
+    uint64_t max_connections;
+    uint64_t max_connections_per_server;
+    ptth_strlist trusted_proxy;
+} ptth_relay_config;
+
+extern const ptth_program ptth_relay_program;
+
+/* Option check of one --listen value: HOST:PORT or [V6]:PORT with a numeric
+ * address, port 0 allowed (the kernel picks one). */
+int ptth_relay_check_listen(const char *value, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * handler.c: see handler.h.
+ */
+#include "handler.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "admin.h"
+#include "frame.h"
+#include "log.h"
+#include "registry.h"
+#include "route.h"
+#include "tunnel.h"
+
+typedef struct relay_handler {
+    h2o_handler_t super;
+    ptth_relay *relay;
+} relay_handler;
+
+/* Who the request's key belongs to. */
+typedef struct caller {
+    bool has_key;
+    ptth_key_hash hash;
+    const ptth_principal *server; /* the server named in the path, when the key is its key */
+    const ptth_principal *client; /* the client whose key it is */
+} caller;
+
+static void
+identify(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, caller *c)
+{
+    size_t len;
+    const char *v = ptth_req_header(req, "authorization", &len);
+    memset(c, 0, sizeof(*c));
+    if (v == NULL || ptth_auth_bearer(v, len, &c->hash) != 0)
+        return;
+    c->has_key = true;
+    if (route->server.len != 0) {
+        const ptth_principal *p = ptth_auth_server(&relay->auth, route->server.base, route->server.len);
+        if (p != NULL && ptth_key_hash_equal(&p->hash, &c->hash))
+            c->server = p;
+    }
+    c->client = ptth_auth_client_by_hash(&relay->auth, &c->hash);
+}
+
+/* 401 when the key is missing or unknown, 403 when it is known but not for this. */
+static void
+refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
+{
+    char msg[160];
+    if (!c->has_key) {
+        ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
+        ptth_reply(req, 401, "missing or malformed Authorization: Bearer KEY\n");
+        return;
+    }
+    bool known = c->client != NULL || c->server != NULL || ptth_auth_server_by_hash(&relay->auth, &c->hash) != NULL ||
+                 ptth_auth_is_admin(&relay->auth, &c->hash);
+    if (!known) {
+        ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
+        ptth_reply(req, 401, "unknown key\n");
+        return;
+    }
+    snprintf(msg, sizeof(msg), "this key may not %s\n", what);
+    ptth_reply(req, 403, msg);
+}
+
+static void
+client_addr(ptth_relay *relay, h2o_req_t *req, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    size_t xlen;
+    const char *xff = ptth_req_header(req, "x-forwarded-for", &xlen);
+    ptth_client_addr(n != 0 ? (struct sockaddr *)&ss : NULL, xff, xlen, relay->trusted, relay->ntrusted, out, outlen);
+}
+
+static void
+do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route)
+{
+    ptth_srv *srv = ptth_srv_get_or_create(relay, route->server.base, route->server.len);
+    if (srv == NULL) {
+        ptth_reply(req, 500, "out of memory\n");
+        return;
+    }
+    size_t len;
+    const char *ports = ptth_req_header(req, "ptth-ports", &len);
+    if (ports != NULL) {
+        if (ptth_srv_set_ports(srv, ports, len) != 0) {
+            ptth_reply(req, 400, "bad PTTH-Ports: expected a comma-separated list of port names\n");
+            return;
+        }
+    } else if (srv->ports == NULL) {
+        ptth_reply(req, 400, "missing PTTH-Ports: the port names this server offers\n");
+        return;
+    }
+    ptth_srv_on_listen(srv, req);
+}
+
+static void
+do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c)
+{
+    char msg[256];
+    if (c->client == NULL ||
+        !ptth_auth_allowed(&relay->auth, c->client->name, route->server.base, route->server.len, route->port.base, route->port.len)) {
+        refuse(relay, req, c, "reach this server and port");
+        return;
+    }
+    if (ptth_auth_server(&relay->auth, route->server.base, route->server.len) == NULL) {
+        snprintf(msg, sizeof(msg), "unknown server '%.*s'\n", (int)route->server.len, route->server.base);
+        ptth_reply(req, 404, msg);
+        return;
+    }
+    ptth_srv *srv = ptth_srv_get(relay, route->server.base, route->server.len);
+    if (srv == NULL || !srv->online) {
+        snprintf(msg, sizeof(msg), "server '%.*s' is offline\n", (int)route->server.len, route->server.base);
+        ptth_reply_retry(req, 503, PTTH_RETRY_OFFLINE, msg);
+        return;
+    }
+    if (!ptth_srv_offers(srv, route->port.base, route->port.len)) {
+        snprintf(msg, sizeof(msg), "server '%s' does not offer port '%.*s'\n", srv->name, (int)route->port.len, route->port.base);
+        ptth_reply(req, 404, msg);
+        return;
+    }
+    if (relay->ntunnels >= relay->cfg->max_connections) {
+        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open at the relay (--max-connections)\n");
+        return;
+    }
+    if (srv->ntunnels >= relay->cfg->max_connections_per_server) {
+        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
+        return;
+    }
+    char addr[PTTH_ADDR_STRLEN];
+    client_addr(relay, req, addr, sizeof(addr));
+    ptth_tunnel *t = ptth_tunnel_new(relay, srv, req, route->port.base, route->port.len, c->client->name, addr);
+    if (t == NULL) {
+        ptth_reply(req, 500, "cannot create a tunnel\n");
+        return;
+    }
+    ptth_hold *listen = ptth_srv_take_listen(srv);
+    if (listen != NULL)
+        ptth_tunnel_match(t, ptth_hold_release(listen));
+    else
+        ptth_srv_wait(srv, t);
+}
+
+/* The conns/{id}/... routes: find the tunnel and check that the caller is
+ * its server or its client, as the route requires. */
+static void
+do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c)
+{
+    ptth_tunnel *t = ptth_tunnel_find(relay, route->id.base, route->id.len);
+    bool is_server = c->server != NULL;
+    bool is_client = !is_server && c->client != NULL;
+    ptth_route_side side = ptth_route_side_of(route->kind);
+
+    if ((side == PTTH_SIDE_SERVER && !is_server) || (side == PTTH_SIDE_CLIENT && !is_client) ||
+        (side == PTTH_SIDE_EITHER && !is_server && !is_client)) {
+        refuse(relay, req, c, side == PTTH_SIDE_SERVER ? "act as this server" : "act as a client of this tunnel");
+        return;
+    }
+    if (t == NULL || strlen(t->server) != route->server.len || memcmp(t->server, route->server.base, route->server.len) != 0) {
+        ptth_reply(req, 404, "unknown or closed tunnel\n");
+        return;
+    }
+    if (is_client && strcmp(t->client, c->client->name) != 0) {
+        refuse(relay, req, c, "act as a client of this tunnel");
+        return;
+    }
+
+    size_t len;
+    const char *reason;
+    switch (route->kind) {
+    case PTTH_ROUTE_ACCEPT:
+        ptth_tunnel_on_accept(t, req);
+        break;
+    case PTTH_ROUTE_REJECT:
+        reason = ptth_req_header(req, "ptth-reason", &len);
+        ptth_tunnel_on_reject(t, req, reason, len);
+        break;
+    case PTTH_ROUTE_DOWNSTREAM:
+        ptth_tunnel_on_chunk(t, req, false);
+        break;
+    case PTTH_ROUTE_UPSTREAM:
+        ptth_tunnel_on_chunk(t, req, true);
+        break;
+    case PTTH_ROUTE_CLOSE: {
+        char text[PTTH_FRAME_REASON_MAX + 1];
+        reason = ptth_req_header(req, "ptth-reason", &len);
+        snprintf(text, sizeof(text), "%s: %.*s", is_server ? "closed by server" : "closed by client",
+                 (int)(len < 200 ? len : 200), reason != NULL ? reason : "");
+        if (reason == NULL)
+            text[strlen(text) - 2] = '\0';
+        ptth_reply(req, 204, NULL);
+        ptth_tunnel_end(t, PTTH_END_RST, text);
+        break;
+    }
+    default:
+        ptth_reply(req, 404, "not found\n");
+        break;
+    }
+}
+
+static int
+on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    ptth_relay *relay = ((relay_handler *)self)->relay;
+    ptth_route route;
+    ptth_route_parse(req->input.path.base, req->input.path.len, &route);
+
+    if (route.kind == PTTH_ROUTE_NOT_FOUND) {
+        ptth_reply(req, 404, "not found\n");
+        return 0;
+    }
+    if (!ptth_route_method_ok(route.kind, req->input.method.base, req->input.method.len)) {
+        ptth_route_side side = ptth_route_side_of(route.kind);
+        ptth_reply_header(req, "allow", side == PTTH_SIDE_NONE ? "GET, HEAD" : "POST", side == PTTH_SIDE_NONE ? 9 : 4);
+        ptth_reply(req, 405, "method not allowed\n");
+        return 0;
+    }
+    switch (route.kind) {
+    case PTTH_ROUTE_HEALTHZ:
+        ptth_reply(req, 200, "ok\n");
+        return 0;
+    case PTTH_ROUTE_METRICS:
+    case PTTH_ROUTE_STATUS:
+    case PTTH_ROUTE_INDEX:
+        ptth_admin_serve(relay, req, route.kind);
+        return 0;
+    default:
+        break;
+    }
+    if (relay->shutting_down) {
+        ptth_reply_retry(req, 503, PTTH_RETRY_OFFLINE, "relay shutting down\n");
+        return 0;
+    }
+
+    caller c;
+    identify(relay, req, &route, &c);
+    switch (route.kind) {
+    case PTTH_ROUTE_LISTEN:
+        if (c.server == NULL)
+            refuse(relay, req, &c, "listen for this server");
+        else
+            do_listen(relay, req, &route);
+        break;
+    case PTTH_ROUTE_CONNECT:
+        do_connect(relay, req, &route, &c);
+        break;
+    default:
+        do_conn(relay, req, &route, &c);
+        break;
+    }
+    return 0;
+}
+
+void
+ptth_handler_register(ptth_relay *relay, h2o_hostconf_t *hostconf)
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    relay_handler *h = (relay_handler *)h2o_create_handler(pathconf, sizeof(*h));
+    h->super.on_req = on_req;
+    h->relay = relay;
+}

@@ -1,0 +1,137 @@
+/*
+ * reply.c: see reply.h.
+ */
+#include "reply.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Runs when h2o clears the request's pool: the request is over. A hold still
+ * attached at that point was never answered. */
+static void
+on_hold_dispose(void *p)
+{
+    ptth_hold *hold = p;
+    h2o_timeout_unlink(&hold->timer);
+    if (hold->req == NULL)
+        return;
+    hold->req = NULL;
+    if (hold->on_gone != NULL)
+        hold->on_gone(hold);
+}
+
+ptth_hold *
+ptth_hold_new(h2o_req_t *req, size_t size, ptth_hold_cb on_gone, void *owner)
+{
+    ptth_hold *hold = h2o_mem_alloc_shared(&req->pool, size, on_hold_dispose);
+    memset(hold, 0, size);
+    hold->req = req;
+    hold->on_gone = on_gone;
+    hold->owner = owner;
+    return hold;
+}
+
+h2o_req_t *
+ptth_hold_release(ptth_hold *hold)
+{
+    h2o_req_t *req = hold->req;
+    hold->req = NULL;
+    h2o_timeout_unlink(&hold->timer);
+    return req;
+}
+
+void
+ptth_hold_reply(ptth_hold *hold, int status, const char *body)
+{
+    h2o_req_t *req = ptth_hold_release(hold);
+    if (req != NULL)
+        ptth_reply(req, status, body);
+}
+
+const char *
+ptth_status_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Error";
+    }
+}
+
+void
+ptth_reply(h2o_req_t *req, int status, const char *body)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t buf = {NULL, 0};
+
+    req->res.status = status;
+    req->res.reason = ptth_status_reason(status);
+    if (status == 204 || status == 304) {
+        req->res.content_length = SIZE_MAX; /* no body, and no Content-Length either (RFC 9110) */
+    } else {
+        if (body == NULL)
+            body = "";
+        buf = h2o_strdup(&req->pool, body, SIZE_MAX);
+        req->res.content_length = buf.len;
+        if (buf.len != 0)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
+    }
+    h2o_start_response(req, &generator);
+    if (buf.len == 0 || h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void
+ptth_reply_retry(h2o_req_t *req, int status, unsigned secs, const char *body)
+{
+    char v[16];
+    int n = snprintf(v, sizeof(v), "%u", secs);
+    ptth_reply_header(req, "retry-after", v, (size_t)n);
+    ptth_reply(req, status, body);
+}
+
+void
+ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size_t len)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
+}
+
+const char *
+ptth_req_header(h2o_req_t *req, const char *name, size_t *len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0) {
+        *len = 0;
+        return NULL;
+    }
+    *len = req->headers.entries[i].value.len;
+    return req->headers.entries[i].value.base;
+}

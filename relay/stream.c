@@ -1,0 +1,205 @@
+/*
+ * stream.c: see stream.h.
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+static int
+buf_append(ptth_stream_buf *b, const void *p, size_t len)
+{
+    if (b->capacity - b->size < len) {
+        size_t cap = b->capacity == 0 ? 4096 : b->capacity;
+        while (cap - b->size < len)
+            cap *= 2;
+        uint8_t *n = realloc(b->bytes, cap);
+        if (n == NULL)
+            return -ENOMEM;
+        b->bytes = n;
+        b->capacity = cap;
+    }
+    memcpy(b->bytes + b->size, p, len);
+    b->size += len;
+    return 0;
+}
+
+static void
+buf_free(ptth_stream_buf *b)
+{
+    free(b->bytes);
+    *b = (ptth_stream_buf){NULL, 0, 0};
+}
+
+/* Detaches the owner and tells it the response broke (once). */
+static void
+notify_broken(ptth_stream *s)
+{
+    void *owner = s->owner;
+    s->owner = NULL;
+    if (owner != NULL && s->cb->on_broken != NULL)
+        s->cb->on_broken(s, owner);
+}
+
+static void
+rearm_heartbeat(ptth_stream *s)
+{
+    h2o_timeout_unlink(&s->heartbeat_entry);
+    if (s->req != NULL && !s->finishing && s->heartbeat != NULL)
+        h2o_timeout_link(s->loop, s->heartbeat, &s->heartbeat_entry);
+}
+
+/* Gives pending to h2o: swaps it into inflight (which h2o then holds until
+ * proceed) and sends it, with the final flag when finishing. */
+static void
+do_send(ptth_stream *s)
+{
+    if (s->sending || s->req == NULL)
+        return;
+    bool final = s->finishing;
+    if (s->pending.size == 0 && !final)
+        return;
+
+    ptth_stream_buf t = s->inflight;
+    s->inflight = s->pending;
+    s->pending = t;
+    s->pending.size = 0;
+
+    h2o_iovec_t vec = h2o_iovec_init(s->inflight.bytes, s->inflight.size);
+    h2o_req_t *req = s->req;
+    s->bytes_written += vec.len;
+    if (final) {
+        s->req = NULL; /* h2o drops the generator with a final send: no proceed, no stop */
+        h2o_timeout_unlink(&s->heartbeat_entry);
+    } else {
+        s->sending = true;
+        rearm_heartbeat(s);
+    }
+    h2o_send(req, vec.len != 0 ? &vec : NULL, vec.len != 0 ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void
+on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    ptth_stream *s = (ptth_stream *)generator;
+    s->sending = false;
+    s->inflight.size = 0;
+    if (s->pending.size != 0 || s->finishing) {
+        do_send(s);
+        return;
+    }
+    if (s->owner != NULL && s->cb->on_writable != NULL)
+        s->cb->on_writable(s, s->owner);
+}
+
+/* h2o gives up on the response (connection closed, stream reset). */
+static void
+on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    ptth_stream *s = (ptth_stream *)generator;
+    s->req = NULL;
+    s->sending = false;
+    h2o_timeout_unlink(&s->heartbeat_entry);
+    notify_broken(s);
+}
+
+static void
+on_dispose(void *p)
+{
+    ptth_stream *s = p;
+    s->req = NULL;
+    h2o_timeout_unlink(&s->heartbeat_entry);
+    notify_broken(s);
+    buf_free(&s->pending);
+    buf_free(&s->inflight);
+    if (s->live_counter != NULL)
+        (*s->live_counter)--;
+}
+
+static void
+on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    ptth_stream *s = H2O_STRUCT_FROM_MEMBER(ptth_stream, heartbeat_entry, entry);
+    if (s->req == NULL || s->finishing)
+        return;
+    if (s->sending) {
+        rearm_heartbeat(s); /* the peer is slow to read; a PING would only queue up */
+        return;
+    }
+    if (ptth_stream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
+        ptth_stream_flush(s);
+}
+
+ptth_stream *
+ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, const ptth_stream_callbacks *cb, void *owner,
+                 size_t *live_counter)
+{
+    ptth_stream *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), on_dispose);
+    memset(s, 0, sizeof(*s));
+    s->super.proceed = on_proceed;
+    s->super.stop = on_stop;
+    s->req = req;
+    s->cb = cb;
+    s->owner = owner;
+    s->loop = loop;
+    s->heartbeat = heartbeat;
+    s->heartbeat_entry.cb = on_heartbeat;
+    s->live_counter = live_counter;
+    if (live_counter != NULL)
+        (*live_counter)++;
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = SIZE_MAX;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/octet-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
+    h2o_start_response(req, &s->super);
+
+    if (ptth_stream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
+        ptth_stream_flush(s);
+    return s;
+}
+
+int
+ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t len)
+{
+    if (s->req == NULL || s->finishing)
+        return -EPIPE;
+    if (len > PTTH_FRAME_MAX_PAYLOAD)
+        return -EINVAL;
+    uint8_t hdr[PTTH_FRAME_HEADER_LEN];
+    ptth_frame_header(hdr, type, (uint32_t)len);
+    size_t before = s->pending.size;
+    if (buf_append(&s->pending, hdr, sizeof(hdr)) != 0 || (len != 0 && buf_append(&s->pending, payload, len) != 0)) {
+        s->pending.size = before;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void
+ptth_stream_flush(ptth_stream *s)
+{
+    do_send(s);
+}
+
+bool
+ptth_stream_idle(const ptth_stream *s)
+{
+    return s->req != NULL && !s->sending && s->pending.size == 0;
+}
+
+void
+ptth_stream_finish(ptth_stream *s)
+{
+    s->owner = NULL;
+    if (s->req == NULL || s->finishing)
+        return;
+    s->finishing = true;
+    h2o_timeout_unlink(&s->heartbeat_entry);
+    do_send(s);
+}

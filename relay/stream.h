@@ -1,0 +1,85 @@
+/*
+ * stream.h: a framed stream (SPEC §4): the body of a `connect` or `accept`
+ * response, written frame by frame with an h2o generator.
+ *
+ * Backpressure follows h2o's rule of one h2o_send in flight per request
+ * (h2o v2.2.5 lib/core/proxy.c, do_send/do_proceed): frames written while a
+ * send is in flight wait in `pending` and go out with the next send, after
+ * h2o's proceed callback. The owner learns that everything it wrote so far
+ * was taken by h2o through on_writable; that is when the relay answers the
+ * chunks whose bytes it wrote (SPEC: 204 once handed to the other side).
+ *
+ * Ownership: the stream lives in its request's pool and is freed by h2o with
+ * the request. The owner (a tunnel) holds a pointer until it calls
+ * ptth_stream_finish() or until on_broken runs; after either the stream makes
+ * no more callbacks and the owner must forget the pointer.
+ *
+ * Heartbeat: after `heartbeat` idle time (nothing written), a PING frame goes
+ * out so that proxies keep the response open. The stream starts with a PING
+ * so that the response headers leave h2o (and any proxy) at once.
+ */
+#ifndef PTTH_RELAY_STREAM_H
+#define PTTH_RELAY_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+typedef struct ptth_stream ptth_stream;
+
+typedef struct ptth_stream_callbacks {
+    /* All frames written so far were handed to h2o, and h2o wants more. */
+    void (*on_writable)(ptth_stream *s, void *owner);
+    /* The HTTP response failed (peer gone, stream reset) before finish; the
+     * stream is detached from its owner when this runs. */
+    void (*on_broken)(ptth_stream *s, void *owner);
+} ptth_stream_callbacks;
+
+typedef struct ptth_stream_buf {
+    uint8_t *bytes;
+    size_t size, capacity;
+} ptth_stream_buf;
+
+struct ptth_stream {
+    h2o_generator_t super; /* first: h2o hands it back to the callbacks */
+    h2o_req_t *req;        /* NULL once the final send was made or the response broke */
+    const ptth_stream_callbacks *cb;
+    void *owner;         /* NULL when detached */
+    ptth_stream_buf pending;  /* frames not yet given to h2o */
+    ptth_stream_buf inflight; /* what h2o holds until proceed */
+    bool sending;             /* an h2o_send is in flight */
+    bool finishing;           /* end the response after pending */
+    size_t *live_counter;     /* decremented when the stream is freed */
+    h2o_timeout_t *heartbeat;
+    h2o_timeout_entry_t heartbeat_entry;
+    h2o_loop_t *loop;
+    uint64_t bytes_written; /* frame bytes handed to h2o */
+};
+
+/* Starts a 200 response on req whose body is a framed stream, with
+ * Cache-Control: no-store, X-Accel-Buffering: no and content type
+ * application/octet-stream (headers added to req->res.headers before are
+ * kept), and sends a first PING. live_counter (may be NULL) is incremented
+ * now and decremented when h2o frees the stream. */
+ptth_stream *ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, const ptth_stream_callbacks *cb,
+                              void *owner, size_t *live_counter);
+
+/* Appends one frame (header + copy of payload) to pending. Nothing is sent
+ * before ptth_stream_flush(). 0, -EPIPE when the stream is finished or broken,
+ * -ENOMEM. */
+int ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t len);
+
+/* Hands pending frames to h2o unless a send is already in flight (then they
+ * follow after proceed). */
+void ptth_stream_flush(ptth_stream *s);
+
+/* true when nothing is pending or in flight: a write now goes out at once. */
+bool ptth_stream_idle(const ptth_stream *s);
+
+/* Ends the response after the pending frames and detaches the owner: no more
+ * callbacks. */
+void ptth_stream_finish(ptth_stream *s);
+
+#endif
