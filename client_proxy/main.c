@@ -1,0 +1,231 @@
+/*
+ * ptth_proxy: the client terminator (SPEC §6). Listens on local ports (or
+ * speaks on stdin/stdout) and carries each connection through the relay to a
+ * port of a ptth_server.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "options.h"
+#include "proxy.h"
+#include "relay_client.h"
+#include "sysutil.h"
+
+#define PROGRAM "ptth_proxy"
+#define DEFAULT_LISTEN "127.0.0.1:0"
+
+typedef struct proxy_config {
+    char *relay;
+    char *server;
+    char *port;
+    char *listen;
+    ptth_strlist forwards;
+    bool stdio;
+    char *key_file;
+    char *ca_file;
+    bool insecure;
+    uint64_t max_chunk;
+    /* filled in by validate() */
+    ptth_key key;
+    ptth_forward_spec *specs;
+    size_t n_specs;
+} proxy_config;
+
+static int check_forward(const char *value, char *err, size_t errlen)
+{
+    ptth_forward_spec spec;
+    return ptth_forward_parse(value, &spec, err, errlen) == 0 ? 0 : -1;
+}
+
+static void validate(void *config, ptth_problems *problems)
+{
+    proxy_config *c = config;
+    char err[512];
+    if (c->relay == NULL) {
+        const char *env = getenv("PTTH_RELAY");
+        if (env == NULL || env[0] == '\0')
+            ptth_problems_add(problems, "--relay is required (or set PTTH_RELAY)");
+        else if (ptth_check_url(env, err, sizeof(err)) != 0)
+            ptth_problems_add(problems, "PTTH_RELAY: %s", err);
+        else if ((c->relay = strdup(env)) == NULL)
+            ptth_problems_add(problems, "out of memory");
+    }
+    if (ptth_key_load(c->key_file, &c->key, err, sizeof(err)) != 0)
+        ptth_problems_add(problems, "%s", err);
+
+    bool direct = c->server != NULL || c->port != NULL;
+    if (direct && (c->server == NULL || c->port == NULL))
+        ptth_problems_add(problems, "--server and --port go together");
+    if (c->stdio) {
+        if (c->server == NULL || c->port == NULL)
+            ptth_problems_add(problems, "--stdio needs --server and --port");
+        if (c->forwards.count > 0)
+            ptth_problems_add(problems, "--stdio cannot be combined with --forward");
+        if (c->listen != NULL)
+            ptth_problems_add(problems, "--stdio cannot be combined with --listen");
+    } else if (!direct && c->forwards.count == 0) {
+        ptth_problems_add(problems, "give --server and --port, or at least one --forward");
+    } else if (!direct && c->listen != NULL) {
+        ptth_problems_add(problems, "--listen needs --server and --port (a --forward carries its own address)");
+    }
+
+    c->specs = calloc(c->forwards.count + 1, sizeof(*c->specs));
+    if (c->specs == NULL) {
+        ptth_problems_add(problems, "out of memory");
+        return;
+    }
+    if (direct && c->server != NULL && c->port != NULL) {
+        ptth_forward_spec *sp = &c->specs[c->n_specs++];
+        snprintf(sp->server, sizeof(sp->server), "%s", c->server);
+        snprintf(sp->port, sizeof(sp->port), "%s", c->port);
+        const char *listen = c->listen != NULL ? c->listen : DEFAULT_LISTEN;
+        if (ptth_split_host_port(listen, sp->bind_host, sizeof(sp->bind_host), &sp->bind_port, true) != 0)
+            ptth_problems_add(problems, "--listen: bad address '%s'", listen);
+    }
+    for (size_t i = 0; i < c->forwards.count; i++) {
+        if (ptth_forward_parse(c->forwards.items[i], &c->specs[c->n_specs], err, sizeof(err)) != 0)
+            ptth_problems_add(problems, "--forward: %s", err);
+        else
+            c->n_specs++;
+    }
+}
+
+static const ptth_option options[] = {
+    {"relay", PTTH_OPT_STRING, offsetof(proxy_config, relay), "URL",
+     "the relay: http:// or https://, may carry a path prefix (or set PTTH_RELAY)", NULL, 0, 0, ptth_check_url},
+    {"server", PTTH_OPT_STRING, offsetof(proxy_config, server), "NAME", "the server to reach", NULL, 0, 0,
+     ptth_check_name},
+    {"port", PTTH_OPT_STRING, offsetof(proxy_config, port), "NAME", "the port (name) of that server", NULL, 0, 0,
+     ptth_check_name},
+    {"listen", PTTH_OPT_STRING, offsetof(proxy_config, listen), "ADDR:PORT",
+     "local address for --server/--port; port 0 lets the system choose (default: " DEFAULT_LISTEN ")", NULL, 0, 0,
+     ptth_check_host_port},
+    {"forward", PTTH_OPT_LIST, offsetof(proxy_config, forwards), "[ADDR:]LPORT=SERVER/PORT",
+     "listen on ADDR:LPORT (ADDR default 127.0.0.1) and carry connections to SERVER/PORT", NULL, 0, 0, check_forward},
+    {"stdio", PTTH_OPT_FLAG, offsetof(proxy_config, stdio), NULL,
+     "carry one connection over stdin/stdout, then exit (ssh ProxyCommand)", NULL, 0, 0, NULL},
+    {"key-file", PTTH_OPT_STRING, offsetof(proxy_config, key_file), "FILE",
+     "this client's key (or set PTTH_KEY); mode 0600", NULL, 0, 0, NULL},
+    {"ca-file", PTTH_OPT_STRING, offsetof(proxy_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0,
+     NULL},
+    {"insecure", PTTH_OPT_FLAG, offsetof(proxy_config, insecure), NULL,
+     "do not check the relay's certificate (testing only)", NULL, 0, 0, NULL},
+    {"max-chunk", PTTH_OPT_UINT, offsetof(proxy_config, max_chunk), "BYTES",
+     "largest upstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
+};
+
+static const ptth_program program = {
+    .name = PROGRAM,
+    .version = PTTH_VERSION,
+    .usage = "--relay URL --key-file FILE (--server NAME --port NAME [--listen ADDR:PORT | --stdio] | --forward "
+             "SPEC...) [OPTIONS]",
+    .summary = "Carries local TCP connections (or stdin/stdout) through a ptth relay to a port of a ptth_server.\n"
+               "Prints 'listening on ADDR:PORT' on stderr for each local port it listens on.",
+    .epilog = "Environment: PTTH_RELAY (instead of --relay), PTTH_KEY (instead of --key-file).\n"
+              "Exit codes: 0 clean exit (SIGINT/SIGTERM; with --stdio: the tunnel was established), 1 fatal\n"
+              "error or (--stdio) the relay refused the tunnel, 2 usage or configuration error.",
+    .options = options,
+    .n_options = sizeof(options) / sizeof(options[0]),
+    .max_positional = 0,
+    .validate = validate,
+};
+
+typedef struct app {
+    ptth_loop *loop;
+    int exit_code;
+} app;
+
+static void on_signal(int signo, void *data)
+{
+    app *a = data;
+    if (signo == SIGINT || signo == SIGTERM) {
+        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        ptth_loop_stop(a->loop);
+    }
+}
+
+static void on_stdio_end(bool ok, void *data)
+{
+    app *a = data;
+    a->exit_code = ok ? 0 : 1;
+    ptth_loop_stop(a->loop);
+}
+
+int main(int argc, char **argv)
+{
+    proxy_config cfg;
+    ptth_cli cli;
+    memset(&cfg, 0, sizeof(cfg));
+    ptth_parse_result pr = ptth_options_parse(&program, &cfg, &cli, argc, argv);
+    if (pr != PTTH_PARSE_RUN) {
+        free(cfg.specs);
+        memset(&cfg.key, 0, sizeof(cfg.key));
+        return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
+    }
+    app a = {.loop = NULL, .exit_code = 1};
+    ptth_raise_nofile_limit();
+    if (cfg.insecure)
+        ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");
+
+    ptth_relay_client *client = NULL;
+    ptth_proxy *px = NULL;
+    char err[512];
+    a.loop = ptth_loop_new();
+    if (a.loop == NULL) {
+        fprintf(stderr, "%s: cannot create the event loop: %s\n", PROGRAM, strerror(errno));
+        goto out;
+    }
+    int rc = ptth_loop_catch_signals(a.loop, on_signal, &a);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
+        goto out;
+    }
+    ptth_relay_client_config rcc = {
+        .url = cfg.relay,
+        .key = cfg.key.text,
+        .ca_file = cfg.ca_file,
+        .insecure = cfg.insecure,
+        .user_agent = PROGRAM "/" PTTH_VERSION,
+    };
+    if (ptth_relay_client_new(a.loop, &rcc, &client, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
+    ptth_proxy_params params = {
+        .forwards = cfg.specs,
+        .n_forwards = cfg.n_specs,
+        .max_chunk = (size_t)cfg.max_chunk,
+        .stdio = cfg.stdio,
+        .on_stdio_end = on_stdio_end,
+        .data = &a,
+    };
+    if (ptth_proxy_new(a.loop, client, &params, &px, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
+    if (!cfg.stdio)
+        a.exit_code = 0; /* a signal is the normal way out */
+    rc = ptth_loop_run(a.loop);
+    if (rc != 0) {
+        fprintf(stderr, "%s: event loop failed: %s\n", PROGRAM, strerror(-rc));
+        a.exit_code = 1;
+    }
+out:
+    ptth_proxy_free(px);
+    ptth_relay_client_free(client);
+    ptth_bridge_release_pool();
+    ptth_loop_free(a.loop);
+    free(cfg.specs);
+    memset(&cfg.key, 0, sizeof(cfg.key));
+    ptth_options_free(&program, &cfg);
+    ptth_cli_free(&cli);
+    return a.exit_code;
+}

@@ -1,0 +1,443 @@
+/* proxy.c: forwards and tunnels of ptth_proxy; see proxy.h. */
+#include "proxy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "log.h"
+#include "options.h"
+#include "sysutil.h"
+
+#define ACCEPTS_PER_EVENT 64
+#define ACCEPT_PAUSE_MS 1000 /* after EMFILE and the like */
+#define RETRY_AFTER_MAX_S 3600
+#define PATH_LEN 512
+
+typedef struct forward {
+    ptth_proxy *px;
+    const ptth_forward_spec *spec;
+    int lfd;
+    ptth_watch watch;
+    ptth_timer pause_timer;
+    char bound[96];
+    char connect_path[PATH_LEN];
+    long long refuse_until_ms; /* honouring a Retry-After */
+} forward;
+
+typedef struct ptunnel {
+    forward *fw;
+    struct ptunnel *prev, *next;
+    ptth_bridge *bridge;
+    char peer[96];
+} ptunnel;
+
+struct ptth_proxy {
+    ptth_loop *loop;
+    ptth_relay_client *client;
+    const ptth_proxy_params *p;
+    forward *forwards;
+    size_t n_forwards;
+    ptunnel *tunnels;
+};
+
+int ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *eq = strchr(text, '=');
+    if (eq == NULL) {
+        snprintf(err, errlen, "bad forward '%s': expected [ADDR:]LPORT=SERVER/PORT", text);
+        return -EINVAL;
+    }
+    const char *slash = strchr(eq + 1, '/');
+    if (slash == NULL) {
+        snprintf(err, errlen, "bad forward '%s': expected SERVER/PORT after '='", text);
+        return -EINVAL;
+    }
+    size_t slen = (size_t)(slash - (eq + 1));
+    if (!ptth_name_valid(eq + 1, slen) || !ptth_name_valid_str(slash + 1)) {
+        snprintf(err, errlen, "bad forward '%s': SERVER and PORT must be 1 to 64 of A-Z a-z 0-9 . _ -", text);
+        return -EINVAL;
+    }
+    memcpy(out->server, eq + 1, slen);
+    out->server[slen] = '\0';
+    snprintf(out->port, sizeof(out->port), "%s", slash + 1);
+
+    char left[300];
+    size_t llen = (size_t)(eq - text);
+    if (llen == 0 || llen >= sizeof(left)) {
+        snprintf(err, errlen, "bad forward '%s': missing local port before '='", text);
+        return -EINVAL;
+    }
+    memcpy(left, text, llen);
+    left[llen] = '\0';
+    if (strchr(left, ':') != NULL) {
+        if (ptth_split_host_port(left, out->bind_host, sizeof(out->bind_host), &out->bind_port, true) != 0) {
+            snprintf(err, errlen, "bad forward '%s': bad local address '%s'", text, left);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(left, &end, 10);
+    if (*end != '\0' || errno != 0 || port > 65535 || left[0] < '0' || left[0] > '9') {
+        snprintf(err, errlen, "bad forward '%s': bad local port '%s'", text, left);
+        return -EINVAL;
+    }
+    snprintf(out->bind_host, sizeof(out->bind_host), "127.0.0.1");
+    out->bind_port = (uint16_t)port;
+    return 0;
+}
+
+/* ---- tunnels ---- */
+
+static void tunnel_unlink(ptth_proxy *px, ptunnel *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        px->tunnels = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+}
+
+static void on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
+{
+    ptunnel *t = data;
+    forward *fw = t->fw;
+    ptth_proxy *px = fw->px;
+    const ptth_forward_spec *sp = fw->spec;
+    char q[300];
+    ptth_log_quote(q, sizeof(q), res->reason);
+    if (res->established) {
+        ptth_log_info("event=tunnel_end conn=%s server=%s port=%s peer=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
+                      " duration_ms=%lld reason=%s",
+                      ptth_bridge_conn(b), sp->server, sp->port, t->peer, res->bytes_to_relay, res->bytes_from_relay,
+                      res->duration_ms, q);
+    } else if (res->status != 0) {
+        long ra = res->retry_after;
+        if ((res->status == 503 || res->status == 429) && ra > 0) {
+            if (ra > RETRY_AFTER_MAX_S)
+                ra = RETRY_AFTER_MAX_S;
+            fw->refuse_until_ms = ptth_now_ms() + ra * 1000;
+        }
+        if (ra >= 0)
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s retry_after=%ld",
+                          sp->server, sp->port, t->peer, res->status, q, ra);
+        else
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s", sp->server, sp->port,
+                          t->peer, res->status, q);
+    } else {
+        ptth_log_warn("event=connect_failed server=%s port=%s peer=%s relay=%s error=%s", sp->server, sp->port, t->peer,
+                      ptth_relay_client_url(px->client), q);
+    }
+    tunnel_unlink(px, t);
+    free(t);
+    if (px->p->stdio && px->p->on_stdio_end != NULL)
+        px->p->on_stdio_end(res->established, px->p->data);
+}
+
+/* Starts one tunnel for an accepted connection (or stdio). Takes the local end. */
+static void start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
+{
+    ptth_proxy *px = fw->px;
+    ptunnel *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        local->ops->close(local->ctx);
+        ptth_log_error("event=accept_failed error=\"out of memory\"");
+        return;
+    }
+    t->fw = fw;
+    snprintf(t->peer, sizeof(t->peer), "%s", peer);
+    ptth_bridge_config bc = {
+        .loop = px->loop,
+        .client = px->client,
+        .server = fw->spec->server,
+        .chunk_kind = "upstream",
+        .max_chunk = px->p->max_chunk,
+        .on_end = on_tunnel_end,
+        .data = t,
+    };
+    t->bridge = ptth_bridge_new(&bc, local);
+    if (t->bridge == NULL) {
+        free(t);
+        ptth_log_error("event=accept_failed error=\"out of memory\"");
+        return;
+    }
+    t->next = px->tunnels;
+    if (px->tunnels != NULL)
+        px->tunnels->prev = t;
+    px->tunnels = t;
+    ptth_log_debug("event=connecting server=%s port=%s peer=%s", fw->spec->server, fw->spec->port, peer);
+    ptth_bridge_start(t->bridge, fw->connect_path, NULL); /* failures end in on_tunnel_end */
+}
+
+/* ---- forwards ---- */
+
+static void on_accept(ptth_watch *w, uint32_t events);
+
+static void on_accept_pause_over(ptth_timer *t)
+{
+    forward *fw = t->data;
+    ptth_watch_set(&fw->watch, EPOLLIN);
+}
+
+static void on_accept(ptth_watch *w, uint32_t events)
+{
+    forward *fw = w->data;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(fw->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+                return;
+            /* out of descriptors or memory: wait a little instead of spinning */
+            ptth_log_warn("event=accept_failed listen=%s error=\"%s\" pause_ms=%d", fw->bound, strerror(errno),
+                          ACCEPT_PAUSE_MS);
+            ptth_watch_set(&fw->watch, 0);
+            ptth_timer_start(fw->px->loop, &fw->pause_timer, ACCEPT_PAUSE_MS, on_accept_pause_over, fw);
+            return;
+        }
+        char peer[96];
+        ptth_format_sockaddr((struct sockaddr *)&ss, peer, sizeof(peer));
+        long long now = ptth_now_ms();
+        if (fw->refuse_until_ms > now) {
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=0 reason=\"relay asked to retry "
+                          "later\" retry_in_ms=%lld",
+                          fw->spec->server, fw->spec->port, peer, fw->refuse_until_ms - now);
+            close(fd);
+            continue;
+        }
+        ptth_set_nodelay(fd);
+        ptth_local_end local;
+        if (ptth_local_end_fds(&local, fd, fd) != 0) {
+            close(fd);
+            continue;
+        }
+        start_tunnel(fw, &local, peer);
+    }
+}
+
+/* Binds and listens on a forward's address. */
+static int bind_forward(forward *fw, char *err, size_t errlen)
+{
+    const ptth_forward_spec *sp = fw->spec;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)sp->bind_port);
+    int gai = getaddrinfo(sp->bind_host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", sp->bind_host, gai_strerror(gai));
+        return -EINVAL;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        freeaddrinfo(res);
+        snprintf(err, errlen, "socket for %s:%s: %s", sp->bind_host, port, strerror(e));
+        return -e;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0) {
+        int e = errno;
+        char a[96];
+        ptth_format_sockaddr(res->ai_addr, a, sizeof(a));
+        snprintf(err, errlen, "cannot listen on %s: %s", a, strerror(e));
+        freeaddrinfo(res);
+        close(fd);
+        return -e;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    ptth_format_sockaddr((struct sockaddr *)&ss, fw->bound, sizeof(fw->bound));
+    fw->lfd = fd;
+    return 0;
+}
+
+static int forward_init(ptth_proxy *px, forward *fw, const ptth_forward_spec *sp)
+{
+    fw->px = px;
+    fw->spec = sp;
+    fw->lfd = -1;
+    int n = snprintf(fw->connect_path, sizeof(fw->connect_path), "/v1/servers/%s/ports/%s/connect", sp->server, sp->port);
+    return n > 0 && (size_t)n < sizeof(fw->connect_path) ? 0 : -E2BIG;
+}
+
+/* ---- stdio: stdin/stdout as the local end ---- */
+
+typedef struct stdio_end {
+    int in_flags, out_flags;
+    bool out_done, in_done;
+} stdio_end;
+
+/* Replaces fd with /dev/null: ends the stream for the other side (the pipe's
+ * last writer goes away) while keeping the number taken, so that no socket
+ * opened later becomes "stdout". */
+static void retire_fd(int fd, int flags)
+{
+    fcntl(fd, F_SETFL, flags); /* give back the blocking mode of a shared descriptor */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, fd);
+        close(null);
+    } else {
+        close(fd);
+    }
+}
+
+static ssize_t stdio_read(void *ctx, void *buf, size_t len)
+{
+    ssize_t n = read(0, buf, len);
+    return n >= 0 ? n : -errno;
+}
+
+static ssize_t stdio_write(void *ctx, const void *buf, size_t len)
+{
+    stdio_end *e = ctx;
+    if (e->out_done)
+        return -EPIPE;
+    ssize_t n = write(1, buf, len);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n > 0 ? n : -EIO;
+}
+
+static int stdio_shutdown_write(void *ctx)
+{
+    stdio_end *e = ctx;
+    if (e->out_done)
+        return 0;
+    e->out_done = true;
+    struct stat st;
+    if (fstat(1, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        fcntl(1, F_SETFL, e->out_flags);
+        return shutdown(1, SHUT_WR) == 0 ? 0 : -errno;
+    }
+    retire_fd(1, e->out_flags);
+    return 0;
+}
+
+static void stdio_close(void *ctx)
+{
+    stdio_end *e = ctx;
+    if (!e->out_done)
+        retire_fd(1, e->out_flags);
+    retire_fd(0, e->in_flags);
+    free(e);
+}
+
+static const ptth_local_ops stdio_ops = {
+    .read = stdio_read,
+    .write = stdio_write,
+    .shutdown_write = stdio_shutdown_write,
+    .close = stdio_close,
+};
+
+static int start_stdio(ptth_proxy *px, char *err, size_t errlen)
+{
+    stdio_end *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    e->in_flags = fcntl(0, F_GETFL);
+    e->out_flags = fcntl(1, F_GETFL);
+    if (e->in_flags < 0 || e->out_flags < 0) {
+        free(e);
+        snprintf(err, errlen, "--stdio needs both stdin and stdout open");
+        return -EBADF;
+    }
+    ptth_set_nonblocking(0);
+    ptth_set_nonblocking(1);
+    ptth_local_end local = {.ops = &stdio_ops, .ctx = e, .read_fd = 0, .write_fd = 1};
+    snprintf(px->forwards[0].bound, sizeof(px->forwards[0].bound), "stdio");
+    start_tunnel(&px->forwards[0], &local, "stdio");
+    return 0;
+}
+
+int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    ptth_proxy *px = calloc(1, sizeof(*px));
+    if (px == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    px->loop = loop;
+    px->client = client;
+    px->p = params;
+    px->forwards = calloc(params->n_forwards > 0 ? params->n_forwards : 1, sizeof(*px->forwards));
+    if (px->forwards == NULL) {
+        free(px);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    px->n_forwards = params->n_forwards;
+    int rc = 0;
+    for (size_t i = 0; i < px->n_forwards && rc == 0; i++) {
+        rc = forward_init(px, &px->forwards[i], &params->forwards[i]);
+        if (rc != 0)
+            snprintf(err, errlen, "server or port name too long");
+    }
+    if (rc == 0 && params->stdio) {
+        rc = start_stdio(px, err, errlen);
+    } else {
+        for (size_t i = 0; i < px->n_forwards && rc == 0; i++) {
+            forward *fw = &px->forwards[i];
+            rc = bind_forward(fw, err, errlen);
+            if (rc == 0)
+                rc = ptth_watch_start(loop, &fw->watch, fw->lfd, EPOLLIN, on_accept, fw);
+            if (rc == 0) {
+                /* the readiness line of SPEC §6, on stderr as a plain line */
+                fprintf(stderr, "listening on %s\n", fw->bound);
+                fflush(stderr);
+                ptth_log_info("event=forward listen=%s server=%s port=%s", fw->bound, fw->spec->server, fw->spec->port);
+            }
+        }
+    }
+    if (rc != 0) {
+        ptth_proxy_free(px);
+        return rc;
+    }
+    *out = px;
+    return 0;
+}
+
+void ptth_proxy_free(ptth_proxy *px)
+{
+    if (px == NULL)
+        return;
+    while (px->tunnels != NULL) {
+        ptunnel *t = px->tunnels;
+        tunnel_unlink(px, t);
+        ptth_bridge_free(t->bridge);
+        free(t);
+    }
+    for (size_t i = 0; i < px->n_forwards; i++) {
+        forward *fw = &px->forwards[i];
+        ptth_watch_stop(&fw->watch);
+        ptth_timer_stop(px->loop, &fw->pause_timer);
+        if (fw->lfd >= 0)
+            close(fw->lfd);
+    }
+    free(px->forwards);
+    free(px);
+}

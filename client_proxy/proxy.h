@@ -1,0 +1,59 @@
+/*
+ * proxy.h: the client terminator's core (SPEC §6).
+ *
+ * A forward is a local listening socket tied to one SERVER/PORT at the relay.
+ * Each accepted connection becomes one tunnel: a `connect` POST whose 200
+ * response carries what the backend sends, and `upstream` chunks for what
+ * the client sends (common/bridge.h). Until the 200 arrives nothing is read
+ * from the connection: early bytes wait in the socket. A refused connect
+ * closes the connection and logs the status and the relay's reason; after a
+ * 503 or 429 with Retry-After, connections to that forward are closed at once
+ * (and logged) until the time given has passed, instead of asking the relay.
+ *
+ * In stdio mode there is one tunnel, on stdin/stdout, and on_stdio_end is
+ * called when it is over.
+ */
+#ifndef PTTH_PROXY_H
+#define PTTH_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "names.h"
+#include "relay_client.h"
+
+typedef struct ptth_forward_spec {
+    char bind_host[256]; /* numeric or a name; "127.0.0.1" by default */
+    uint16_t bind_port;  /* 0: the kernel chooses */
+    char server[PTTH_NAME_MAX + 1];
+    char port[PTTH_NAME_MAX + 1];
+} ptth_forward_spec;
+
+/* Parses "[ADDR:]LPORT=SERVER/PORT" (ADDR may be [V6]). 0, or -EINVAL with the
+ * reason in err. */
+int ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen);
+
+typedef struct ptth_proxy_params {
+    const ptth_forward_spec *forwards; /* listening forwards, or in stdio mode the one target */
+    size_t n_forwards;
+    size_t max_chunk;
+    bool stdio;
+    /* stdio mode: the tunnel is over; ok when it was established */
+    void (*on_stdio_end)(bool ok, void *data);
+    void *data;
+} ptth_proxy_params;
+
+typedef struct ptth_proxy ptth_proxy;
+
+/* Binds every forward and prints "listening on ADDR:PORT" for each on stderr,
+ * or starts the stdio tunnel. params must outlive the proxy. 0, or a negative
+ * errno with err saying which address failed. */
+int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out,
+                   char *err, size_t errlen);
+
+/* Closes the listeners and every tunnel. */
+void ptth_proxy_free(ptth_proxy *p);
+
+#endif

@@ -1,0 +1,730 @@
+/* bridge.c: a tunnel between a local byte stream and the relay; see bridge.h. */
+#include "bridge.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "sysutil.h"
+
+#define CLOSE_TIMEOUT_MS 5000L
+#define POOL_KEEP 64
+#define PATH_MAX_LEN 512
+
+/* ---- chunk buffers: one process-wide free list, so that the hot path does
+ * not allocate (every bridge of a process uses the same max_chunk) ---- */
+
+static struct {
+    size_t size;
+    size_t count;
+    void *bufs[POOL_KEEP];
+} pool;
+
+static void *buf_get(size_t size)
+{
+    if (pool.size == size && pool.count > 0)
+        return pool.bufs[--pool.count];
+    return malloc(size);
+}
+
+static void buf_put(void *buf, size_t size)
+{
+    if (buf == NULL)
+        return;
+    if (pool.size != size) {
+        ptth_bridge_release_pool();
+        pool.size = size;
+    }
+    if (pool.count < POOL_KEEP)
+        pool.bufs[pool.count++] = buf;
+    else
+        free(buf);
+}
+
+void ptth_bridge_release_pool(void)
+{
+    while (pool.count > 0)
+        free(pool.bufs[--pool.count]);
+}
+
+/* ---- local ends over plain descriptors ---- */
+
+struct fd_pair {
+    int rfd, wfd;
+};
+
+static ssize_t fds_read(void *ctx, void *buf, size_t len)
+{
+    struct fd_pair *p = ctx;
+    ssize_t n = read(p->rfd, buf, len);
+    return n >= 0 ? n : -errno;
+}
+
+static ssize_t fds_write(void *ctx, const void *buf, size_t len)
+{
+    struct fd_pair *p = ctx;
+    if (p->wfd < 0)
+        return -EPIPE;
+    ssize_t n = write(p->wfd, buf, len);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n > 0 ? n : -EIO;
+}
+
+static int fds_shutdown_write(void *ctx)
+{
+    struct fd_pair *p = ctx;
+    if (p->wfd < 0)
+        return 0;
+    if (p->rfd == p->wfd)
+        return shutdown(p->wfd, SHUT_WR) == 0 ? 0 : -errno;
+    close(p->wfd);
+    p->wfd = -1;
+    return 0;
+}
+
+static void fds_close(void *ctx)
+{
+    struct fd_pair *p = ctx;
+    if (p->rfd >= 0)
+        close(p->rfd);
+    if (p->wfd >= 0 && p->wfd != p->rfd)
+        close(p->wfd);
+    free(p);
+}
+
+static const ptth_local_ops fd_ops = {
+    .read = fds_read,
+    .write = fds_write,
+    .shutdown_write = fds_shutdown_write,
+    .close = fds_close,
+};
+
+int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd)
+{
+    struct fd_pair *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    p->rfd = read_fd;
+    p->wfd = write_fd;
+    end->ops = &fd_ops;
+    end->ctx = p;
+    end->read_fd = read_fd;
+    end->write_fd = write_fd;
+    return 0;
+}
+
+/* ---- the bridge ---- */
+
+typedef enum bridge_state {
+    ST_NEW,     /* created, stream not requested yet */
+    ST_OPENING, /* framed-stream request sent, no 200 yet */
+    ST_OPEN,    /* bridging */
+    ST_CLOSING, /* local error: `close` POST in flight, the rest stopped */
+    ST_ENDED,   /* on_end queued */
+} bridge_state;
+
+struct chunk {
+    ptth_req req;
+    ptth_bridge *b;
+    uint8_t *buf;
+    size_t len;
+    uint64_t seq;
+    bool fin;
+    int attempts;
+    char seq_header[32];
+};
+
+static const char fin_header[] = "PTTH-Fin: 1";
+
+struct ptth_bridge {
+    ptth_loop *loop;
+    ptth_relay_client *client;
+    ptth_bridge_end_cb on_end;
+    void *data;
+    char server[PTTH_REQ_FIELD_MAX];
+    char chunk_kind[16];
+    size_t max_chunk;
+    char conn[PTTH_REQ_FIELD_MAX];
+    bool conn_known;
+    char chunk_path[PATH_MAX_LEN];
+
+    ptth_local_end local;
+    bool local_closed;
+    bool same_fd;
+    ptth_watch rwatch, wwatch;
+
+    bridge_state state;
+    long long started_ms;
+
+    /* relay -> local */
+    ptth_req stream;
+    ptth_frame_decoder dec;
+    uint8_t *out;
+    size_t out_off, out_len, out_cap;
+    bool stream_paused;
+    bool fin_received;
+    bool write_shut;
+    bool stream_done;
+    bool stream_failed;
+
+    /* local -> relay */
+    struct chunk chunks[PTTH_BRIDGE_WINDOW];
+    unsigned in_flight;
+    uint64_t next_seq;
+    bool local_eof;
+    bool fin_acked;
+
+    /* the end */
+    ptth_req close_req;
+    char close_header[240];
+    ptth_timer close_timer;
+    ptth_defer defer;
+    bool failed;        /* a failure was recorded; reason holds it */
+    bool tell_relay;    /* the failure is ours: POST close */
+    char reason[PTTH_REQ_REASON_MAX];
+    bool clean;
+    uint64_t bytes_to_relay, bytes_from_relay;
+};
+
+static void on_defer(ptth_defer *d);
+static void update_watches(ptth_bridge *b);
+static void post_chunk(struct chunk *c);
+
+bool ptth_conn_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Records the first failure and lets the loop act on it (we may be inside
+ * libcurl here). tell_relay: the relay does not know yet, send `close`. */
+static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
+{
+    if (b->failed || b->state == ST_ENDED)
+        return;
+    b->failed = true;
+    b->tell_relay = tell_relay;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->reason, sizeof(b->reason), fmt, ap);
+    va_end(ap);
+    ptth_defer_call(b->loop, &b->defer, on_defer, b);
+}
+
+static void schedule(ptth_bridge *b)
+{
+    ptth_defer_call(b->loop, &b->defer, on_defer, b);
+}
+
+static void close_local(ptth_bridge *b)
+{
+    if (b->local_closed)
+        return;
+    b->local_closed = true;
+    ptth_watch_stop(&b->rwatch);
+    ptth_watch_stop(&b->wwatch);
+    b->local.ops->close(b->local.ctx);
+}
+
+static void release_chunks(ptth_bridge *b)
+{
+    for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
+        struct chunk *c = &b->chunks[i];
+        ptth_req_cancel(&c->req);
+        buf_put(c->buf, b->max_chunk);
+        c->buf = NULL;
+    }
+    b->in_flight = 0;
+}
+
+static void destroy(ptth_bridge *b)
+{
+    ptth_defer_cancel(b->loop, &b->defer);
+    ptth_timer_stop(b->loop, &b->close_timer);
+    ptth_req_cancel(&b->stream);
+    ptth_req_cancel(&b->close_req);
+    release_chunks(b);
+    close_local(b);
+    free(b->out);
+    free(b);
+}
+
+void ptth_bridge_free(ptth_bridge *b)
+{
+    if (b != NULL)
+        destroy(b);
+}
+
+const char *ptth_bridge_conn(const ptth_bridge *b)
+{
+    return b->conn;
+}
+
+/* Calls on_end and frees the bridge. */
+static void finish(ptth_bridge *b)
+{
+    b->state = ST_ENDED;
+    ptth_req_cancel(&b->stream);
+    ptth_req_cancel(&b->close_req);
+    release_chunks(b);
+    close_local(b);
+    ptth_bridge_result res = {
+        .established = b->stream.status >= 200 && b->stream.status <= 299,
+        .status = b->stream.status,
+        .retry_after = b->stream.retry_after,
+        .reason = b->reason,
+        .clean = b->clean,
+        .bytes_to_relay = b->bytes_to_relay,
+        .bytes_from_relay = b->bytes_from_relay,
+        .duration_ms = ptth_loop_now(b->loop) - b->started_ms,
+    };
+    b->on_end(b, &res, b->data);
+    destroy(b);
+}
+
+ptth_bridge *ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
+{
+    ptth_bridge *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        local->ops->close(local->ctx);
+        return NULL;
+    }
+    b->loop = cfg->loop;
+    b->client = cfg->client;
+    b->on_end = cfg->on_end;
+    b->data = cfg->data;
+    snprintf(b->server, sizeof(b->server), "%s", cfg->server);
+    snprintf(b->chunk_kind, sizeof(b->chunk_kind), "%s", cfg->chunk_kind);
+    b->max_chunk = cfg->max_chunk > 0 ? cfg->max_chunk : 262144;
+    b->local = *local;
+    b->same_fd = local->read_fd == local->write_fd;
+    b->state = ST_NEW;
+    b->stream.retry_after = -1;
+    b->started_ms = ptth_loop_now(b->loop);
+    ptth_frame_decoder_init(&b->dec, 0);
+    for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++)
+        b->chunks[i].b = b;
+    return b;
+}
+
+/* ---- relay -> local ---- */
+
+static bool out_pending(const ptth_bridge *b)
+{
+    return b->out_len > b->out_off;
+}
+
+/* Keeps bytes the local end did not take. */
+static int out_append(ptth_bridge *b, const uint8_t *p, size_t len)
+{
+    if (b->out_off > 0) {
+        memmove(b->out, b->out + b->out_off, b->out_len - b->out_off);
+        b->out_len -= b->out_off;
+        b->out_off = 0;
+    }
+    if (b->out_len + len > b->out_cap) {
+        size_t cap = b->out_len + len;
+        if (cap < 65536)
+            cap = 65536;
+        uint8_t *n = realloc(b->out, cap);
+        if (n == NULL)
+            return -ENOMEM;
+        b->out = n;
+        b->out_cap = cap;
+    }
+    memcpy(b->out + b->out_len, p, len);
+    b->out_len += len;
+    return 0;
+}
+
+/* Writes to the local end what it takes now and keeps the rest. */
+static int write_local(ptth_bridge *b, const uint8_t *p, size_t len)
+{
+    if (!out_pending(b)) {
+        while (len > 0) {
+            ssize_t n = b->local.ops->write(b->local.ctx, p, len);
+            if (n == -EAGAIN)
+                break;
+            if (n < 0)
+                return (int)n;
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+    return len > 0 ? out_append(b, p, len) : 0;
+}
+
+static void shut_local_write(ptth_bridge *b)
+{
+    if (b->write_shut || b->local_closed)
+        return;
+    b->write_shut = true;
+    if (!b->same_fd)
+        ptth_watch_stop(&b->wwatch);
+    int rc = b->local.ops->shutdown_write(b->local.ctx);
+    if (rc != 0 && rc != -ENOTCONN)
+        fail(b, true, "local shutdown failed: %s", strerror(-rc));
+}
+
+static void on_stream_headers(ptth_req *r)
+{
+    ptth_bridge *b = r->data;
+    if (r->status < 200 || r->status > 299 || b->state != ST_OPENING)
+        return;
+    if (!b->conn_known) {
+        if (!ptth_conn_id_valid(r->conn)) {
+            fail(b, false, "relay answered 200 without a valid PTTH-Conn");
+            return;
+        }
+        snprintf(b->conn, sizeof(b->conn), "%s", r->conn);
+        b->conn_known = true;
+    }
+    int n = snprintf(b->chunk_path, sizeof(b->chunk_path), "/v1/servers/%s/conns/%s/%s", b->server, b->conn, b->chunk_kind);
+    if (n < 0 || (size_t)n >= sizeof(b->chunk_path)) {
+        fail(b, false, "chunk path too long");
+        return;
+    }
+    b->state = ST_OPEN;
+    update_watches(b);
+}
+
+/* The framed stream's body: decode and hand DATA to the local end. Runs
+ * inside libcurl. */
+static size_t on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
+{
+    ptth_bridge *b = r->data;
+    if (b->state != ST_OPEN || b->failed)
+        return len; /* ending: nothing more goes to the local end */
+    if (out_pending(b)) {
+        b->stream_paused = true;
+        return PTTH_REQ_PAUSE;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ptth_frame_event ev;
+        off += ptth_frame_decode(&b->dec, p + off, len - off, &ev);
+        switch (ev.type) {
+        case PTTH_FRAME_EV_NEED_MORE:
+            break;
+        case PTTH_FRAME_EV_DATA: {
+            b->bytes_from_relay += ev.len;
+            int rc = write_local(b, ev.data, ev.len);
+            if (rc != 0) {
+                fail(b, true, "local write failed: %s", strerror(-rc));
+                return len;
+            }
+            break;
+        }
+        case PTTH_FRAME_EV_FIN:
+            b->fin_received = true;
+            break;
+        case PTTH_FRAME_EV_RST:
+            fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
+            return len;
+        case PTTH_FRAME_EV_PING:
+            break;
+        case PTTH_FRAME_EV_ERROR:
+            fail(b, true, "bad frame from relay: %s", ev.error);
+            return len;
+        }
+        if (ev.type == PTTH_FRAME_EV_NEED_MORE)
+            break;
+    }
+    if (b->fin_received && !out_pending(b))
+        shut_local_write(b);
+    update_watches(b);
+    if (b->fin_received)
+        schedule(b);
+    return len;
+}
+
+static void on_stream_done(ptth_req *r, const char *error)
+{
+    ptth_bridge *b = r->data;
+    b->stream_done = true;
+    if (b->state == ST_OPENING) {
+        if (error != NULL)
+            snprintf(b->reason, sizeof(b->reason), "%s", error);
+        else if (r->reason[0] != '\0')
+            snprintf(b->reason, sizeof(b->reason), "%s", r->reason);
+        else
+            snprintf(b->reason, sizeof(b->reason), "HTTP %ld", r->status);
+        finish(b);
+        return;
+    }
+    if (b->state == ST_OPEN) {
+        if (error != NULL)
+            fail(b, false, "relay stream failed: %s", error);
+        else if (!b->fin_received)
+            fail(b, false, "relay ended the stream without FIN");
+    }
+    schedule(b);
+}
+
+static const ptth_req_ops stream_ops = {
+    .on_headers = on_stream_headers,
+    .on_body = on_stream_body,
+    .on_done = on_stream_done,
+};
+
+/* The local end can take more: flush what waits, then let the stream go on. */
+static void flush_out(ptth_bridge *b)
+{
+    while (out_pending(b)) {
+        ssize_t n = b->local.ops->write(b->local.ctx, b->out + b->out_off, b->out_len - b->out_off);
+        if (n == -EAGAIN)
+            return;
+        if (n < 0) {
+            fail(b, true, "local write failed: %s", strerror((int)-n));
+            return;
+        }
+        b->out_off += (size_t)n;
+    }
+    b->out_off = b->out_len = 0;
+    if (b->out_cap > 262144) {
+        /* a big backlog is rare: give its memory back */
+        free(b->out);
+        b->out = NULL;
+        b->out_cap = 0;
+    }
+    if (b->fin_received)
+        shut_local_write(b);
+    if (b->stream_paused) {
+        b->stream_paused = false;
+        /* may deliver more right away (on_stream_body) */
+        ptth_req_resume(&b->stream);
+    }
+    schedule(b);
+}
+
+/* ---- local -> relay ---- */
+
+static bool reading_wanted(const ptth_bridge *b)
+{
+    return b->state == ST_OPEN && !b->failed && !b->local_eof && b->in_flight < PTTH_BRIDGE_WINDOW;
+}
+
+static void update_watches(ptth_bridge *b)
+{
+    if (b->local_closed)
+        return;
+    uint32_t rev = reading_wanted(b) ? EPOLLIN : 0;
+    uint32_t wev = out_pending(b) && !b->write_shut && !b->failed ? EPOLLOUT : 0;
+    if (b->same_fd) {
+        ptth_watch_set(&b->rwatch, rev | wev);
+    } else {
+        ptth_watch_set(&b->rwatch, rev);
+        if (b->wwatch.active)
+            ptth_watch_set(&b->wwatch, wev);
+    }
+}
+
+static void read_local(ptth_bridge *b)
+{
+    struct chunk *c = NULL;
+    for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
+        if (!b->chunks[i].req.active && b->chunks[i].buf == NULL) {
+            c = &b->chunks[i];
+            break;
+        }
+    }
+    if (c == NULL)
+        return;
+    uint8_t *buf = buf_get(b->max_chunk);
+    if (buf == NULL) {
+        fail(b, true, "out of memory");
+        return;
+    }
+    ssize_t n = b->local.ops->read(b->local.ctx, buf, b->max_chunk);
+    if (n == -EAGAIN) {
+        buf_put(buf, b->max_chunk);
+        return;
+    }
+    if (n < 0) {
+        buf_put(buf, b->max_chunk);
+        fail(b, true, "local read failed: %s", strerror((int)-n));
+        return;
+    }
+    if (n == 0) {
+        buf_put(buf, b->max_chunk);
+        b->local_eof = true;
+        c->buf = NULL;
+        c->len = 0;
+        c->fin = true;
+    } else {
+        c->buf = buf;
+        c->len = (size_t)n;
+        c->fin = false;
+    }
+    c->seq = b->next_seq++;
+    c->attempts = 0;
+    b->in_flight++;
+    post_chunk(c);
+}
+
+static void on_local_event(ptth_watch *w, uint32_t events)
+{
+    ptth_bridge *b = w->data;
+    if (w == &b->wwatch || (b->same_fd && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && out_pending(b)))
+        flush_out(b);
+    if (w == &b->rwatch && !b->local_closed && reading_wanted(b) && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        read_local(b);
+    if (!b->local_closed)
+        update_watches(b);
+}
+
+static void on_chunk_done(ptth_req *r, const char *error)
+{
+    struct chunk *c = r->data;
+    ptth_bridge *b = c->b;
+    if (b->state != ST_OPEN || b->failed)
+        return; /* ending: on_defer releases the buffer */
+    bool transport = error != NULL || r->status >= 500;
+    if (transport && c->attempts < 2) {
+        ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " error=%s", b->conn,
+                       c->seq, error != NULL ? "transport" : "5xx");
+        post_chunk(c);
+        return;
+    }
+    if (error != NULL) {
+        fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
+        return;
+    }
+    if (r->status == 404) {
+        fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
+        return;
+    }
+    if (r->status < 200 || r->status > 299) {
+        fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
+        return;
+    }
+    b->bytes_to_relay += c->len;
+    if (c->fin)
+        b->fin_acked = true;
+    buf_put(c->buf, b->max_chunk);
+    c->buf = NULL;
+    b->in_flight--;
+    update_watches(b);
+    schedule(b);
+}
+
+static const ptth_req_ops chunk_ops = {
+    .on_done = on_chunk_done,
+};
+
+static void post_chunk(struct chunk *c)
+{
+    ptth_bridge *b = c->b;
+    snprintf(c->seq_header, sizeof(c->seq_header), "PTTH-Seq: %" PRIu64, c->seq);
+    const char *headers[3] = {c->seq_header, c->fin ? fin_header : NULL, NULL};
+    c->req.ops = &chunk_ops;
+    c->req.data = c;
+    c->req.timeout_ms = 0;
+    c->attempts++;
+    int rc = ptth_req_start(b->client, &c->req, PTTH_REQ_SHORT, b->chunk_path, headers, c->buf, c->len);
+    if (rc != 0)
+        fail(b, true, "cannot send chunk: %s", strerror(-rc));
+}
+
+/* ---- the end ---- */
+
+static void on_close_done(ptth_req *r, const char *error)
+{
+    ptth_bridge *b = r->data;
+    if (error != NULL)
+        ptth_log_debug("event=close_failed conn=%s error=%s", b->conn, error);
+    finish(b);
+}
+
+static const ptth_req_ops close_ops = {
+    .on_done = on_close_done,
+};
+
+static void on_close_timeout(ptth_timer *t)
+{
+    finish(t->data);
+}
+
+/* Acts on the state outside libcurl: failures, and the normal end. */
+static void on_defer(ptth_defer *d)
+{
+    ptth_bridge *b = d->data;
+    if (b->state == ST_ENDED || b->state == ST_CLOSING)
+        return;
+    if (b->failed) {
+        close_local(b);
+        release_chunks(b);
+        if (b->tell_relay && b->conn_known) {
+            /* tell the relay first, then drop the stream */
+            char path[PATH_MAX_LEN], value[200];
+            snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/close", b->server, b->conn);
+            ptth_req_header_value(value, sizeof(value), b->reason);
+            snprintf(b->close_header, sizeof(b->close_header), "PTTH-Reason: %s", value);
+            const char *headers[2] = {b->close_header, NULL};
+            b->close_req.ops = &close_ops;
+            b->close_req.data = b;
+            b->close_req.timeout_ms = CLOSE_TIMEOUT_MS;
+            if (ptth_req_start(b->client, &b->close_req, PTTH_REQ_SHORT, path, headers, NULL, 0) == 0) {
+                b->state = ST_CLOSING;
+                ptth_timer_start(b->loop, &b->close_timer, CLOSE_TIMEOUT_MS + 1000, on_close_timeout, b);
+                return;
+            }
+        }
+        finish(b);
+        return;
+    }
+    if (b->state == ST_OPEN && b->fin_received && b->write_shut && b->stream_done && b->fin_acked && b->in_flight == 0) {
+        b->clean = true;
+        snprintf(b->reason, sizeof(b->reason), "fin");
+        finish(b);
+    }
+}
+
+int ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_id)
+{
+    if (b->state != ST_NEW)
+        return -EINVAL;
+    b->started_ms = ptth_loop_now(b->loop);
+    if (conn_id != NULL) {
+        snprintf(b->conn, sizeof(b->conn), "%s", conn_id);
+        b->conn_known = true;
+    }
+    int rc = ptth_watch_start(b->loop, &b->rwatch, b->local.read_fd, 0, on_local_event, b);
+    if (rc == 0 && !b->same_fd) {
+        rc = ptth_watch_start(b->loop, &b->wwatch, b->local.write_fd, 0, on_local_event, b);
+        if (rc != 0)
+            ptth_watch_stop(&b->rwatch);
+    }
+    if (rc == 0) {
+        b->stream.ops = &stream_ops;
+        b->stream.data = b;
+        b->stream.timeout_ms = 0;
+        rc = ptth_req_start(b->client, &b->stream, PTTH_REQ_STREAM, stream_path, NULL, NULL, 0);
+    }
+    if (rc != 0) {
+        b->state = ST_OPENING;
+        snprintf(b->reason, sizeof(b->reason), "cannot start request: %s", strerror(-rc));
+        b->failed = true;
+        b->tell_relay = false;
+        schedule(b);
+        return rc;
+    }
+    b->state = ST_OPENING;
+    return 0;
+}

@@ -1,0 +1,121 @@
+/*
+ * bridge.h: one tunnel between a local byte stream and the relay, the part
+ * that ptth_server and ptth_proxy share (SPEC §4).
+ *
+ * The "local end" is what the terminator connects the tunnel to: a backend
+ * stream from transports/ (ptth_server), an accepted TCP socket or
+ * stdin/stdout (ptth_proxy). The bridge only sees it through ptth_local_ops
+ * and one or two file descriptors to poll; it never reads, writes or closes
+ * those descriptors itself.
+ *
+ * What the bridge does once started:
+ *   1. POSTs the framed-stream request (`connect` or `accept`). Until its 200
+ *      arrives nothing is read from the local end: bytes the client sends
+ *      early wait in the socket.
+ *   2. relay -> local: the response body goes through the frame decoder;
+ *      DATA is written to the local end. When the local end is full the
+ *      response is paused (the unwritten rest is kept, at most one delivery of
+ *      libcurl) and resumed once it drained. FIN -> shutdown_write() after
+ *      the pending bytes; RST -> the tunnel ends at once; PING is ignored.
+ *   3. local -> relay: whatever one read returns (up to max_chunk bytes,
+ *      never waiting to fill a chunk) becomes one chunk POST with PTTH-Seq
+ *      0, 1, 2...; at most 8 are in flight, and the local end is not read
+ *      while 8 are. End of stream -> an empty chunk with PTTH-Fin: 1. A chunk
+ *      that fails in transport is sent once more (the relay ignores
+ *      duplicates).
+ *   4. The tunnel ends when both directions finished (FIN received and
+ *      written through, our FIN acknowledged, the response complete), on RST,
+ *      when the response fails, or on a local error; a local error is told to
+ *      the relay with a `close` POST carrying PTTH-Reason.
+ *
+ * Ownership: ptth_bridge_new() takes the local end: from then on the bridge
+ * closes it (ops->close) exactly once, also when new() fails. The owner
+ * learns the end through on_end(), called once from the loop (never inside
+ * libcurl); the bridge frees itself when on_end() returns. ptth_bridge_free()
+ * ends a bridge early without calling on_end() (program shutdown).
+ */
+#ifndef PTTH_BRIDGE_H
+#define PTTH_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "relay_client.h"
+
+#define PTTH_BRIDGE_WINDOW 8 /* chunks in flight per direction (SPEC §4) */
+
+typedef struct ptth_local_ops {
+    /* >0 bytes read, 0 end of stream, -EAGAIN nothing now, other <0: broken */
+    ssize_t (*read)(void *ctx, void *buf, size_t len);
+    /* >0 bytes taken (maybe fewer than len), -EAGAIN full, other <0: broken */
+    ssize_t (*write)(void *ctx, const void *buf, size_t len);
+    /* no more writes; 0 or -errno */
+    int (*shutdown_write)(void *ctx);
+    /* ends the local end at once and frees what ctx owns */
+    void (*close)(void *ctx);
+} ptth_local_ops;
+
+typedef struct ptth_local_end {
+    const ptth_local_ops *ops;
+    void *ctx;
+    int read_fd;  /* polled for EPOLLIN */
+    int write_fd; /* polled for EPOLLOUT; may equal read_fd */
+} ptth_local_end;
+
+/* A local end over plain descriptors: a socket (read_fd == write_fd;
+ * shutdown_write is shutdown(SHUT_WR)) or a pair like stdin/stdout
+ * (shutdown_write closes write_fd). The descriptors must be non-blocking.
+ * 0 or -ENOMEM; the descriptors are not closed on failure. */
+int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd);
+
+typedef struct ptth_bridge ptth_bridge;
+
+typedef struct ptth_bridge_result {
+    bool established;  /* the framed stream answered 200 */
+    long status;       /* HTTP status of the framed-stream request; 0: none */
+    long retry_after;  /* its Retry-After in seconds, or -1 */
+    const char *reason; /* "fin", or what ended the tunnel / why it was refused */
+    bool clean;        /* ended by FIN both ways */
+    uint64_t bytes_to_relay;   /* read from the local end and acknowledged */
+    uint64_t bytes_from_relay; /* received from the relay for the local end */
+    long long duration_ms;     /* since ptth_bridge_start() */
+} ptth_bridge_result;
+
+typedef void (*ptth_bridge_end_cb)(ptth_bridge *b, const ptth_bridge_result *res, void *data);
+
+typedef struct ptth_bridge_config {
+    ptth_loop *loop;
+    ptth_relay_client *client;
+    const char *server;     /* the {server} of the API paths */
+    const char *chunk_kind; /* "upstream" (ptth_proxy) or "downstream" (ptth_server) */
+    size_t max_chunk;       /* largest chunk body */
+    ptth_bridge_end_cb on_end;
+    void *data;
+} ptth_bridge_config;
+
+/* NULL when out of memory (the local end is closed then). */
+ptth_bridge *ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local);
+
+/* POSTs stream_path (e.g. "/v1/servers/foo/ports/ssh/connect"). conn_id is the
+ * tunnel id when already known (accept), or NULL to take it from the
+ * response's PTTH-Conn (connect). 0, or a negative errno; on failure on_end
+ * still follows (with status 0). */
+int ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_id);
+
+/* The tunnel id, "" until known. */
+const char *ptth_bridge_conn(const ptth_bridge *b);
+
+/* Ends the bridge now without on_end(): cancels its requests (the relay sees
+ * the stream fail and aborts the tunnel) and closes the local end. */
+void ptth_bridge_free(ptth_bridge *b);
+
+/* true for 1..64 characters of A-Z a-z 0-9 - _ (a PTTH-Conn value). */
+bool ptth_conn_id_valid(const char *id);
+
+/* Frees the process-wide pool of chunk buffers (at exit, for leak checks). */
+void ptth_bridge_release_pool(void);
+
+#endif

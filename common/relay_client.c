@@ -1,0 +1,602 @@
+/* relay_client.c: libcurl multi handles on the epoll loop; see relay_client.h. */
+#include "relay_client.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "keys.h"
+
+#define POOL_MAX 64
+#define URL_MAX 2048
+#define STREAM_BUFFER_SIZE (512 * 1024)
+#define CONNECT_TIMEOUT_MS 10000L
+
+/* A pooled easy handle with its error buffer. */
+struct ptth_easy {
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct multi_ctx {
+    ptth_relay_client *client;
+    ptth_req_kind kind;
+    CURLM *multi;
+    ptth_timer timer;
+    struct ptth_easy *pool[POOL_MAX];
+    size_t pool_len;
+    struct sock_ctx *socks; /* every socket curl asked us to watch */
+};
+
+/* One socket curl wants watched. */
+struct sock_ctx {
+    ptth_watch watch;
+    struct multi_ctx *m;
+    curl_socket_t fd;
+    struct sock_ctx *prev, *next;
+};
+
+struct ptth_relay_client {
+    ptth_loop *loop;
+    char *base;
+    char *ca_file;
+    char *user_agent;
+    bool insecure;
+    bool https;
+    char auth[64];
+    struct multi_ctx m[2];
+    ptth_req *active; /* every active request, for ptth_relay_client_free */
+};
+
+/* Constant header lines, as mutable arrays because curl_slist wants char *. */
+static char hdr_no_content_type[] = "Content-Type:";
+static char hdr_no_expect[] = "Expect:";
+
+static void process_done(struct multi_ctx *m);
+
+/* ---- sockets and timers ---- */
+
+static void on_sock_event(ptth_watch *w, uint32_t events)
+{
+    struct sock_ctx *s = w->data;
+    struct multi_ctx *m = s->m;
+    int flags = 0, running;
+    if (events & (EPOLLIN | EPOLLHUP))
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & EPOLLERR)
+        flags |= CURL_CSELECT_ERR;
+    /* s may be freed inside (CURL_POLL_REMOVE): not touched afterwards */
+    curl_multi_socket_action(m->multi, s->fd, flags, &running);
+    process_done(m);
+}
+
+static void sock_free(struct sock_ctx *s)
+{
+    ptth_watch_stop(&s->watch);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        s->m->socks = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    free(s);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct multi_ctx *m = userp;
+    struct sock_ctx *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            curl_multi_assign(m->multi, fd, NULL);
+            sock_free(s);
+        }
+        return 0;
+    }
+    uint32_t ev = 0;
+    if (what & CURL_POLL_IN)
+        ev |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev |= EPOLLOUT;
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            return -1;
+        s->m = m;
+        s->fd = fd;
+        if (ptth_watch_start(m->client->loop, &s->watch, fd, ev, on_sock_event, s) != 0) {
+            free(s);
+            return -1;
+        }
+        s->next = m->socks;
+        if (m->socks != NULL)
+            m->socks->prev = s;
+        m->socks = s;
+        curl_multi_assign(m->multi, fd, s);
+    } else {
+        ptth_watch_set(&s->watch, ev);
+    }
+    return 0;
+}
+
+static void on_multi_timer(ptth_timer *t)
+{
+    struct multi_ctx *m = t->data;
+    int running;
+    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    process_done(m);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct multi_ctx *m = userp;
+    if (timeout_ms < 0)
+        ptth_timer_stop(m->client->loop, &m->timer);
+    else
+        ptth_timer_start(m->client->loop, &m->timer, timeout_ms, on_multi_timer, m);
+    return 0;
+}
+
+/* ---- response callbacks ---- */
+
+/* Copies a header value into a bounded field, trimmed. */
+static void copy_field(char *dst, size_t dstlen, const char *v, size_t vlen)
+{
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    if (vlen >= dstlen)
+        vlen = dstlen - 1;
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+}
+
+static void reset_response(ptth_req *r)
+{
+    r->status = 0;
+    r->retry_after = -1;
+    r->conn[0] = r->port[0] = r->client_addr[0] = r->reason[0] = '\0';
+    r->headers_done = false;
+    r->has_reason_header = false;
+    r->reason_len = 0;
+}
+
+static long parse_retry_after(const char *v, size_t len)
+{
+    long n = 0;
+    size_t i = 0;
+    while (i < len && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    if (i == len || !isdigit((unsigned char)v[i]))
+        return -1; /* an HTTP date: treated as absent */
+    for (; i < len && isdigit((unsigned char)v[i]); i++) {
+        n = n * 10 + (v[i] - '0');
+        if (n > 86400)
+            n = 86400;
+    }
+    return n;
+}
+
+static size_t on_curl_header(char *p, size_t size, size_t n, void *userp)
+{
+    ptth_req *r = userp;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        /* a new response starts (an interim 1xx may have come first) */
+        reset_response(r);
+        return len;
+    }
+    if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) {
+        long code = 0;
+        curl_easy_getinfo(r->easy->curl, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200 && !r->headers_done) {
+            r->status = code;
+            r->headers_done = true;
+            if (r->ops->on_headers != NULL)
+                r->ops->on_headers(r);
+        }
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (colon == NULL)
+        return len;
+    size_t nlen = (size_t)(colon - p);
+    const char *v = colon + 1;
+    size_t vlen = len - nlen - 1;
+    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+#define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
+    if (IS("ptth-conn")) {
+        copy_field(r->conn, sizeof(r->conn), v, vlen);
+    } else if (IS("ptth-port")) {
+        copy_field(r->port, sizeof(r->port), v, vlen);
+    } else if (IS("ptth-client-addr")) {
+        copy_field(r->client_addr, sizeof(r->client_addr), v, vlen);
+    } else if (IS("ptth-reason")) {
+        copy_field(r->reason, sizeof(r->reason), v, vlen);
+        r->has_reason_header = true;
+    } else if (IS("retry-after")) {
+        r->retry_after = parse_retry_after(v, vlen);
+    }
+#undef IS
+    return len;
+}
+
+/* Keeps the first line of an error body as the reason, when the relay gave
+ * no PTTH-Reason header. */
+static void keep_error_body(ptth_req *r, const char *p, size_t len)
+{
+    if (r->has_reason_header)
+        return;
+    for (size_t i = 0; i < len && r->reason_len < sizeof(r->reason) - 1; i++) {
+        char ch = p[i];
+        if (ch == '\n' || ch == '\r') {
+            if (r->reason_len > 0) {
+                r->has_reason_header = true; /* first line complete */
+                break;
+            }
+            continue;
+        }
+        r->reason[r->reason_len++] = ch;
+        r->reason[r->reason_len] = '\0';
+    }
+}
+
+static size_t on_curl_write(char *p, size_t size, size_t n, void *userp)
+{
+    ptth_req *r = userp;
+    size_t len = size * n;
+    if (r->status < 200 || r->status > 299) {
+        keep_error_body(r, p, len);
+        return len;
+    }
+    if (r->ops->on_body == NULL)
+        return len;
+    size_t took = r->ops->on_body(r, (const uint8_t *)p, len);
+    if (took == PTTH_REQ_PAUSE) {
+        r->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    return took;
+}
+
+/* ---- easy handles ---- */
+
+static struct ptth_easy *easy_new(struct multi_ctx *m)
+{
+    ptth_relay_client *c = m->client;
+    struct ptth_easy *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->curl = curl_easy_init();
+    if (e->curl == NULL) {
+        free(e);
+        return NULL;
+    }
+    CURL *h = e->curl;
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, e->errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
+                     c->https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_curl_header);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_curl_write);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
+    if (c->ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (m->kind == PTTH_REQ_STREAM) {
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)STREAM_BUFFER_SIZE);
+    } else {
+        /* wait for the HTTP/2 connection being set up instead of opening
+         * one connection per request */
+        curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+        curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, (long)(256 * 1024));
+    }
+    return e;
+}
+
+static void easy_free(struct ptth_easy *e)
+{
+    curl_easy_cleanup(e->curl);
+    free(e);
+}
+
+static struct ptth_easy *easy_take(struct multi_ctx *m)
+{
+    if (m->pool_len > 0)
+        return m->pool[--m->pool_len];
+    return easy_new(m);
+}
+
+/* A handle whose transfer completed normally goes back to the pool; one that
+ * was cancelled or paused may carry state, and is dropped. */
+static void easy_give_back(struct multi_ctx *m, struct ptth_easy *e, bool clean)
+{
+    if (clean && m->pool_len < POOL_MAX) {
+        e->errbuf[0] = '\0';
+        m->pool[m->pool_len++] = e;
+    } else {
+        easy_free(e);
+    }
+}
+
+static void link_active(ptth_relay_client *c, ptth_req *r)
+{
+    r->prev_active = NULL;
+    r->next_active = c->active;
+    if (c->active != NULL)
+        c->active->prev_active = r;
+    c->active = r;
+}
+
+static void unlink_active(ptth_relay_client *c, ptth_req *r)
+{
+    if (r->prev_active != NULL)
+        r->prev_active->next_active = r->next_active;
+    else
+        c->active = r->next_active;
+    if (r->next_active != NULL)
+        r->next_active->prev_active = r->prev_active;
+    r->prev_active = r->next_active = NULL;
+}
+
+/* Detaches r from its easy handle and the multi handle. */
+static void req_finish(ptth_req *r, bool clean)
+{
+    struct multi_ctx *m = &r->client->m[r->kind];
+    curl_multi_remove_handle(m->multi, r->easy->curl);
+    easy_give_back(m, r->easy, clean && !r->paused);
+    r->easy = NULL;
+    r->active = false;
+    r->paused = false;
+    unlink_active(r->client, r);
+}
+
+static void process_done(struct multi_ctx *m)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        ptth_req *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (r == NULL)
+            continue;
+        CURLcode res = msg->data.result;
+        char error[CURL_ERROR_SIZE + 64];
+        const char *errp = NULL;
+        if (res != CURLE_OK) {
+            if (r->easy->errbuf[0] != '\0')
+                snprintf(error, sizeof(error), "%s", r->easy->errbuf);
+            else
+                snprintf(error, sizeof(error), "%s", curl_easy_strerror(res));
+            errp = error;
+        } else if (!r->headers_done) {
+            long code = 0;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+            r->status = code;
+            r->headers_done = true;
+        }
+        req_finish(r, res == CURLE_OK);
+        r->ops->on_done(r, errp);
+    }
+}
+
+/* ---- public ---- */
+
+static int multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind kind)
+{
+    m->client = c;
+    m->kind = kind;
+    m->multi = curl_multi_init();
+    if (m->multi == NULL)
+        return -ENOMEM;
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    if (kind == PTTH_REQ_SHORT) {
+        curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+        curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    } else {
+        /* one framed stream per connection, see the header */
+        curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+        curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 64L);
+    }
+    return 0;
+}
+
+static void multi_cleanup(struct multi_ctx *m)
+{
+    if (m->multi == NULL)
+        return;
+    while (m->pool_len > 0)
+        easy_free(m->pool[--m->pool_len]);
+    curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    while (m->socks != NULL)
+        sock_free(m->socks);
+    ptth_timer_stop(m->client->loop, &m->timer);
+}
+
+int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    const char *url = cfg->url;
+    bool https;
+    if (strncasecmp(url, "http://", 7) == 0) {
+        https = false;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        https = true;
+    } else {
+        snprintf(err, errlen, "relay URL '%s' must start with http:// or https://", url);
+        return -EINVAL;
+    }
+    size_t ulen = strlen(url);
+    if (ulen > URL_MAX / 2) {
+        snprintf(err, errlen, "relay URL is too long (%zu bytes)", ulen);
+        return -E2BIG;
+    }
+    for (size_t i = 0; i < ulen; i++) {
+        unsigned char ch = (unsigned char)url[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#') {
+            snprintf(err, errlen, "relay URL '%s' has a character that is not allowed at offset %zu", url, i);
+            return -EINVAL;
+        }
+    }
+    if (!ptth_key_format_valid(cfg->key, strlen(cfg->key))) {
+        snprintf(err, errlen, "the key is not 43 base64url characters");
+        return -EINVAL;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl could not be initialised");
+        return -ENOMEM;
+    }
+    ptth_relay_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        curl_global_cleanup();
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    c->loop = loop;
+    c->https = https;
+    c->insecure = cfg->insecure;
+    c->base = strdup(url);
+    c->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
+    c->ca_file = cfg->ca_file != NULL ? strdup(cfg->ca_file) : NULL;
+    snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", cfg->key);
+    int rc = -ENOMEM;
+    if (c->base == NULL || c->user_agent == NULL || (cfg->ca_file != NULL && c->ca_file == NULL) ||
+        (rc = multi_init(c, &c->m[PTTH_REQ_SHORT], PTTH_REQ_SHORT)) != 0 ||
+        (rc = multi_init(c, &c->m[PTTH_REQ_STREAM], PTTH_REQ_STREAM)) != 0) {
+        ptth_relay_client_free(c);
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    /* the API paths start with a slash */
+    size_t blen = strlen(c->base);
+    while (blen > 0 && c->base[blen - 1] == '/')
+        c->base[--blen] = '\0';
+    *out = c;
+    return 0;
+}
+
+void ptth_relay_client_free(ptth_relay_client *c)
+{
+    if (c == NULL)
+        return;
+    while (c->active != NULL)
+        ptth_req_cancel(c->active);
+    multi_cleanup(&c->m[PTTH_REQ_SHORT]);
+    multi_cleanup(&c->m[PTTH_REQ_STREAM]);
+    free(c->base);
+    free(c->user_agent);
+    free(c->ca_file);
+    /* the key is a secret: do not leave it in freed memory */
+    memset(c->auth, 0, sizeof(c->auth));
+    free(c);
+    curl_global_cleanup();
+}
+
+const char *ptth_relay_client_url(const ptth_relay_client *c)
+{
+    return c->base;
+}
+
+int ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
+                   const void *body, size_t body_len)
+{
+    if (r->active)
+        return -EBUSY;
+    char url[URL_MAX];
+    int n = snprintf(url, sizeof(url), "%s%s", c->base, path);
+    if (n < 0 || (size_t)n >= sizeof(url))
+        return -E2BIG;
+
+    /* header list: our own nodes pointing at the caller's texts (curl only
+     * reads them) */
+    size_t nodes = 0;
+    r->header_nodes[nodes++].data = c->auth;
+    r->header_nodes[nodes++].data = hdr_no_content_type;
+    r->header_nodes[nodes++].data = hdr_no_expect;
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+        if (nodes == sizeof(r->header_nodes) / sizeof(r->header_nodes[0]))
+            return -E2BIG;
+        r->header_nodes[nodes++].data = (char *)headers[i];
+    }
+    for (size_t i = 0; i < nodes; i++)
+        r->header_nodes[i].next = i + 1 < nodes ? &r->header_nodes[i + 1] : NULL;
+
+    struct multi_ctx *m = &c->m[kind];
+    struct ptth_easy *e = easy_take(m);
+    if (e == NULL)
+        return -ENOMEM;
+    CURL *h = e->curl;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, &r->header_nodes[0]);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_len > 0 ? body : "");
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
+
+    r->client = c;
+    r->easy = e;
+    r->kind = kind;
+    r->paused = false;
+    reset_response(r);
+    CURLMcode mc = curl_multi_add_handle(m->multi, h);
+    if (mc != CURLM_OK) {
+        r->easy = NULL;
+        easy_give_back(m, e, false);
+        return mc == CURLM_RECURSIVE_API_CALL ? -EDEADLK : -ENOMEM;
+    }
+    r->active = true;
+    link_active(c, r);
+    return 0;
+}
+
+void ptth_req_cancel(ptth_req *r)
+{
+    if (!r->active)
+        return;
+    req_finish(r, false);
+}
+
+void ptth_req_resume(ptth_req *r)
+{
+    if (!r->active || !r->paused)
+        return;
+    r->paused = false;
+    curl_easy_pause(r->easy->curl, CURLPAUSE_CONT);
+}
+
+void ptth_req_header_value(char *out, size_t outlen, const char *in)
+{
+    size_t j = 0;
+    for (size_t i = 0; in[i] != '\0' && j + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    if (outlen > 0)
+        out[j] = '\0';
+}

@@ -1,0 +1,146 @@
+/*
+ * relay_client.h: the HTTP client both terminators use to talk to ptth_relay
+ * (SPEC §4): libcurl's multi interface driven by the terminator's epoll loop
+ * (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION).
+ *
+ * Every request is a POST to the base URL (which may carry a path prefix)
+ * plus an API path, with `Authorization: Bearer KEY`. HTTP/2 is used with
+ * prior knowledge on http:// and through ALPN on https:// (falling back to
+ * HTTP/1.1 when the relay or a proxy in front of it only speaks that).
+ *
+ * Two kinds of requests, kept in two connection pools:
+ *   - PTTH_REQ_SHORT: listens, chunks, accept/reject/close answers. They
+ *     never pause, and are multiplexed (CURLPIPE_MULTIPLEX) over a few
+ *     HTTP/2 connections shared by all tunnels.
+ *   - PTTH_REQ_STREAM: the framed-stream responses of `connect` and `accept`.
+ *     Their reader may pause (backpressure from the local socket). libcurl
+ *     7.88 (Debian 12) stops reading a whole HTTP/2 connection when a paused
+ *     stream's buffer overflows, which would stall every other request on it:
+ *     the chunk answers that the paused tunnel's peer is waiting for, and
+ *     through them the tunnel itself. So each framed stream has an HTTP/2
+ *     connection of its own (reused for the next stream once it ends): a
+ *     paused stream then holds back exactly its own TCP connection, which is
+ *     the backpressure we want.
+ *
+ * Callbacks:
+ *   - on_headers(r): the final status and the PTTH-* headers are known. Runs
+ *     inside libcurl.
+ *   - on_body(r, p, len): body bytes of a 2xx response (bodies of other
+ *     statuses are kept, shortened, in r->reason). Return len when all were
+ *     taken, or PTTH_REQ_PAUSE to get the same bytes again after
+ *     ptth_req_resume(). Runs inside libcurl.
+ *   - on_done(r, error): the request is over; error is NULL when a complete
+ *     response was received (whatever its status), else a text saying what
+ *     failed (connection refused, reset...). Runs from the loop, not inside
+ *     libcurl: it may start, cancel and free anything, r included.
+ * Code running inside libcurl must not start, cancel or resume requests:
+ * it defers that work with ptth_defer_call().
+ *
+ * Ownership: a ptth_req is the caller's (usually embedded in a bigger
+ * object); it is active from ptth_req_start() until on_done() or
+ * ptth_req_cancel(). The body and the extra header lines passed to
+ * ptth_req_start() are not copied (libcurl may send the request again on a
+ * new connection) and must stay unchanged while the request is active; the
+ * path is copied.
+ */
+#ifndef PTTH_RELAY_CLIENT_H
+#define PTTH_RELAY_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "loop.h"
+
+typedef struct ptth_relay_client ptth_relay_client;
+typedef struct ptth_req ptth_req;
+
+typedef struct ptth_relay_client_config {
+    const char *url;     /* http:// or https://, optional path prefix */
+    const char *key;     /* the Bearer key */
+    const char *ca_file; /* trust these CAs instead of the system's; or NULL */
+    bool insecure;       /* skip certificate and host name checks */
+    const char *user_agent;
+} ptth_relay_client_config;
+
+typedef enum ptth_req_kind {
+    PTTH_REQ_SHORT = 0,
+    PTTH_REQ_STREAM = 1,
+} ptth_req_kind;
+
+#define PTTH_REQ_PAUSE ((size_t)-1)
+
+typedef struct ptth_req_ops {
+    void (*on_headers)(ptth_req *r);
+    size_t (*on_body)(ptth_req *r, const uint8_t *p, size_t len);
+    void (*on_done)(ptth_req *r, const char *error);
+} ptth_req_ops;
+
+#define PTTH_REQ_FIELD_MAX 80
+#define PTTH_REQ_REASON_MAX 256
+#define PTTH_REQ_HEADERS_MAX 4 /* extra request header lines */
+
+struct ptth_req {
+    /* set by the caller before ptth_req_start() */
+    const ptth_req_ops *ops;
+    void *data;
+    long timeout_ms; /* whole request; 0: none */
+
+    /* the response, filled in by the client */
+    long status;      /* 0 until the final status is known */
+    long retry_after; /* Retry-After in seconds, -1 when absent */
+    char conn[PTTH_REQ_FIELD_MAX];        /* PTTH-Conn */
+    char port[PTTH_REQ_FIELD_MAX];        /* PTTH-Port */
+    char client_addr[PTTH_REQ_FIELD_MAX]; /* PTTH-Client-Addr */
+    char reason[PTTH_REQ_REASON_MAX];     /* PTTH-Reason, or the start of a non-2xx body */
+
+    /* private */
+    ptth_relay_client *client;
+    struct ptth_easy *easy;
+    ptth_req *prev_active, *next_active;
+    ptth_req_kind kind;
+    bool active;
+    bool headers_done;
+    bool paused;
+    bool has_reason_header;
+    size_t reason_len;
+    struct curl_slist header_nodes[3 + PTTH_REQ_HEADERS_MAX]; /* our own nodes: no allocation per request */
+};
+
+/* Creates the client: checks the URL, prepares the Authorization header and
+ * the two curl multi handles. 0, or a negative errno with the reason in err. */
+int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err,
+                          size_t errlen);
+/* Cancels whatever is still active (without callbacks) and frees the client. */
+void ptth_relay_client_free(ptth_relay_client *c);
+
+/* The base URL as given, without a trailing slash (for logs). */
+const char *ptth_relay_client_url(const ptth_relay_client *c);
+
+/* Starts POST base+path with the extra header lines (NULL-terminated array of
+ * "Name: value", at most PTTH_REQ_HEADERS_MAX) and the body. 0, or a negative
+ * errno (-E2BIG: URL too long or too many headers; -ENOMEM) and nothing
+ * started. */
+int ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
+                   const void *body, size_t body_len);
+
+/* Stops an active request; no callback follows. A no-op when not active.
+ * Not from inside libcurl. */
+void ptth_req_cancel(ptth_req *r);
+
+/* Delivery of the body continues after on_body() returned PTTH_REQ_PAUSE
+ * (on_body may be called before this returns). Not from inside libcurl. */
+void ptth_req_resume(ptth_req *r);
+
+/* Copies text for use as a request header value: printable ASCII only,
+ * anything else becomes '?', truncated to outlen. */
+void ptth_req_header_value(char *out, size_t outlen, const char *in);
+
+static inline bool ptth_req_active(const ptth_req *r)
+{
+    return r->active;
+}
+
+#endif

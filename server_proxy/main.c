@@ -1,0 +1,232 @@
+/*
+ * ptth_server: the server terminator (SPEC §5). Runs next to the backends,
+ * makes only outgoing requests to the relay, and connects each tunnel a
+ * client opens to the backend its port name maps to.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "names.h"
+#include "options.h"
+#include "relay_client.h"
+#include "server.h"
+#include "sysutil.h"
+#include "target.h"
+
+#define PROGRAM "ptth_server"
+
+typedef struct server_config {
+    char *relay;
+    char *name;
+    char *key_file;
+    ptth_strlist port_maps;
+    uint64_t listens;
+    char *ca_file;
+    bool insecure;
+    bool proxy_protocol;
+    uint64_t max_chunk;
+    /* filled in by validate() */
+    ptth_key key;
+    ptth_server_port *ports;
+    size_t n_ports;
+} server_config;
+
+/* --port-map NAME=TARGET, checked alone; duplicates are found in validate(). */
+static int check_port_map(const char *value, char *err, size_t errlen)
+{
+    const char *eq = strchr(value, '=');
+    if (eq == NULL) {
+        snprintf(err, errlen, "bad port map '%s': expected NAME=TARGET", value);
+        return -1;
+    }
+    if (!ptth_name_valid(value, (size_t)(eq - value))) {
+        snprintf(err, errlen, "bad port name in '%s': use 1 to 64 of A-Z a-z 0-9 . _ -", value);
+        return -1;
+    }
+    ptth_target t;
+    char terr[256];
+    if (ptth_target_parse(eq + 1, &t, terr, sizeof(terr)) != 0) {
+        snprintf(err, errlen, "%s", terr);
+        return -1;
+    }
+    return 0;
+}
+
+static void validate(void *config, ptth_problems *problems)
+{
+    server_config *c = config;
+    if (c->relay == NULL) {
+        const char *env = getenv("PTTH_RELAY");
+        char err[300];
+        if (env == NULL || env[0] == '\0')
+            ptth_problems_add(problems, "--relay is required (or set PTTH_RELAY)");
+        else if (ptth_check_url(env, err, sizeof(err)) != 0)
+            ptth_problems_add(problems, "PTTH_RELAY: %s", err);
+        else if ((c->relay = strdup(env)) == NULL)
+            ptth_problems_add(problems, "out of memory");
+    }
+    if (c->name == NULL)
+        ptth_problems_add(problems, "--name is required");
+    char err[512];
+    if (ptth_key_load(c->key_file, &c->key, err, sizeof(err)) != 0)
+        ptth_problems_add(problems, "%s", err);
+    if (c->port_maps.count == 0) {
+        ptth_problems_add(problems, "at least one --port-map NAME=TARGET is required");
+        return;
+    }
+    c->ports = calloc(c->port_maps.count, sizeof(*c->ports));
+    if (c->ports == NULL) {
+        ptth_problems_add(problems, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < c->port_maps.count; i++) {
+        const char *pm = c->port_maps.items[i];
+        const char *eq = strchr(pm, '=');
+        ptth_server_port *p = &c->ports[c->n_ports];
+        snprintf(p->name, sizeof(p->name), "%.*s", (int)(eq - pm), pm);
+        bool dup = false;
+        for (size_t j = 0; j < c->n_ports; j++)
+            dup = dup || strcmp(c->ports[j].name, p->name) == 0;
+        if (dup) {
+            ptth_problems_add(problems, "--port-map: port '%s' is mapped twice", p->name);
+            continue;
+        }
+        if (ptth_target_parse(eq + 1, &p->target, err, sizeof(err)) != 0) {
+            ptth_problems_add(problems, "--port-map: %s", err);
+            continue;
+        }
+        if (ptth_target_check(&p->target, err, sizeof(err)) != 0) {
+            ptth_problems_add(problems, "--port-map %s: %s", p->name, err);
+            continue;
+        }
+        c->n_ports++;
+    }
+}
+
+static const ptth_option options[] = {
+    {"relay", PTTH_OPT_STRING, offsetof(server_config, relay), "URL",
+     "the relay: http:// or https://, may carry a path prefix (or set PTTH_RELAY)", NULL, 0, 0, ptth_check_url},
+    {"name", PTTH_OPT_STRING, offsetof(server_config, name), "NAME", "this server's name at the relay", NULL, 0, 0,
+     ptth_check_name},
+    {"key-file", PTTH_OPT_STRING, offsetof(server_config, key_file), "FILE",
+     "this server's key (or set PTTH_KEY); mode 0600", NULL, 0, 0, NULL},
+    {"port-map", PTTH_OPT_LIST, offsetof(server_config, port_maps), "NAME=TARGET",
+     "offer port NAME; TARGET is PORT, HOST:PORT, [V6]:PORT, unix:PATH, nvme:DEVICE:PORT[@NODE] or "
+     "cc:SERVICE",
+     NULL, 0, 0, check_port_map},
+    {"listens", PTTH_OPT_UINT, offsetof(server_config, listens), "N", "listen requests kept outstanding at the relay",
+     "4", 1, 256, NULL},
+    {"ca-file", PTTH_OPT_STRING, offsetof(server_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0,
+     NULL},
+    {"insecure", PTTH_OPT_FLAG, offsetof(server_config, insecure), NULL,
+     "do not check the relay's certificate (testing only)", NULL, 0, 0, NULL},
+    {"proxy-protocol", PTTH_OPT_FLAG, offsetof(server_config, proxy_protocol), NULL,
+     "send a PROXY protocol v2 header with the client's address to TCP backends", NULL, 0, 0, NULL},
+    {"max-chunk", PTTH_OPT_UINT, offsetof(server_config, max_chunk), "BYTES",
+     "largest downstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
+};
+
+static const ptth_program program = {
+    .name = PROGRAM,
+    .version = PTTH_VERSION,
+    .usage = "--relay URL --name NAME --key-file FILE --port-map NAME=TARGET... [OPTIONS]",
+    .summary = "Connects the tunnels that clients open at a ptth relay to local backends. Makes only outgoing\n"
+               "HTTP(S) requests, so it works behind NAT and firewalls.",
+    .epilog = "Environment: PTTH_RELAY (instead of --relay), PTTH_KEY (instead of --key-file).\n"
+              "Exit codes: 0 clean exit (SIGINT/SIGTERM), 1 fatal error, 2 usage or configuration error.",
+    .options = options,
+    .n_options = sizeof(options) / sizeof(options[0]),
+    .max_positional = 0,
+    .validate = validate,
+};
+
+static void on_signal(int signo, void *data)
+{
+    ptth_loop *loop = data;
+    if (signo == SIGINT || signo == SIGTERM) {
+        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        ptth_loop_stop(loop);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    server_config cfg;
+    ptth_cli cli;
+    memset(&cfg, 0, sizeof(cfg));
+    ptth_parse_result pr = ptth_options_parse(&program, &cfg, &cli, argc, argv);
+    if (pr != PTTH_PARSE_RUN) {
+        free(cfg.ports);
+        memset(&cfg.key, 0, sizeof(cfg.key));
+        return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
+    }
+    int exit_code = 1;
+    ptth_raise_nofile_limit();
+    if (cfg.insecure)
+        ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");
+
+    ptth_loop *loop = ptth_loop_new();
+    ptth_relay_client *client = NULL;
+    ptth_server *srv = NULL;
+    char err[512];
+    if (loop == NULL) {
+        fprintf(stderr, "%s: cannot create the event loop: %s\n", PROGRAM, strerror(errno));
+        goto out;
+    }
+    int rc = ptth_loop_catch_signals(loop, on_signal, loop);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
+        goto out;
+    }
+    ptth_relay_client_config rcc = {
+        .url = cfg.relay,
+        .key = cfg.key.text,
+        .ca_file = cfg.ca_file,
+        .insecure = cfg.insecure,
+        .user_agent = PROGRAM "/" PTTH_VERSION,
+    };
+    if (ptth_relay_client_new(loop, &rcc, &client, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
+    ptth_server_params params = {
+        .name = cfg.name,
+        .ports = cfg.ports,
+        .n_ports = cfg.n_ports,
+        .listens = (unsigned)cfg.listens,
+        .max_chunk = (size_t)cfg.max_chunk,
+        .proxy_protocol = cfg.proxy_protocol,
+    };
+    for (size_t i = 0; i < cfg.n_ports; i++)
+        ptth_log_info("event=port_map port=%s target=%s", cfg.ports[i].name, cfg.ports[i].target.text);
+    if (ptth_server_new(loop, client, &params, &srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
+    ptth_log_info("event=started relay=%s server=%s listens=%u", cfg.relay, cfg.name, params.listens);
+    rc = ptth_loop_run(loop);
+    if (rc != 0) {
+        fprintf(stderr, "%s: event loop failed: %s\n", PROGRAM, strerror(-rc));
+        goto out;
+    }
+    exit_code = 0;
+    ptth_log_info("event=stopped");
+out:
+    ptth_server_free(srv);
+    ptth_relay_client_free(client);
+    ptth_bridge_release_pool();
+    ptth_loop_free(loop);
+    free(cfg.ports);
+    memset(&cfg.key, 0, sizeof(cfg.key));
+    ptth_options_free(&program, &cfg);
+    ptth_cli_free(&cli);
+    return exit_code;
+}
