@@ -45,10 +45,10 @@ const char *ptth_log_quote(char *out, size_t outlen, const char *text);
 #define ptth_log_error(...) ptth_log(PTTH_LOG_ERROR, __VA_ARGS__)
 #define ptth_log_warn(...) ptth_log(PTTH_LOG_WARN, __VA_ARGS__)
 #define ptth_log_info(...) ptth_log(PTTH_LOG_INFO, __VA_ARGS__)
-#define ptth_log_debug(...)                                                                                               \
-    do {                                                                                                                  \
-        if (ptth_log_enabled(PTTH_LOG_DEBUG))                                                                             \
-            ptth_log(PTTH_LOG_DEBUG, __VA_ARGS__);                                                                        \
+#define ptth_log_debug(...)                                                                                                        \
+    do {                                                                                                                           \
+        if (ptth_log_enabled(PTTH_LOG_DEBUG))                                                                                      \
+            ptth_log(PTTH_LOG_DEBUG, __VA_ARGS__);                                                                                 \
     } while (0)
 
 #endif
