@@ -144,9 +144,13 @@ void
 ptth_srv_on_listen(ptth_srv *srv, h2o_req_t *req)
 {
     mark_online(srv);
-    if (!h2o_linklist_is_empty(&srv->waiting)) {
+    while (!h2o_linklist_is_empty(&srv->waiting)) {
         ptth_tunnel *t = H2O_STRUCT_FROM_MEMBER(ptth_tunnel, wait_link, srv->waiting.next);
         ptth_srv_unwait(srv, t);
+        if (t->connect != NULL && ptth_req_peer_closed(t->connect->req)) {
+            ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
+            continue;
+        }
         if (srv->nlistens == 0) {
             h2o_timeout_unlink(&srv->offline_timer);
             h2o_timeout_link(srv->relay->ctx.loop, &srv->relay->listen_timeout, &srv->offline_timer);
@@ -165,13 +169,18 @@ ptth_srv_on_listen(ptth_srv *srv, h2o_req_t *req)
 ptth_hold *
 ptth_srv_take_listen(ptth_srv *srv)
 {
-    if (h2o_linklist_is_empty(&srv->listens))
-        return NULL;
-    ptth_hold *hold = H2O_STRUCT_FROM_MEMBER(ptth_hold, link, srv->listens.next);
-    h2o_linklist_unlink(&hold->link);
-    h2o_timeout_unlink(&hold->timer);
-    listen_left(srv);
-    return hold;
+    while (!h2o_linklist_is_empty(&srv->listens)) {
+        ptth_hold *hold = H2O_STRUCT_FROM_MEMBER(ptth_hold, link, srv->listens.next);
+        h2o_linklist_unlink(&hold->link);
+        h2o_timeout_unlink(&hold->timer);
+        listen_left(srv);
+        if (!ptth_req_peer_closed(hold->req))
+            return hold;
+        /* its HTTP/1 connection is gone: answering lets h2o clean it up */
+        ptth_log_debug("event=listen_dropped server=%s reason=\"peer closed\"", srv->name);
+        ptth_hold_reply(hold, 204, NULL);
+    }
+    return NULL;
 }
 
 void

@@ -3,8 +3,10 @@
  */
 #include "reply.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Runs when h2o clears the request's pool: the request is over. A hold still
  * attached at that point was never answered. */
@@ -134,4 +136,17 @@ ptth_req_header(h2o_req_t *req, const char *name, size_t *len)
     }
     *len = req->headers.entries[i].value.len;
     return req->headers.entries[i].value.base;
+}
+
+bool
+ptth_req_peer_closed(h2o_req_t *req)
+{
+    if (req == NULL || req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return false;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return false;
+    char c;
+    ssize_t r = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }

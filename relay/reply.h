@@ -18,6 +18,7 @@
 #ifndef PTTH_RELAY_REPLY_H
 #define PTTH_RELAY_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <h2o.h>
@@ -57,6 +58,13 @@ void ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size
 
 /* The value of a request header (name lowercase) or NULL (then *len = 0). */
 const char *ptth_req_header(h2o_req_t *req, const char *name, size_t *len);
+
+/* true when req came over HTTP/1.x and its peer closed the connection. h2o
+ * 2.2.5 stops reading an HTTP/1 connection while a request is processed, so
+ * it notices a vanished client only at its next write; this peeks (MSG_PEEK,
+ * non-blocking, nothing consumed) at the socket to find out now. Always false
+ * for HTTP/2, where h2o keeps reading and resets the request itself. */
+bool ptth_req_peer_closed(h2o_req_t *req);
 
 /* Reason phrase of an HTTP status. */
 const char *ptth_status_reason(int status);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "reply.h"
 
 static int
 buf_append(ptth_stream_buf *b, const void *p, size_t len)
@@ -125,6 +126,13 @@ on_heartbeat(h2o_timeout_entry_t *entry)
     ptth_stream *s = H2O_STRUCT_FROM_MEMBER(ptth_stream, heartbeat_entry, entry);
     if (s->req == NULL || s->finishing)
         return;
+    if (ptth_req_peer_closed(s->req)) {
+        /* an HTTP/1 peer that went away: tell the owner now, then let h2o
+         * find out with the final write */
+        notify_broken(s);
+        ptth_stream_finish(s);
+        return;
+    }
     if (s->sending) {
         rearm_heartbeat(s); /* the peer is slow to read; a PING would only queue up */
         return;

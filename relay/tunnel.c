@@ -128,6 +128,11 @@ ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
         ptth_reply(req, 409, t->state == PTTH_TUNNEL_OPEN ? "tunnel already accepted\n" : "tunnel not offered to a listen yet\n");
         return;
     }
+    if (ptth_req_peer_closed(t->connect->req)) {
+        ptth_reply(req, 404, "tunnel closed: the client went away\n");
+        ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
+        return;
+    }
     h2o_req_t *connect_req = ptth_hold_release(t->connect);
     t->connect = NULL;
     h2o_timeout_unlink(&t->connect_timer);
