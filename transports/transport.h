@@ -90,6 +90,11 @@ ptth_stream_close(ptth_stream *s)
     s->transport->close(s);
 }
 
+/* Call once at exit, after closing every stream: waits (at most 3 s) for the
+ * helper threads of transports that have them (nvme) to finish, so that a
+ * clean exit frees everything. */
+void ptth_transports_cleanup(void);
+
 extern const ptth_transport ptth_transport_tcp;
 extern const ptth_transport ptth_transport_unix;
 extern const ptth_transport ptth_transport_nvme;
