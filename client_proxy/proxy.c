@@ -32,6 +32,7 @@ typedef struct forward {
     char bound[96];
     char connect_path[PATH_LEN];
     long long refuse_until_ms; /* honouring a Retry-After */
+    long refuse_status;        /* the status that came with it */
 } forward;
 
 typedef struct ptunnel {
@@ -130,6 +131,7 @@ static void on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *d
             if (ra > RETRY_AFTER_MAX_S)
                 ra = RETRY_AFTER_MAX_S;
             fw->refuse_until_ms = ptth_now_ms() + ra * 1000;
+            fw->refuse_status = res->status;
         }
         if (ra >= 0)
             ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s retry_after=%ld",
@@ -213,9 +215,9 @@ static void on_accept(ptth_watch *w, uint32_t events)
         ptth_format_sockaddr((struct sockaddr *)&ss, peer, sizeof(peer));
         long long now = ptth_now_ms();
         if (fw->refuse_until_ms > now) {
-            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=0 reason=\"relay asked to retry "
-                          "later\" retry_in_ms=%lld",
-                          fw->spec->server, fw->spec->port, peer, fw->refuse_until_ms - now);
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=\"relay asked to retry "
+                          "later; not asking again yet\" retry_in_ms=%lld",
+                          fw->spec->server, fw->spec->port, peer, fw->refuse_status, fw->refuse_until_ms - now);
             close(fd);
             continue;
         }

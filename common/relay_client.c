@@ -46,7 +46,9 @@ struct ptth_relay_client {
     char *user_agent;
     bool insecure;
     bool https;
-    char auth[64];
+    bool verbose; /* PTTH_CURL_VERBOSE set: libcurl traces on stderr */
+    long http_version;
+    char auth[128];
     struct multi_ctx m[2];
     ptth_req *active; /* every active request, for ptth_relay_client_free */
 };
@@ -283,8 +285,7 @@ static struct ptth_easy *easy_new(struct multi_ctx *m)
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, e->errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
-                     c->https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, c->http_version);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_curl_header);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_curl_write);
@@ -294,6 +295,8 @@ static struct ptth_easy *easy_new(struct multi_ctx *m)
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
+    if (c->verbose)
+        curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     if (c->ca_file != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->insecure) {
@@ -401,6 +404,23 @@ static void process_done(struct multi_ctx *m)
 
 /* ---- public ---- */
 
+/* HTTP/2 through ALPN on https://. On http://, prior knowledge, except with
+ * libcurl before 8.0.0: there a request that reuses a prior-knowledge
+ * connection fails with "Error in the HTTP2 framing layer" (curl issue
+ * #10634, fixed by commit cbe9d82 in 8.0.0), which breaks multiplexing. With
+ * those versions each new connection starts as HTTP/1.1 with "Upgrade: h2c"
+ * (h2o switches to HTTP/2 at once, and a relay behind an HTTP/1.1-only proxy
+ * still works) and is then reused as HTTP/2. */
+static long choose_http_version(bool https)
+{
+    if (https)
+        return (long)CURL_HTTP_VERSION_2TLS;
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    if (v != NULL && v->version_num >= 0x080000)
+        return (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+    return (long)CURL_HTTP_VERSION_2_0;
+}
+
 static int multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind kind)
 {
     m->client = c;
@@ -479,6 +499,8 @@ int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, 
     c->loop = loop;
     c->https = https;
     c->insecure = cfg->insecure;
+    c->verbose = getenv("PTTH_CURL_VERBOSE") != NULL;
+    c->http_version = choose_http_version(https);
     c->base = strdup(url);
     c->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
     c->ca_file = cfg->ca_file != NULL ? strdup(cfg->ca_file) : NULL;

@@ -4,9 +4,11 @@
  * (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION).
  *
  * Every request is a POST to the base URL (which may carry a path prefix)
- * plus an API path, with `Authorization: Bearer KEY`. HTTP/2 is used with
- * prior knowledge on http:// and through ALPN on https:// (falling back to
- * HTTP/1.1 when the relay or a proxy in front of it only speaks that).
+ * plus an API path, with `Authorization: Bearer KEY`. HTTP/2 is used through
+ * ALPN on https:// and with prior knowledge on http:// (with libcurl older
+ * than 8.0.0, whose prior-knowledge connections cannot be reused, through
+ * an h2c Upgrade instead); both fall back to HTTP/1.1 when the relay, or a
+ * proxy in front of it, only speaks that.
  *
  * Two kinds of requests, kept in two connection pools:
  *   - PTTH_REQ_SHORT: listens, chunks, accept/reject/close answers. They

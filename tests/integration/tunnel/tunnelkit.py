@@ -1,0 +1,245 @@
+"""tunnelkit: what the tunnel tests share on top of ptthtest: starting the
+relay with a server and a client key, the backends the tests talk to, and a
+few clients. Everything binds to loopback and is stopped by the test's
+Context."""
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
+                                "tests", "integration"))
+
+import ptthtest as pt  # noqa: E402
+
+
+def sanitized():
+    """True when the programs under test were built with a sanitizer (the
+    meson option of PTTH_BUILD_DIR); such builds run several times slower."""
+    try:
+        with open(os.path.join(pt.BUILD_DIR, "meson-info", "intro-buildoptions.json")) as f:
+            for opt in json.load(f):
+                if opt.get("name") == "b_sanitize":
+                    return str(opt.get("value")) not in ("none", "", "[]")
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+class World:
+    """A relay that knows server 'foo' (key skey) and client 'alice' (key
+    ckey, allowed everywhere on foo), and optionally a running ptth_server."""
+
+    def __init__(self, ctx, ports=None, relay_args=(), server_args=(), allow=("alice=foo/*",), start_server=True,
+                 relay_port=None):
+        self.ctx = ctx
+        self.skey = ctx.key("server")
+        self.ckey = ctx.key("client")
+        self.allow = list(allow)
+        self.relay_args = list(relay_args)
+        self.relay_port = relay_port
+        self.relay = self.start_relay()
+        self.server = None
+        if start_server:
+            self.server = self.start_server(ports, server_args)
+
+    def start_relay(self):
+        if self.relay_port is None:
+            return self.ctx.relay(servers={"foo": self.skey}, clients={"alice": self.ckey}, allow=self.allow,
+                                  args=self.relay_args)
+        argv = [pt.program("ptth_relay"), "--listen", "127.0.0.1:%d" % self.relay_port,
+                "--server", "foo=%s" % self.skey.hash, "--client", "alice=%s" % self.ckey.hash]
+        for rule in self.allow:
+            argv += ["--allow", rule]
+        argv += self.relay_args
+        p = self.ctx.start(argv, name="ptth_relay")
+        p.wait_for(r"event=listening\S* addr=127\.0\.0\.1:%d" % self.relay_port)
+        p.port = self.relay_port
+        p.url = "http://127.0.0.1:%d" % self.relay_port
+        return p
+
+    def start_server(self, ports, args=(), wait=True, name="foo", key=None):
+        maps = ["%s=%s" % kv for kv in ports.items()]
+        srv = self.ctx.server(self.relay.url, name, key or self.skey, maps, args=list(args))
+        if wait:
+            self.relay.wait_for(r"event=server_online server=%s\b" % name, timeout=20)
+        return srv
+
+    def proxy(self, port, server="foo", args=(), key=None, wait=True):
+        return self.ctx.proxy(self.relay.url, key or self.ckey, server, port, args=list(args), wait=wait)
+
+
+# ---- backends ---------------------------------------------------------------
+
+class Backend:
+    """A loopback TCP (or UNIX) server running handler(conn) in a thread per
+    connection."""
+
+    def __init__(self, handler, unix_path=None):
+        self.handler = handler
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(unix_path)
+            self.port = None
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+        self.sock.listen(512)
+        self.accepted = 0
+        self.results = []
+        self.lock = threading.Lock()
+        self.closing = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.closing:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._run, args=(c,), daemon=True).start()
+
+    def _run(self, c):
+        try:
+            r = self.handler(c)
+            with self.lock:
+                self.results.append(r)
+        except OSError as e:
+            with self.lock:
+                self.results.append(e)
+        finally:
+            c.close()
+
+    def close(self):
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def wait_results(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.results) >= n:
+                    return list(self.results)
+            time.sleep(0.02)
+        raise AssertionError("backend saw %d of %d connections end" % (len(self.results), n))
+
+
+def hash_handler(c):
+    """Reads until the client half-closes, then answers the byte count and
+    SHA-256 of what came ("N HEX\\n") and closes."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        b = c.recv(1 << 18)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    c.sendall(("%d %s\n" % (n, h.hexdigest())).encode())
+    c.shutdown(socket.SHUT_WR)
+    return n
+
+
+def greet_then_count_handler(c):
+    """Sends a greeting and half-closes at once, then counts what the client
+    sends until it half-closes too."""
+    c.sendall(b"hello from the backend\n")
+    c.shutdown(socket.SHUT_WR)
+    n = 0
+    while True:
+        b = c.recv(1 << 18)
+        if not b:
+            break
+        n += len(b)
+    return n
+
+
+def echo_handler(c):
+    n = 0
+    while True:
+        b = c.recv(1 << 18)
+        if not b:
+            break
+        c.sendall(b)
+        n += len(b)
+    c.shutdown(socket.SHUT_WR)
+    return n
+
+
+# ---- clients ----------------------------------------------------------------
+
+def echo_once(port, payload, timeout=10.0):
+    """Connects, sends payload, half-closes, returns all that came back."""
+    s = pt.connect(port, timeout=timeout)
+    try:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        return pt.recv_until_eof(s, timeout=timeout)
+    finally:
+        s.close()
+
+
+def bulk_both_ways(port, size, timeout=120.0, block=1 << 20):
+    """Sends size pseudo-random bytes and reads the echo at the same time;
+    returns (sha256 sent, sha256 received, bytes received, seconds)."""
+    s = pt.connect(port, timeout=timeout)
+    s.settimeout(timeout)
+    seed = os.urandom(block)
+    hs, hr = hashlib.sha256(), hashlib.sha256()
+    got = [0]
+    err = []
+
+    def reader():
+        try:
+            while True:
+                b = s.recv(1 << 20)
+                if not b:
+                    return
+                hr.update(b)
+                got[0] += len(b)
+        except OSError as e:
+            err.append(e)
+
+    th = threading.Thread(target=reader, daemon=True)
+    started = time.monotonic()
+    th.start()
+    sent = 0
+    i = 0
+    while sent < size:
+        # vary the block so that a reordering or duplication would show
+        chunk = seed[i % 7:] if sent + block - i % 7 <= size else seed[:size - sent]
+        chunk = chunk[:size - sent]
+        s.sendall(chunk)
+        hs.update(chunk)
+        sent += len(chunk)
+        i += 1
+    s.shutdown(socket.SHUT_WR)
+    th.join(timeout)
+    elapsed = time.monotonic() - started
+    s.close()
+    if th.is_alive():
+        raise AssertionError("echo incomplete after %.0fs: %d of %d bytes" % (timeout, got[0], size))
+    if err:
+        raise AssertionError("receiving failed after %d bytes: %s" % (got[0], err[0]))
+    return hs.hexdigest(), hr.hexdigest(), got[0], elapsed
+
+
+def log_fields(line):
+    """key=value fields of a log line (quoted values kept with their quotes)."""
+    out = {}
+    for part in line.split(" "):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k] = v
+    return out
