@@ -87,6 +87,29 @@ def config_seeds():
     }
 
 
+# ---- target: a port-map TARGET (SPEC §5), also fed to the name validator ----
+
+@target
+def target_seeds():
+    return {
+        "port": "22",
+        "host_port": "db.internal:5432",
+        "ipv4": "10.0.0.7:8080",
+        "ipv6": "[fe80::1%eth0]:22",
+        "unix": "unix:/run/app.sock",
+        "unix_abstract": "unix:@ptth-test",
+        "nvme": "nvme:/dev/nvme0:22",
+        "nvme_node": "nvme:/dev/nvme0:8080@10.1.0.2",
+        "nvme_v6": "nvme:/tmp/csd.sock:22@[::1]",
+        "nvme_colons": "nvme:/dev/disk/by-id/x:y:22@node-1",
+        "cc": "cc:ssh-svc",
+        "cc_vsock": "cc:vsock:3:5000",
+        "name": "foo-1.bar_2",
+        "name_64": "n" * 64,
+        "bad_v6_unbracketed": "::1:22",
+    }
+
+
 def write(name, seeds):
     d = os.path.join(CORPUS, name)
     if os.path.isdir(d):
