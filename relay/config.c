@@ -78,16 +78,16 @@ validate(void *config, ptth_problems *problems)
 #define OFF(field) offsetof(ptth_relay_config, field)
 
 static const ptth_option options[] = {
-    {"listen", PTTH_OPT_LIST, OFF(listen), "ADDR:PORT", "address to serve on, repeatable; [::1]:4000 for IPv6, port 0: any",
+    {"listen", PTTH_OPT_LIST, OFF(listen), "ADDR:PORT", "address to serve on; [::1]:4000 for IPv6, port 0: any",
      "127.0.0.1:4000", 0, 0, ptth_relay_check_listen},
     {"tls-cert", PTTH_OPT_STRING, OFF(tls_cert), "FILE", "serve HTTPS (ALPN h2, http/1.1) with this PEM certificate chain", NULL,
      0, 0, NULL},
     {"tls-key", PTTH_OPT_STRING, OFF(tls_key), "FILE", "the private key (PEM) of --tls-cert", NULL, 0, 0, NULL},
-    {"server", PTTH_OPT_LIST, OFF(server), "NAME=KEYHASH", "a server and its key's hash, repeatable", NULL, 0, 0,
+    {"server", PTTH_OPT_LIST, OFF(server), "NAME=KEYHASH", "a server and its key's hash", NULL, 0, 0,
      ptth_check_name_hash},
-    {"client", PTTH_OPT_LIST, OFF(client), "NAME=KEYHASH", "a client and its key's hash, repeatable", NULL, 0, 0,
+    {"client", PTTH_OPT_LIST, OFF(client), "NAME=KEYHASH", "a client and its key's hash", NULL, 0, 0,
      ptth_check_name_hash},
-    {"allow", PTTH_OPT_LIST, OFF(allow), "CLIENT=SERVER/PORT", "let CLIENT reach SERVER/PORT (* for any), repeatable", NULL, 0, 0,
+    {"allow", PTTH_OPT_LIST, OFF(allow), "CLIENT=SERVER/PORT", "let CLIENT reach SERVER/PORT (* for any)", NULL, 0, 0,
      ptth_auth_check_allow},
     {"admin-key-hash", PTTH_OPT_STRING, OFF(admin_key_hash), "HASH", "key hash for /v1/status, /metrics and /", NULL, 0, 0,
      NULL},
@@ -103,7 +103,7 @@ static const ptth_option options[] = {
     {"max-connections-per-server", PTTH_OPT_UINT, OFF(max_connections_per_server), "N", "tunnels open at once per server",
      "1024", 1, 10000000, NULL},
     {"trusted-proxy", PTTH_OPT_LIST, OFF(trusted_proxy), "CIDR",
-     "take the client address from X-Forwarded-For only from these peers, repeatable", NULL, 0, 0, ptth_cidr_check},
+     "take the client address from X-Forwarded-For only from these peers", NULL, 0, 0, ptth_cidr_check},
 };
 
 const ptth_program ptth_relay_program = {

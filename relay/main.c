@@ -81,21 +81,6 @@ install_signals(h2o_evloop_t *loop, h2o_socket_t **sock)
     return 0;
 }
 
-static int
-build_trusted(const ptth_strlist *list, ptth_cidr **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (list->count == 0)
-        return 0;
-    if ((*out = calloc(list->count, sizeof(**out))) == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < list->count; i++)
-        if (ptth_cidr_parse(list->items[i], &(*out)[(*n)++]) != 0)
-            return -EINVAL;
-    return 0;
-}
-
 static SSL_CTX *
 make_ssl_ctx(const ptth_relay_config *cfg)
 {
@@ -113,75 +98,11 @@ make_ssl_ctx(const ptth_relay_config *cfg)
     return ctx;
 }
 
-/* The tunnels of a principal whose key was removed or changed end; so do the
- * listens of such a server. */
+/* SIGHUP: reads the options again (file and command line) and applies what
+ * can change at run time (relay.h). A file with problems keeps the running
+ * configuration and logs every problem. */
 static void
-apply_new_auth(ptth_relay *relay, ptth_auth *next)
-{
-    size_t n;
-    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
-    for (size_t i = 0; i < n; i++) {
-        ptth_tunnel *t = tuns[i];
-        const ptth_principal *os = ptth_auth_server(&relay->auth, t->server, strlen(t->server));
-        const ptth_principal *ns = ptth_auth_server(next, t->server, strlen(t->server));
-        const ptth_principal *oc = ptth_auth_client(&relay->auth, t->client, strlen(t->client));
-        const ptth_principal *nc = ptth_auth_client(next, t->client, strlen(t->client));
-        bool server_ok = ns != NULL && os != NULL && strcmp(ns->hash.hex, os->hash.hex) == 0;
-        bool client_ok = nc != NULL && oc != NULL && strcmp(nc->hash.hex, oc->hash.hex) == 0;
-        if (!server_ok || !client_ok)
-            ptth_tunnel_end(t, PTTH_END_RST, !server_ok ? "server key revoked" : "client key revoked");
-    }
-    free(tuns);
-
-    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&relay->servers, &n);
-    for (size_t i = 0; i < n; i++) {
-        ptth_srv *s = srvs[i];
-        const ptth_principal *os = ptth_auth_server(&relay->auth, s->name, strlen(s->name));
-        const ptth_principal *ns = ptth_auth_server(next, s->name, strlen(s->name));
-        if (ns != NULL && os != NULL && strcmp(ns->hash.hex, os->hash.hex) == 0)
-            continue;
-        ptth_srv_drop_listens(s, 401, "server key revoked\n");
-        if (ns == NULL && s->ntunnels == 0) {
-            ptth_table_remove(&relay->servers, s->name, strlen(s->name));
-            if (s->online)
-                ptth_log_info("event=server_offline server=%s", s->name);
-            ptth_srv_free(s);
-        }
-    }
-    free(srvs);
-}
-
-static void
-swap_list(ptth_strlist *a, ptth_strlist *b)
-{
-    ptth_strlist t = *a;
-    *a = *b;
-    *b = t;
-}
-
-static bool
-same_list(const ptth_strlist *a, const ptth_strlist *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++)
-        if (strcmp(a->items[i], b->items[i]) != 0)
-            return false;
-    return true;
-}
-
-static bool
-same_str(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-/* SIGHUP: reads the options again (file and command line). Keys, ACLs, the
- * admin key, trusted proxies and the connection limits take effect; the
- * other options need a restart and a change to them is logged. A file with
- * problems keeps the running configuration and logs every problem. */
-static void
-reload(ptth_relay *relay, ptth_relay_config *cfg, const ptth_cli *cli, int argc, char **argv)
+reload(ptth_relay *relay, const ptth_cli *cli, int argc, char **argv)
 {
     if (cli->config_path == NULL) {
         ptth_log_warn("event=reload_skipped reason=\"no --config file to reload\"");
@@ -192,60 +113,18 @@ reload(ptth_relay *relay, ptth_relay_config *cfg, const ptth_cli *cli, int argc,
     ptth_problems problems = {0};
     bool early = false;
     char q[512];
-    if (ptth_options_load(&ptth_relay_program, &next, &ncli, argc, argv, &problems, &early) != 0) {
+    if (ptth_options_load(&ptth_relay_program, &next, &ncli, argc, argv, &problems, &early) != 0 ||
+        ptth_relay_reload(relay, &next, &problems) != 0) {
         for (size_t i = 0; i < problems.count; i++)
             ptth_log_error("event=reload_failed file=%s problem=%s", cli->config_path,
                            ptth_log_quote(q, sizeof(q), problems.lines[i]));
         ptth_log_error("event=reload_failed file=%s problems=%zu reason=\"kept the running configuration\"", cli->config_path,
                        problems.count);
-        ptth_problems_free(&problems);
-        ptth_options_free(&ptth_relay_program, &next);
-        ptth_cli_free(&ncli);
-        return;
+    } else {
+        ptth_log_set_level(ncli.log_level);
+        ptth_log_info("event=reload file=%s servers=%zu clients=%zu rules=%zu", cli->config_path, relay->auth.nservers,
+                      relay->auth.nclients, relay->auth.nrules);
     }
-    ptth_auth auth;
-    ptth_cidr *trusted;
-    size_t ntrusted;
-    if (ptth_auth_build(&auth, &next.server, &next.client, &next.allow, next.admin_key_hash, &problems) != 0 ||
-        build_trusted(&next.trusted_proxy, &trusted, &ntrusted) != 0) {
-        for (size_t i = 0; i < problems.count; i++)
-            ptth_log_error("event=reload_failed problem=%s", ptth_log_quote(q, sizeof(q), problems.lines[i]));
-        ptth_problems_free(&problems);
-        ptth_options_free(&ptth_relay_program, &next);
-        ptth_cli_free(&ncli);
-        return;
-    }
-
-    static const char *const restart_only[] = {"listen", "tls-cert", "tls-key", "listen-timeout", "connect-timeout",
-                                               "heartbeat", "idle-timeout", "max-chunk"};
-    bool changed[8] = {
-        !same_list(&cfg->listen, &next.listen),        !same_str(cfg->tls_cert, next.tls_cert),
-        !same_str(cfg->tls_key, next.tls_key),         cfg->listen_timeout != next.listen_timeout,
-        cfg->connect_timeout != next.connect_timeout, cfg->heartbeat != next.heartbeat,
-        cfg->idle_timeout != next.idle_timeout,        cfg->max_chunk != next.max_chunk,
-    };
-    for (size_t i = 0; i < 8; i++)
-        if (changed[i])
-            ptth_log_warn("event=reload_ignored option=%s reason=\"takes effect at the next start\"", restart_only[i]);
-
-    apply_new_auth(relay, &auth);
-    ptth_auth_free(&relay->auth);
-    relay->auth = auth;
-    free(relay->trusted);
-    relay->trusted = trusted;
-    relay->ntrusted = ntrusted;
-    swap_list(&cfg->server, &next.server);
-    swap_list(&cfg->client, &next.client);
-    swap_list(&cfg->allow, &next.allow);
-    swap_list(&cfg->trusted_proxy, &next.trusted_proxy);
-    char *t = cfg->admin_key_hash;
-    cfg->admin_key_hash = next.admin_key_hash;
-    next.admin_key_hash = t;
-    cfg->max_connections = next.max_connections;
-    cfg->max_connections_per_server = next.max_connections_per_server;
-    ptth_log_set_level(ncli.log_level);
-    ptth_log_info("event=reload file=%s servers=%zu clients=%zu rules=%zu", cli->config_path, relay->auth.nservers,
-                  relay->auth.nclients, relay->auth.nrules);
     ptth_problems_free(&problems);
     ptth_options_free(&ptth_relay_program, &next);
     ptth_cli_free(&ncli);
@@ -279,21 +158,8 @@ conns_done(void *arg)
 static void
 shutdown_relay(ptth_relay *relay, ptth_listeners *ls)
 {
-    relay->shutting_down = true;
     ptth_listeners_close(ls);
-
-    size_t n;
-    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
-    for (size_t i = 0; i < n; i++)
-        ptth_tunnel_end(tuns[i], PTTH_END_SHUTDOWN, "shutdown");
-    free(tuns);
-    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&relay->servers, &n);
-    for (size_t i = 0; i < n; i++) {
-        ptth_table_remove(&relay->servers, srvs[i]->name, strlen(srvs[i]->name));
-        ptth_srv_free(srvs[i]);
-    }
-    free(srvs);
-
+    ptth_relay_end_all(relay);
     run_until(relay, streams_done, relay, DRAIN_STREAMS_MS);
     ptth_listeners_shutdown_conns(ls);
     run_until(relay, conns_done, ls, DRAIN_CONNS_MS);
@@ -305,15 +171,11 @@ main(int argc, char **argv)
     ptth_relay_config cfg;
     ptth_cli cli;
     ptth_parse_result pr = ptth_options_parse(&ptth_relay_program, &cfg, &cli, argc, argv);
-    if (pr != PTTH_PARSE_RUN) {
-        ptth_options_free(&ptth_relay_program, &cfg);
-        ptth_cli_free(&cli);
+    if (pr != PTTH_PARSE_RUN)
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
-    }
     ptth_raise_nofile_limit();
 
-    static ptth_relay relay; /* zeroed; lives for the whole run */
-    relay.cfg = &cfg;
+    static ptth_relay relay; /* lives for the whole run */
     ptth_problems problems = {0};
     int exit_code = 1;
     SSL_CTX *ssl_ctx = NULL;
@@ -322,47 +184,27 @@ main(int argc, char **argv)
     memset(&ls, 0, sizeof(ls));
     h2o_linklist_init_anchor(&ls.conns);
 
-    if (ptth_auth_build(&relay.auth, &cfg.server, &cfg.client, &cfg.allow, cfg.admin_key_hash, &problems) != 0 ||
-        build_trusted(&cfg.trusted_proxy, &relay.trusted, &relay.ntrusted) != 0) {
+    if (cfg.tls_cert != NULL && (ssl_ctx = make_ssl_ctx(&cfg)) == NULL) {
+        fprintf(stderr, "ptth_relay: cannot set up TLS with --tls-cert '%s' and --tls-key '%s'\n", cfg.tls_cert, cfg.tls_key);
+        ptth_options_free(&ptth_relay_program, &cfg);
+        ptth_cli_free(&cli);
+        return 2;
+    }
+    h2o_evloop_t *loop = h2o_evloop_create();
+    if (ptth_relay_init(&relay, &cfg, loop, &problems) != 0) {
         for (size_t i = 0; i < problems.count; i++)
             fprintf(stderr, "ptth_relay: %s\n", problems.lines[i]);
         ptth_problems_free(&problems);
-        free(relay.trusted);
+        h2o_evloop_destroy(loop);
+        if (ssl_ctx != NULL)
+            SSL_CTX_free(ssl_ctx);
         ptth_options_free(&ptth_relay_program, &cfg);
         ptth_cli_free(&cli);
         return 2;
     }
-    if (cfg.tls_cert != NULL && (ssl_ctx = make_ssl_ctx(&cfg)) == NULL) {
-        fprintf(stderr, "ptth_relay: cannot set up TLS with --tls-cert '%s' and --tls-key '%s'\n", cfg.tls_cert, cfg.tls_key);
-        ptth_auth_free(&relay.auth);
-        free(relay.trusted);
-        ptth_options_free(&ptth_relay_program, &cfg);
-        ptth_cli_free(&cli);
-        return 2;
-    }
-
-    h2o_config_init(&relay.globalconf);
-    relay.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("ptth_relay"));
-    /* h2o refuses larger bodies itself; a body of max-chunk+1 reaches the
-     * handler, which answers 413 (see docs/protocol.md for HTTP/2) */
-    relay.globalconf.max_request_entity_size = (size_t)cfg.max_chunk + 1;
-    relay.globalconf.http2.max_concurrent_requests_per_connection = 65536;
-    relay.globalconf.http1.req_timeout = 30 * 1000;
-    relay.globalconf.http2.idle_timeout = 60 * 1000;
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&relay.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    ptth_handler_register(&relay, hostconf);
-
-    relay.loop = h2o_evloop_create();
-    h2o_context_init(&relay.ctx, relay.loop, &relay.globalconf);
-    h2o_timeout_init(relay.loop, &relay.listen_timeout, cfg.listen_timeout * 1000);
-    h2o_timeout_init(relay.loop, &relay.connect_timeout, cfg.connect_timeout * 1000);
-    h2o_timeout_init(relay.loop, &relay.heartbeat, cfg.heartbeat * 1000);
-    h2o_timeout_init(relay.loop, &relay.idle_timeout, (cfg.idle_timeout != 0 ? cfg.idle_timeout : 1) * 1000);
-    ptth_table_init(&relay.servers);
-    ptth_table_init(&relay.tunnels);
 
     char err[512];
-    if (install_signals(relay.loop, &sigsock) != 0) {
+    if (install_signals(loop, &sigsock) != 0) {
         fprintf(stderr, "ptth_relay: cannot set up signal handling: %s\n", strerror(errno));
         goto Exit;
     }
@@ -374,10 +216,10 @@ main(int argc, char **argv)
                   relay.auth.nclients, relay.auth.nrules, (unsigned long long)cfg.max_chunk);
 
     while (!got_term) {
-        h2o_evloop_run(relay.loop, INT32_MAX);
+        h2o_evloop_run(loop, INT32_MAX);
         if (got_hup) {
             got_hup = 0;
-            reload(&relay, &cfg, &cli, argc, argv);
+            reload(&relay, &cli, argc, argv);
         }
     }
     ptth_log_info("event=stopping tunnels=%zu connections=%zu", relay.ntunnels, ls.nconns);
@@ -389,7 +231,7 @@ Exit:
     if (sigsock != NULL) {
         h2o_socket_read_stop(sigsock);
         h2o_socket_close(sigsock);
-        h2o_evloop_run(relay.loop, 0);
+        h2o_evloop_run(loop, 0);
     }
     if (ls.nconns != 0) {
         /* h2o still holds connections (a peer that never read its last bytes):
@@ -400,17 +242,8 @@ Exit:
     }
     if (signal_pipe[1] >= 0)
         close(signal_pipe[1]);
-    h2o_timeout_dispose(relay.loop, &relay.listen_timeout);
-    h2o_timeout_dispose(relay.loop, &relay.connect_timeout);
-    h2o_timeout_dispose(relay.loop, &relay.heartbeat);
-    h2o_timeout_dispose(relay.loop, &relay.idle_timeout);
-    h2o_context_dispose(&relay.ctx);
-    h2o_evloop_destroy(relay.loop);
-    h2o_config_dispose(&relay.globalconf);
-    ptth_table_dispose(&relay.servers);
-    ptth_table_dispose(&relay.tunnels);
-    ptth_auth_free(&relay.auth);
-    free(relay.trusted);
+    ptth_relay_dispose(&relay);
+    h2o_evloop_destroy(loop);
     if (ssl_ctx != NULL)
         SSL_CTX_free(ssl_ctx);
     ptth_options_free(&ptth_relay_program, &cfg);

@@ -36,7 +36,7 @@ typedef enum ptth_end_reason {
 const char *ptth_end_reason_name(ptth_end_reason r);
 
 typedef struct ptth_relay {
-    const ptth_relay_config *cfg;
+    ptth_relay_config *cfg; /* the caller's; reload changes the reloadable fields */
     ptth_auth auth;
     ptth_cidr *trusted;
     size_t ntrusted;
@@ -62,5 +62,27 @@ typedef struct ptth_relay {
         uint64_t bytes_up, bytes_down;
     } stats;
 } ptth_relay;
+
+/* Sets up a relay for cfg (already validated: options parsed) on loop:
+ * auth snapshot, trusted proxies, h2o global config with the handler on "/",
+ * the h2o context, timeouts and tables. No socket is opened: hand accepted
+ * connections to h2o_accept() with an accept context on relay->ctx (see
+ * listener.h). Returns 0, or -1 with the problems added (nothing to free). */
+int ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, ptth_problems *problems);
+
+/* Ends every tunnel with reason `shutdown`, answers held listens 503 and
+ * forgets the servers; new requests get 503 from now on. */
+void ptth_relay_end_all(ptth_relay *relay);
+
+/* Frees what init made. Every connection must be closed before (h2o's
+ * context refuses to go with timers still linked). Does not free the loop. */
+void ptth_relay_dispose(ptth_relay *relay);
+
+/* SIGHUP: applies a freshly loaded configuration. Keys, ACLs, the admin key,
+ * trusted proxies and the two connection limits take effect (tunnels and
+ * listens of removed or changed keys end); a change to any other option is
+ * logged as needing a restart. next is left for the caller to free. Returns
+ * 0, or -1 with the problems added (nothing changed). */
+int ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *problems);
 
 #endif

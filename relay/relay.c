@@ -1,0 +1,224 @@
+/*
+ * relay.c: see relay.h. Set-up and tear-down of the relay's state, and the
+ * SIGHUP reload of keys and ACLs.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handler.h"
+#include "log.h"
+#include "registry.h"
+#include "tunnel.h"
+
+static int
+build_trusted(const ptth_strlist *list, ptth_cidr **out, size_t *n, ptth_problems *problems)
+{
+    *out = NULL;
+    *n = 0;
+    if (list->count == 0)
+        return 0;
+    if ((*out = calloc(list->count, sizeof(**out))) == NULL) {
+        ptth_problems_add(problems, "--trusted-proxy: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < list->count; i++) {
+        if (ptth_cidr_parse(list->items[i], &(*out)[*n]) != 0) {
+            ptth_problems_add(problems, "--trusted-proxy: bad CIDR '%s'", list->items[i]);
+            free(*out);
+            *out = NULL;
+            *n = 0;
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+int
+ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, ptth_problems *problems)
+{
+    memset(relay, 0, sizeof(*relay));
+    relay->cfg = cfg;
+    if (ptth_auth_build(&relay->auth, &cfg->server, &cfg->client, &cfg->allow, cfg->admin_key_hash, problems) != 0)
+        return -1;
+    if (build_trusted(&cfg->trusted_proxy, &relay->trusted, &relay->ntrusted, problems) != 0) {
+        ptth_auth_free(&relay->auth);
+        return -1;
+    }
+
+    h2o_config_init(&relay->globalconf);
+    relay->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("ptth_relay"));
+    /* h2o refuses larger bodies itself (HTTP/1.1: 413; HTTP/2: the stream is
+     * reset), so it never buffers more; a body of max-chunk + 1 bytes still
+     * reaches the handler, which answers 413 (docs/protocol.md) */
+    relay->globalconf.max_request_entity_size = (size_t)cfg->max_chunk + 1;
+    /* held listens, connects and chunks are long-lived requests: let h2o run
+     * all the streams it accepts on one HTTP/2 connection at once */
+    relay->globalconf.http2.max_concurrent_requests_per_connection = 65536;
+    relay->globalconf.http1.req_timeout = 30 * 1000;
+    relay->globalconf.http2.idle_timeout = 60 * 1000;
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&relay->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    ptth_handler_register(relay, hostconf);
+
+    relay->loop = loop;
+    h2o_context_init(&relay->ctx, loop, &relay->globalconf);
+    h2o_timeout_init(loop, &relay->listen_timeout, cfg->listen_timeout * 1000);
+    h2o_timeout_init(loop, &relay->connect_timeout, cfg->connect_timeout * 1000);
+    h2o_timeout_init(loop, &relay->heartbeat, cfg->heartbeat * 1000);
+    h2o_timeout_init(loop, &relay->idle_timeout, (cfg->idle_timeout != 0 ? cfg->idle_timeout : 1) * 1000);
+    ptth_table_init(&relay->servers);
+    ptth_table_init(&relay->tunnels);
+    return 0;
+}
+
+void
+ptth_relay_end_all(ptth_relay *relay)
+{
+    relay->shutting_down = true;
+    size_t n;
+    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
+    for (size_t i = 0; i < n; i++)
+        ptth_tunnel_end(tuns[i], PTTH_END_SHUTDOWN, "shutdown");
+    free(tuns);
+    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&relay->servers, &n);
+    for (size_t i = 0; i < n; i++) {
+        ptth_table_remove(&relay->servers, srvs[i]->name, strlen(srvs[i]->name));
+        ptth_srv_free(srvs[i]);
+    }
+    free(srvs);
+}
+
+void
+ptth_relay_dispose(ptth_relay *relay)
+{
+    ptth_relay_end_all(relay);
+    h2o_timeout_dispose(relay->loop, &relay->listen_timeout);
+    h2o_timeout_dispose(relay->loop, &relay->connect_timeout);
+    h2o_timeout_dispose(relay->loop, &relay->heartbeat);
+    h2o_timeout_dispose(relay->loop, &relay->idle_timeout);
+    h2o_context_dispose(&relay->ctx);
+    h2o_config_dispose(&relay->globalconf);
+    ptth_table_dispose(&relay->servers);
+    ptth_table_dispose(&relay->tunnels);
+    ptth_auth_free(&relay->auth);
+    free(relay->trusted);
+    relay->trusted = NULL;
+    relay->ntrusted = 0;
+}
+
+static bool
+same_hash(const ptth_principal *a, const ptth_principal *b)
+{
+    return a != NULL && b != NULL && strcmp(a->hash.hex, b->hash.hex) == 0;
+}
+
+/* The tunnels of a principal whose key was removed or changed end; so do the
+ * listens of such a server. */
+static void
+apply_new_auth(ptth_relay *relay, ptth_auth *next)
+{
+    size_t n;
+    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
+    for (size_t i = 0; i < n; i++) {
+        ptth_tunnel *t = tuns[i];
+        bool server_ok = same_hash(ptth_auth_server(&relay->auth, t->server, strlen(t->server)),
+                                   ptth_auth_server(next, t->server, strlen(t->server)));
+        bool client_ok = same_hash(ptth_auth_client(&relay->auth, t->client, strlen(t->client)),
+                                   ptth_auth_client(next, t->client, strlen(t->client)));
+        if (!server_ok || !client_ok)
+            ptth_tunnel_end(t, PTTH_END_RST, !server_ok ? "server key revoked" : "client key revoked");
+    }
+    free(tuns);
+
+    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&relay->servers, &n);
+    for (size_t i = 0; i < n; i++) {
+        ptth_srv *s = srvs[i];
+        const ptth_principal *ns = ptth_auth_server(next, s->name, strlen(s->name));
+        if (same_hash(ptth_auth_server(&relay->auth, s->name, strlen(s->name)), ns))
+            continue;
+        ptth_srv_drop_listens(s, 401, "server key revoked\n");
+        if (ns == NULL && s->ntunnels == 0) {
+            ptth_table_remove(&relay->servers, s->name, strlen(s->name));
+            if (s->online)
+                ptth_log_info("event=server_offline server=%s", s->name);
+            ptth_srv_free(s);
+        }
+    }
+    free(srvs);
+}
+
+static void
+swap_list(ptth_strlist *a, ptth_strlist *b)
+{
+    ptth_strlist t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static bool
+same_list(const ptth_strlist *a, const ptth_strlist *b)
+{
+    if (a->count != b->count)
+        return false;
+    for (size_t i = 0; i < a->count; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
+            return false;
+    return true;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *problems)
+{
+    ptth_relay_config *cfg = relay->cfg;
+    ptth_auth auth;
+    ptth_cidr *trusted;
+    size_t ntrusted;
+    if (ptth_auth_build(&auth, &next->server, &next->client, &next->allow, next->admin_key_hash, problems) != 0)
+        return -1;
+    if (build_trusted(&next->trusted_proxy, &trusted, &ntrusted, problems) != 0) {
+        ptth_auth_free(&auth);
+        return -1;
+    }
+
+    static const char *const restart_only[] = {"listen",          "tls-cert",  "tls-key",      "listen-timeout",
+                                               "connect-timeout", "heartbeat", "idle-timeout", "max-chunk"};
+    const bool changed[] = {
+        !same_list(&cfg->listen, &next->listen),
+        !same_str(cfg->tls_cert, next->tls_cert),
+        !same_str(cfg->tls_key, next->tls_key),
+        cfg->listen_timeout != next->listen_timeout,
+        cfg->connect_timeout != next->connect_timeout,
+        cfg->heartbeat != next->heartbeat,
+        cfg->idle_timeout != next->idle_timeout,
+        cfg->max_chunk != next->max_chunk,
+    };
+    for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
+        if (changed[i])
+            ptth_log_warn("event=reload_ignored option=%s reason=\"takes effect at the next start\"", restart_only[i]);
+
+    apply_new_auth(relay, &auth);
+    ptth_auth_free(&relay->auth);
+    relay->auth = auth;
+    free(relay->trusted);
+    relay->trusted = trusted;
+    relay->ntrusted = ntrusted;
+    swap_list(&cfg->server, &next->server);
+    swap_list(&cfg->client, &next->client);
+    swap_list(&cfg->allow, &next->allow);
+    swap_list(&cfg->trusted_proxy, &next->trusted_proxy);
+    char *t = cfg->admin_key_hash;
+    cfg->admin_key_hash = next->admin_key_hash;
+    next->admin_key_hash = t;
+    cfg->max_connections = next->max_connections;
+    cfg->max_connections_per_server = next->max_connections_per_server;
+    return 0;
+}
