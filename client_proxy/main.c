@@ -141,13 +141,17 @@ static const ptth_program program = {
 typedef struct app {
     ptth_loop *loop;
     int exit_code;
+    bool stdio;
 } app;
 
+/* SIGINT/SIGTERM stop. SIGHUP stops in --stdio mode (ssh sends it to its
+ * ProxyCommand when the session is over) and is ignored otherwise. */
 static void on_signal(int signo, void *data)
 {
     app *a = data;
-    if (signo == SIGINT || signo == SIGTERM) {
-        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    if (signo == SIGINT || signo == SIGTERM || (signo == SIGHUP && a->stdio)) {
+        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
+        a->exit_code = 0; /* SPEC §2: a signal is a clean exit */
         ptth_loop_stop(a->loop);
     }
 }
@@ -170,7 +174,7 @@ int main(int argc, char **argv)
         memset(&cfg.key, 0, sizeof(cfg.key));
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
-    app a = {.loop = NULL, .exit_code = 1};
+    app a = {.loop = NULL, .exit_code = 1, .stdio = cfg.stdio};
     ptth_raise_nofile_limit();
     if (cfg.insecure)
         ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Failures around the tunnel (SPEC §5, §6): a ptth_server killed with -9
+gets its tunnels' local connections closed within seconds; a relay that
+restarts (cleanly or killed) is found again by both terminators without
+restarting them; a ptth_server started before its relay comes online by
+itself."""
+
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import tunnelkit as kit  # noqa: E402
+from tunnelkit import pt  # noqa: E402
+
+t = pt.Tap()
+
+
+def echo_backend(ctx):
+    b = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(b.close)
+    return b
+
+
+def open_tunnels(port, n):
+    socks = []
+    for i in range(n):
+        s = pt.connect(port)
+        s.sendall(b"ping %d" % i)
+        assert pt.recv_exactly(s, len(b"ping %d" % i)) == b"ping %d" % i
+        socks.append(s)
+    return socks
+
+
+def assert_all_closed(socks, within):
+    deadline = time.monotonic() + within
+    for s in socks:
+        pt.wait_closed(s, timeout=max(0.1, deadline - time.monotonic()))
+        s.close()
+
+
+def wait_works(port, timeout=20.0):
+    """Retries a round trip until it works (the terminators reconnect on their
+    own schedule); returns the seconds it took."""
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout:
+        try:
+            if kit.echo_once(port, b"are you back?", timeout=5) == b"are you back?":
+                return time.monotonic() - started
+        except (OSError, AssertionError) as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError("no working tunnel within %.0fs; last error: %s" % (timeout, last))
+
+
+@t.test
+def kill9_server_closes_local_connections(ctx):
+    echo = echo_backend(ctx)
+    w = kit.World(ctx, {"echo": str(echo.port)})
+    px = w.proxy("echo")
+    socks = open_tunnels(px.port, 5)
+    w.server.kill9()
+    started = time.monotonic()
+    assert_all_closed(socks, within=10)
+    took = time.monotonic() - started
+    assert took < 10, took
+    for _ in range(5):
+        px.wait_for(r"event=tunnel_end [^\n]*")
+    # the relay ended them as the server's streams broke
+    deadline = time.monotonic() + 10
+    while w.relay.count(r"event=tunnel_end ") < 5:
+        assert time.monotonic() < deadline, w.relay.log()
+        time.sleep(0.05)
+    # a new server process is picked up without touching the proxy
+    w.start_server({"echo": str(echo.port)}, wait=False)
+    wait_works(px.port)
+
+
+@t.test
+def relay_restart_clean(ctx):
+    echo = echo_backend(ctx)
+    w = kit.World(ctx, {"echo": str(echo.port)}, relay_port=pt.free_port())
+    px = w.proxy("echo")
+    socks = open_tunnels(px.port, 3)
+    w.relay.stop()
+    assert_all_closed(socks, within=10)
+    assert w.server.alive() and px.alive()
+    w.relay = w.start_relay()
+    w.relay.wait_for(r"event=server_online server=foo", timeout=40)
+    took = wait_works(px.port)
+    assert took < 20, took
+    w.server.wait_for(r"event=relay_connected")
+
+
+@t.test
+def relay_killed_and_restarted(ctx):
+    echo = echo_backend(ctx)
+    w = kit.World(ctx, {"echo": str(echo.port)}, relay_port=pt.free_port())
+    px = w.proxy("echo")
+    socks = open_tunnels(px.port, 3)
+    w.relay.kill9()
+    assert_all_closed(socks, within=10)
+    # while the relay is away, connections are refused and logged
+    s = pt.connect(px.port)
+    assert pt.wait_closed(s, timeout=10) == b""
+    s.close()
+    px.wait_for(r"event=connect_failed [^\n]*relay=http://127\.0\.0\.1:%d" % w.relay_port)
+    w.server.wait_for(r"event=relay_unreachable")
+    w.relay = w.start_relay()
+    w.relay.wait_for(r"event=server_online server=foo", timeout=40)
+    wait_works(px.port)
+    assert w.server.alive() and px.alive()
+
+
+@t.test
+def server_started_before_relay(ctx):
+    echo = echo_backend(ctx)
+    port = pt.free_port()
+    w = kit.World.__new__(kit.World)
+    w.ctx = ctx
+    w.skey, w.ckey = ctx.key("server"), ctx.key("client")
+    w.allow, w.relay_args, w.relay_port = ["alice=foo/*"], [], port
+    srv = ctx.server("http://127.0.0.1:%d" % port, "foo", w.skey, ["echo=%d" % echo.port])
+    srv.wait_for(r"event=relay_unreachable")
+    time.sleep(1.5)
+    w.relay = w.start_relay()
+    w.relay.wait_for(r"event=server_online server=foo", timeout=20)
+    px = w.proxy("echo")
+    assert kit.echo_once(px.port, b"late relay") == b"late relay"
+    # backoff grows but stays bounded: the log shows the delays it chose
+    delays = [int(x) for x in __import__("re").findall(r"retry_in_ms=(\d+)", srv.log())]
+    assert delays and all(0 < d <= 30000 for d in delays), delays
+
+
+t.run()
