@@ -20,6 +20,7 @@
 #include "server.h"
 #include "sysutil.h"
 #include "target.h"
+#include "transport.h"
 
 #define PROGRAM "ptth_server"
 
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
     ptth_log_info("event=stopped");
 out:
     ptth_server_free(srv);
+    ptth_transports_cleanup(); /* every stream is closed: let helper threads finish */
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();
     ptth_loop_free(loop);
