@@ -137,6 +137,7 @@ on_listen_timeout(h2o_timeout_entry_t *entry)
     ptth_srv *srv = hold->owner;
     h2o_linklist_unlink(&hold->link);
     listen_left(srv);
+    ptth_reply_max_chunk(hold->req, srv->relay->cfg->max_chunk);
     ptth_hold_reply(hold, 204, NULL);
 }
 

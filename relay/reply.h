@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <h2o.h>
 
@@ -55,6 +56,11 @@ void ptth_reply_retry(h2o_req_t *req, int status, unsigned secs, const char *bod
 
 /* Adds a response header (name lowercase); value is copied into the pool. */
 void ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size_t len);
+
+/* Adds PTTH-Max-Chunk: n, the largest chunk body the relay takes, so that a
+ * terminator can size its chunks (HTTP/2 cannot get a 413 for a body far
+ * above the limit: see docs/protocol.md). */
+void ptth_reply_max_chunk(h2o_req_t *req, uint64_t n);
 
 /* The value of a request header (name lowercase) or NULL (then *len = 0). */
 const char *ptth_req_header(h2o_req_t *req, const char *name, size_t *len);

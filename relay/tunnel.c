@@ -118,6 +118,7 @@ ptth_tunnel_match(ptth_tunnel *t, h2o_req_t *listen_req)
     ptth_reply_header(listen_req, "ptth-port", t->port, strlen(t->port));
     ptth_reply_header(listen_req, "ptth-client-addr", t->addr, strlen(t->addr));
     ptth_reply_header(listen_req, "ptth-client", t->client, strlen(t->client));
+    ptth_reply_max_chunk(listen_req, t->relay->cfg->max_chunk);
     ptth_reply(listen_req, 200, NULL);
 }
 
@@ -139,6 +140,8 @@ ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
     t->state = PTTH_TUNNEL_OPEN;
 
     ptth_reply_header(connect_req, "ptth-conn", t->id, strlen(t->id));
+    ptth_reply_max_chunk(connect_req, t->relay->cfg->max_chunk);
+    ptth_reply_max_chunk(req, t->relay->cfg->max_chunk);
     t->down.out = ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t,
                                    &t->relay->nstreams);
     t->up.out = ptth_stream_open(req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams);
