@@ -124,7 +124,7 @@ static const ptth_option options[] = {
      "cc:SERVICE",
      NULL, 0, 0, check_port_map},
     {"listens", PTTH_OPT_UINT, offsetof(server_config, listens), "N", "listen requests kept outstanding at the relay",
-     "4", 1, 256, NULL},
+     "4", 1, 64, NULL},
     {"ca-file", PTTH_OPT_STRING, offsetof(server_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0,
      NULL},
     {"insecure", PTTH_OPT_FLAG, offsetof(server_config, insecure), NULL,
