@@ -138,8 +138,8 @@ parse_xff_item(const char *s, size_t len, int *family, uint8_t addr[16])
 }
 
 void
-ptth_client_addr(const struct sockaddr *peer, const char *xff, size_t xff_len, const ptth_cidr *trusted, size_t ntrusted,
-                 char *out, size_t outlen)
+ptth_client_addr(const struct sockaddr *peer, const char *xff, size_t xff_len, const ptth_cidr *trusted, size_t ntrusted, char *out,
+                 size_t outlen)
 {
     int family = AF_UNSPEC;
     uint8_t addr[16] = {0};

@@ -147,9 +147,10 @@ render_metrics(ptth_relay *relay, sbuf *b)
     for (int r = 0; r < PTTH_END__COUNT; r++)
         sb_printf(b, "ptth_tunnels_total{result=\"%s\"} %" PRIu64 "\n", ptth_end_reason_name((ptth_end_reason)r),
                   relay->stats.tunnels_ended[r]);
-    sb_printf(b, "# HELP ptth_bytes_total Bytes carried, by direction (up: client to server).\n"
-                 "# TYPE ptth_bytes_total counter\nptth_bytes_total{direction=\"up\"} %" PRIu64
-                 "\nptth_bytes_total{direction=\"down\"} %" PRIu64 "\n",
+    sb_printf(b,
+              "# HELP ptth_bytes_total Bytes carried, by direction (up: client to server).\n"
+              "# TYPE ptth_bytes_total counter\nptth_bytes_total{direction=\"up\"} %" PRIu64
+              "\nptth_bytes_total{direction=\"down\"} %" PRIu64 "\n",
               relay->stats.bytes_up, relay->stats.bytes_down);
     sb_printf(b, "# HELP ptth_servers_online Servers online now.\n# TYPE ptth_servers_online gauge\nptth_servers_online %zu\n",
               online);
@@ -186,8 +187,9 @@ render_index(ptth_relay *relay, sbuf *b)
             sb_printf(b, "%s%s", j ? ", " : "", s->ports[j]);
         sb_printf(b, "</td><td>%zu</td><td>%zu</td></tr>\n", s->nlistens, s->ntunnels);
     }
-    sb_printf(b, "</table>\n<h2>Tunnels (%zu)</h2>\n<table border=\"1\"><tr><th>id</th><th>server</th><th>port</th>"
-                 "<th>client</th><th>address</th><th>state</th><th>bytes up</th><th>bytes down</th><th>age (s)</th></tr>\n",
+    sb_printf(b,
+              "</table>\n<h2>Tunnels (%zu)</h2>\n<table border=\"1\"><tr><th>id</th><th>server</th><th>port</th>"
+              "<th>client</th><th>address</th><th>state</th><th>bytes up</th><th>bytes down</th><th>age (s)</th></tr>\n",
               ntun);
     for (size_t i = 0; i < ntun; i++) {
         ptth_tunnel *t = tuns[i];

@@ -78,8 +78,7 @@ parse_principals(const char *option, const ptth_strlist *list, ptth_principal **
         const char *item = list->items[i], *hash;
         ptth_principal *p = &(*out)[*n];
         if (!split_name(item, p->name, &hash) || !ptth_key_hash_format_valid(hash)) {
-            ptth_problems_add(problems, "--%s: bad value '%s': expected NAME=KEYHASH (64 lowercase hex digits)", option,
-                              item);
+            ptth_problems_add(problems, "--%s: bad value '%s': expected NAME=KEYHASH (64 lowercase hex digits)", option, item);
             bad = 1;
             continue;
         }
@@ -106,8 +105,7 @@ check_unique_hashes(const ptth_auth *a, ptth_problems *problems)
             const ptth_principal *q = j < a->nservers ? &a->servers[j] : &a->clients[j - a->nservers];
             if (strcmp(p->hash.hex, q->hash.hex) == 0) {
                 ptth_problems_add(problems, "%s '%s' and %s '%s' have the same key hash: each needs its own key",
-                                  i < a->nservers ? "server" : "client", p->name, j < a->nservers ? "server" : "client",
-                                  q->name);
+                                  i < a->nservers ? "server" : "client", p->name, j < a->nservers ? "server" : "client", q->name);
                 bad = 1;
             }
         }
@@ -327,13 +325,11 @@ part_matches(const char *pattern, const char *s, size_t len)
 }
 
 bool
-ptth_auth_allowed(const ptth_auth *a, const char *client, const char *server, size_t server_len, const char *port,
-                  size_t port_len)
+ptth_auth_allowed(const ptth_auth *a, const char *client, const char *server, size_t server_len, const char *port, size_t port_len)
 {
     for (size_t i = 0; i < a->nrules; i++) {
         const ptth_acl_rule *r = &a->rules[i];
-        if (strcmp(r->client, client) == 0 && part_matches(r->server, server, server_len) &&
-            part_matches(r->port, port, port_len))
+        if (strcmp(r->client, client) == 0 && part_matches(r->server, server, server_len) && part_matches(r->port, port, port_len))
             return true;
     }
     return false;

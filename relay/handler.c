@@ -102,8 +102,8 @@ static void
 do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c)
 {
     char msg[256];
-    if (c->client == NULL ||
-        !ptth_auth_allowed(&relay->auth, c->client->name, route->server.base, route->server.len, route->port.base, route->port.len)) {
+    if (c->client == NULL || !ptth_auth_allowed(&relay->auth, c->client->name, route->server.base, route->server.len,
+                                                route->port.base, route->port.len)) {
         refuse(relay, req, c, "reach this server and port");
         return;
     }
@@ -188,8 +188,8 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
     case PTTH_ROUTE_CLOSE: {
         char text[PTTH_FRAME_REASON_MAX + 1];
         reason = ptth_req_header(req, "ptth-reason", &len);
-        snprintf(text, sizeof(text), "%s: %.*s", is_server ? "closed by server" : "closed by client",
-                 (int)(len < 200 ? len : 200), reason != NULL ? reason : "");
+        snprintf(text, sizeof(text), "%s: %.*s", is_server ? "closed by server" : "closed by client", (int)(len < 200 ? len : 200),
+                 reason != NULL ? reason : "");
         if (reason == NULL)
             text[strlen(text) - 2] = '\0';
         ptth_reply(req, 204, NULL);

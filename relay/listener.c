@@ -131,8 +131,7 @@ Fail:
 }
 
 int
-ptth_listeners_open(ptth_listeners *ls, h2o_context_t *ctx, const ptth_strlist *addrs, SSL_CTX *ssl_ctx, char *err,
-                    size_t errlen)
+ptth_listeners_open(ptth_listeners *ls, h2o_context_t *ctx, const ptth_strlist *addrs, SSL_CTX *ssl_ctx, char *err, size_t errlen)
 {
     memset(ls, 0, sizeof(*ls));
     h2o_linklist_init_anchor(&ls->conns);

@@ -192,14 +192,10 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
     static const char *const restart_only[] = {"listen",          "tls-cert",  "tls-key",      "listen-timeout",
                                                "connect-timeout", "heartbeat", "idle-timeout", "max-chunk"};
     const bool changed[] = {
-        !same_list(&cfg->listen, &next->listen),
-        !same_str(cfg->tls_cert, next->tls_cert),
-        !same_str(cfg->tls_key, next->tls_key),
-        cfg->listen_timeout != next->listen_timeout,
-        cfg->connect_timeout != next->connect_timeout,
-        cfg->heartbeat != next->heartbeat,
-        cfg->idle_timeout != next->idle_timeout,
-        cfg->max_chunk != next->max_chunk,
+        !same_list(&cfg->listen, &next->listen),       !same_str(cfg->tls_cert, next->tls_cert),
+        !same_str(cfg->tls_key, next->tls_key),        cfg->listen_timeout != next->listen_timeout,
+        cfg->connect_timeout != next->connect_timeout, cfg->heartbeat != next->heartbeat,
+        cfg->idle_timeout != next->idle_timeout,       cfg->max_chunk != next->max_chunk,
     };
     for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
         if (changed[i])

@@ -156,9 +156,9 @@ const char *
 ptth_route_name(ptth_route_kind kind)
 {
     static const char *const names[] = {
-        [PTTH_ROUTE_NOT_FOUND] = "not_found", [PTTH_ROUTE_HEALTHZ] = "healthz",   [PTTH_ROUTE_METRICS] = "metrics",
-        [PTTH_ROUTE_STATUS] = "status",       [PTTH_ROUTE_INDEX] = "index",       [PTTH_ROUTE_LISTEN] = "listen",
-        [PTTH_ROUTE_CONNECT] = "connect",     [PTTH_ROUTE_ACCEPT] = "accept",     [PTTH_ROUTE_REJECT] = "reject",
+        [PTTH_ROUTE_NOT_FOUND] = "not_found",   [PTTH_ROUTE_HEALTHZ] = "healthz",   [PTTH_ROUTE_METRICS] = "metrics",
+        [PTTH_ROUTE_STATUS] = "status",         [PTTH_ROUTE_INDEX] = "index",       [PTTH_ROUTE_LISTEN] = "listen",
+        [PTTH_ROUTE_CONNECT] = "connect",       [PTTH_ROUTE_ACCEPT] = "accept",     [PTTH_ROUTE_REJECT] = "reject",
         [PTTH_ROUTE_DOWNSTREAM] = "downstream", [PTTH_ROUTE_UPSTREAM] = "upstream", [PTTH_ROUTE_CLOSE] = "close",
     };
     if ((size_t)kind >= sizeof(names) / sizeof(names[0]))

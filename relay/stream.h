@@ -46,7 +46,7 @@ struct ptth_stream {
     h2o_generator_t super; /* first: h2o hands it back to the callbacks */
     h2o_req_t *req;        /* NULL once the final send was made or the response broke */
     const ptth_stream_callbacks *cb;
-    void *owner;         /* NULL when detached */
+    void *owner;              /* NULL when detached */
     ptth_stream_buf pending;  /* frames not yet given to h2o */
     ptth_stream_buf inflight; /* what h2o holds until proceed */
     bool sending;             /* an h2o_send is in flight */

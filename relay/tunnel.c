@@ -142,8 +142,8 @@ ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
     ptth_reply_header(connect_req, "ptth-conn", t->id, strlen(t->id));
     ptth_reply_max_chunk(connect_req, t->relay->cfg->max_chunk);
     ptth_reply_max_chunk(req, t->relay->cfg->max_chunk);
-    t->down.out = ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t,
-                                   &t->relay->nstreams);
+    t->down.out =
+        ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams);
     t->up.out = ptth_stream_open(req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams);
     touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s", t->id, t->server, t->port, t->client);

@@ -47,8 +47,8 @@ typedef struct ptth_chunk ptth_chunk;
 /* One direction of the byte flow. */
 typedef struct ptth_dir {
     ptth_seqwin win;
-    ptth_stream *out;                        /* the stream these bytes go to; NULL before OPEN or once it ended */
-    ptth_chunk *acking[PTTH_SEQWIN_SIZE];    /* written into out, answered at its next on_writable */
+    ptth_stream *out;                     /* the stream these bytes go to; NULL before OPEN or once it ended */
+    ptth_chunk *acking[PTTH_SEQWIN_SIZE]; /* written into out, answered at its next on_writable */
     size_t nacking;
     bool fin_known; /* a FIN chunk arrived (fin_seq valid) */
     uint64_t fin_seq;

@@ -63,8 +63,7 @@ START_TEST(cidr_parse_and_match)
     ck_assert_int_eq(ptth_cidr_parse("::ffff:127.0.0.1", &c), 0);
     ck_assert_int_eq(c.family, AF_INET);
 
-    const char *bad[] = {"", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/8x", "host", "1.2.3.4/-1",
-                         "1.2.3.4/0008"};
+    const char *bad[] = {"", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/8x", "host", "1.2.3.4/-1", "1.2.3.4/0008"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(ptth_cidr_parse(bad[i], &c) < 0, "%s", bad[i]);
     char err[128];
