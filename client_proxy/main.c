@@ -39,13 +39,15 @@ typedef struct proxy_config {
     size_t n_specs;
 } proxy_config;
 
-static int check_forward(const char *value, char *err, size_t errlen)
+static int
+check_forward(const char *value, char *err, size_t errlen)
 {
     ptth_forward_spec spec;
     return ptth_forward_parse(value, &spec, err, errlen) == 0 ? 0 : -1;
 }
 
-static void validate(void *config, ptth_problems *problems)
+static void
+validate(void *config, ptth_problems *problems)
 {
     proxy_config *c = config;
     char err[512];
@@ -101,10 +103,8 @@ static void validate(void *config, ptth_problems *problems)
 static const ptth_option options[] = {
     {"relay", PTTH_OPT_STRING, offsetof(proxy_config, relay), "URL",
      "the relay: http:// or https://, may carry a path prefix (or set PTTH_RELAY)", NULL, 0, 0, ptth_check_url},
-    {"server", PTTH_OPT_STRING, offsetof(proxy_config, server), "NAME", "the server to reach", NULL, 0, 0,
-     ptth_check_name},
-    {"port", PTTH_OPT_STRING, offsetof(proxy_config, port), "NAME", "the port (name) of that server", NULL, 0, 0,
-     ptth_check_name},
+    {"server", PTTH_OPT_STRING, offsetof(proxy_config, server), "NAME", "the server to reach", NULL, 0, 0, ptth_check_name},
+    {"port", PTTH_OPT_STRING, offsetof(proxy_config, port), "NAME", "the port (name) of that server", NULL, 0, 0, ptth_check_name},
     {"listen", PTTH_OPT_STRING, offsetof(proxy_config, listen), "ADDR:PORT",
      "local address for --server/--port; port 0 lets the system choose (default: " DEFAULT_LISTEN ")", NULL, 0, 0,
      ptth_check_host_port},
@@ -112,12 +112,11 @@ static const ptth_option options[] = {
      "listen on ADDR:LPORT (ADDR default 127.0.0.1) and carry connections to SERVER/PORT", NULL, 0, 0, check_forward},
     {"stdio", PTTH_OPT_FLAG, offsetof(proxy_config, stdio), NULL,
      "carry one connection over stdin/stdout, then exit (ssh ProxyCommand)", NULL, 0, 0, NULL},
-    {"key-file", PTTH_OPT_STRING, offsetof(proxy_config, key_file), "FILE",
-     "this client's key (or set PTTH_KEY); mode 0600", NULL, 0, 0, NULL},
-    {"ca-file", PTTH_OPT_STRING, offsetof(proxy_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0,
-     NULL},
-    {"insecure", PTTH_OPT_FLAG, offsetof(proxy_config, insecure), NULL,
-     "do not check the relay's certificate (testing only)", NULL, 0, 0, NULL},
+    {"key-file", PTTH_OPT_STRING, offsetof(proxy_config, key_file), "FILE", "this client's key (or set PTTH_KEY); mode 0600", NULL,
+     0, 0, NULL},
+    {"ca-file", PTTH_OPT_STRING, offsetof(proxy_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0, NULL},
+    {"insecure", PTTH_OPT_FLAG, offsetof(proxy_config, insecure), NULL, "do not check the relay's certificate (testing only)", NULL,
+     0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(proxy_config, max_chunk), "BYTES",
      "largest upstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
 };
@@ -146,7 +145,8 @@ typedef struct app {
 
 /* SIGINT/SIGTERM stop. SIGHUP stops in --stdio mode (ssh sends it to its
  * ProxyCommand when the session is over) and is ignored otherwise. */
-static void on_signal(int signo, void *data)
+static void
+on_signal(int signo, void *data)
 {
     app *a = data;
     if (signo == SIGINT || signo == SIGTERM || (signo == SIGHUP && a->stdio)) {
@@ -156,14 +156,16 @@ static void on_signal(int signo, void *data)
     }
 }
 
-static void on_stdio_end(bool ok, void *data)
+static void
+on_stdio_end(bool ok, void *data)
 {
     app *a = data;
     a->exit_code = ok ? 0 : 1;
     ptth_loop_stop(a->loop);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     proxy_config cfg;
     ptth_cli cli;

@@ -51,7 +51,8 @@ struct ptth_proxy {
     ptunnel *tunnels;
 };
 
-int ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen)
+int
+ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     const char *eq = strchr(text, '=');
@@ -102,7 +103,8 @@ int ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size
 
 /* ---- tunnels ---- */
 
-static void tunnel_unlink(ptth_proxy *px, ptunnel *t)
+static void
+tunnel_unlink(ptth_proxy *px, ptunnel *t)
 {
     if (t->prev != NULL)
         t->prev->next = t->next;
@@ -112,7 +114,8 @@ static void tunnel_unlink(ptth_proxy *px, ptunnel *t)
         t->next->prev = t->prev;
 }
 
-static void on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
+static void
+on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
 {
     ptunnel *t = data;
     forward *fw = t->fw;
@@ -134,11 +137,11 @@ static void on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *d
             fw->refuse_status = res->status;
         }
         if (ra >= 0)
-            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s retry_after=%ld",
-                          sp->server, sp->port, t->peer, res->status, q, ra);
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s retry_after=%ld", sp->server,
+                          sp->port, t->peer, res->status, q, ra);
         else
-            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s", sp->server, sp->port,
-                          t->peer, res->status, q);
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s", sp->server, sp->port, t->peer,
+                          res->status, q);
     } else {
         ptth_log_warn("event=connect_failed server=%s port=%s peer=%s relay=%s error=%s", sp->server, sp->port, t->peer,
                       ptth_relay_client_url(px->client), q);
@@ -150,7 +153,8 @@ static void on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *d
 }
 
 /* Starts one tunnel for an accepted connection (or stdio). Takes the local end. */
-static void start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
+static void
+start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
 {
     ptth_proxy *px = fw->px;
     ptunnel *t = calloc(1, sizeof(*t));
@@ -188,13 +192,15 @@ static void start_tunnel(forward *fw, const ptth_local_end *local, const char *p
 
 static void on_accept(ptth_watch *w, uint32_t events);
 
-static void on_accept_pause_over(ptth_timer *t)
+static void
+on_accept_pause_over(ptth_timer *t)
 {
     forward *fw = t->data;
     ptth_watch_set(&fw->watch, EPOLLIN);
 }
 
-static void on_accept(ptth_watch *w, uint32_t events)
+static void
+on_accept(ptth_watch *w, uint32_t events)
 {
     forward *fw = w->data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
@@ -205,8 +211,7 @@ static void on_accept(ptth_watch *w, uint32_t events)
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
                 return;
             /* out of descriptors or memory: wait a little instead of spinning */
-            ptth_log_warn("event=accept_failed listen=%s error=\"%s\" pause_ms=%d", fw->bound, strerror(errno),
-                          ACCEPT_PAUSE_MS);
+            ptth_log_warn("event=accept_failed listen=%s error=\"%s\" pause_ms=%d", fw->bound, strerror(errno), ACCEPT_PAUSE_MS);
             ptth_watch_set(&fw->watch, 0);
             ptth_timer_start(fw->px->loop, &fw->pause_timer, ACCEPT_PAUSE_MS, on_accept_pause_over, fw);
             return;
@@ -232,7 +237,8 @@ static void on_accept(ptth_watch *w, uint32_t events)
 }
 
 /* Binds and listens on a forward's address. */
-static int bind_forward(forward *fw, char *err, size_t errlen)
+static int
+bind_forward(forward *fw, char *err, size_t errlen)
 {
     const ptth_forward_spec *sp = fw->spec;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -273,7 +279,8 @@ static int bind_forward(forward *fw, char *err, size_t errlen)
     return 0;
 }
 
-static int forward_init(ptth_proxy *px, forward *fw, const ptth_forward_spec *sp)
+static int
+forward_init(ptth_proxy *px, forward *fw, const ptth_forward_spec *sp)
 {
     fw->px = px;
     fw->spec = sp;
@@ -292,7 +299,8 @@ typedef struct stdio_end {
 /* Replaces fd with /dev/null: ends the stream for the other side (the pipe's
  * last writer goes away) while keeping the number taken, so that no socket
  * opened later becomes "stdout". */
-static void retire_fd(int fd, int flags)
+static void
+retire_fd(int fd, int flags)
 {
     fcntl(fd, F_SETFL, flags); /* give back the blocking mode of a shared descriptor */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -304,13 +312,15 @@ static void retire_fd(int fd, int flags)
     }
 }
 
-static ssize_t stdio_read(void *ctx, void *buf, size_t len)
+static ssize_t
+stdio_read(void *ctx, void *buf, size_t len)
 {
     ssize_t n = read(0, buf, len);
     return n >= 0 ? n : -errno;
 }
 
-static ssize_t stdio_write(void *ctx, const void *buf, size_t len)
+static ssize_t
+stdio_write(void *ctx, const void *buf, size_t len)
 {
     stdio_end *e = ctx;
     if (e->out_done)
@@ -321,7 +331,8 @@ static ssize_t stdio_write(void *ctx, const void *buf, size_t len)
     return n > 0 ? n : -EIO;
 }
 
-static int stdio_shutdown_write(void *ctx)
+static int
+stdio_shutdown_write(void *ctx)
 {
     stdio_end *e = ctx;
     if (e->out_done)
@@ -336,7 +347,8 @@ static int stdio_shutdown_write(void *ctx)
     return 0;
 }
 
-static void stdio_close(void *ctx)
+static void
+stdio_close(void *ctx)
 {
     stdio_end *e = ctx;
     if (!e->out_done)
@@ -352,7 +364,8 @@ static const ptth_local_ops stdio_ops = {
     .close = stdio_close,
 };
 
-static int start_stdio(ptth_proxy *px, char *err, size_t errlen)
+static int
+start_stdio(ptth_proxy *px, char *err, size_t errlen)
 {
     stdio_end *e = calloc(1, sizeof(*e));
     if (e == NULL) {
@@ -374,8 +387,9 @@ static int start_stdio(ptth_proxy *px, char *err, size_t errlen)
     return 0;
 }
 
-int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out,
-                   char *err, size_t errlen)
+int
+ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out, char *err,
+               size_t errlen)
 {
     *out = NULL;
     ptth_proxy *px = calloc(1, sizeof(*px));
@@ -423,7 +437,8 @@ int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_
     return 0;
 }
 
-void ptth_proxy_free(ptth_proxy *px)
+void
+ptth_proxy_free(ptth_proxy *px)
 {
     if (px == NULL)
         return;

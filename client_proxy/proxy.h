@@ -50,8 +50,8 @@ typedef struct ptth_proxy ptth_proxy;
 /* Binds every forward and prints "listening on ADDR:PORT" for each on stderr,
  * or starts the stdio tunnel. params must outlive the proxy. 0, or a negative
  * errno with err saying which address failed. */
-int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out,
-                   char *err, size_t errlen);
+int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out, char *err,
+                   size_t errlen);
 
 /* Closes the listeners and every tunnel. */
 void ptth_proxy_free(ptth_proxy *p);

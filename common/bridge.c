@@ -27,14 +27,16 @@ static struct {
     void *bufs[POOL_KEEP];
 } pool;
 
-static void *buf_get(size_t size)
+static void *
+buf_get(size_t size)
 {
     if (pool.size == size && pool.count > 0)
         return pool.bufs[--pool.count];
     return malloc(size);
 }
 
-static void buf_put(void *buf, size_t size)
+static void
+buf_put(void *buf, size_t size)
 {
     if (buf == NULL)
         return;
@@ -48,7 +50,8 @@ static void buf_put(void *buf, size_t size)
         free(buf);
 }
 
-void ptth_bridge_release_pool(void)
+void
+ptth_bridge_release_pool(void)
 {
     while (pool.count > 0)
         free(pool.bufs[--pool.count]);
@@ -60,14 +63,16 @@ struct fd_pair {
     int rfd, wfd;
 };
 
-static ssize_t fds_read(void *ctx, void *buf, size_t len)
+static ssize_t
+fds_read(void *ctx, void *buf, size_t len)
 {
     struct fd_pair *p = ctx;
     ssize_t n = read(p->rfd, buf, len);
     return n >= 0 ? n : -errno;
 }
 
-static ssize_t fds_write(void *ctx, const void *buf, size_t len)
+static ssize_t
+fds_write(void *ctx, const void *buf, size_t len)
 {
     struct fd_pair *p = ctx;
     if (p->wfd < 0)
@@ -78,7 +83,8 @@ static ssize_t fds_write(void *ctx, const void *buf, size_t len)
     return n > 0 ? n : -EIO;
 }
 
-static int fds_shutdown_write(void *ctx)
+static int
+fds_shutdown_write(void *ctx)
 {
     struct fd_pair *p = ctx;
     if (p->wfd < 0)
@@ -90,7 +96,8 @@ static int fds_shutdown_write(void *ctx)
     return 0;
 }
 
-static void fds_close(void *ctx)
+static void
+fds_close(void *ctx)
 {
     struct fd_pair *p = ctx;
     if (p->rfd >= 0)
@@ -107,7 +114,8 @@ static const ptth_local_ops fd_ops = {
     .close = fds_close,
 };
 
-int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd)
+int
+ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd)
 {
     struct fd_pair *p = malloc(sizeof(*p));
     if (p == NULL)
@@ -187,8 +195,8 @@ struct ptth_bridge {
     char close_header[240];
     ptth_timer close_timer;
     ptth_defer defer;
-    bool failed;        /* a failure was recorded; reason holds it */
-    bool tell_relay;    /* the failure is ours: POST close */
+    bool failed;     /* a failure was recorded; reason holds it */
+    bool tell_relay; /* the failure is ours: POST close */
     char reason[PTTH_REQ_REASON_MAX];
     bool clean;
     uint64_t bytes_to_relay, bytes_from_relay;
@@ -198,7 +206,8 @@ static void on_defer(ptth_defer *d);
 static void update_watches(ptth_bridge *b);
 static void post_chunk(struct chunk *c);
 
-bool ptth_conn_id_valid(const char *id)
+bool
+ptth_conn_id_valid(const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > 64)
@@ -214,7 +223,8 @@ bool ptth_conn_id_valid(const char *id)
 /* Records the first failure and lets the loop act on it (we may be inside
  * libcurl here). tell_relay: the relay does not know yet, send `close`. */
 static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
+static void
+fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
 {
     if (b->failed || b->state == ST_ENDED)
         return;
@@ -227,12 +237,14 @@ static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
     ptth_defer_call(b->loop, &b->defer, on_defer, b);
 }
 
-static void schedule(ptth_bridge *b)
+static void
+schedule(ptth_bridge *b)
 {
     ptth_defer_call(b->loop, &b->defer, on_defer, b);
 }
 
-static void close_local(ptth_bridge *b)
+static void
+close_local(ptth_bridge *b)
 {
     if (b->local_closed)
         return;
@@ -242,7 +254,8 @@ static void close_local(ptth_bridge *b)
     b->local.ops->close(b->local.ctx);
 }
 
-static void release_chunks(ptth_bridge *b)
+static void
+release_chunks(ptth_bridge *b)
 {
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
         struct chunk *c = &b->chunks[i];
@@ -253,7 +266,8 @@ static void release_chunks(ptth_bridge *b)
     b->in_flight = 0;
 }
 
-static void destroy(ptth_bridge *b)
+static void
+destroy(ptth_bridge *b)
 {
     ptth_defer_cancel(b->loop, &b->defer);
     ptth_timer_stop(b->loop, &b->close_timer);
@@ -265,19 +279,22 @@ static void destroy(ptth_bridge *b)
     free(b);
 }
 
-void ptth_bridge_free(ptth_bridge *b)
+void
+ptth_bridge_free(ptth_bridge *b)
 {
     if (b != NULL)
         destroy(b);
 }
 
-const char *ptth_bridge_conn(const ptth_bridge *b)
+const char *
+ptth_bridge_conn(const ptth_bridge *b)
 {
     return b->conn;
 }
 
 /* Calls on_end and frees the bridge. */
-static void finish(ptth_bridge *b)
+static void
+finish(ptth_bridge *b)
 {
     b->state = ST_ENDED;
     ptth_req_cancel(&b->stream);
@@ -298,7 +315,8 @@ static void finish(ptth_bridge *b)
     destroy(b);
 }
 
-ptth_bridge *ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
+ptth_bridge *
+ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
 {
     ptth_bridge *b = calloc(1, sizeof(*b));
     if (b == NULL) {
@@ -325,13 +343,15 @@ ptth_bridge *ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end
 
 /* ---- relay -> local ---- */
 
-static bool out_pending(const ptth_bridge *b)
+static bool
+out_pending(const ptth_bridge *b)
 {
     return b->out_len > b->out_off;
 }
 
 /* Keeps bytes the local end did not take. */
-static int out_append(ptth_bridge *b, const uint8_t *p, size_t len)
+static int
+out_append(ptth_bridge *b, const uint8_t *p, size_t len)
 {
     if (b->out_off > 0) {
         memmove(b->out, b->out + b->out_off, b->out_len - b->out_off);
@@ -354,7 +374,8 @@ static int out_append(ptth_bridge *b, const uint8_t *p, size_t len)
 }
 
 /* Writes to the local end what it takes now and keeps the rest. */
-static int write_local(ptth_bridge *b, const uint8_t *p, size_t len)
+static int
+write_local(ptth_bridge *b, const uint8_t *p, size_t len)
 {
     if (!out_pending(b)) {
         while (len > 0) {
@@ -370,7 +391,8 @@ static int write_local(ptth_bridge *b, const uint8_t *p, size_t len)
     return len > 0 ? out_append(b, p, len) : 0;
 }
 
-static void shut_local_write(ptth_bridge *b)
+static void
+shut_local_write(ptth_bridge *b)
 {
     if (b->write_shut || b->local_closed)
         return;
@@ -382,7 +404,8 @@ static void shut_local_write(ptth_bridge *b)
         fail(b, true, "local shutdown failed: %s", strerror(-rc));
 }
 
-static void on_stream_headers(ptth_req *r)
+static void
+on_stream_headers(ptth_req *r)
 {
     ptth_bridge *b = r->data;
     if (r->status < 200 || r->status > 299 || b->state != ST_OPENING)
@@ -406,7 +429,8 @@ static void on_stream_headers(ptth_req *r)
 
 /* The framed stream's body: decode and hand DATA to the local end. Runs
  * inside libcurl. */
-static size_t on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
+static size_t
+on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
 {
     ptth_bridge *b = r->data;
     if (b->state != ST_OPEN || b->failed)
@@ -454,7 +478,8 @@ static size_t on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
     return len;
 }
 
-static void on_stream_done(ptth_req *r, const char *error)
+static void
+on_stream_done(ptth_req *r, const char *error)
 {
     ptth_bridge *b = r->data;
     b->stream_done = true;
@@ -484,7 +509,8 @@ static const ptth_req_ops stream_ops = {
 };
 
 /* The local end can take more: flush what waits, then let the stream go on. */
-static void flush_out(ptth_bridge *b)
+static void
+flush_out(ptth_bridge *b)
 {
     while (out_pending(b)) {
         ssize_t n = b->local.ops->write(b->local.ctx, b->out + b->out_off, b->out_len - b->out_off);
@@ -515,12 +541,14 @@ static void flush_out(ptth_bridge *b)
 
 /* ---- local -> relay ---- */
 
-static bool reading_wanted(const ptth_bridge *b)
+static bool
+reading_wanted(const ptth_bridge *b)
 {
     return b->state == ST_OPEN && !b->failed && !b->local_eof && b->in_flight < PTTH_BRIDGE_WINDOW;
 }
 
-static void update_watches(ptth_bridge *b)
+static void
+update_watches(ptth_bridge *b)
 {
     if (b->local_closed)
         return;
@@ -535,7 +563,8 @@ static void update_watches(ptth_bridge *b)
     }
 }
 
-static void read_local(ptth_bridge *b)
+static void
+read_local(ptth_bridge *b)
 {
     struct chunk *c = NULL;
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
@@ -578,7 +607,8 @@ static void read_local(ptth_bridge *b)
     post_chunk(c);
 }
 
-static void on_local_event(ptth_watch *w, uint32_t events)
+static void
+on_local_event(ptth_watch *w, uint32_t events)
 {
     ptth_bridge *b = w->data;
     if (w == &b->wwatch || (b->same_fd && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && out_pending(b)))
@@ -589,7 +619,8 @@ static void on_local_event(ptth_watch *w, uint32_t events)
         update_watches(b);
 }
 
-static void on_chunk_done(ptth_req *r, const char *error)
+static void
+on_chunk_done(ptth_req *r, const char *error)
 {
     struct chunk *c = r->data;
     ptth_bridge *b = c->b;
@@ -597,8 +628,7 @@ static void on_chunk_done(ptth_req *r, const char *error)
         return; /* ending: on_defer releases the buffer */
     bool transport = error != NULL || r->status >= 500;
     if (transport && c->attempts < 2) {
-        ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " error=%s", b->conn,
-                       c->seq, error != NULL ? "transport" : "5xx");
+        ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " error=%s", b->conn, c->seq, error != NULL ? "transport" : "5xx");
         post_chunk(c);
         return;
     }
@@ -628,7 +658,8 @@ static const ptth_req_ops chunk_ops = {
     .on_done = on_chunk_done,
 };
 
-static void post_chunk(struct chunk *c)
+static void
+post_chunk(struct chunk *c)
 {
     ptth_bridge *b = c->b;
     snprintf(c->seq_header, sizeof(c->seq_header), "PTTH-Seq: %" PRIu64, c->seq);
@@ -644,7 +675,8 @@ static void post_chunk(struct chunk *c)
 
 /* ---- the end ---- */
 
-static void on_close_done(ptth_req *r, const char *error)
+static void
+on_close_done(ptth_req *r, const char *error)
 {
     ptth_bridge *b = r->data;
     if (error != NULL)
@@ -656,13 +688,15 @@ static const ptth_req_ops close_ops = {
     .on_done = on_close_done,
 };
 
-static void on_close_timeout(ptth_timer *t)
+static void
+on_close_timeout(ptth_timer *t)
 {
     finish(t->data);
 }
 
 /* Acts on the state outside libcurl: failures, and the normal end. */
-static void on_defer(ptth_defer *d)
+static void
+on_defer(ptth_defer *d)
 {
     ptth_bridge *b = d->data;
     if (b->state == ST_ENDED || b->state == ST_CLOSING)
@@ -696,7 +730,8 @@ static void on_defer(ptth_defer *d)
     }
 }
 
-int ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_id)
+int
+ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_id)
 {
     if (b->state != ST_NEW)
         return -EINVAL;

@@ -74,11 +74,11 @@ int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd);
 typedef struct ptth_bridge ptth_bridge;
 
 typedef struct ptth_bridge_result {
-    bool established;  /* the framed stream answered 200 */
-    long status;       /* HTTP status of the framed-stream request; 0: none */
-    long retry_after;  /* its Retry-After in seconds, or -1 */
-    const char *reason; /* "fin", or what ended the tunnel / why it was refused */
-    bool clean;        /* ended by FIN both ways */
+    bool established;          /* the framed stream answered 200 */
+    long status;               /* HTTP status of the framed-stream request; 0: none */
+    long retry_after;          /* its Retry-After in seconds, or -1 */
+    const char *reason;        /* "fin", or what ended the tunnel / why it was refused */
+    bool clean;                /* ended by FIN both ways */
     uint64_t bytes_to_relay;   /* read from the local end and acknowledged */
     uint64_t bytes_from_relay; /* received from the relay for the local end */
     long long duration_ms;     /* since ptth_bridge_start() */

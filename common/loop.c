@@ -31,14 +31,16 @@ struct ptth_loop {
     void *signal_data;
 };
 
-static long long monotonic_ms(void)
+static long long
+monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-ptth_loop *ptth_loop_new(void)
+ptth_loop *
+ptth_loop_new(void)
 {
     ptth_loop *loop = calloc(1, sizeof(*loop));
     if (loop == NULL)
@@ -55,7 +57,8 @@ ptth_loop *ptth_loop_new(void)
     return loop;
 }
 
-void ptth_loop_free(ptth_loop *loop)
+void
+ptth_loop_free(ptth_loop *loop)
 {
     if (loop == NULL)
         return;
@@ -67,19 +70,22 @@ void ptth_loop_free(ptth_loop *loop)
     free(loop);
 }
 
-long long ptth_loop_now(ptth_loop *loop)
+long long
+ptth_loop_now(ptth_loop *loop)
 {
     return loop->now_ms;
 }
 
-void ptth_loop_stop(ptth_loop *loop)
+void
+ptth_loop_stop(ptth_loop *loop)
 {
     loop->stopping = true;
 }
 
 /* ---- watches ---- */
 
-static void ready_link(ptth_loop *loop, ptth_watch *w)
+static void
+ready_link(ptth_loop *loop, ptth_watch *w)
 {
     loop->ready_changes++;
     w->ready_prev = NULL;
@@ -89,7 +95,8 @@ static void ready_link(ptth_loop *loop, ptth_watch *w)
     loop->ready = w;
 }
 
-static void ready_unlink(ptth_loop *loop, ptth_watch *w)
+static void
+ready_unlink(ptth_loop *loop, ptth_watch *w)
 {
     loop->ready_changes++;
     if (w->ready_prev != NULL)
@@ -102,14 +109,16 @@ static void ready_unlink(ptth_loop *loop, ptth_watch *w)
 }
 
 /* Forgets events already fetched for w in the current batch. */
-static void clear_fetched(ptth_loop *loop, ptth_watch *w)
+static void
+clear_fetched(ptth_loop *loop, ptth_watch *w)
 {
     for (int i = loop->cur_event; i < loop->n_events; i++)
         if (loop->events[i].data.ptr == w)
             loop->events[i].data.ptr = NULL;
 }
 
-int ptth_watch_start(ptth_loop *loop, ptth_watch *w, int fd, uint32_t events, ptth_watch_cb cb, void *data)
+int
+ptth_watch_start(ptth_loop *loop, ptth_watch *w, int fd, uint32_t events, ptth_watch_cb cb, void *data)
 {
     struct epoll_event ev = {.events = events, .data.ptr = w};
     w->fd = fd;
@@ -136,7 +145,8 @@ int ptth_watch_start(ptth_loop *loop, ptth_watch *w, int fd, uint32_t events, pt
     return 0;
 }
 
-int ptth_watch_set(ptth_watch *w, uint32_t events)
+int
+ptth_watch_set(ptth_watch *w, uint32_t events)
 {
     if (!w->active)
         return -EINVAL;
@@ -161,7 +171,8 @@ int ptth_watch_set(ptth_watch *w, uint32_t events)
     return 0;
 }
 
-void ptth_watch_stop(ptth_watch *w)
+void
+ptth_watch_stop(ptth_watch *w)
 {
     if (!w->active)
         return;
@@ -180,7 +191,8 @@ void ptth_watch_stop(ptth_watch *w)
 
 /* ---- timers ---- */
 
-void ptth_timer_start(ptth_loop *loop, ptth_timer *t, long long delay_ms, ptth_timer_cb cb, void *data)
+void
+ptth_timer_start(ptth_loop *loop, ptth_timer *t, long long delay_ms, ptth_timer_cb cb, void *data)
 {
     ptth_timer_stop(loop, t);
     t->cb = cb;
@@ -203,7 +215,8 @@ void ptth_timer_start(ptth_loop *loop, ptth_timer *t, long long delay_ms, ptth_t
         loop->timers = t;
 }
 
-void ptth_timer_stop(ptth_loop *loop, ptth_timer *t)
+void
+ptth_timer_stop(ptth_loop *loop, ptth_timer *t)
 {
     if (!t->active)
         return;
@@ -219,7 +232,8 @@ void ptth_timer_stop(ptth_loop *loop, ptth_timer *t)
 
 /* ---- deferred calls ---- */
 
-void ptth_defer_call(ptth_loop *loop, ptth_defer *d, ptth_defer_cb cb, void *data)
+void
+ptth_defer_call(ptth_loop *loop, ptth_defer *d, ptth_defer_cb cb, void *data)
 {
     if (d->active)
         return;
@@ -234,7 +248,8 @@ void ptth_defer_call(ptth_loop *loop, ptth_defer *d, ptth_defer_cb cb, void *dat
     loop->defer_tail = d;
 }
 
-void ptth_defer_cancel(ptth_loop *loop, ptth_defer *d)
+void
+ptth_defer_cancel(ptth_loop *loop, ptth_defer *d)
 {
     if (!d->active)
         return;
@@ -255,7 +270,8 @@ void ptth_defer_cancel(ptth_loop *loop, ptth_defer *d)
 }
 
 /* Runs the calls queued so far, and those they queue, until none is left. */
-static void run_deferred(ptth_loop *loop)
+static void
+run_deferred(ptth_loop *loop)
 {
     ptth_defer *d;
     while ((d = loop->defer_head) != NULL) {
@@ -270,7 +286,8 @@ static void run_deferred(ptth_loop *loop)
 
 /* ---- signals ---- */
 
-static void on_signalfd(ptth_watch *w, uint32_t events)
+static void
+on_signalfd(ptth_watch *w, uint32_t events)
 {
     ptth_loop *loop = w->data;
     struct signalfd_siginfo si;
@@ -280,7 +297,8 @@ static void on_signalfd(ptth_watch *w, uint32_t events)
     }
 }
 
-int ptth_loop_catch_signals(ptth_loop *loop, void (*on_signal)(int signo, void *data), void *data)
+int
+ptth_loop_catch_signals(ptth_loop *loop, void (*on_signal)(int signo, void *data), void *data)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -306,7 +324,8 @@ int ptth_loop_catch_signals(ptth_loop *loop, void (*on_signal)(int signo, void *
 
 /* ---- the loop ---- */
 
-static int next_timeout(ptth_loop *loop)
+static int
+next_timeout(ptth_loop *loop)
 {
     if (loop->defer_head != NULL)
         return 0;
@@ -321,7 +340,8 @@ static int next_timeout(ptth_loop *loop)
     return wait > 60000 ? 60000 : (int)wait;
 }
 
-static void run_timers(ptth_loop *loop)
+static void
+run_timers(ptth_loop *loop)
 {
     long long now = loop->now_ms;
     ptth_timer *t;
@@ -335,7 +355,8 @@ static void run_timers(ptth_loop *loop)
 /* Reports every always-ready watch that wants something. A callback may
  * stop (and free) any watch, so the walk ends as soon as the list changed;
  * the rest get their turn in the next round, which does not sleep. */
-static void run_ready(ptth_loop *loop)
+static void
+run_ready(ptth_loop *loop)
 {
     unsigned changes = loop->ready_changes;
     ptth_watch *w = loop->ready;
@@ -350,7 +371,8 @@ static void run_ready(ptth_loop *loop)
     }
 }
 
-int ptth_loop_run(ptth_loop *loop)
+int
+ptth_loop_run(ptth_loop *loop)
 {
     loop->stopping = false;
     while (!loop->stopping) {

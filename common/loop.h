@@ -88,7 +88,8 @@ void ptth_watch_stop(ptth_watch *w);
 /* (Re)arms t to fire once after delay_ms (0: in the next round). */
 void ptth_timer_start(ptth_loop *loop, ptth_timer *t, long long delay_ms, ptth_timer_cb cb, void *data);
 void ptth_timer_stop(ptth_loop *loop, ptth_timer *t);
-static inline bool ptth_timer_active(const ptth_timer *t)
+static inline bool
+ptth_timer_active(const ptth_timer *t)
 {
     return t->active;
 }

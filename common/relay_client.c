@@ -61,7 +61,8 @@ static void process_done(struct multi_ctx *m);
 
 /* ---- sockets and timers ---- */
 
-static void on_sock_event(ptth_watch *w, uint32_t events)
+static void
+on_sock_event(ptth_watch *w, uint32_t events)
 {
     struct sock_ctx *s = w->data;
     struct multi_ctx *m = s->m;
@@ -77,7 +78,8 @@ static void on_sock_event(ptth_watch *w, uint32_t events)
     process_done(m);
 }
 
-static void sock_free(struct sock_ctx *s)
+static void
+sock_free(struct sock_ctx *s)
 {
     ptth_watch_stop(&s->watch);
     if (s->prev != NULL)
@@ -89,7 +91,8 @@ static void sock_free(struct sock_ctx *s)
     free(s);
 }
 
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+static int
+on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct multi_ctx *m = userp;
     struct sock_ctx *s = socketp;
@@ -126,7 +129,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return 0;
 }
 
-static void on_multi_timer(ptth_timer *t)
+static void
+on_multi_timer(ptth_timer *t)
 {
     struct multi_ctx *m = t->data;
     int running;
@@ -134,7 +138,8 @@ static void on_multi_timer(ptth_timer *t)
     process_done(m);
 }
 
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+static int
+on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     struct multi_ctx *m = userp;
     if (timeout_ms < 0)
@@ -147,7 +152,8 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 /* ---- response callbacks ---- */
 
 /* Copies a header value into a bounded field, trimmed. */
-static void copy_field(char *dst, size_t dstlen, const char *v, size_t vlen)
+static void
+copy_field(char *dst, size_t dstlen, const char *v, size_t vlen)
 {
     while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
         vlen--;
@@ -157,7 +163,8 @@ static void copy_field(char *dst, size_t dstlen, const char *v, size_t vlen)
     dst[vlen] = '\0';
 }
 
-static void reset_response(ptth_req *r)
+static void
+reset_response(ptth_req *r)
 {
     r->status = 0;
     r->retry_after = -1;
@@ -167,7 +174,8 @@ static void reset_response(ptth_req *r)
     r->reason_len = 0;
 }
 
-static long parse_retry_after(const char *v, size_t len)
+static long
+parse_retry_after(const char *v, size_t len)
 {
     long n = 0;
     size_t i = 0;
@@ -183,7 +191,8 @@ static long parse_retry_after(const char *v, size_t len)
     return n;
 }
 
-static size_t on_curl_header(char *p, size_t size, size_t n, void *userp)
+static size_t
+on_curl_header(char *p, size_t size, size_t n, void *userp)
 {
     ptth_req *r = userp;
     size_t len = size * n;
@@ -232,7 +241,8 @@ static size_t on_curl_header(char *p, size_t size, size_t n, void *userp)
 
 /* Keeps the first line of an error body as the reason, when the relay gave
  * no PTTH-Reason header. */
-static void keep_error_body(ptth_req *r, const char *p, size_t len)
+static void
+keep_error_body(ptth_req *r, const char *p, size_t len)
 {
     if (r->has_reason_header)
         return;
@@ -250,7 +260,8 @@ static void keep_error_body(ptth_req *r, const char *p, size_t len)
     }
 }
 
-static size_t on_curl_write(char *p, size_t size, size_t n, void *userp)
+static size_t
+on_curl_write(char *p, size_t size, size_t n, void *userp)
 {
     ptth_req *r = userp;
     size_t len = size * n;
@@ -270,7 +281,8 @@ static size_t on_curl_write(char *p, size_t size, size_t n, void *userp)
 
 /* ---- easy handles ---- */
 
-static struct ptth_easy *easy_new(struct multi_ctx *m)
+static struct ptth_easy *
+easy_new(struct multi_ctx *m)
 {
     ptth_relay_client *c = m->client;
     struct ptth_easy *e = calloc(1, sizeof(*e));
@@ -314,13 +326,15 @@ static struct ptth_easy *easy_new(struct multi_ctx *m)
     return e;
 }
 
-static void easy_free(struct ptth_easy *e)
+static void
+easy_free(struct ptth_easy *e)
 {
     curl_easy_cleanup(e->curl);
     free(e);
 }
 
-static struct ptth_easy *easy_take(struct multi_ctx *m)
+static struct ptth_easy *
+easy_take(struct multi_ctx *m)
 {
     if (m->pool_len > 0)
         return m->pool[--m->pool_len];
@@ -329,7 +343,8 @@ static struct ptth_easy *easy_take(struct multi_ctx *m)
 
 /* A handle whose transfer completed normally goes back to the pool; one that
  * was cancelled or paused may carry state, and is dropped. */
-static void easy_give_back(struct multi_ctx *m, struct ptth_easy *e, bool clean)
+static void
+easy_give_back(struct multi_ctx *m, struct ptth_easy *e, bool clean)
 {
     if (clean && m->pool_len < POOL_MAX) {
         e->errbuf[0] = '\0';
@@ -339,7 +354,8 @@ static void easy_give_back(struct multi_ctx *m, struct ptth_easy *e, bool clean)
     }
 }
 
-static void link_active(ptth_relay_client *c, ptth_req *r)
+static void
+link_active(ptth_relay_client *c, ptth_req *r)
 {
     r->prev_active = NULL;
     r->next_active = c->active;
@@ -348,7 +364,8 @@ static void link_active(ptth_relay_client *c, ptth_req *r)
     c->active = r;
 }
 
-static void unlink_active(ptth_relay_client *c, ptth_req *r)
+static void
+unlink_active(ptth_relay_client *c, ptth_req *r)
 {
     if (r->prev_active != NULL)
         r->prev_active->next_active = r->next_active;
@@ -360,7 +377,8 @@ static void unlink_active(ptth_relay_client *c, ptth_req *r)
 }
 
 /* Detaches r from its easy handle and the multi handle. */
-static void req_finish(ptth_req *r, bool clean)
+static void
+req_finish(ptth_req *r, bool clean)
 {
     struct multi_ctx *m = &r->client->m[r->kind];
     curl_multi_remove_handle(m->multi, r->easy->curl);
@@ -371,7 +389,8 @@ static void req_finish(ptth_req *r, bool clean)
     unlink_active(r->client, r);
 }
 
-static void process_done(struct multi_ctx *m)
+static void
+process_done(struct multi_ctx *m)
 {
     CURLMsg *msg;
     int left;
@@ -411,7 +430,8 @@ static void process_done(struct multi_ctx *m)
  * those versions each new connection starts as HTTP/1.1 with "Upgrade: h2c"
  * (h2o switches to HTTP/2 at once, and a relay behind an HTTP/1.1-only proxy
  * still works) and is then reused as HTTP/2. */
-static long choose_http_version(bool https)
+static long
+choose_http_version(bool https)
 {
     if (https)
         return (long)CURL_HTTP_VERSION_2TLS;
@@ -421,7 +441,8 @@ static long choose_http_version(bool https)
     return (long)CURL_HTTP_VERSION_2_0;
 }
 
-static int multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind kind)
+static int
+multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind kind)
 {
     m->client = c;
     m->kind = kind;
@@ -443,7 +464,8 @@ static int multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind k
     return 0;
 }
 
-static void multi_cleanup(struct multi_ctx *m)
+static void
+multi_cleanup(struct multi_ctx *m)
 {
     if (m->multi == NULL)
         return;
@@ -456,8 +478,8 @@ static void multi_cleanup(struct multi_ctx *m)
     ptth_timer_stop(m->client->loop, &m->timer);
 }
 
-int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err,
-                          size_t errlen)
+int
+ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err, size_t errlen)
 {
     *out = NULL;
     const char *url = cfg->url;
@@ -521,7 +543,8 @@ int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, 
     return 0;
 }
 
-void ptth_relay_client_free(ptth_relay_client *c)
+void
+ptth_relay_client_free(ptth_relay_client *c)
 {
     if (c == NULL)
         return;
@@ -538,13 +561,15 @@ void ptth_relay_client_free(ptth_relay_client *c)
     curl_global_cleanup();
 }
 
-const char *ptth_relay_client_url(const ptth_relay_client *c)
+const char *
+ptth_relay_client_url(const ptth_relay_client *c)
 {
     return c->base;
 }
 
-int ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
-                   const void *body, size_t body_len)
+int
+ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
+               const void *body, size_t body_len)
 {
     if (r->active)
         return -EBUSY;
@@ -597,14 +622,16 @@ int ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const 
     return 0;
 }
 
-void ptth_req_cancel(ptth_req *r)
+void
+ptth_req_cancel(ptth_req *r)
 {
     if (!r->active)
         return;
     req_finish(r, false);
 }
 
-void ptth_req_resume(ptth_req *r)
+void
+ptth_req_resume(ptth_req *r)
 {
     if (!r->active || !r->paused)
         return;
@@ -612,7 +639,8 @@ void ptth_req_resume(ptth_req *r)
     curl_easy_pause(r->easy->curl, CURLPAUSE_CONT);
 }
 
-void ptth_req_header_value(char *out, size_t outlen, const char *in)
+void
+ptth_req_header_value(char *out, size_t outlen, const char *in)
 {
     size_t j = 0;
     for (size_t i = 0; in[i] != '\0' && j + 1 < outlen; i++) {

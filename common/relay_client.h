@@ -91,8 +91,8 @@ struct ptth_req {
     long timeout_ms; /* whole request; 0: none */
 
     /* the response, filled in by the client */
-    long status;      /* 0 until the final status is known */
-    long retry_after; /* Retry-After in seconds, -1 when absent */
+    long status;                          /* 0 until the final status is known */
+    long retry_after;                     /* Retry-After in seconds, -1 when absent */
     char conn[PTTH_REQ_FIELD_MAX];        /* PTTH-Conn */
     char port[PTTH_REQ_FIELD_MAX];        /* PTTH-Port */
     char client_addr[PTTH_REQ_FIELD_MAX]; /* PTTH-Client-Addr */
@@ -113,8 +113,7 @@ struct ptth_req {
 
 /* Creates the client: checks the URL, prepares the Authorization header and
  * the two curl multi handles. 0, or a negative errno with the reason in err. */
-int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err,
-                          size_t errlen);
+int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err, size_t errlen);
 /* Cancels whatever is still active (without callbacks) and frees the client. */
 void ptth_relay_client_free(ptth_relay_client *c);
 
@@ -140,7 +139,8 @@ void ptth_req_resume(ptth_req *r);
  * anything else becomes '?', truncated to outlen. */
 void ptth_req_header_value(char *out, size_t outlen, const char *in);
 
-static inline bool ptth_req_active(const ptth_req *r)
+static inline bool
+ptth_req_active(const ptth_req *r)
 {
     return r->active;
 }

@@ -41,7 +41,8 @@ typedef struct server_config {
 } server_config;
 
 /* --port-map NAME=TARGET, checked alone; duplicates are found in validate(). */
-static int check_port_map(const char *value, char *err, size_t errlen)
+static int
+check_port_map(const char *value, char *err, size_t errlen)
 {
     const char *eq = strchr(value, '=');
     if (eq == NULL) {
@@ -61,7 +62,8 @@ static int check_port_map(const char *value, char *err, size_t errlen)
     return 0;
 }
 
-static void validate(void *config, ptth_problems *problems)
+static void
+validate(void *config, ptth_problems *problems)
 {
     server_config *c = config;
     if (c->relay == NULL) {
@@ -117,18 +119,17 @@ static const ptth_option options[] = {
      "the relay: http:// or https://, may carry a path prefix (or set PTTH_RELAY)", NULL, 0, 0, ptth_check_url},
     {"name", PTTH_OPT_STRING, offsetof(server_config, name), "NAME", "this server's name at the relay", NULL, 0, 0,
      ptth_check_name},
-    {"key-file", PTTH_OPT_STRING, offsetof(server_config, key_file), "FILE",
-     "this server's key (or set PTTH_KEY); mode 0600", NULL, 0, 0, NULL},
+    {"key-file", PTTH_OPT_STRING, offsetof(server_config, key_file), "FILE", "this server's key (or set PTTH_KEY); mode 0600", NULL,
+     0, 0, NULL},
     {"port-map", PTTH_OPT_LIST, offsetof(server_config, port_maps), "NAME=TARGET",
      "offer port NAME; TARGET is PORT, HOST:PORT, [V6]:PORT, unix:PATH, nvme:DEVICE:PORT[@NODE] or "
      "cc:SERVICE",
      NULL, 0, 0, check_port_map},
-    {"listens", PTTH_OPT_UINT, offsetof(server_config, listens), "N", "listen requests kept outstanding at the relay",
-     "4", 1, 64, NULL},
-    {"ca-file", PTTH_OPT_STRING, offsetof(server_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0,
+    {"listens", PTTH_OPT_UINT, offsetof(server_config, listens), "N", "listen requests kept outstanding at the relay", "4", 1, 64,
      NULL},
-    {"insecure", PTTH_OPT_FLAG, offsetof(server_config, insecure), NULL,
-     "do not check the relay's certificate (testing only)", NULL, 0, 0, NULL},
+    {"ca-file", PTTH_OPT_STRING, offsetof(server_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0, NULL},
+    {"insecure", PTTH_OPT_FLAG, offsetof(server_config, insecure), NULL, "do not check the relay's certificate (testing only)",
+     NULL, 0, 0, NULL},
     {"proxy-protocol", PTTH_OPT_FLAG, offsetof(server_config, proxy_protocol), NULL,
      "send a PROXY protocol v2 header with the client's address to TCP backends", NULL, 0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(server_config, max_chunk), "BYTES",
@@ -149,7 +150,8 @@ static const ptth_program program = {
     .validate = validate,
 };
 
-static void on_signal(int signo, void *data)
+static void
+on_signal(int signo, void *data)
 {
     ptth_loop *loop = data;
     if (signo == SIGINT || signo == SIGTERM) {
@@ -158,7 +160,8 @@ static void on_signal(int signo, void *data)
     }
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     server_config cfg;
     ptth_cli cli;

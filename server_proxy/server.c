@@ -57,10 +57,10 @@ struct ptth_server {
     listen_slot *slots;
     unsigned n_slots;
     ptth_timer retry_timer;
-    unsigned failures;   /* consecutive retry rounds */
-    long next_delay_ms;  /* of the round being scheduled */
+    unsigned failures;  /* consecutive retry rounds */
+    long next_delay_ms; /* of the round being scheduled */
     bool ever_connected;
-    bool relay_down;     /* logged as such; the next success says it is back */
+    bool relay_down; /* logged as such; the next success says it is back */
     bool auth_failing;
     tunnel *tunnels;
     size_t n_tunnels;
@@ -72,7 +72,8 @@ static void start_listen(listen_slot *sl);
 
 /* Exponential backoff with jitter: a random delay between half and all of
  * 0.5 s * 2^failures, at most 30 s. */
-static long backoff_ms(unsigned failures)
+static long
+backoff_ms(unsigned failures)
 {
     long base = BACKOFF_MIN_MS;
     for (unsigned i = 0; i < failures && base < BACKOFF_MAX_MS; i++)
@@ -82,7 +83,8 @@ static long backoff_ms(unsigned failures)
     return base / 2 + random() % (base / 2 + 1);
 }
 
-static void on_retry_timer(ptth_timer *t)
+static void
+on_retry_timer(ptth_timer *t)
 {
     ptth_server *s = t->data;
     for (unsigned i = 0; i < s->n_slots; i++) {
@@ -95,7 +97,8 @@ static void on_retry_timer(ptth_timer *t)
 
 /* Parks a slot until the shared retry timer fires. The first failure of a
  * round arms the timer; the others of the same round wait for it. */
-static void retry_later(listen_slot *sl, long delay_ms)
+static void
+retry_later(listen_slot *sl, long delay_ms)
 {
     ptth_server *s = sl->srv;
     sl->waiting = true;
@@ -103,13 +106,13 @@ static void retry_later(listen_slot *sl, long delay_ms)
         ptth_timer_start(s->loop, &s->retry_timer, delay_ms, on_retry_timer, s);
 }
 
-static void relay_ok(ptth_server *s)
+static void
+relay_ok(ptth_server *s)
 {
     if (s->relay_down || s->auth_failing)
         ptth_log_info("event=relay_connected relay=%s", ptth_relay_client_url(s->client));
     if (!s->ever_connected) {
-        ptth_log_info("event=online relay=%s server=%s listens=%u", ptth_relay_client_url(s->client), s->p->name,
-                      s->n_slots);
+        ptth_log_info("event=online relay=%s server=%s listens=%u", ptth_relay_client_url(s->client), s->p->name, s->n_slots);
         s->ever_connected = true;
     }
     s->relay_down = false;
@@ -118,7 +121,8 @@ static void relay_ok(ptth_server *s)
 }
 
 /* The relay could not be reached or answered 5xx/429: back off. */
-static void relay_failed(listen_slot *sl, const char *what, long retry_after)
+static void
+relay_failed(listen_slot *sl, const char *what, long retry_after)
 {
     ptth_server *s = sl->srv;
     if (ptth_timer_active(&s->retry_timer)) {
@@ -139,7 +143,8 @@ static void relay_failed(listen_slot *sl, const char *what, long retry_after)
 
 /* ---- tunnels ---- */
 
-static void tunnel_unlink_free(tunnel *t)
+static void
+tunnel_unlink_free(tunnel *t)
 {
     ptth_server *s = t->srv;
     if (t->prev != NULL)
@@ -159,7 +164,8 @@ static void tunnel_unlink_free(tunnel *t)
     free(t);
 }
 
-static void on_reject_done(ptth_req *r, const char *error)
+static void
+on_reject_done(ptth_req *r, const char *error)
 {
     tunnel *t = r->data;
     if (error != NULL)
@@ -174,7 +180,8 @@ static const ptth_req_ops reject_ops = {
 };
 
 /* The backend cannot be reached: tell the relay (the client gets 502). */
-static void reject(tunnel *t, const char *why)
+static void
+reject(tunnel *t, const char *why)
 {
     ptth_server *s = t->srv;
     char q[300];
@@ -199,7 +206,8 @@ static void reject(tunnel *t, const char *why)
         tunnel_unlink_free(t);
 }
 
-static void on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
+static void
+on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
 {
     tunnel *t = data;
     char q[300];
@@ -209,29 +217,33 @@ static void on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *d
     } else {
         ptth_log_info("event=tunnel_end conn=%s port=%s client_addr=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
                       " duration_ms=%lld reason=%s",
-                      t->conn, t->port, t->client_addr[0] ? t->client_addr : "-", res->bytes_from_relay,
-                      res->bytes_to_relay, res->duration_ms, ptth_log_quote(q, sizeof(q), res->reason));
+                      t->conn, t->port, t->client_addr[0] ? t->client_addr : "-", res->bytes_from_relay, res->bytes_to_relay,
+                      res->duration_ms, ptth_log_quote(q, sizeof(q), res->reason));
     }
     t->bridge = NULL; /* freed by the bridge itself */
     tunnel_unlink_free(t);
 }
 
-static ssize_t stream_read(void *ctx, void *buf, size_t len)
+static ssize_t
+stream_read(void *ctx, void *buf, size_t len)
 {
     return ptth_stream_read(ctx, buf, len);
 }
 
-static ssize_t stream_write(void *ctx, const void *buf, size_t len)
+static ssize_t
+stream_write(void *ctx, const void *buf, size_t len)
 {
     return ptth_stream_write(ctx, buf, len);
 }
 
-static int stream_shutdown_write(void *ctx)
+static int
+stream_shutdown_write(void *ctx)
 {
     return ptth_stream_shutdown_write(ctx);
 }
 
-static void stream_close(void *ctx)
+static void
+stream_close(void *ctx)
 {
     ptth_stream_close(ctx);
 }
@@ -244,7 +256,8 @@ static const ptth_local_ops stream_local_ops = {
 };
 
 /* The backend is open: accept the tunnel and bridge. */
-static void backend_open(tunnel *t)
+static void
+backend_open(tunnel *t)
 {
     ptth_server *s = t->srv;
     ptth_timer_stop(s->loop, &t->open_timer);
@@ -282,7 +295,8 @@ static void backend_open(tunnel *t)
 static void on_open_event(ptth_watch *w, uint32_t events);
 
 /* Drives the transport's open one step. */
-static void continue_open(tunnel *t)
+static void
+continue_open(tunnel *t)
 {
     char err[256] = "";
     int rc = ptth_stream_finish_open(t->stream, err, sizeof(err));
@@ -307,18 +321,21 @@ static void continue_open(tunnel *t)
     }
 }
 
-static void on_open_event(ptth_watch *w, uint32_t events)
+static void
+on_open_event(ptth_watch *w, uint32_t events)
 {
     continue_open(w->data);
 }
 
-static void on_open_timeout(ptth_timer *tm)
+static void
+on_open_timeout(ptth_timer *tm)
 {
     reject(tm->data, "backend did not answer within 10 s");
 }
 
 /* A listen brought a client: open the backend of the port it asked for. */
-static void start_tunnel(ptth_server *s, const ptth_req *r)
+static void
+start_tunnel(ptth_server *s, const ptth_req *r)
 {
     tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -328,7 +345,9 @@ static void start_tunnel(ptth_server *s, const ptth_req *r)
     t->srv = s;
     snprintf(t->conn, sizeof(t->conn), "%s", r->conn);
     snprintf(t->port, sizeof(t->port), "%s", r->port);
-    snprintf(t->client_addr, sizeof(t->client_addr), "%s", r->client_addr);
+    /* an address is all it may hold: it goes into logs and PROXY headers */
+    if (strspn(r->client_addr, "0123456789abcdefABCDEF.:[]%") == strlen(r->client_addr))
+        snprintf(t->client_addr, sizeof(t->client_addr), "%s", r->client_addr);
     t->next = s->tunnels;
     if (s->tunnels != NULL)
         s->tunnels->prev = t;
@@ -366,7 +385,8 @@ static void start_tunnel(ptth_server *s, const ptth_req *r)
 
 /* ---- listens ---- */
 
-static void on_listen_done(ptth_req *r, const char *error)
+static void
+on_listen_done(ptth_req *r, const char *error)
 {
     listen_slot *sl = r->data;
     ptth_server *s = sl->srv;
@@ -414,7 +434,8 @@ static const ptth_req_ops listen_ops = {
     .on_done = on_listen_done,
 };
 
-static void start_listen(listen_slot *sl)
+static void
+start_listen(listen_slot *sl)
 {
     ptth_server *s = sl->srv;
     const char *headers[2] = {s->ports_header, NULL};
@@ -426,8 +447,9 @@ static void start_listen(listen_slot *sl)
         relay_failed(sl, strerror(-rc), -1);
 }
 
-int ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_params *params, ptth_server **out,
-                    char *err, size_t errlen)
+int
+ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_params *params, ptth_server **out, char *err,
+                size_t errlen)
 {
     *out = NULL;
     ptth_server *s = calloc(1, sizeof(*s));
@@ -441,8 +463,7 @@ int ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_serve
     snprintf(s->listen_path, sizeof(s->listen_path), "/v1/servers/%s/listen", params->name);
     size_t used = (size_t)snprintf(s->ports_header, sizeof(s->ports_header), "PTTH-Ports: ");
     for (size_t i = 0; i < params->n_ports; i++) {
-        int n = snprintf(s->ports_header + used, sizeof(s->ports_header) - used, "%s%s", i > 0 ? "," : "",
-                         params->ports[i].name);
+        int n = snprintf(s->ports_header + used, sizeof(s->ports_header) - used, "%s%s", i > 0 ? "," : "", params->ports[i].name);
         if (n < 0 || used + (size_t)n >= sizeof(s->ports_header)) {
             free(s);
             snprintf(err, errlen, "too many port names for one PTTH-Ports header");
@@ -466,7 +487,8 @@ int ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_serve
     return 0;
 }
 
-void ptth_server_free(ptth_server *s)
+void
+ptth_server_free(ptth_server *s)
 {
     if (s == NULL)
         return;
@@ -479,7 +501,8 @@ void ptth_server_free(ptth_server *s)
     free(s);
 }
 
-size_t ptth_server_tunnels(const ptth_server *s)
+size_t
+ptth_server_tunnels(const ptth_server *s)
 {
     return s->n_tunnels;
 }

@@ -45,8 +45,8 @@ typedef struct ptth_server ptth_server;
 
 /* Starts the listens. The params (and the ports array) must outlive the
  * server. 0 or a negative errno with err filled. */
-int ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_params *params, ptth_server **out,
-                    char *err, size_t errlen);
+int ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_params *params, ptth_server **out, char *err,
+                    size_t errlen);
 
 /* Cancels the listens, aborts every tunnel (closing the backends) and frees. */
 void ptth_server_free(ptth_server *s);
