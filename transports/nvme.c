@@ -268,7 +268,7 @@ writer_main(void *arg)
             if (rc == 0)
                 snprintf(msg, sizeof(msg), "nvme device '%s': transfer-write: %s (NVMe status 0x%04x%s%s)", s->device,
                          ptth_nvme_status_text(status), status, result ? ", " : "", result ? strerror((int)result) : "");
-            record_failure(s, rc != 0 ? -rc : EIO, msg);
+            record_failure(s, rc == 0 && (status & PTTH_NVME_SC_MASK) == PTTH_NVME_SC_RELAY_IO && result ? (int)result : EIO, msg);
             shutdown(s->inner, SHUT_RDWR);
             break;
         }
@@ -398,7 +398,7 @@ reader_main(void *arg)
         if (atomic_load(&s->relay_closed) || atomic_load(&s->closing))
             break; /* the writer closed the relay: this read's failure is expected */
         if (rc != 0) {
-            record_failure(s, -rc, msg);
+            record_failure(s, EIO, msg); /* the carrier's errno (EPIPE...) would misname it */
             clean = false;
             break;
         }

@@ -140,9 +140,13 @@ serve(conn *c)
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char magic[PTTH_CSD_MAGIC_LEN];
     int r = read_exact(c->fd, magic, sizeof(magic));
-    if (r <= 0 || memcmp(magic, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0) {
+    if (r == 0) {
+        ptth_log_debug("event=client_closed_early client=%llu", (unsigned long long)c->id);
+        return;
+    }
+    if (r < 0 || memcmp(magic, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0) {
         ptth_log_warn("event=client_rejected client=%llu reason=%s", (unsigned long long)c->id,
-                      r <= 0 ? "no_handshake" : "bad_handshake");
+                      r < 0 ? "no_handshake" : "bad_handshake");
         return;
     }
     if (write_all(c->fd, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0)

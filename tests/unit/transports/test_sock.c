@@ -489,27 +489,6 @@ START_TEST(unix_missing_and_refused)
 }
 END_TEST
 
-START_TEST(cc_refused_when_not_built)
-{
-    /* Either the real comm-channel transport or its stand-in: a cc target with
-     * no channel behind it must fail with a reason, not crash. */
-    setenv("PTTH_CC_DIR", "/nonexistent-ptth-cc", 1);
-    int rc;
-    ptth_target t;
-    ck_assert_int_eq(ptth_target_parse("cc:nothing-here", &t, err, sizeof(err)), 0);
-    ptth_stream *s = NULL;
-    rc = ptth_transport_open(&t, NULL, &s, err, sizeof(err));
-    if (rc == 0) {
-        struct pollfd p = {.fd = s->fd, .events = POLLIN | POLLOUT};
-        (void)poll(&p, 1, 2000);
-        rc = ptth_stream_finish_open(s, err, sizeof(err));
-        ptth_stream_close(s);
-    }
-    ck_assert_int_lt(rc, 0);
-    ck_assert_str_ne(err, "");
-}
-END_TEST
-
 Suite *
 ptth_test_suite(void)
 {
@@ -532,7 +511,6 @@ ptth_test_suite(void)
     tcase_add_test(tu, unix_round_trip);
     tcase_add_test(tu, unix_abstract);
     tcase_add_test(tu, unix_missing_and_refused);
-    tcase_add_test(tu, cc_refused_when_not_built);
     suite_add_tcase(s, tu);
     return s;
 }

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""The NVMe transport through the whole tunnel (SPEC §7): ptth_proxy ->
+ptth_relay -> ptth_server --port-map X=nvme:SOCKET:PORT -> ptth_csd_emu ->
+backend. Echo, 50 MB with half-close and a checksum, 20 tunnels at once, a
+refused backend, the emulator killed and restarted, --check-config on a bad
+device, and the throughput of one tunnel."""
+
+import hashlib
+import os
+import re
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
+                                "tests", "integration", "tunnel"))
+
+import tunnelkit as kit  # noqa: E402
+from tunnelkit import pt  # noqa: E402
+
+t = pt.Tap()
+SLOW = kit.sanitized()
+
+
+def emulator(ctx, path=None):
+    """Starts ptth_csd_emu on a socket in the test's directory."""
+    path = path or ctx.path("csd.sock")
+    p = ctx.start([pt.program("ptth_csd_emu"), "--socket", path], name="ptth_csd_emu")
+    p.wait_for(r"event=listening socket=\S+")
+    p.socket = path
+    return p
+
+
+def echo_backend(ctx):
+    b = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(b.close)
+    return b
+
+
+def nvme_world(ctx, backend_port, emu):
+    return kit.World(ctx, {"csd": "nvme:%s:%d" % (emu.socket, backend_port)})
+
+
+@t.test
+def echo_round_trips(ctx):
+    emu = emulator(ctx)
+    echo = echo_backend(ctx)
+    w = nvme_world(ctx, echo.port, emu)
+    px = w.proxy("csd")
+    s = pt.connect(px.port)
+    s.sendall(b"early|")
+    assert pt.recv_exactly(s, 6) == b"early|"
+    for i in range(20):
+        msg = os.urandom(1 + (i * 7919) % 30000)
+        s.sendall(msg)
+        assert pt.recv_exactly(s, len(msg)) == msg, "round trip %d differs" % i
+    s.close()
+    emu.wait_for(r"event=relay_open desc=\d+ node=\"127\.0\.0\.1\" service=\"%d\"" % echo.port)
+    emu.wait_for(r"event=relay_close desc=\d+ [^\n]*reason=close")
+    w.relay.wait_for(r"event=tunnel_end [^\n]*port=csd")
+
+
+@t.test
+def fifty_mb_with_half_close(ctx):
+    """50 MB both ways at once through one tunnel; the client half-closes after
+    sending and still receives everything, then the end of stream (the relay is
+    closed after the 3 s linger, docs/transports.md)."""
+    emu = emulator(ctx)
+    echo = echo_backend(ctx)
+    w = nvme_world(ctx, echo.port, emu)
+    px = w.proxy("csd")
+    size = 50 * 1000 * 1000
+    sent, got, n, secs = kit.bulk_both_ways(px.port, size, timeout=300 if SLOW else 120)
+    assert n == size, (n, size)
+    assert sent == got, "checksums differ"
+    print("# nvme tunnel: 50 MB echoed (both ways at once) in %.1f s, %.1f MB/s each way (includes the 3 s linger)"
+          % (secs, size / 1e6 / secs), flush=True)
+    line = w.relay.wait_for(r"event=tunnel_end [^\n]*port=csd[^\n]*").group(0)
+    assert "reason=fin" in line, line
+    emu.wait_for(r"event=relay_close [^\n]*bytes_to_backend=%d bytes_from_backend=%d" % (size, size))
+
+
+@t.test
+def twenty_tunnels_at_once(ctx):
+    emu = emulator(ctx)
+    echo = echo_backend(ctx)
+    w = nvme_world(ctx, echo.port, emu)
+    px = w.proxy("csd")
+    n = 20
+    size = 512 * 1024
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        try:
+            s = pt.connect(px.port, timeout=60)
+            data = os.urandom(size - i)
+            barrier.wait(timeout=30)
+            got = bytearray()
+
+            def rd():
+                while len(got) < len(data):
+                    b = s.recv(1 << 16)
+                    if not b:
+                        break
+                    got.extend(b)
+
+            th = threading.Thread(target=rd)
+            th.start()
+            s.sendall(data)
+            th.join(60)
+            s.close()
+            results[i] = hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest()
+        except Exception as e:  # reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert all(r is True for r in results), results
+    assert echo.accepted == n, echo.accepted
+    deadline = time.monotonic() + 20
+    while w.relay.count(r"event=tunnel_end ") < n:
+        assert time.monotonic() < deadline, "only %d tunnels ended" % w.relay.count(r"event=tunnel_end ")
+        time.sleep(0.05)
+    while emu.count(r"event=relay_close ") < n:
+        assert time.monotonic() < deadline, "only %d relays closed" % emu.count(r"event=relay_close ")
+        time.sleep(0.05)
+
+
+@t.test
+def refused_backend_closes_the_client(ctx):
+    emu = emulator(ctx)
+    dead = pt.free_port()
+    w = nvme_world(ctx, dead, emu)
+    px = w.proxy("csd")
+    s = pt.connect(px.port)
+    s.sendall(b"hello?")
+    assert pt.wait_closed(s, timeout=10) == b""
+    s.close()
+    px.wait_for(r"event=connect_refused [^\n]*status=502")
+    w.server.wait_for(r"open relay to 127\.0\.0\.1:%d: Connection refused" % dead)
+    emu.wait_for(r"event=relay_open_failed [^\n]*service=\"%d\"" % dead)
+    assert w.server.alive()
+
+
+@t.test
+def emulator_killed_then_back(ctx):
+    emu = emulator(ctx)
+    echo = echo_backend(ctx)
+    w = nvme_world(ctx, echo.port, emu)
+    px = w.proxy("csd")
+    open_socks = []
+    for i in range(3):
+        s = pt.connect(px.port)
+        s.sendall(b"ping%d" % i)
+        assert pt.recv_exactly(s, 5) == b"ping%d" % i
+        open_socks.append(s)
+
+    emu.kill9()
+    # the open tunnels are closed, with a clear line in the server's log
+    for s in open_socks:
+        pt.wait_closed(s, timeout=10)
+        s.close()
+    w.server.wait_for(r"event=nvme_relay_failed [^\n]*emulator closed the connection")
+    deadline = time.monotonic() + 10
+    while w.relay.count(r"event=tunnel_end ") < 3:
+        assert time.monotonic() < deadline, w.relay.log()
+        time.sleep(0.05)
+    # while it is down, new tunnels are refused promptly and say why
+    s = pt.connect(px.port)
+    assert pt.wait_closed(s, timeout=10) == b""
+    s.close()
+    w.server.wait_for(r"cannot reach the emulator[^\n]*is ptth_csd_emu running\?")
+    assert w.server.alive()
+
+    # back on the same socket path: new tunnels work without restarting anything
+    emulator(ctx, emu.socket)
+    s = pt.connect(px.port)
+    s.sendall(b"again")
+    assert pt.recv_exactly(s, 5) == b"again"
+    s.close()
+
+
+@t.test
+def check_config_refuses_a_bad_device(ctx):
+    w = kit.World(ctx, {}, start_server=False)
+    key = w.skey.write(ctx.path("s.key"))
+    plain = ctx.path("not-a-device")
+    open(plain, "w").close()
+    for target, want in (("nvme:%s/nope:22" % ctx.dir, "No such file or directory"),
+                         ("nvme:%s:22" % plain, "not a character device")):
+        r = pt.run([pt.program("ptth_server"), "--relay", w.relay.url, "--name", "foo", "--key-file", key,
+                    "--port-map", "x=" + target, "--check-config"])
+        assert r.returncode == 2, (r.returncode, r.stderr)
+        assert want in r.stderr and target.split(":")[1] in r.stderr, r.stderr
+        assert r.stderr.startswith("ptth_server"), r.stderr
+    # a socket passes the check (the emulator need not be running yet)
+    sock = ctx.path("later.sock")
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(sock)
+    r = pt.run([pt.program("ptth_server"), "--relay", w.relay.url, "--name", "foo", "--key-file", key,
+                "--port-map", "x=nvme:%s:22" % sock, "--check-config"])
+    lst.close()
+    assert r.returncode == 0, r.stderr
+
+
+@t.test
+def throughput_one_tunnel(ctx):
+    """Backend -> client and client -> backend through one tunnel, 20 MB each
+    (reported, not asserted)."""
+    emu = emulator(ctx)
+    size = 20 * 1000 * 1000
+    block = b"\xa5" * (1 << 16)
+
+    def sender(c):
+        left = size
+        while left > 0:
+            n = c.send(block[:min(left, len(block))])
+            left -= n
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(1 << 16):
+            pass
+        return size
+
+    received = [0]
+
+    def counter(c):
+        while True:
+            b = c.recv(1 << 18)
+            if not b:
+                break
+            received[0] += len(b)
+        return received[0]
+
+    down = kit.Backend(sender)
+    up = kit.Backend(counter)
+    ctx.cleanups.append(down.close)
+    ctx.cleanups.append(up.close)
+    w = kit.World(ctx, {"down": "nvme:%s:%d" % (emu.socket, down.port), "up": "nvme:%s:%d" % (emu.socket, up.port)})
+    pd = w.proxy("down")
+    s = pt.connect(pd.port, timeout=120)
+    started = time.monotonic()
+    got = len(pt.recv_until_eof(s, timeout=120))
+    down_secs = time.monotonic() - started
+    s.close()
+    assert got == size, got
+
+    pu = w.proxy("up")
+    s = pt.connect(pu.port, timeout=120)
+    started = time.monotonic()
+    left = size
+    while left > 0:
+        s.sendall(block[:min(left, len(block))])
+        left -= min(left, len(block))
+    s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 120
+    while received[0] < size:
+        assert time.monotonic() < deadline, received[0]
+        time.sleep(0.002)
+    up_secs = time.monotonic() - started
+    s.close()
+    assert up.wait_results(1, timeout=10) == [size], up.results
+    print("# nvme tunnel throughput, one tunnel, 20 MB: backend->client %.1f MB/s, client->backend %.1f MB/s"
+          % (size / 1e6 / down_secs, size / 1e6 / up_secs), flush=True)
+
+
+t.run()
