@@ -110,6 +110,44 @@ def target_seeds():
     }
 
 
+# ---- cc_msg: [limit/mode][seed] then one message (mode 0) or a stream (4) ----
+
+def ccmsg(mtype, tunnel, payload=b"", flags=0, length=None):
+    n = len(payload) if length is None else length
+    return bytes([mtype, flags]) + struct.pack(">HI", n, tunnel) + payload
+
+
+def hello(version=1, max_msg=4096, window=16, max_clients=512):
+    return ccmsg(1, 0, struct.pack(">HHIII", version, 0, max_msg, window, max_clients))
+
+
+@target
+def cc_msg_seeds():
+    msgs = {
+        "hello": hello(),
+        "hello_long": ccmsg(1, 0, struct.pack(">HHIII", 2, 0, 70000, 8, 0) + b"future"),
+        "open": ccmsg(2, 7, b"203.0.113.9:51234"),
+        "open_empty": ccmsg(2, 1),
+        "open_ok": ccmsg(3, 7),
+        "open_fail": ccmsg(4, 7, b"connect to 127.0.0.1:22: Connection refused"),
+        "data": ccmsg(5, 7, b"SSH-2.0-OpenSSH_9.2\r\n"),
+        "fin": ccmsg(6, 7),
+        "credit": ccmsg(7, 7, struct.pack(">I", 4)),
+        "abort": ccmsg(8, 7, b"reset by peer"),
+        "close": ccmsg(9, 0xFFFFFFFF, b"client went away"),
+        "bad_flags": ccmsg(5, 7, b"x", flags=1),
+        "bad_trailing": ccmsg(6, 7, b"", length=0) + b"z",
+    }
+    seeds = {"msg_" + k: b"\x01\x00" + v for k, v in msgs.items()}
+    seeds["msg_big_data_limit512"] = b"\x00\x00" + ccmsg(5, 3, b"d" * 600)
+    session = hello() + ccmsg(2, 1, b"[::1]:4000") + ccmsg(3, 1) + ccmsg(5, 1, b"hello") + ccmsg(7, 1, struct.pack(">I", 1)) + ccmsg(6, 1) + ccmsg(9, 1)
+    seeds["stream_session"] = b"\x05\x03" + session
+    seeds["stream_big"] = b"\x06\x3f" + ccmsg(5, 2, b"B" * 4000) + ccmsg(5, 2, b"b" * 100)
+    seeds["stream_truncated"] = b"\x05\x00" + hello()[:13]
+    seeds["stream_oversized"] = b"\x04\x00" + ccmsg(5, 2, b"", length=1000)
+    return seeds
+
+
 def write(name, seeds):
     d = os.path.join(CORPUS, name)
     if os.path.isdir(d):
