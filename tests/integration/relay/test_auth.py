@@ -4,6 +4,7 @@ with an unknown key, 403 with a known key that may not do this, ACLs with
 wildcards, and a connection id alone granting nothing."""
 
 import os
+import re
 import sys
 import time
 
@@ -172,6 +173,27 @@ def admin_endpoints(ctx):
     s.relay.wait_for(r"event=tunnel_end id=%s" % cid)
     r = api.get("/metrics", rc.bearer(s.admin))
     assert b'ptth_tunnels_total{result="rst"} 1\n' in r.body, r.body
+
+
+@t.test
+def client_address_and_trusted_proxies(ctx):
+    sk, ck = pt.Key(), pt.Key()
+    for trusted, want in ((None, r"127\.0\.0\.1:\d+"), ("127.0.0.0/8", r"198\.51\.100\.7:0"), ("10.0.0.0/8", r"127\.0\.0\.1:\d+")):
+        args = ["--trusted-proxy", trusted] if trusted else []
+        relay = ctx.relay(servers={"foo": sk}, clients={"alice": ck}, allow=["alice=foo/*"], args=args)
+        api = rc.Api(relay.port)
+        lc = api.start(api.listen_path("foo"), sk, {"PTTH-Ports": "ssh"})
+        relay.wait_for(r"event=server_online server=foo")
+        cc = api.start(api.connect_path("foo", "ssh"), ck, {"X-Forwarded-For": "203.0.113.1, 198.51.100.7"})
+        r = lc.read_head()
+        assert r.status == 200 and re.fullmatch(want, r.headers["ptth-client-addr"]), (trusted, r)
+        cid = r.headers["ptth-conn"]
+        assert api.post(api.conn_path("foo", cid, "reject"), sk).status == 204
+        m = relay.wait_for(r"event=tunnel_end id=%s [^\n]* addr=(\S+)" % cid)
+        assert re.fullmatch(want, m.group(1)), m.group(0)
+        lc.close()
+        cc.close()
+        relay.stop()
 
 
 @t.test

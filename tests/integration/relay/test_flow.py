@@ -39,6 +39,9 @@ def full_sequence_http1(ctx):
     assert down.resp.headers.get("cache-control") == "no-store", down.resp.headers
     assert down.resp.headers.get("x-accel-buffering") == "no", down.resp.headers
     assert up.resp.headers.get("x-accel-buffering") == "no", up.resp.headers
+    assert up.resp.headers.get("cache-control") == "no-store", up.resp.headers
+    assert down.resp.headers.get("ptth-max-chunk") == "262144", down.resp.headers
+    assert up.resp.headers.get("ptth-max-chunk") == "262144", up.resp.headers
     # both streams start with a PING so that their heads go out at once
     assert up.next_frame() == (PING, b"")
     assert down.next_frame() == (PING, b"")
