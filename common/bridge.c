@@ -484,6 +484,12 @@ on_stream_done(ptth_req *r, const char *error)
     ptth_bridge *b = r->data;
     b->stream_done = true;
     if (b->state == ST_OPENING) {
+        if (error != NULL && b->conn_known) {
+            /* the accept failed in transport: the relay may still hold the
+             * tunnel, and the client waits on it; say it is over */
+            fail(b, true, "%s", error);
+            return;
+        }
         if (error != NULL)
             snprintf(b->reason, sizeof(b->reason), "%s", error);
         else if (r->reason[0] != '\0')
@@ -494,8 +500,8 @@ on_stream_done(ptth_req *r, const char *error)
         return;
     }
     if (b->state == ST_OPEN) {
-        if (error != NULL)
-            fail(b, false, "relay stream failed: %s", error);
+        if (error != NULL) /* the relay may not know yet: tell it if it is there */
+            fail(b, true, "relay stream failed: %s", error);
         else if (!b->fin_received)
             fail(b, false, "relay ended the stream without FIN");
     }

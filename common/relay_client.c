@@ -29,6 +29,8 @@ struct multi_ctx {
     struct ptth_easy *pool[POOL_MAX];
     size_t pool_len;
     struct sock_ctx *socks; /* every socket curl asked us to watch */
+    long http_version;      /* CURLOPT_HTTP_VERSION, see choose_http_versions() */
+    bool fresh_connections; /* a new connection per request, closed after it */
 };
 
 /* One socket curl wants watched. */
@@ -47,7 +49,6 @@ struct ptth_relay_client {
     bool insecure;
     bool https;
     bool verbose; /* PTTH_CURL_VERBOSE set: libcurl traces on stderr */
-    long http_version;
     char auth[128];
     struct multi_ctx m[2];
     ptth_req *active; /* every active request, for ptth_relay_client_free */
@@ -297,7 +298,11 @@ easy_new(struct multi_ctx *m)
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, e->errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, c->http_version);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, m->http_version);
+    if (m->fresh_connections) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_curl_header);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_curl_write);
@@ -423,22 +428,30 @@ process_done(struct multi_ctx *m)
 
 /* ---- public ---- */
 
-/* HTTP/2 through ALPN on https://. On http://, prior knowledge, except with
- * libcurl before 8.0.0: there a request that reuses a prior-knowledge
+/* HTTP/2 through ALPN on https://. On http://, prior knowledge, except where
+ * libcurl is older than 8.0.0: there a request that reuses a prior-knowledge
  * connection fails with "Error in the HTTP2 framing layer" (curl issue
- * #10634, fixed by commit cbe9d82 in 8.0.0), which breaks multiplexing. With
- * those versions each new connection starts as HTTP/1.1 with "Upgrade: h2c"
- * (h2o switches to HTTP/2 at once, and a relay behind an HTTP/1.1-only proxy
- * still works) and is then reused as HTTP/2. */
-static long
-choose_http_version(bool https)
+ * #10634, fixed by commit cbe9d82 in 8.0.0). With those versions:
+ *   - short requests start each new connection as HTTP/1.1 with
+ *     "Upgrade: h2c" (h2o switches to HTTP/2 at once; a relay behind an
+ *     HTTP/1.1-only proxy still works) and reuse it as HTTP/2 afterwards;
+ *   - framed streams cannot take that path: libcurl 7.88 fails when more
+ *     than 32 KiB follow the 101 answer ("connection buffer size is too
+ *     small"), which is what a stream full of waiting bytes does. So each
+ *     framed stream opens a fresh prior-knowledge connection and closes it
+ *     when done: never reused, never hit by the bug. */
+static void
+choose_http_versions(ptth_relay_client *c, bool https)
 {
-    if (https)
-        return (long)CURL_HTTP_VERSION_2TLS;
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    if (v != NULL && v->version_num >= 0x080000)
-        return (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
-    return (long)CURL_HTTP_VERSION_2_0;
+    bool reuse_ok = v != NULL && v->version_num >= 0x080000;
+    if (https) {
+        c->m[PTTH_REQ_SHORT].http_version = c->m[PTTH_REQ_STREAM].http_version = (long)CURL_HTTP_VERSION_2TLS;
+    } else {
+        c->m[PTTH_REQ_SHORT].http_version = reuse_ok ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2_0;
+        c->m[PTTH_REQ_STREAM].http_version = (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+        c->m[PTTH_REQ_STREAM].fresh_connections = !reuse_ok;
+    }
 }
 
 static int
@@ -522,7 +535,7 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     c->https = https;
     c->insecure = cfg->insecure;
     c->verbose = getenv("PTTH_CURL_VERBOSE") != NULL;
-    c->http_version = choose_http_version(https);
+    choose_http_versions(c, https);
     c->base = strdup(url);
     c->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
     c->ca_file = cfg->ca_file != NULL ? strdup(cfg->ca_file) : NULL;

@@ -22,7 +22,8 @@
  *     through them the tunnel itself. So each framed stream has an HTTP/2
  *     connection of its own (reused for the next stream once it ends): a
  *     paused stream then holds back exactly its own TCP connection, which is
- *     the backpressure we want.
+ *     the backpressure we want. (With libcurl < 8 on http://, a fresh one
+ *     per stream, closed after it: see choose_http_versions().)
  *
  * Callbacks:
  *   - on_headers(r): the final status and the PTTH-* headers are known. Runs
