@@ -263,14 +263,19 @@ def several_listeners_and_ipv6(ctx):
             assert healthz(int(a.rsplit(":", 1)[1])) == (200, b"ok\n")
 
 
-@t.test
-def tls_with_alpn_h2_and_http11(ctx):
+def make_cert(ctx):
     if shutil.which("openssl") is None:
         raise AssertionError("openssl command not found")
     cert, key = ctx.path("cert.pem"), ctx.path("key.pem")
     r = pt.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
                 "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"], timeout=60)
     assert r.returncode == 0, r.stderr
+    return cert, key
+
+
+@t.test
+def tls_with_alpn_h2_and_http11(ctx):
+    cert, key = make_cert(ctx)
     sk, ck = pt.Key(), pt.Key()
     relay = ctx.relay(servers={"foo": sk}, clients={"alice": ck}, allow=["alice=foo/*"],
                       args=["--tls-cert", cert, "--tls-key", key])
@@ -306,6 +311,29 @@ def tls_with_alpn_h2_and_http11(ctx):
     raw(relay.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     p = subprocess.run(["curl", "-sS", "--cacert", cert, url + "/healthz"], capture_output=True, timeout=20)
     assert p.stdout == b"ok\n", p
+
+
+@t.test
+def many_held_requests_over_http2(ctx):
+    """150 listens at once over TLS + HTTP/2 (curl multiplexes up to h2o's
+    100 streams per connection and opens more): all are held together and
+    all end with 204 at the listen timeout."""
+    cert, key = make_cert(ctx)
+    sk = pt.Key()
+    relay = ctx.relay(servers={"foo": sk}, args=["--tls-cert", cert, "--tls-key", key, "--listen-timeout", "2"])
+    url = "https://127.0.0.1:%d/v1/servers/foo/listen" % relay.port
+    n = 150
+    argv = ["curl", "-sS", "--cacert", cert, "--http2", "--parallel", "--parallel-max", str(n), "-w", "%{http_code}\n",
+            "-X", "POST", "-H", "Authorization: Bearer " + sk.text, "-H", "PTTH-Ports: ssh", "--max-time", "20"]
+    for _ in range(n):
+        argv += ["-o", "/dev/null", url]
+    started = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, timeout=60)
+    elapsed = time.monotonic() - started
+    codes = p.stdout.decode().split()
+    assert codes == ["204"] * n, (codes, p.stderr[-500:])
+    assert elapsed < 6, elapsed  # held together, not one after the other
+    assert relay.count(r"event=server_online server=foo") == 1
 
 
 t.run()
