@@ -93,9 +93,10 @@ typedef struct nvme_stream {
     atomic_bool closing;      /* close() was called */
     atomic_bool relay_closed; /* the writer is closing the relay: reads that fail now are the expected end */
 
-    pthread_mutex_t mu; /* guards reader_done, last_rx_ms; with cv */
+    pthread_mutex_t mu; /* guards reader_done, reader_busy, last_rx_ms; with cv */
     pthread_cond_t cv;
     bool reader_done;
+    bool reader_busy; /* handing a block to the caller (blocked while it does not read) */
     long long last_rx_ms;
 } nvme_stream;
 
@@ -248,6 +249,33 @@ close_relay(nvme_stream *s, ptth_nvme_chan *chan)
         ptth_log_debug("event=nvme_relay_closed target=%s desc=%d", ptth_log_quote(qt, sizeof(qt), s->text), (int)s->desc);
 }
 
+/* After the caller half-closed: keep the relay open while the backend keeps
+ * answering, and close it once the backend ended its stream, or has been
+ * silent for PTTH_NVME_HALF_CLOSE_LINGER_MS. Silence is counted from the later
+ * of the half-close and the last block read, and not while the reader is
+ * blocked handing a block to a slow caller. */
+static void
+linger(nvme_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    long long now = ptth_now_ms();
+    if (s->last_rx_ms < now)
+        s->last_rx_ms = now;
+    while (!s->reader_done && !atomic_load(&s->closing)) {
+        long long deadline = s->reader_busy ? now + 1000 : s->last_rx_ms + PTTH_NVME_HALF_CLOSE_LINGER_MS;
+        if (!s->reader_busy && now >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long ns = (long long)ts.tv_nsec + (deadline - now) * 1000000LL;
+        ts.tv_sec += (time_t)(ns / 1000000000LL);
+        ts.tv_nsec = (long)(ns % 1000000000LL);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        now = ptth_now_ms();
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -275,20 +303,7 @@ writer_main(void *arg)
         /* end of the caller's stream: half-close, close() or a failure */
         if (atomic_load(&s->closing) || atomic_load(&s->fail) != 0)
             break;
-        pthread_mutex_lock(&s->mu);
-        while (!s->reader_done && !atomic_load(&s->closing)) {
-            long long deadline = s->last_rx_ms + PTTH_NVME_HALF_CLOSE_LINGER_MS;
-            long long now = ptth_now_ms();
-            if (now >= deadline)
-                break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            long long ns = (long long)ts.tv_nsec + (deadline - now) * 1000000LL;
-            ts.tv_sec += (time_t)(ns / 1000000000LL);
-            ts.tv_nsec = (long)(ns % 1000000000LL);
-            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-        }
-        pthread_mutex_unlock(&s->mu);
+        linger(s);
         break;
     }
     if (buf == NULL)
@@ -419,11 +434,17 @@ reader_main(void *arg)
         }
         if (len == 0)
             break; /* the backend ended its stream */
-        if (write_inner(s->inner, (unsigned char *)buf + 4, len) != 0)
-            break; /* the caller closed */
         pthread_mutex_lock(&s->mu);
-        s->last_rx_ms = ptth_now_ms();
+        s->reader_busy = true;
         pthread_mutex_unlock(&s->mu);
+        int wrc = write_inner(s->inner, (unsigned char *)buf + 4, len);
+        pthread_mutex_lock(&s->mu);
+        s->reader_busy = false;
+        s->last_rx_ms = ptth_now_ms();
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        if (wrc != 0)
+            break; /* the caller closed */
     }
     shutdown(s->inner, clean ? SHUT_WR : SHUT_RDWR);
     pthread_mutex_lock(&s->mu);

@@ -2,7 +2,8 @@
  * target.c: parsing of port-map targets (SPEC §5) and the start-up checks that
  * look at the machine. Every form is recognised here and nowhere else, so the
  * server terminator, --check-config and the fuzz target agree on what a
- * target means.
+ * target means. Pure: no file system or network access (ptth_target_check(),
+ * which looks at the machine, lives in transport.c).
  */
 #include "target.h"
 
@@ -12,7 +13,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "names.h"
 
@@ -319,25 +319,4 @@ ptth_target_parse(const char *text, ptth_target *out, char *err, size_t errlen)
     if (r == 0)
         *out = t;
     return r;
-}
-
-int
-ptth_target_check(const ptth_target *t, char *err, size_t errlen)
-{
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
-    if (t->kind != PTTH_TARGET_NVME)
-        return 0;
-    struct stat st;
-    if (stat(t->path, &st) != 0) {
-        int e = errno;
-        snprintf(err, errlen, "nvme device '%s': %s", t->path, strerror(e));
-        return -e;
-    }
-    if (!S_ISCHR(st.st_mode) && !S_ISSOCK(st.st_mode)) {
-        snprintf(err, errlen, "nvme device '%s': not a character device (an NVMe controller) nor a UNIX socket (ptth_csd_emu)",
-                 t->path);
-        return -ENODEV;
-    }
-    return 0;
 }

@@ -424,12 +424,14 @@ START_TEST(bulk_with_half_close_and_checksum)
 }
 END_TEST
 
-/* The caller half-closes and the backend answers later: the answer still
- * arrives while it keeps coming, then the stream ends. */
+/* The caller half-closes after the stream was idle for longer than the
+ * linger: the backend's answer still arrives, then the stream ends about one
+ * linger after the half-close. */
 START_TEST(half_close_then_answer)
 {
     backend *b = backend_start(ECHO);
     ptth_stream *s = open_ok(b->port);
+    usleep(3500 * 1000);
     unsigned char got[100];
     xfer x;
     xfer_init(&x, s, "question", 8, 1, got, sizeof(got));

@@ -319,6 +319,22 @@ START_TEST(check_nvme_device)
 }
 END_TEST
 
+START_TEST(check_cc_dir)
+{
+    ck_assert_int_eq(parse("cc:svc"), 0);
+    setenv("PTTH_CC_DIR", "/tmp/ptth-cc-check", 1);
+    ck_assert_int_eq(ptth_target_check(&t, err, sizeof(err)), 0);
+    /* $PTTH_CC_DIR/SERVICE must fit a UNIX socket address */
+    char dir[200] = "/tmp/";
+    memset(dir + 5, 'd', 150);
+    dir[155] = '\0';
+    setenv("PTTH_CC_DIR", dir, 1);
+    ck_assert_int_lt(ptth_target_check(&t, err, sizeof(err)), 0);
+    ck_assert_str_ne(err, "");
+    unsetenv("PTTH_CC_DIR");
+}
+END_TEST
+
 START_TEST(transport_table)
 {
     ck_assert_int_eq(parse("22"), 0);
@@ -352,6 +368,7 @@ ptth_test_suite(void)
     TCase *tc2 = tcase_create("check");
     tcase_add_test(tc2, check_ignores_non_nvme);
     tcase_add_test(tc2, check_nvme_device);
+    tcase_add_test(tc2, check_cc_dir);
     tcase_add_test(tc2, transport_table);
     suite_add_tcase(s, tc2);
     return s;
