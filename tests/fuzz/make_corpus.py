@@ -148,6 +148,39 @@ def cc_msg_seeds():
     return seeds
 
 
+# ---- relay_parse: [parser] then a path, Authorization value, XFF or CIDR ----
+
+KEY = "q8Zr1m0x2W3v4U5t6S7r8Q9p0O1n2M3l4K5j6I7h8G9"  # 43 base64url characters
+ID = "AbCdEfGhIjKlMnOpQrStUv"  # 22: a connection id
+
+
+@target
+def relay_parse_seeds():
+    import base64
+    paths = {
+        "index": "/", "healthz": "/healthz", "metrics": "/metrics?x=1", "status": "/v1/status",
+        "listen": "/v1/servers/foo/listen", "connect": "/v1/servers/foo/ports/ssh/connect",
+        "accept": "/v1/servers/foo/conns/%s/accept" % ID, "reject": "/v1/servers/foo/conns/%s/reject" % ID,
+        "downstream": "/v1/servers/foo/conns/%s/downstream" % ID, "upstream": "/v1/servers/foo/conns/%s/upstream" % ID,
+        "close": "/v1/servers/foo.bar-1_2/conns/%s/close?reason=x" % ID, "bad_encoded": "/v1/servers/f%6Fo/listen",
+    }
+    seeds = {"path_" + k: b"\x00" + v.encode() for k, v in paths.items()}
+    seeds["bearer"] = b"\x01Bearer " + KEY.encode()
+    seeds["bearer_spaces"] = b"\x01bearer   " + KEY.encode() + b" \t"
+    seeds["basic"] = b"\x02Basic " + base64.b64encode(("admin:" + KEY).encode())
+    seeds["basic_urlsafe"] = b"\x02Basic " + base64.urlsafe_b64encode((":" + KEY).encode()).rstrip(b"=")
+    peer_v4 = b"\x00" + bytes([10, 0, 0, 1]) + bytes(12) + b"\x1f\x90"
+    peer_v6 = b"\x01" + bytes.fromhex("fd000000000000000000000000000001") + b"\x00\x50"
+    peer_mapped = b"\x02" + bytes(12) + bytes([127, 0, 0, 1]) + b"\x04\xd2"
+    seeds["xff_v4"] = b"\x03" + peer_v4 + b"10.0.0.0/8 192.168.0.0/16\n203.0.113.7, 192.168.1.1 , 10.0.0.2"
+    seeds["xff_v6"] = b"\x03" + peer_v6 + b"fd00::/8\n[2001:db8::1]:443,fd00::9"
+    seeds["xff_mapped"] = b"\x03" + peer_mapped + b"127.0.0.1 ::ffff:0:0/96\n198.51.100.2:8080"
+    seeds["xff_untrusted"] = b"\x03" + peer_v4 + b"172.16.0.0/12\n1.2.3.4"
+    for i, c in enumerate(["10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1", "::ffff:10.1.2.3/120", "0.0.0.0/0"]):
+        seeds["cidr_%d" % i] = b"\x04" + c.encode()
+    return seeds
+
+
 def write(name, seeds):
     d = os.path.join(CORPUS, name)
     if os.path.isdir(d):
