@@ -10,13 +10,16 @@
 #include "frame.h"
 #include "reply.h"
 
+/* Appends to b. A buffer starts at the size of what it first holds, so that
+ * an idle stream (and a stream carrying one chunk at a time) keeps no slack;
+ * further appends of a batch double it. */
 static int
 buf_append(ptth_stream_buf *b, const void *p, size_t len)
 {
     if (b->capacity - b->size < len) {
-        size_t cap = b->capacity == 0 ? 4096 : b->capacity;
-        while (cap - b->size < len)
-            cap *= 2;
+        size_t cap = b->capacity == 0 ? (len < 256 ? 256 : len) : b->capacity * 2;
+        if (cap - b->size < len)
+            cap = b->size + len;
         uint8_t *n = realloc(b->bytes, cap);
         if (n == NULL)
             return -ENOMEM;
@@ -87,7 +90,7 @@ on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     ptth_stream *s = (ptth_stream *)generator;
     s->sending = false;
-    s->inflight.size = 0;
+    buf_free(&s->inflight); /* h2o is done with it; idle streams hold no buffer */
     if (s->pending.size != 0 || s->finishing) {
         do_send(s);
         return;
