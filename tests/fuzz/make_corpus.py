@@ -181,6 +181,36 @@ def relay_parse_seeds():
     return seeds
 
 
+# ---- seqwin: 8 bytes start, then ops: 0/1 put(next-8+arg%24) 2 put(MAX-arg)
+# 3 take 4 remove(slot arg%8) 5 pop_any 6 parse(arg%24 bytes of text) ----
+
+def seq_ops(*ops):
+    out = b""
+    for op in ops:
+        if isinstance(op, tuple):
+            out += bytes([op[0], op[1]]) + (op[2] if len(op) > 2 else b"")
+        else:
+            out += bytes([op])
+    return out
+
+
+@target
+def seqwin_seeds():
+    near0 = b"\x80\x00" + bytes(6)
+    in_order = seq_ops(*[x for i in range(6) for x in ((0, 8), 3)])
+    out_of_order = seq_ops((0, 10), (0, 9), (0, 8), 3, 3, 3, (0, 8 + 7), (0, 8 + 8))
+    retry = seq_ops((0, 8), (0, 8), 3, (0, 7), (0, 9), (4, 1), 5)
+    parsed = seq_ops((6, 1, b"0"), 3, (6, 1, b"1"), (6, 2, b"05"), (6, 20, b"18446744073709551607"), (6, 3, b"-12"))
+    top = bytes.fromhex("fffffffffffffff0") + seq_ops((2, 15), (2, 7), (0, 8), 3, (6, 20, b"18446744073709551607"))
+    return {
+        "in_order": near0 + in_order,
+        "out_of_order": near0 + out_of_order,
+        "retry_remove": near0 + retry,
+        "parse": near0 + parsed,
+        "near_top": top,
+    }
+
+
 def write(name, seeds):
     d = os.path.join(CORPUS, name)
     if os.path.isdir(d):
