@@ -158,8 +158,14 @@ ptth_nvme_emu_open(const char *device, ptth_nvme_chan **out, char *err, size_t e
     if (rc == 0)
         rc = read_exact(fd, magic, sizeof(magic));
     if (rc != 0 || memcmp(magic, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0) {
-        snprintf(err, errlen, "nvme device '%s': not a ptth_csd_emu socket (handshake %s)", device,
-                 rc == 0 ? "answered wrongly" : (rc == -EAGAIN ? "timed out" : strerror(-rc)));
+        if (rc == -EPIPE || rc == -ECONNRESET)
+            snprintf(err, errlen,
+                     "nvme device '%s': the emulator closed the connection during the handshake (its "
+                     "--max-connections reached?)",
+                     device);
+        else
+            snprintf(err, errlen, "nvme device '%s': not a ptth_csd_emu socket (handshake %s)", device,
+                     rc == 0 ? "answered wrongly" : (rc == -EAGAIN ? "timed out" : strerror(-rc)));
         close(fd);
         return rc == 0 ? -EPROTO : rc;
     }
