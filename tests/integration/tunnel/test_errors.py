@@ -130,4 +130,60 @@ def server_that_does_not_accept_is_504(ctx):
     assert kit.echo_once(px.port, b"after") == b"after"
 
 
+@t.test
+def environment_instead_of_options(ctx):
+    """PTTH_RELAY and PTTH_KEY stand in for --relay and --key-file."""
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    w = kit.World(ctx, {}, start_server=False)
+    ctx.start([pt.program("ptth_server"), "--name", "foo", "--port-map", "echo=%d" % echo.port], name="ptth_server",
+              env={"PTTH_RELAY": w.relay.url, "PTTH_KEY": w.skey.text})
+    w.relay.wait_for(r"event=server_online server=foo")
+    px = ctx.start([pt.program("ptth_proxy"), "--server", "foo", "--port", "echo"], name="ptth_proxy",
+                   env={"PTTH_RELAY": w.relay.url, "PTTH_KEY": w.ckey.text})
+    port = int(px.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+    assert kit.echo_once(port, b"env") == b"env"
+
+
+@t.test
+def check_config_and_usage_errors(ctx):
+    key = ctx.key("k")
+    srv = pt.program("ptth_server")
+    prx = pt.program("ptth_proxy")
+    base = ["--relay", "http://127.0.0.1:1", "--key-file", key.path]
+    r = pt.run([srv] + base + ["--name", "foo", "--port-map", "ssh=22", "--port-map", "u=unix:/x.sock",
+                               "--check-config"])
+    assert r.returncode == 0 and r.stdout == "config ok\n", (r.returncode, r.stdout, r.stderr)
+    r = pt.run([prx] + base + ["--forward", "0=foo/ssh", "--check-config"])
+    assert r.returncode == 0 and r.stdout == "config ok\n", (r.returncode, r.stdout, r.stderr)
+    cases = [
+        ([srv] + base + ["--name", "foo"], "at least one --port-map"),
+        ([srv] + base + ["--name", "foo", "--port-map", "ssh=22", "--port-map", "ssh=23"], "mapped twice"),
+        ([srv] + base + ["--name", "foo", "--port-map", "ssh=::1:22"], "'::1:22'"),
+        ([srv] + base + ["--name", "foo", "--port-map", "bad name=22"], "bad port name"),
+        ([srv, "--key-file", key.path, "--name", "foo", "--port-map", "a=1"], "--relay is required"),
+        ([prx] + base, "give --server and --port, or at least one --forward"),
+        ([prx] + base + ["--server", "foo"], "--server and --port go together"),
+        ([prx] + base + ["--forward", "22=foo"], "bad forward"),
+        ([prx] + base + ["--server", "foo", "--port", "p", "--stdio", "--forward", "1=a/b"], "--stdio cannot"),
+        ([prx] + base + ["--listen", "127.0.0.1:0", "--forward", "1=a/b"], "--listen needs --server"),
+    ]
+    for argv, needle in cases:
+        r = pt.run(argv)
+        assert r.returncode == 2, (argv, r.returncode, r.stderr)
+        assert needle in r.stderr, (argv, r.stderr)
+        assert all(line.startswith(os.path.basename(argv[0]) + ": ") for line in r.stderr.splitlines()), r.stderr
+    # a key file readable by others is refused, naming the problem
+    os.chmod(key.path, 0o644)
+    r = pt.run([srv] + base + ["--name", "foo", "--port-map", "a=1"])
+    assert r.returncode == 2 and "group or others" in r.stderr, (r.returncode, r.stderr)
+    # a port that cannot be bound: exit 1, naming the address
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        os.chmod(key.path, 0o600)
+        r = pt.run([prx] + base + ["--server", "foo", "--port", "p", "--listen", "127.0.0.1:%d" % busy.getsockname()[1]])
+        assert r.returncode == 1 and "127.0.0.1:%d" % busy.getsockname()[1] in r.stderr, (r.returncode, r.stderr)
+
+
 t.run()

@@ -209,6 +209,32 @@ def proxy_protocol_header(ctx):
 
 
 @t.test
+def https_relay(ctx):
+    """The relay on HTTPS: the server trusts its certificate with --ca-file,
+    a proxy with --insecure works (and warns), a proxy that trusts neither
+    is refused by the certificate check and says so."""
+    cert, key = ctx.path("cert.pem"), ctx.path("key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    echo = echo_backend(ctx)
+    w = kit.World(ctx, {}, start_server=False, relay_args=["--tls-cert", cert, "--tls-key", key])
+    w.relay.url = "https://127.0.0.1:%d" % w.relay.port
+    w.start_server({"echo": str(echo.port)}, args=["--ca-file", cert])
+    px = w.proxy("echo", args=["--insecure"])
+    px.wait_for(r"warn [^\n]*event=insecure")
+    data = os.urandom(1 << 20)
+    assert kit.echo_once(px.port, data) == data
+    strict = w.proxy("echo")
+    s = pt.connect(strict.port)
+    assert pt.wait_closed(s, timeout=10) == b""
+    s.close()
+    line = strict.wait_for(r"[^\n]*event=connect_failed[^\n]*").group(0)
+    assert "certificate" in line.lower() or "ssl" in line.lower(), line
+
+
+@t.test
 def early_bytes_wait_for_slow_accept(ctx):
     """A backend that accepts its connections late (full listen queue is not
     needed: the server opens it only when the client arrives): the client's
