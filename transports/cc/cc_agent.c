@@ -224,6 +224,9 @@ on_connect(void *ctx, ptth_cc_tunnel *t, char *reason, size_t len)
         return -EINPROGRESS;
     }
     snprintf(reason, len, "cannot connect to target %s: %s", a->cfg.target_text, strerror(soerr));
+    char q[PTTH_CC_TEXT_MAX * 2 + 4];
+    ptth_log_warn("event=tunnel_failed tunnel=%u target=%s reason=%s", t->id, a->cfg.target_text,
+                  ptth_log_quote(q, sizeof(q), reason));
     return -soerr;
 }
 

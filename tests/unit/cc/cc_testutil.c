@@ -61,7 +61,7 @@ conn_main(void *arg)
             if (n <= 0)
                 break;
             for (ssize_t off = 0; off < n;) {
-                ssize_t w = write(fd, buf + off, (size_t)(n - off));
+                ssize_t w = send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
                 if (w <= 0)
                     goto done;
                 off += w;
@@ -85,7 +85,7 @@ conn_main(void *arg)
         break;
     }
     case CCT_GREET: {
-        ssize_t n = write(fd, "bye\n", 4);
+        ssize_t n = send(fd, "bye\n", 4, MSG_NOSIGNAL);
         (void)n;
         break;
     }

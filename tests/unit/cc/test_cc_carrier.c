@@ -142,9 +142,10 @@ START_TEST(seqpacket_keeps_message_boundaries)
     const ptth_cc_carrier *car = &ptth_cc_carrier_seqpacket;
     ptth_cc_conn *a, *b;
     pair(car, SOCK_SEQPACKET, &a, &b);
-    uint8_t msg[4096], got[4096];
+    uint8_t msg[4096], got[4096], payload[4096];
+    memset(payload, 'p', sizeof(payload));
     for (int i = 1; i <= 20; i++) {
-        ssize_t n = ptth_cc_msg_encode(msg, sizeof(msg), PTTH_CC_DATA, (uint32_t)i, msg, (size_t)(i * 100));
+        ssize_t n = ptth_cc_msg_encode(msg, sizeof(msg), PTTH_CC_DATA, (uint32_t)i, payload, (size_t)(i * 100));
         ck_assert_int_eq(car->send(a, msg, (size_t)n), 0);
     }
     for (int i = 1; i <= 20; i++) {
@@ -156,12 +157,12 @@ START_TEST(seqpacket_keeps_message_boundaries)
     }
     ck_assert_int_eq(car->recv(b, got, sizeof(got)), -EAGAIN);
     /* a message larger than the receiver's buffer is reported, not cut */
-    ssize_t n = ptth_cc_msg_encode(msg, sizeof(msg), PTTH_CC_DATA, 1, msg, 1000);
+    ssize_t n = ptth_cc_msg_encode(msg, sizeof(msg), PTTH_CC_DATA, 1, payload, 1000);
     ck_assert_int_eq(car->send(a, msg, (size_t)n), 0);
     ck_assert_int_eq(car->recv(b, got, 512), -EMSGSIZE);
     /* fill the socket: send says -EAGAIN, never takes half a message */
     int sent = 0;
-    n = ptth_cc_msg_encode(msg, sizeof(msg), PTTH_CC_DATA, 1, msg, 4000);
+    n = ptth_cc_msg_encode(msg, sizeof(msg), PTTH_CC_DATA, 1, payload, 4000);
     for (;;) {
         int r = car->send(a, msg, (size_t)n);
         if (r == -EAGAIN)
@@ -191,7 +192,7 @@ START_TEST(stream_framing_reassembles_messages)
     uint8_t stream[3 * 300], got[4096];
     size_t len = 0;
     for (uint32_t i = 1; i <= 3; i++) {
-        uint8_t payload[200];
+        uint8_t payload[300];
         memset(payload, (int)i, sizeof(payload));
         len += (size_t)ptth_cc_msg_encode(stream + len, sizeof(stream) - len, PTTH_CC_DATA, i, payload, 100 * i);
     }

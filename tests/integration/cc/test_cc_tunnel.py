@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""The comm-channel transport through the whole tunnel (SPEC §7): ptth_proxy
+-> ptth_relay -> ptth_server --port-map X=cc:SERVICE -> (seqpacket channel in
+$PTTH_CC_DIR) -> ptth_cc_agent --target T -> backend. Echo (TCP and unix
+targets), 50 MB with half-close and a checksum, 20 tunnels at once, the
+--max-clients limit, the agent restarted (killed), ptth_server restarted
+(cleanly and killed), --check-config, and the throughput of one tunnel."""
+
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
+                                "tests", "integration", "tunnel"))
+
+import tunnelkit as kit  # noqa: E402
+from tunnelkit import pt  # noqa: E402
+
+t = pt.Tap()
+SLOW = kit.sanitized()
+SERVICE = "dpu0"
+
+
+def cc_dir(ctx):
+    """Each test has its own channel directory; the programs it starts
+    inherit PTTH_CC_DIR from this process's environment."""
+    d = ctx.path("cc")
+    os.environ["PTTH_CC_DIR"] = d
+    return d
+
+
+def agent(ctx, target, args=(), service=SERVICE):
+    p = ctx.start([pt.program("ptth_cc_agent"), "--cc-name", service, "--target", target] + list(args),
+                  name="ptth_cc_agent")
+    p.wait_for(r"event=listening channel=seqpacket:\S+/%s " % service)
+    return p
+
+
+def echo_backend(ctx, unix_path=None):
+    b = kit.Backend(kit.echo_handler, unix_path=unix_path)
+    ctx.cleanups.append(b.close)
+    return b
+
+
+def cc_world(ctx):
+    return kit.World(ctx, {"dpu": "cc:" + SERVICE})
+
+
+def round_trip(sock, payload):
+    sock.sendall(payload)
+    assert pt.recv_exactly(sock, len(payload)) == payload
+
+
+def open_tunnels(port, n):
+    socks = []
+    for i in range(n):
+        s = pt.connect(port)
+        round_trip(s, b"ping %d" % i)
+        socks.append(s)
+    return socks
+
+
+def wait_count(proc, pattern, n, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while proc.count(pattern) < n:
+        assert time.monotonic() < deadline, "%s: %d of %d /%s/" % (proc.name, proc.count(pattern), n, pattern)
+        time.sleep(0.05)
+
+
+def wait_works(port, timeout=20.0):
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout:
+        try:
+            if kit.echo_once(port, b"are you back?", timeout=5) == b"are you back?":
+                return time.monotonic() - started
+        except (OSError, AssertionError) as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError("no working tunnel within %.0fs; last error: %s" % (timeout, last))
+
+
+@t.test
+def echo_round_trips(ctx):
+    d = cc_dir(ctx)
+    echo = echo_backend(ctx)
+    ag = agent(ctx, "127.0.0.1:%d" % echo.port)
+    assert oct(os.stat(d).st_mode & 0o777) == "0o700", oct(os.stat(d).st_mode)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    s = pt.connect(px.port)
+    s.sendall(b"early|")
+    assert pt.recv_exactly(s, 6) == b"early|"
+    for i in range(20):
+        round_trip(s, os.urandom(1 + (i * 7919) % 30000))
+    s.close()
+    ag.wait_for(r"event=tunnel_open tunnel=\d+ client=\"127\.0\.0\.1:\d+\" target=127\.0\.0\.1:%d" % echo.port)
+    ag.wait_for(r"event=tunnel_end tunnel=\d+ [^\n]*reason=\"close\"")
+    w.relay.wait_for(r"event=tunnel_end [^\n]*port=dpu")
+    w.server.wait_for(r"event=cc_channel_up channel=seqpacket:%s/%s" % (d, SERVICE))
+
+
+@t.test
+def unix_target(ctx):
+    cc_dir(ctx)
+    path = ctx.path("backend.sock")
+    echo_backend(ctx, unix_path=path)
+    ag = agent(ctx, "unix:" + path)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    assert kit.echo_once(px.port, b"through a unix target") == b"through a unix target"
+    ag.wait_for(r"event=tunnel_open [^\n]*target=unix:%s" % path)
+
+
+@t.test
+def fifty_mb_with_half_close(ctx):
+    """50 MB both ways at once through one tunnel; the client half-closes after
+    sending and still receives everything, then the end of stream."""
+    cc_dir(ctx)
+    echo = echo_backend(ctx)
+    ag = agent(ctx, "127.0.0.1:%d" % echo.port)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    size = 50 * 1000 * 1000
+    sent, got, n, secs = kit.bulk_both_ways(px.port, size, timeout=300 if SLOW else 120)
+    assert n == size, (n, size)
+    assert sent == got, "checksums differ"
+    print("# cc tunnel: 50 MB echoed (both ways at once) in %.1f s, %.1f MB/s each way" % (secs, size / 1e6 / secs),
+          flush=True)
+    line = w.relay.wait_for(r"event=tunnel_end [^\n]*port=dpu[^\n]*").group(0)
+    assert "reason=fin" in line, line
+    ag.wait_for(r"event=tunnel_end [^\n]*bytes_up=%d bytes_down=%d [^\n]*reason=\"close\"" % (size, size))
+
+
+@t.test
+def twenty_tunnels_at_once(ctx):
+    cc_dir(ctx)
+    echo = echo_backend(ctx)
+    ag = agent(ctx, "127.0.0.1:%d" % echo.port)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    n = 20
+    size = 512 * 1024
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        try:
+            s = pt.connect(px.port, timeout=60)
+            data = os.urandom(size - i)
+            barrier.wait(timeout=30)
+            got = bytearray()
+
+            def rd():
+                while len(got) < len(data):
+                    b = s.recv(1 << 16)
+                    if not b:
+                        break
+                    got.extend(b)
+
+            th = threading.Thread(target=rd)
+            th.start()
+            s.sendall(data)
+            th.join(60)
+            s.close()
+            results[i] = hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest()
+        except Exception as e:  # reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert all(r is True for r in results), results
+    assert echo.accepted == n, echo.accepted
+    wait_count(w.relay, r"event=tunnel_end ", n)
+    wait_count(ag, r"event=tunnel_end ", n)
+    # all on one channel connection
+    assert ag.count(r"event=channel_open ") == 1, ag.log()
+
+
+@t.test
+def max_clients_refuses_one_over(ctx):
+    """With --max-clients 3, a fourth tunnel is refused (its client sees the
+    connection closed, the proxy logs 502 and the server why) while the three
+    keep working; closing one makes room again."""
+    cc_dir(ctx)
+    echo = echo_backend(ctx)
+    ag = agent(ctx, "127.0.0.1:%d" % echo.port, ["--max-clients", "3"])
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    socks = open_tunnels(px.port, 3)
+    over = pt.connect(px.port)
+    over.sendall(b"one too many")
+    assert pt.wait_closed(over, timeout=15) == b""
+    over.close()
+    px.wait_for(r"event=connect_refused [^\n]*status=502")
+    w.server.wait_for(r"event=backend_failed [^\n]*agent refused the tunnel: too many tunnels: --max-clients 3 reached")
+    ag.wait_for(r"event=tunnel_refused [^\n]*reason=max_clients max_clients=3")
+    for i, s in enumerate(socks):
+        round_trip(s, b"still working %d" % i)
+    socks[0].close()
+    wait_count(ag, r"event=tunnel_end ", 1)
+    s = pt.connect(px.port)
+    round_trip(s, b"room again")
+    s.close()
+    for s in socks[1:]:
+        s.close()
+    assert w.server.alive() and ag.alive()
+
+
+@t.test
+def agent_killed_then_back(ctx):
+    """The agent dies (kill -9): open tunnels are closed, new ones are refused
+    promptly while it is down, and once it is back (replacing its stale
+    socket) new tunnels work without restarting ptth_server."""
+    cc_dir(ctx)
+    echo = echo_backend(ctx)
+    ag = agent(ctx, "127.0.0.1:%d" % echo.port)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    socks = open_tunnels(px.port, 3)
+    ag.kill9()
+    started = time.monotonic()
+    for s in socks:
+        pt.wait_closed(s, timeout=10)
+        s.close()
+    assert time.monotonic() - started < 10
+    w.server.wait_for(r"event=cc_channel_lost channel=\S+ reason=\"agent closed the channel\"")
+    wait_count(w.relay, r"event=tunnel_end ", 3)
+    s = pt.connect(px.port)
+    assert pt.wait_closed(s, timeout=10) == b""
+    s.close()
+    w.server.wait_for(r"event=backend_failed [^\n]*cannot connect to agent at [^\n]*is ptth_cc_agent running\?")
+    assert w.server.alive()
+    agent(ctx, "127.0.0.1:%d" % echo.port)
+    wait_works(px.port)
+
+
+@t.test
+def server_restarts_agent_stays(ctx):
+    """ptth_server stops cleanly with tunnels open over the channel (exit 0,
+    and under ASan nothing leaked), then is killed with -9: each time the
+    agent ends that channel's tunnels and serves the next ptth_server."""
+    cc_dir(ctx)
+    echo = echo_backend(ctx)
+    ag = agent(ctx, "127.0.0.1:%d" % echo.port)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    socks = open_tunnels(px.port, 3)
+    w.server.stop()
+    ag.wait_for(r"event=channel_closed channel=1 reason=\"host closed the channel\"")
+    wait_count(ag, r"event=tunnel_end ", 3)
+    for s in socks:
+        pt.wait_closed(s, timeout=15)
+        s.close()
+
+    w.server = w.start_server({"dpu": "cc:" + SERVICE}, wait=False)
+    wait_works(px.port, timeout=40)
+    ag.wait_for(r"event=channel_open channel=2 ")
+    socks = open_tunnels(px.port, 2)
+    w.server.kill9()
+    ag.wait_for(r"event=channel_closed channel=2 reason=\"host closed the channel\"")
+    for s in socks:
+        pt.wait_closed(s, timeout=15)
+        s.close()
+
+    w.server = w.start_server({"dpu": "cc:" + SERVICE}, wait=False)
+    wait_works(px.port, timeout=40)
+    ag.wait_for(r"event=channel_open channel=3 ")
+    assert ag.alive()
+
+
+@t.test
+def unreachable_target_is_refused(ctx):
+    cc_dir(ctx)
+    dead = pt.free_port()
+    ag = agent(ctx, "127.0.0.1:%d" % dead)
+    w = cc_world(ctx)
+    px = w.proxy("dpu")
+    s = pt.connect(px.port)
+    s.sendall(b"hello?")
+    assert pt.wait_closed(s, timeout=15) == b""
+    s.close()
+    px.wait_for(r"event=connect_refused [^\n]*status=502")
+    w.server.wait_for(r"event=backend_failed [^\n]*cannot connect to target 127\.0\.0\.1:%d: Connection refused" % dead)
+    ag.wait_for(r"event=tunnel_failed [^\n]*target=127\.0\.0\.1:%d" % dead)
+    assert ag.alive() and w.server.alive()
+
+
+@t.test
+def check_config(ctx):
+    cc_dir(ctx)
+    w = kit.World(ctx, {}, start_server=False)
+    key = w.skey.write(ctx.path("s.key"))
+    r = pt.run([pt.program("ptth_server"), "--relay", w.relay.url, "--name", "foo", "--key-file", key,
+                "--port-map", "dpu=cc:" + SERVICE, "--port-map", "v=cc:vsock:3:5000", "--check-config"])
+    assert r.returncode == 0, r.stderr
+    assert "config ok" in r.stdout, r.stdout
+    ok = pt.run([pt.program("ptth_cc_agent"), "--cc-name", SERVICE, "--target", "127.0.0.1:22", "--check-config"])
+    assert ok.returncode == 0 and "config ok" in ok.stdout, (ok.returncode, ok.stdout, ok.stderr)
+    for args, want in ((["--cc-name", "a/b", "--target", "127.0.0.1:22"], "not a name"),
+                       (["--cc-name", "vsock:x:1", "--target", "127.0.0.1:22"], "CID is not a number"),
+                       (["--cc-name", SERVICE, "--target", "nowhere"], "expected unix:PATH, HOST:PORT"),
+                       (["--cc-name", SERVICE, "--target", "127.0.0.1:22", "--max-clients", "0"], "max-clients"),
+                       (["--target", "127.0.0.1:22"], "--cc-name is required")):
+        r = pt.run([pt.program("ptth_cc_agent")] + args + ["--check-config"])
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert r.stderr.startswith("ptth_cc_agent: ") and want in r.stderr, (args, r.stderr)
+    # a second agent on a channel that a live agent holds: exit 1, says why
+    first = agent(ctx, "127.0.0.1:22")
+    r = pt.run([pt.program("ptth_cc_agent"), "--cc-name", SERVICE, "--target", "127.0.0.1:22"])
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "another agent is listening" in r.stderr, r.stderr
+    assert first.alive()
+
+
+@t.test
+def throughput_one_tunnel(ctx):
+    """Backend -> client and client -> backend through one tunnel, 20 MB each
+    (reported, not asserted)."""
+    cc_dir(ctx)
+    size = 20 * 1000 * 1000
+    block = b"\xa5" * (1 << 16)
+
+    def sender(c):
+        left = size
+        while left > 0:
+            n = c.send(block[:min(left, len(block))])
+            left -= n
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(1 << 16):
+            pass
+        return size
+
+    received = [0]
+
+    def counter(c):
+        while True:
+            b = c.recv(1 << 18)
+            if not b:
+                break
+            received[0] += len(b)
+        return received[0]
+
+    down = kit.Backend(sender)
+    up = kit.Backend(counter)
+    ctx.cleanups.append(down.close)
+    ctx.cleanups.append(up.close)
+    agent(ctx, "127.0.0.1:%d" % down.port, service="down")
+    agent(ctx, "127.0.0.1:%d" % up.port, service="up")
+    w = kit.World(ctx, {"down": "cc:down", "up": "cc:up"})
+    pd = w.proxy("down")
+    s = pt.connect(pd.port, timeout=120)
+    started = time.monotonic()
+    got = len(pt.recv_until_eof(s, timeout=120))
+    down_secs = time.monotonic() - started
+    s.close()
+    assert got == size, got
+
+    pu = w.proxy("up")
+    s = pt.connect(pu.port, timeout=120)
+    started = time.monotonic()
+    left = size
+    while left > 0:
+        s.sendall(block[:min(left, len(block))])
+        left -= min(left, len(block))
+    s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 120
+    while received[0] < size:
+        assert time.monotonic() < deadline, received[0]
+        time.sleep(0.002)
+    up_secs = time.monotonic() - started
+    s.close()
+    assert up.wait_results(1, timeout=10) == [size], up.results
+    print("# cc tunnel throughput, one tunnel, 20 MB: backend->client %.1f MB/s, client->backend %.1f MB/s"
+          % (size / 1e6 / down_secs, size / 1e6 / up_secs), flush=True)
+
+
+t.run()
