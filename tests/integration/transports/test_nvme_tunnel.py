@@ -209,6 +209,33 @@ def check_config_refuses_a_bad_device(ctx):
 
 
 @t.test
+def emulator_command_line(ctx):
+    emu = pt.program("ptth_csd_emu")
+    r = pt.run([emu, "--version"])
+    assert r.returncode == 0 and r.stdout.startswith("ptth_csd_emu "), r
+    r = pt.run([emu, "--help"])
+    assert r.returncode == 0 and "--socket PATH" in r.stdout and "--max-relays" in r.stdout, r
+    r = pt.run([emu])
+    assert r.returncode == 2 and r.stderr.startswith("ptth_csd_emu: ") and "--socket" in r.stderr, r
+    r = pt.run([emu, "--socket", "x" * 200])
+    assert r.returncode == 2 and "1 to 107 bytes" in r.stderr, r
+    # a file that is not a socket is never replaced
+    plain = ctx.path("plain")
+    open(plain, "w").close()
+    r = pt.run([emu, "--socket", plain])
+    assert r.returncode == 1 and "not a socket" in r.stderr, r
+    assert os.path.isfile(plain)
+    # a live emulator's socket is not taken over; SIGTERM ends it with 0 and
+    # removes its socket
+    first = emulator(ctx)
+    r = pt.run([emu, "--socket", first.socket])
+    assert r.returncode == 1 and "served by another process" in r.stderr, r
+    assert first.alive()
+    first.stop()
+    assert not os.path.exists(first.socket)
+
+
+@t.test
 def throughput_one_tunnel(ctx):
     """Backend -> client and client -> backend through one tunnel, 20 MB each
     (reported, not asserted)."""
