@@ -159,7 +159,8 @@ struct ptth_bridge {
     void *data;
     char server[PTTH_REQ_FIELD_MAX];
     char chunk_kind[16];
-    size_t max_chunk;
+    size_t max_chunk;  /* size of the chunk buffers */
+    size_t read_limit; /* bytes per chunk: max_chunk, or less when the relay says so */
     char conn[PTTH_REQ_FIELD_MAX];
     bool conn_known;
     char chunk_path[PATH_MAX_LEN];
@@ -330,6 +331,7 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     snprintf(b->server, sizeof(b->server), "%s", cfg->server);
     snprintf(b->chunk_kind, sizeof(b->chunk_kind), "%s", cfg->chunk_kind);
     b->max_chunk = cfg->max_chunk > 0 ? cfg->max_chunk : 262144;
+    b->read_limit = b->max_chunk;
     b->local = *local;
     b->same_fd = local->read_fd == local->write_fd;
     b->state = ST_NEW;
@@ -423,6 +425,9 @@ on_stream_headers(ptth_req *r)
         fail(b, false, "chunk path too long");
         return;
     }
+    /* the relay refuses bodies above its --max-chunk and says which */
+    if (r->max_chunk > 0 && (size_t)r->max_chunk < b->read_limit)
+        b->read_limit = (size_t)r->max_chunk;
     b->state = ST_OPEN;
     update_watches(b);
 }
@@ -586,7 +591,7 @@ read_local(ptth_bridge *b)
         fail(b, true, "out of memory");
         return;
     }
-    ssize_t n = b->local.ops->read(b->local.ctx, buf, b->max_chunk);
+    ssize_t n = b->local.ops->read(b->local.ctx, buf, b->read_limit);
     if (n == -EAGAIN) {
         buf_put(buf, b->max_chunk);
         return;

@@ -169,27 +169,37 @@ reset_response(ptth_req *r)
 {
     r->status = 0;
     r->retry_after = -1;
+    r->max_chunk = 0;
     r->conn[0] = r->port[0] = r->client_addr[0] = r->reason[0] = '\0';
     r->headers_done = false;
     r->has_reason_header = false;
     r->reason_len = 0;
 }
 
+/* Leading decimal digits of a header value, capped at max; -1 when there
+ * are none. */
 static long
-parse_retry_after(const char *v, size_t len)
+parse_number(const char *v, size_t len, long max)
 {
     long n = 0;
     size_t i = 0;
     while (i < len && (v[i] == ' ' || v[i] == '\t'))
         i++;
     if (i == len || !isdigit((unsigned char)v[i]))
-        return -1; /* an HTTP date: treated as absent */
+        return -1;
     for (; i < len && isdigit((unsigned char)v[i]); i++) {
         n = n * 10 + (v[i] - '0');
-        if (n > 86400)
-            n = 86400;
+        if (n > max)
+            n = max;
     }
     return n;
+}
+
+/* Seconds, capped at a day; an HTTP date counts as absent (-1). */
+static long
+parse_retry_after(const char *v, size_t len)
+{
+    return parse_number(v, len, 86400);
 }
 
 static size_t
@@ -235,6 +245,8 @@ on_curl_header(char *p, size_t size, size_t n, void *userp)
         r->has_reason_header = true;
     } else if (IS("retry-after")) {
         r->retry_after = parse_retry_after(v, vlen);
+    } else if (IS("ptth-max-chunk")) {
+        r->max_chunk = parse_number(v, vlen, 1L << 30);
     }
 #undef IS
     return len;

@@ -94,6 +94,7 @@ struct ptth_req {
     /* the response, filled in by the client */
     long status;                          /* 0 until the final status is known */
     long retry_after;                     /* Retry-After in seconds, -1 when absent */
+    long max_chunk;                       /* PTTH-Max-Chunk (the relay's chunk limit), 0 when absent */
     char conn[PTTH_REQ_FIELD_MAX];        /* PTTH-Conn */
     char port[PTTH_REQ_FIELD_MAX];        /* PTTH-Port */
     char client_addr[PTTH_REQ_FIELD_MAX]; /* PTTH-Client-Addr */

@@ -209,6 +209,19 @@ def proxy_protocol_header(ctx):
 
 
 @t.test
+def relay_with_smaller_max_chunk(ctx):
+    """The relay allows 16 KiB chunks while the terminators are set for 256
+    KiB: they follow the relay's PTTH-Max-Chunk, so big transfers still work
+    both ways."""
+    echo = echo_backend(ctx)
+    w = kit.World(ctx, {"echo": str(echo.port)}, relay_args=["--max-chunk", "16384"])
+    px = w.proxy("echo")
+    sent, received, n, _ = kit.bulk_both_ways(px.port, 8 * 1024 * 1024, timeout=60)
+    assert n == 8 * 1024 * 1024 and sent == received
+    w.relay.wait_for(r"event=tunnel_end [^\n]*reason=fin")
+
+
+@t.test
 def https_relay(ctx):
     """The relay on HTTPS: the server trusts its certificate with --ca-file,
     a proxy with --insecure works (and warns), a proxy that trusts neither
