@@ -170,6 +170,7 @@ start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
         .client = px->client,
         .server = fw->spec->server,
         .chunk_kind = "upstream",
+        .local_name = "client",
         .max_chunk = px->p->max_chunk,
         .on_end = on_tunnel_end,
         .data = t,

@@ -159,8 +159,9 @@ struct ptth_bridge {
     void *data;
     char server[PTTH_REQ_FIELD_MAX];
     char chunk_kind[16];
-    size_t max_chunk;  /* size of the chunk buffers */
-    size_t read_limit; /* bytes per chunk: max_chunk, or less when the relay says so */
+    char local_name[16]; /* "backend" or "client": for reasons */
+    size_t max_chunk;    /* size of the chunk buffers */
+    size_t read_limit;   /* bytes per chunk: max_chunk, or less when the relay says so */
     char conn[PTTH_REQ_FIELD_MAX];
     bool conn_known;
     char chunk_path[PATH_MAX_LEN];
@@ -330,6 +331,7 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     b->data = cfg->data;
     snprintf(b->server, sizeof(b->server), "%s", cfg->server);
     snprintf(b->chunk_kind, sizeof(b->chunk_kind), "%s", cfg->chunk_kind);
+    snprintf(b->local_name, sizeof(b->local_name), "%s", cfg->local_name != NULL ? cfg->local_name : "local");
     b->max_chunk = cfg->max_chunk > 0 ? cfg->max_chunk : 262144;
     b->read_limit = b->max_chunk;
     b->local = *local;
@@ -403,7 +405,7 @@ shut_local_write(ptth_bridge *b)
         ptth_watch_stop(&b->wwatch);
     int rc = b->local.ops->shutdown_write(b->local.ctx);
     if (rc != 0 && rc != -ENOTCONN)
-        fail(b, true, "local shutdown failed: %s", strerror(-rc));
+        fail(b, true, "%s shutdown failed: %s", b->local_name, strerror(-rc));
 }
 
 static void
@@ -455,7 +457,7 @@ on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
             b->bytes_from_relay += ev.len;
             int rc = write_local(b, ev.data, ev.len);
             if (rc != 0) {
-                fail(b, true, "local write failed: %s", strerror(-rc));
+                fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
                 return len;
             }
             break;
@@ -528,7 +530,7 @@ flush_out(ptth_bridge *b)
         if (n == -EAGAIN)
             return;
         if (n < 0) {
-            fail(b, true, "local write failed: %s", strerror((int)-n));
+            fail(b, true, "%s write failed: %s", b->local_name, strerror((int)-n));
             return;
         }
         b->out_off += (size_t)n;
@@ -598,7 +600,7 @@ read_local(ptth_bridge *b)
     }
     if (n < 0) {
         buf_put(buf, b->max_chunk);
-        fail(b, true, "local read failed: %s", strerror((int)-n));
+        fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
         return;
     }
     if (n == 0) {

@@ -91,6 +91,7 @@ typedef struct ptth_bridge_config {
     ptth_relay_client *client;
     const char *server;     /* the {server} of the API paths */
     const char *chunk_kind; /* "upstream" (ptth_proxy) or "downstream" (ptth_server) */
+    const char *local_name; /* what the local end is, for reasons: "client", "backend" */
     size_t max_chunk;       /* largest chunk body */
     ptth_bridge_end_cb on_end;
     void *data;

@@ -274,6 +274,7 @@ backend_open(tunnel *t)
         .client = s->client,
         .server = s->p->name,
         .chunk_kind = "downstream",
+        .local_name = "backend",
         .max_chunk = s->p->max_chunk,
         .on_end = on_bridge_end,
         .data = t,

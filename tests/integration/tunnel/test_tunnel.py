@@ -7,6 +7,7 @@ header."""
 import hashlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -219,6 +220,57 @@ def relay_with_smaller_max_chunk(ctx):
     sent, received, n, _ = kit.bulk_both_ways(px.port, 8 * 1024 * 1024, timeout=60)
     assert n == 8 * 1024 * 1024 and sent == received
     w.relay.wait_for(r"event=tunnel_end [^\n]*reason=fin")
+
+
+def hold_handler(c):
+    """Echoes until the connection ends in any way; returns how it ended."""
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                return "eof"
+            c.sendall(b)
+    except ConnectionResetError:
+        return "reset"
+
+
+@t.test
+def client_reset_ends_the_backend_connection(ctx):
+    b = kit.Backend(hold_handler)
+    ctx.cleanups.append(b.close)
+    w = kit.World(ctx, {"hold": str(b.port)})
+    px = w.proxy("hold")
+    s = pt.connect(px.port)
+    s.sendall(b"ping")
+    assert pt.recv_exactly(s, 4) == b"ping"
+    # RST instead of FIN
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    assert b.wait_results(1, timeout=10)[0] in ("eof", "reset")
+    line = w.relay.wait_for(r"event=tunnel_end [^\n]*").group(0)
+    assert "reason=fin" not in line, line
+
+
+@t.test
+def backend_reset_ends_the_client_connection(ctx):
+    def reset_handler(c):
+        c.recv(100)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return "reset sent"
+
+    b = kit.Backend(reset_handler)
+    ctx.cleanups.append(b.close)
+    w = kit.World(ctx, {"rst": str(b.port)})
+    px = w.proxy("rst")
+    s = pt.connect(px.port)
+    s.sendall(b"hello")
+    started = time.monotonic()
+    pt.wait_closed(s, timeout=10)
+    assert time.monotonic() - started < 10
+    s.close()
+    w.server.wait_for(r"event=tunnel_end [^\n]*reason=\"backend read failed")
+    line = w.relay.wait_for(r"event=tunnel_end [^\n]*").group(0)
+    assert "reason=fin" not in line, line
 
 
 @t.test
