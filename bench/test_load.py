@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""TAP test of bench/ptth_load itself: that it measures what it says and that
+its failures are failures (exit 1 with a reason), so that bench/run's numbers
+can be trusted. Runs in a few seconds against loopback only."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+BUILD_DIR = os.environ.get("PTTH_BUILD_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build")
+LOAD = os.path.join(BUILD_DIR, "bench", "ptth_load")
+
+tests = []
+
+
+def test(fn):
+    tests.append(fn)
+    return fn
+
+
+def run(args, timeout=30, stdin=None):
+    return subprocess.run([LOAD] + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, input=stdin)
+
+
+def fields(stdout, match="mode="):
+    for line in stdout.splitlines():
+        if line.startswith(match) and "event=" not in line:
+            return dict(kv.split("=", 1) for kv in line.split())
+    raise AssertionError("no result line in %r" % stdout)
+
+
+class Server:
+    def __init__(self, mode, *extra):
+        self.p = subprocess.Popen([LOAD, mode, "--listen", "127.0.0.1:0"] + list(extra), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        m = re.search(r"event=listening addr=127\.0\.0\.1:(\d+)", line)
+        assert m, "no listening line: %r" % line
+        self.port = int(m.group(1))
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        out, err = self.p.communicate(timeout=10)
+        assert self.p.returncode == 0, "exit %s: %s" % (self.p.returncode, err)
+        stopped = [line for line in out.splitlines() if "event=stopped" in line]
+        assert stopped, "no totals line: %r" % out
+        return dict(kv.split("=", 1) for kv in stopped[-1].split())
+
+
+@test
+def help_and_usage_errors():
+    r = run(["--help"])
+    assert r.returncode == 0 and "pingpong" in r.stdout and "--hold" in r.stdout, r
+    for args, what in ((["nope"], "unknown mode"), (["send"], "--connect"), (["send", "--connect", "x"], "bad address"),
+                       (["sink", "--bytes", "12Q"], "bad value"), (["conns", "--connect", "127.0.0.1:1", "--size", "0"],
+                                                                   "bad value"), (["echo", "--frob"], "unknown option")):
+        r = run(args)
+        assert r.returncode == 2 and what in r.stderr, (args, r.returncode, r.stderr)
+
+
+@test
+def send_counts_every_byte():
+    s = Server("sink")
+    try:
+        r = run(["send", "--connect", s.addr, "--bytes", "3000001", "--write-size", "65536"])
+        assert r.returncode == 0, r.stderr
+        f = fields(r.stdout)
+        assert f["ok"] == "1" and f["bytes"] == "3000001" and float(f["mb_per_s"]) > 0, f
+    finally:
+        st = s.stop()
+    assert st["bytes"] == "3000001" and st["completed"] == "1", st
+
+
+@test
+def send_detects_a_wrong_count():
+    # A fake sink that answers a count one less than it received.
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+
+    def serve():
+        c, _ = ls.accept()
+        n = 0
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+        c.sendall((n - 1).to_bytes(8, "big"))
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = run(["send", "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--bytes", "100000"])
+    ls.close()
+    assert r.returncode == 1 and "counted 99999" in r.stderr and "ok=0" in r.stdout, r
+
+
+@test
+def send_times_out_when_nobody_reads():
+    s = Server("echo")  # echo stops reading while the sender does not read the echo
+    try:
+        t0 = time.monotonic()
+        r = run(["send", "--connect", s.addr, "--bytes", "1G", "--timeout", "1"])
+        assert r.returncode == 1 and "no progress" in r.stderr, r
+        assert time.monotonic() - t0 < 15
+    finally:
+        s.stop()
+
+
+@test
+def pingpong_percentiles_are_ordered():
+    s = Server("echo")
+    try:
+        r = run(["pingpong", "--connect", s.addr, "--count", "300", "--warmup", "10", "--size", "100"])
+        assert r.returncode == 0, r.stderr
+        f = fields(r.stdout)
+        p50, p90, p99, mx = (int(f[k]) for k in ("p50_us", "p90_us", "p99_us", "max_us"))
+        assert 0 <= p50 <= p90 <= p99 <= mx and f["count"] == "300", f
+    finally:
+        s.stop()
+
+
+@test
+def pingpong_fails_without_an_echo():
+    s = Server("sink")  # never answers until half-close
+    try:
+        r = run(["pingpong", "--connect", s.addr, "--count", "5", "--timeout", "1"])
+        assert r.returncode == 1 and "no progress" in r.stderr, r
+    finally:
+        s.stop()
+
+
+@test
+def conns_all_succeed_and_hold():
+    s = Server("echo")
+    try:
+        p = subprocess.Popen([LOAD, "conns", "--connect", s.addr, "--count", "300", "--parallel", "50", "--hold", "20"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        while True:
+            line = p.stdout.readline()
+            assert line, "ended before holding"
+            lines.append(line)
+            if "event=holding" in line:
+                break
+        f = fields("".join(lines))
+        assert f["succeeded"] == "300" and f["failed"] == "0" and float(f["rate_per_s"]) > 0, f
+        assert "open=300" in lines[-1], lines
+        p.stdin.close()  # ends the hold
+        p.stdin = None
+        out, err = p.communicate(timeout=10)
+        assert p.returncode == 0 and "held=300 alive=300" in out, (out, err)
+    finally:
+        st = s.stop()
+    assert st["completed"] == "300", st
+
+
+@test
+def conns_reports_refused_connections():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    port = ls.getsockname()[1]
+    ls.close()  # nothing listens there now
+    r = run(["conns", "--connect", "127.0.0.1:%d" % port, "--count", "20"])
+    assert r.returncode == 1, r
+    f = fields(r.stdout)
+    assert f["failed"] == "20" and f["succeeded"] == "0", f
+    assert "event=failure stage=connect errno=ECONNREFUSED count=20" in r.stdout, r.stdout
+
+
+@test
+def conns_reports_a_peer_that_closes():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+
+    def serve():
+        for _ in range(5):
+            c, _ = ls.accept()
+            c.recv(100)
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = run(["conns", "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--count", "5", "--parallel", "1"])
+    ls.close()
+    assert r.returncode == 1 and "stage=eof" in r.stdout and fields(r.stdout)["failed"] == "5", r.stdout
+
+
+def main():
+    print("1..%d" % len(tests), flush=True)
+    failed = 0
+    for i, fn in enumerate(tests, 1):
+        try:
+            fn()
+            print("ok %d - %s" % (i, fn.__name__), flush=True)
+        except Exception as e:  # report and go on
+            failed += 1
+            print("not ok %d - %s" % (i, fn.__name__))
+            for line in repr(e).splitlines():
+                print("# " + line, flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
