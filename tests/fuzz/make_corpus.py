@@ -211,6 +211,70 @@ def seqwin_seeds():
     }
 
 
+# ---- relay_http: HTTP/1 scripts, one connection each, split at "@NEXT@";
+# @ID@ = last PTTH-Conn id, @SKEY@/@AKEY@/@BKEY@/@XKEY@ = keys of foo, alice,
+# bob (allowed nothing) and the admin (see fuzz_relay_http.c) ----
+
+def req(method, path, key=None, headers=(), body=b"", basic=None):
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: relay.test"]
+    if key:
+        lines.append("Authorization: Bearer " + key)
+    if basic:
+        lines.append("Authorization: Basic " + basic)
+    lines += list(headers)
+    if method == "POST" or body:
+        lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def conns(*scripts):
+    return b"@NEXT@".join(scripts)
+
+
+@target
+def relay_http_seeds():
+    import base64
+    conn_path = "/v1/servers/foo/conns/@ID@/"
+    listen = req("POST", "/v1/servers/foo/listen", "@SKEY@", ["PTTH-Ports: ssh,web"])
+    connect = req("POST", "/v1/servers/foo/ports/ssh/connect", "@AKEY@")
+    accept = req("POST", conn_path + "accept", "@SKEY@")
+    return {
+        "healthz": req("GET", "/healthz"),
+        "pipelined_gets": req("GET", "/healthz") + req("HEAD", "/healthz") + req("GET", "/nope") + req("GET", "/metrics", "@XKEY@"),
+        "admin": conns(req("GET", "/metrics", "@XKEY@"), req("GET", "/v1/status", "@XKEY@"),
+                       req("GET", "/", basic=base64.b64encode(b"admin:@XKEY@").decode()), req("GET", "/v1/status", "@AKEY@")),
+        "auth_errors": conns(req("POST", "/v1/servers/foo/ports/ssh/connect"), req("POST", "/v1/servers/foo/ports/ssh/connect", "@BKEY@"),
+                             req("POST", "/v1/servers/nope/ports/ssh/connect", "@AKEY@"), req("POST", "/v1/servers/foo/listen", "@AKEY@"),
+                             req("GET", "/v1/servers/foo/listen", "@SKEY@")),
+        "offline": req("POST", "/v1/servers/foo/ports/ssh/connect", "@AKEY@"),
+        # both directions end with FIN; chunks out of order on their own connections
+        "tunnel_fin": conns(listen, connect, accept,
+                            req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"], b"hello"),
+                            req("POST", conn_path + "downstream", "@SKEY@", ["PTTH-Seq: 0"], b"world")
+                            + req("POST", conn_path + "downstream", "@SKEY@", ["PTTH-Seq: 1", "PTTH-Fin: 1"]),
+                            req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 2"], b"later"),
+                            req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 1"], b"mid")
+                            + req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 1"], b"mid"),
+                            req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 3", "PTTH-Fin: 1"])),
+        "tunnel_close": conns(listen, connect, accept,
+                              req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"], b"hello"),
+                              req("POST", conn_path + "close", "@SKEY@", ["PTTH-Reason: backend went away"]),
+                              req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 1"], b"too late")),
+        "chunk_errors": conns(listen, connect, accept,
+                              req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 9"], b"x")
+                              + req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"], b"y" * 1025)
+                              + req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: x"], b"z")
+                              + req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0", "PTTH-Fin: 2"])
+                              + req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"]),
+                              req("POST", conn_path + "downstream", "@AKEY@", ["PTTH-Seq: 0"], b"wrong side")),
+        "reject": conns(listen, connect, req("POST", conn_path + "reject", "@SKEY@", ["PTTH-Reason: connect to 127.0.0.1:22: Connection refused"])),
+        "limits": conns(listen, listen, connect, connect, connect, connect),
+        "chunked_request": b"POST /v1/servers/foo/listen HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer @SKEY@\r\n"
+                           b"PTTH-Ports: ssh\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "xff": req("POST", "/v1/servers/foo/listen", "@SKEY@", ["PTTH-Ports: ssh", "X-Forwarded-For: 203.0.113.5, 127.0.0.1"]),
+    }
+
+
 def write(name, seeds):
     d = os.path.join(CORPUS, name)
     if os.path.isdir(d):

@@ -1,0 +1,490 @@
+/*
+ * fuzz_relay_http.c: libFuzzer target for the whole relay request path:
+ * h2o's HTTP/1 parser, the handler's routing and authentication, listens,
+ * connects, accepts, chunks and framed streams (relay/, driven the way h2o's
+ * fuzz/driver.cc drives h2o: bytes into one end of a socketpair whose other
+ * end h2o accepted, the evloop run until quiet).
+ *
+ * Every input gets a fresh relay (ptth_relay_init on one evloop kept for the
+ * process), configured with server foo, clients alice (allowed foo/ssh and
+ * foo/web) and bob (allowed nothing), an admin key, --max-chunk 1024 and small
+ * connection limits. The input is split at "@NEXT@" into up to 8 scripts; each
+ * is written on a new connection, in order, after the relay went quiet on the
+ * previous one, with "@ID@" replaced by the last PTTH-Conn id the relay gave
+ * out (so listen -> connect -> accept -> upstream/downstream/close can be
+ * reached), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys of foo, alice,
+ * bob and the admin. Then every connection is half-closed, the relay ends all
+ * tunnels (as on SIGTERM), the connections are closed and the relay is
+ * disposed.
+ *
+ * Checked, besides crashes, leaks and undefined behaviour:
+ *   - what the relay sends on each HTTP/1 connection is a sequence of
+ *     well-formed responses: status line, header lines without control
+ *     characters, a body of the announced length or chunked; framed-stream
+ *     bodies (x-accel-buffering: no) decode as frames without an error;
+ *   - after the shutdown no tunnel or stream is left and every connection is
+ *     closed within a bounded number of loop turns.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "config.h"
+#include "frame.h"
+#include "keys.h"
+#include "log.h"
+#include "relay.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define MAX_CONNS 8
+#define OUT_CAP (256 * 1024)
+#define QUIET_TURNS 4     /* loop turns without any I/O that count as quiet */
+#define MAX_TURNS 4000    /* per phase; a relay that needs more is stuck */
+#define CLOSE_TURNS 20000 /* for every connection to go after the shutdown */
+
+/* Keys of the test configuration (43 base64url characters each). */
+static const char SERVER_KEY[] = "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSk";
+static const char ALICE_KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAk";
+static const char BOB_KEY[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBk";
+static const char ADMIN_KEY[] = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXk";
+
+static h2o_evloop_t *loop;
+static ptth_relay_config cfg;
+
+typedef struct conn {
+    int fd;              /* our end */
+    bool h2o_open;       /* h2o's socket not closed yet */
+    const uint8_t *wbuf; /* what is left to write */
+    size_t wlen;
+    uint8_t *script; /* owned copy after substitution */
+    uint8_t *out;    /* what the relay sent (one static buffer per slot) */
+    size_t out_len;
+    size_t scanned; /* out[0..scanned) was searched for PTTH-Conn */
+    bool out_overflow, eof, head_seen, is_h2;
+} conn;
+
+static conn conns[MAX_CONNS];
+static size_t nconns;
+static bool verbose; /* PTTH_FUZZ_LOG set: relay log at debug, statuses per connection */
+static char last_id[PTTH_ID_LEN + 1];
+
+static void
+fail(const char *what, size_t ci)
+{
+    fprintf(stderr, "fuzz_relay_http: invariant broken: %s (connection %zu)\n", what, ci);
+    if (ci < nconns && conns[ci].out != NULL)
+        fprintf(stderr, "---- relay output of that connection (%zu bytes):\n%.*s\n----\n", conns[ci].out_len,
+                (int)(conns[ci].out_len < 4096 ? conns[ci].out_len : 4096), (const char *)conns[ci].out);
+    abort();
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    verbose = getenv("PTTH_FUZZ_LOG") != NULL;
+    ptth_log_init("fuzz_relay_http", verbose ? PTTH_LOG_DEBUG : PTTH_LOG_ERROR);
+    signal(SIGPIPE, SIG_IGN);
+    ptth_key_hash s, a, b, x;
+    ptth_key_hash_of(SERVER_KEY, strlen(SERVER_KEY), &s);
+    ptth_key_hash_of(ALICE_KEY, strlen(ALICE_KEY), &a);
+    ptth_key_hash_of(BOB_KEY, strlen(BOB_KEY), &b);
+    ptth_key_hash_of(ADMIN_KEY, strlen(ADMIN_KEY), &x);
+    static char server_opt[128], alice_opt[128], bob_opt[128], admin_opt[128];
+    snprintf(server_opt, sizeof(server_opt), "--server=foo=%s", s.hex);
+    snprintf(alice_opt, sizeof(alice_opt), "--client=alice=%s", a.hex);
+    snprintf(bob_opt, sizeof(bob_opt), "--client=bob=%s", b.hex);
+    snprintf(admin_opt, sizeof(admin_opt), "--admin-key-hash=%s", x.hex);
+    char *args[] = {"ptth_relay",
+                    server_opt,
+                    alice_opt,
+                    bob_opt,
+                    admin_opt,
+                    "--allow=alice=foo/ssh",
+                    "--allow=alice=foo/web",
+                    "--max-chunk=1024",
+                    "--max-connections=4",
+                    "--max-connections-per-server=3",
+                    "--listen-timeout=5",
+                    "--connect-timeout=5",
+                    "--trusted-proxy=127.0.0.1/32",
+                    NULL};
+    ptth_cli cli;
+    ptth_problems problems = {NULL, 0};
+    if (ptth_options_load(&ptth_relay_program, &cfg, &cli, (int)(sizeof(args) / sizeof(args[0])) - 1, args, &problems, NULL) != 0) {
+        for (size_t i = 0; i < problems.count; i++)
+            fprintf(stderr, "fuzz_relay_http: config: %s\n", problems.lines[i]);
+        abort();
+    }
+    ptth_cli_free(&cli);
+    loop = h2o_evloop_create();
+    return 0;
+}
+
+static void
+on_h2o_close(void *data)
+{
+    ((conn *)data)->h2o_open = false;
+}
+
+/* Reads what the relay sent and writes what is left of the scripts.
+ * Returns true when any byte moved. */
+static bool
+pump(void)
+{
+    bool moved = false;
+    for (size_t i = 0; i < nconns; i++) {
+        conn *c = &conns[i];
+        if (c->fd < 0)
+            continue;
+        while (c->wlen > 0) {
+            ssize_t n = write(c->fd, c->wbuf, c->wlen);
+            if (n <= 0)
+                break;
+            c->wbuf += n;
+            c->wlen -= (size_t)n;
+            moved = true;
+        }
+        for (;;) {
+            uint8_t buf[16384];
+            ssize_t n = read(c->fd, buf, sizeof(buf));
+            if (n == 0)
+                c->eof = true;
+            if (n <= 0)
+                break;
+            moved = true;
+            size_t keep = (size_t)n;
+            if (keep > OUT_CAP - c->out_len) {
+                keep = OUT_CAP - c->out_len;
+                c->out_overflow = true;
+            }
+            memcpy(c->out + c->out_len, buf, keep);
+            c->out_len += keep;
+        }
+    }
+    return moved;
+}
+
+/* Runs the loop until nothing moves for QUIET_TURNS turns. */
+static void
+run_until_quiet(void)
+{
+    int quiet = 0;
+    for (int turn = 0; turn < MAX_TURNS && quiet < QUIET_TURNS; turn++) {
+        h2o_evloop_run(loop, 0);
+        quiet = pump() ? 0 : quiet + 1;
+    }
+}
+
+/* Remembers the last "ptth-conn: ID" header the relay sent on any
+ * connection (h2o writes the relay's header names as given: lowercase). */
+static void
+scan_conn_id(void)
+{
+    static const char name[] = "\r\nptth-conn: ";
+    const size_t nlen = sizeof(name) - 1;
+    for (size_t i = 0; i < nconns; i++) {
+        conn *c = &conns[i];
+        while (c->scanned + nlen + PTTH_ID_LEN <= c->out_len) {
+            const uint8_t *hit = memmem(c->out + c->scanned, c->out_len - c->scanned, name, nlen);
+            if (hit == NULL || (size_t)(hit - c->out) + nlen + PTTH_ID_LEN > c->out_len) {
+                /* keep a possible partial match for the next scan */
+                c->scanned = c->out_len > nlen + PTTH_ID_LEN ? c->out_len - nlen - PTTH_ID_LEN : 0;
+                break;
+            }
+            memcpy(last_id, hit + nlen, PTTH_ID_LEN);
+            last_id[PTTH_ID_LEN] = '\0';
+            c->scanned = (size_t)(hit - c->out) + nlen + PTTH_ID_LEN;
+        }
+    }
+}
+
+/* Copies a script, replacing the placeholders. */
+static uint8_t *
+substitute(const uint8_t *s, size_t len, size_t *out_len)
+{
+    static const struct {
+        const char *mark;
+        const char *text;
+    } subs[] = {{"@ID@", last_id}, {"@SKEY@", SERVER_KEY}, {"@AKEY@", ALICE_KEY}, {"@BKEY@", BOB_KEY}, {"@XKEY@", ADMIN_KEY}};
+    uint8_t *out = malloc(len * 11 + 1); /* "@ID@" (4) -> 22, "@XKEY@" (6) -> 43: at most 11 times longer */
+    if (out == NULL)
+        abort();
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        bool done = false;
+        for (size_t k = 0; !done && s[i] == '@' && k < sizeof(subs) / sizeof(subs[0]); k++) {
+            size_t ml = strlen(subs[k].mark);
+            if (len - i >= ml && memcmp(s + i, subs[k].mark, ml) == 0) {
+                size_t tl = strlen(subs[k].text);
+                memcpy(out + o, subs[k].text, tl);
+                o += tl;
+                i += ml;
+                done = true;
+            }
+        }
+        if (!done)
+            out[o++] = s[i++];
+    }
+    *out_len = o;
+    return out;
+}
+
+static void
+open_conn(const uint8_t *script, size_t len, h2o_accept_ctx_t *actx)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        abort();
+    static uint8_t out_bufs[MAX_CONNS][OUT_CAP];
+    conn *c = &conns[nconns];
+    memset(c, 0, sizeof(*c));
+    c->out = out_bufs[nconns++];
+    c->fd = sv[0];
+    c->script = substitute(script, len, &c->wlen);
+    c->wbuf = c->script;
+    c->is_h2 = c->wlen >= 3 && memcmp(c->script, "PRI", 3) == 0;
+    c->head_seen = memmem(c->script, c->wlen, "HEAD", 4) != NULL;
+    h2o_socket_t *sock = h2o_evloop_socket_create(loop, sv[1], 0);
+    c->h2o_open = true;
+    sock->on_close.cb = on_h2o_close;
+    sock->on_close.data = c;
+    h2o_accept(actx, sock);
+}
+
+/* ---- checking what the relay sent ---------------------------------------- */
+
+static bool
+is_tchar(uint8_t ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Finds "\r\n" at or after p; returns its offset or SIZE_MAX. */
+static size_t
+find_crlf(const uint8_t *b, size_t len, size_t p)
+{
+    for (; p + 1 < len; p++)
+        if (b[p] == '\r' && b[p + 1] == '\n')
+            return p;
+    return SIZE_MAX;
+}
+
+/* Feeds a framed-stream body piece to the decoder; fails on a decode error. */
+static void
+feed_frames(ptth_frame_decoder *d, const uint8_t *p, size_t n, size_t ci)
+{
+    while (n > 0) {
+        ptth_frame_event ev;
+        size_t used = ptth_frame_decode(d, p, n, &ev);
+        if (ev.type == PTTH_FRAME_EV_ERROR) {
+            fprintf(stderr, "fuzz_relay_http: frame error: %s\n", ev.error);
+            fail("the relay sent a framed stream that does not decode", ci);
+        }
+        p += used;
+        n -= used;
+        if (ev.type == PTTH_FRAME_EV_NEED_MORE)
+            break;
+    }
+}
+
+/* Walks the responses on one connection. Incomplete tails are fine (the
+ * connection may have been cut); malformed complete parts are not. */
+static void
+check_output(size_t ci)
+{
+    const conn *c = &conns[ci];
+    const uint8_t *b = c->out;
+    size_t len = c->out_len, p = 0;
+    if (c->is_h2 || c->out_overflow)
+        return; /* HTTP/2 frames, or a tail we did not keep */
+    while (p < len) {
+        /* status line */
+        static const char proto[] = "HTTP/1.1 ";
+        if (len - p < 12)
+            return;
+        if (memcmp(b + p, proto, 9) != 0 || b[p + 9] < '1' || b[p + 9] > '5' || b[p + 10] < '0' || b[p + 10] > '9' ||
+            b[p + 11] < '0' || b[p + 11] > '9')
+            fail("a response does not start with a status line", ci);
+        int status = (b[p + 9] - '0') * 100 + (b[p + 10] - '0') * 10 + (b[p + 11] - '0');
+        if (verbose)
+            fprintf(stderr, "fuzz_relay_http: connection %zu: response %d\n", ci, status);
+        size_t eol = find_crlf(b, len, p);
+        if (eol == SIZE_MAX)
+            return;
+        p = eol + 2;
+        /* headers */
+        long long content_length = -1;
+        bool chunked = false, framed = false;
+        for (;;) {
+            eol = find_crlf(b, len, p);
+            if (eol == SIZE_MAX)
+                return;
+            if (eol == p) {
+                p += 2;
+                break;
+            }
+            size_t colon = p;
+            while (colon < eol && is_tchar(b[colon]))
+                colon++;
+            if (colon == p || colon == eol || b[colon] != ':')
+                fail("a response header line is not 'name: value'", ci);
+            for (size_t k = colon + 1; k < eol; k++)
+                if ((b[k] < 0x20 && b[k] != '\t') || b[k] == 0x7f)
+                    fail("a control character in a response header value", ci);
+            size_t nlen = colon - p, v = colon + 1;
+            while (v < eol && (b[v] == ' ' || b[v] == '\t'))
+                v++;
+            if (nlen == 14 && strncasecmp((const char *)b + p, "content-length", 14) == 0) {
+                content_length = 0;
+                for (size_t k = v; k < eol; k++) {
+                    if (b[k] < '0' || b[k] > '9' || content_length > (1LL << 40))
+                        fail("a bad content-length", ci);
+                    content_length = content_length * 10 + (b[k] - '0');
+                }
+            } else if (nlen == 17 && strncasecmp((const char *)b + p, "transfer-encoding", 17) == 0) {
+                chunked = eol - v == 7 && strncasecmp((const char *)b + v, "chunked", 7) == 0;
+            } else if (nlen == 17 && strncasecmp((const char *)b + p, "x-accel-buffering", 17) == 0) {
+                framed = true;
+            }
+            p = eol + 2;
+        }
+        /* body */
+        if (status < 200 || status == 204 || status == 304)
+            continue;
+        if (c->head_seen)
+            return; /* a HEAD response has no body: we cannot tell which one it was */
+        if (chunked) {
+            ptth_frame_decoder d;
+            ptth_frame_decoder_init(&d, 0);
+            for (;;) {
+                eol = find_crlf(b, len, p);
+                if (eol == SIZE_MAX)
+                    return;
+                size_t size = 0, k = p;
+                for (; k < eol && k - p < 8; k++) {
+                    uint8_t h = b[k];
+                    int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                    if (v < 0)
+                        break;
+                    size = size * 16 + (size_t)v;
+                }
+                if (k == p || k != eol)
+                    fail("a bad chunk size line", ci);
+                p = eol + 2;
+                if (size == 0) {
+                    if (len - p < 2)
+                        return;
+                    if (b[p] != '\r' || b[p + 1] != '\n')
+                        fail("no CRLF after the last chunk", ci);
+                    p += 2;
+                    break;
+                }
+                if (len - p < size + 2) {
+                    if (framed)
+                        feed_frames(&d, b + p, len - p < size ? len - p : size, ci);
+                    return;
+                }
+                if (framed)
+                    feed_frames(&d, b + p, size, ci);
+                if (framed && verbose)
+                    fprintf(stderr, "fuzz_relay_http: connection %zu: %zu bytes of framed stream\n", ci, size);
+                if (b[p + size] != '\r' || b[p + size + 1] != '\n')
+                    fail("no CRLF after a chunk", ci);
+                p += size + 2;
+            }
+        } else if (content_length >= 0) {
+            if ((unsigned long long)(len - p) < (unsigned long long)content_length)
+                return;
+            if (framed) {
+                ptth_frame_decoder d;
+                ptth_frame_decoder_init(&d, 0);
+                feed_frames(&d, b + p, (size_t)content_length, ci);
+            }
+            p += (size_t)content_length;
+        } else {
+            return; /* body until the connection closes */
+        }
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static ptth_relay relay;
+    ptth_problems problems = {NULL, 0};
+    if (ptth_relay_init(&relay, &cfg, loop, &problems) != 0)
+        abort();
+    h2o_accept_ctx_t actx;
+    memset(&actx, 0, sizeof(actx));
+    actx.ctx = &relay.ctx;
+    actx.hosts = relay.globalconf.hosts;
+
+    nconns = 0;
+    memset(last_id, 'A', PTTH_ID_LEN);
+    last_id[PTTH_ID_LEN] = '\0';
+
+    /* one connection per script, each after the relay went quiet */
+    static const char sep[] = "@NEXT@";
+    const uint8_t *p = data, *end = data + size;
+    while (p <= end && nconns < MAX_CONNS) {
+        const uint8_t *next = memmem(p, (size_t)(end - p), sep, sizeof(sep) - 1);
+        const uint8_t *stop = next != NULL && nconns + 1 < MAX_CONNS ? next : end;
+        scan_conn_id();
+        open_conn(p, (size_t)(stop - p), &actx);
+        run_until_quiet();
+        if (stop == end)
+            break;
+        p = stop + sizeof(sep) - 1;
+    }
+
+    /* the clients are done sending; then the relay shuts down */
+    for (size_t i = 0; i < nconns; i++)
+        shutdown(conns[i].fd, SHUT_WR);
+    run_until_quiet();
+    ptth_relay_end_all(&relay);
+    run_until_quiet();
+    for (size_t i = 0; i < nconns; i++)
+        check_output(i);
+    for (size_t i = 0; i < nconns; i++) {
+        close(conns[i].fd);
+        conns[i].fd = -1;
+    }
+    bool open = true;
+    for (int turn = 0; turn < CLOSE_TURNS && open; turn++) {
+        h2o_evloop_run(loop, 0);
+        open = false;
+        for (size_t i = 0; i < nconns; i++)
+            open = open || conns[i].h2o_open;
+    }
+    for (size_t i = 0; i < nconns; i++)
+        if (conns[i].h2o_open)
+            fail("a connection is still open after the relay shut down and the peer closed", i);
+    /* let h2o free what it closed */
+    for (int turn = 0; turn < 4; turn++)
+        h2o_evloop_run(loop, 0);
+    if (relay.ntunnels != 0 || relay.nstreams != 0)
+        fail("tunnels or streams left after the shutdown", 0);
+    ptth_relay_dispose(&relay);
+    /* h2o 2.2.5 (evloop) never frees the context's multithread queue:
+     * h2o_multithread_destroy_queue() closes it but leaves the struct. The
+     * relay makes one context per process, so only a harness that makes one
+     * per input has to release it. */
+    free(relay.ctx.queue);
+    ptth_problems_free(&problems);
+    for (size_t i = 0; i < nconns; i++) {
+        free(conns[i].script);
+    }
+    nconns = 0;
+    return 0;
+}
