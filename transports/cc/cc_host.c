@@ -22,7 +22,7 @@
 #include "sysutil.h"
 #include "transport.h"
 
-#define DEFAULT_OPEN_TIMEOUT_MS 10000
+#define DEFAULT_OPEN_TIMEOUT_MS 9000 /* below ptth_server's own 10 s, so our reason is the one logged */
 #define EVENT_BATCH 64
 
 typedef struct host_chan host_chan;
@@ -369,7 +369,10 @@ do_open(host_chan *ch, cc_stream *s)
             return;
         }
         ch->connect_failing = false;
-        ptth_log_info("event=cc_channel_up channel=%s", ch->addr.text);
+        if (conn->connecting)
+            ptth_log_info("event=cc_channel_connecting channel=%s", ch->addr.text);
+        else
+            ptth_log_info("event=cc_channel_up channel=%s", ch->addr.text);
     }
     int fd = s->pump_fd;
     s->pump_fd = -1; /* the mux owns it from here, also on failure */

@@ -12,7 +12,7 @@
  *   finish_open() 0 once the agent connected TARGET; -EINPROGRESS before;
  *                 -ECONNREFUSED with the reason when the agent refused (its
  *                 --max-clients, TARGET unreachable), could not be reached,
- *                 or did not answer within the open timeout (10 s).
+ *                 or did not answer within the open timeout (9 s).
  *   read()        >0, 0 when the target half-closed (FIN), -EAGAIN, or
  *                 -ECONNRESET when the tunnel broke (the target's connection
  *                 failed, or the channel to the agent was lost).
@@ -32,7 +32,7 @@
  * by the first open(); may be called earlier once no stream is open. */
 void ptth_cc_host_shutdown(void);
 
-/* How long open waits for the agent's answer (default 10000 ms). For tests;
+/* How long open waits for the agent's answer (default 9000 ms). For tests;
  * call before the first open. */
 void ptth_cc_host_set_open_timeout(unsigned ms);
 

@@ -439,6 +439,35 @@ START_TEST(many_tunnels_at_once)
 }
 END_TEST
 
+/* vsock to a CID nobody answers on (this machine has no vsock loopback;
+ * CID 1 connects time out, and where AF_VSOCK is missing socket() fails):
+ * the open fails with a reason, through the carrier's asynchronous connect. */
+START_TEST(vsock_unreachable_fails_cleanly)
+{
+    ptth_target t;
+    memset(&t, 0, sizeof(t));
+    t.kind = PTTH_TARGET_CC;
+    t.cc_carrier = PTTH_CC_VSOCK;
+    t.vsock_cid = 1;
+    t.vsock_port = 5999;
+    snprintf(t.text, sizeof(t.text), "cc:vsock:1:5999");
+    ptth_cc_host_set_open_timeout(1000);
+    ptth_stream *s = NULL;
+    int r = ptth_transport_cc.open(&t, NULL, &s, err, sizeof(err));
+    ck_assert_int_eq(r, 0);
+    long long end = cct_now_ms() + 10000;
+    do {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        poll(&p, 1, 100);
+        r = ptth_transport_cc.finish_open(s, err, sizeof(err));
+    } while (r == -EINPROGRESS && cct_now_ms() < end);
+    ck_assert_int_eq(r, -ECONNREFUSED);
+    ck_assert_msg(strstr(err, "vsock") != NULL || strstr(err, "did not answer") != NULL, "%s", err);
+    ptth_transport_cc.close(s);
+    ptth_cc_host_shutdown();
+}
+END_TEST
+
 START_TEST(bad_target_is_refused_at_open)
 {
     ptth_target t;
@@ -471,6 +500,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, bulk_echo_throughput);
     tcase_add_test(tc, many_tunnels_at_once);
     tcase_add_test(tc, bad_target_is_refused_at_open);
+    tcase_add_test(tc, vsock_unreachable_fails_cleanly);
     suite_add_tcase(s, tc);
     return s;
 }
