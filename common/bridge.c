@@ -183,7 +183,6 @@ struct ptth_bridge {
     bool fin_received;
     bool write_shut;
     bool stream_done;
-    bool stream_failed;
 
     /* local -> relay */
     struct chunk chunks[PTTH_BRIDGE_WINDOW];
