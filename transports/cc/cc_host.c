@@ -384,8 +384,12 @@ do_open(host_chan *ch, cc_stream *s)
 static void
 do_close(host_chan *ch, cc_stream *s)
 {
-    if (s->t != NULL && ch->mux != NULL)
-        ptth_cc_mux_close_tunnel(ch->mux, s->t, NULL);
+    if (s->t != NULL && ch->mux != NULL) {
+        ptth_cc_tunnel *t = s->t;
+        t->user = NULL; /* s is freed now; the tunnel may linger (cc_mux.h) */
+        s->t = NULL;
+        ptth_cc_mux_close_tunnel(ch->mux, t, NULL);
+    }
     if (s->pump_fd >= 0)
         close(s->pump_fd);
     pthread_mutex_destroy(&s->lock);

@@ -204,7 +204,8 @@ tunnel_want(const ptth_cc_mux *m, const ptth_cc_tunnel *t)
     if (t->opening)
         return m->cfg.side == PTTH_CC_SIDE_AGENT ? EPOLLOUT : 0;
     uint32_t want = 0;
-    if (can_read_local(t) && !m->out_blocked)
+    bool reads = !t->closing || m->cfg.side == PTTH_CC_SIDE_HOST; /* a closing agent tunnel only writes */
+    if (reads && can_read_local(t) && !m->out_blocked)
         want |= EPOLLIN;
     if (t->in_head != NULL)
         want |= EPOLLOUT;
@@ -266,7 +267,10 @@ end_tunnel(ptth_cc_mux *m, ptth_cc_tunnel *t, const char *reason, bool notify)
         m->hooks->on_end(m->ctx, t, reason);
     if (t->opening)
         m->nopening--;
+    if (t->closing)
+        m->nclosing--;
     t->opening = false;
+    t->closing = false;
     remove_tunnel(m, t);
     close_local(m, t);
     t->dead = true;
@@ -285,8 +289,24 @@ local_broken(ptth_cc_mux *m, ptth_cc_tunnel *t, int err, const char *op)
                    t->id, reason);
     t->aborted = true;
     close_local(m, t);
-    if (m->cfg.side == PTTH_CC_SIDE_AGENT)
+    if (m->cfg.side == PTTH_CC_SIDE_AGENT && !t->closing)
         send_simple(m, PTTH_CC_ABORT, t->id, reason);
+}
+
+/* A closing tunnel whose local side has nothing more to deliver ends now:
+ * host: everything read and sent (FIN sent) or the socket broke -> CLOSE;
+ * agent: everything written to TARGET (shut down) or the socket broke. */
+static void
+maybe_finish_closing(ptth_cc_mux *m, ptth_cc_tunnel *t)
+{
+    if (!t->closing || t->dead)
+        return;
+    bool done = t->aborted || t->fd < 0 || (m->cfg.side == PTTH_CC_SIDE_HOST ? t->local_eof : (t->in_head == NULL && t->wr_shut));
+    if (!done)
+        return;
+    if (m->cfg.side == PTTH_CC_SIDE_HOST)
+        send_simple(m, PTTH_CC_CLOSE, t->id, NULL);
+    end_tunnel(m, t, "close", true);
 }
 
 /* ---- local socket I/O --------------------------------------------------- */
@@ -315,9 +335,11 @@ tunnel_read(ptth_cc_mux *m, ptth_cc_tunnel *t)
             break;
         } else {
             local_broken(m, t, errno, m->cfg.side == PTTH_CC_SIDE_AGENT ? "target read" : "read");
+            maybe_finish_closing(m, t);
             return;
         }
     }
+    maybe_finish_closing(m, t);
     if (!t->dead)
         update_tunnel(m, t);
 }
@@ -343,6 +365,7 @@ tunnel_flush_in(ptth_cc_mux *m, ptth_cc_tunnel *t)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
             local_broken(m, t, errno, m->cfg.side == PTTH_CC_SIDE_AGENT ? "target write" : "write");
+            maybe_finish_closing(m, t);
             return;
         }
         c->off += (size_t)n;
@@ -355,7 +378,9 @@ tunnel_flush_in(ptth_cc_mux *m, ptth_cc_tunnel *t)
         }
     }
     maybe_shutdown(t);
-    update_tunnel(m, t);
+    maybe_finish_closing(m, t);
+    if (!t->dead)
+        update_tunnel(m, t);
 }
 
 static void
@@ -392,7 +417,7 @@ on_data(ptth_cc_mux *m, ptth_cc_tunnel *t, const uint8_t *p, size_t len)
     }
     t->recv_held++;
     t->bytes_in += len;
-    if (t->aborted || t->fd < 0)
+    if (t->aborted || t->fd < 0 || t->closing)
         return; /* dropped; no credit: the tunnel is ending */
     if (t->in_head == NULL) {
         ssize_t n;
@@ -578,7 +603,7 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
             return;
         }
         t->peer_fin = true;
-        if (!t->aborted) {
+        if (!t->aborted && !t->closing) {
             maybe_shutdown(t);
             update_tunnel(m, t);
         }
@@ -624,10 +649,19 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
             if (m->hooks->on_abort != NULL)
                 m->hooks->on_abort(m->ctx, t, text);
             close_local(m, t);
+            maybe_finish_closing(m, t);
         }
         break;
     case PTTH_CC_CLOSE:
-        end_tunnel(m, t, "close", true);
+        if (t->peer_fin && t->in_head != NULL && t->fd >= 0 && !t->aborted && !t->closing) {
+            /* graceful: TARGET still gets what the host sent before its FIN */
+            t->closing = true;
+            t->deadline = ptth_now_ms() + PTTH_CC_LINGER_MS;
+            m->nclosing++;
+            update_tunnel(m, t);
+        } else {
+            end_tunnel(m, t, "close", true);
+        }
         break;
     default:
         break;
@@ -843,13 +877,20 @@ ptth_cc_mux_after_events(ptth_cc_mux *m)
 long long
 ptth_cc_mux_expire(ptth_cc_mux *m, long long now)
 {
-    if (m->nopening == 0)
+    if (m->nopening == 0 && m->nclosing == 0)
         return 0;
     long long next = 0;
     ptth_cc_tunnel *t = m->list;
     while (t != NULL) {
         ptth_cc_tunnel *nx = t->next;
-        if (t->opening && t->deadline != 0) {
+        if (t->closing && t->deadline != 0 && t->deadline <= now) {
+            if (m->cfg.side == PTTH_CC_SIDE_HOST)
+                send_simple(m, PTTH_CC_CLOSE, t->id, "linger timeout");
+            end_tunnel(m, t, "linger_timeout", true);
+        } else if (t->closing && t->deadline != 0) {
+            if (next == 0 || t->deadline < next)
+                next = t->deadline;
+        } else if (t->opening && t->deadline != 0) {
             if (t->deadline <= now) {
                 char reason[PTTH_CC_TEXT_MAX + 1];
                 if (m->cfg.side == PTTH_CC_SIDE_HOST) {
@@ -906,8 +947,17 @@ ptth_cc_mux_open_tunnel(ptth_cc_mux *m, int fd, const char *client, void *user)
 void
 ptth_cc_mux_close_tunnel(ptth_cc_mux *m, ptth_cc_tunnel *t, const char *reason)
 {
-    if (t->dead)
+    if (t->dead || t->closing)
         return;
+    if (m->dead == NULL && t->open && !t->aborted && t->fd >= 0 && !t->local_eof) {
+        /* graceful: send what the terminator wrote before closing, then FIN */
+        t->closing = true;
+        t->deadline = ptth_now_ms() + PTTH_CC_LINGER_MS;
+        m->nclosing++;
+        free_chunks(t); /* nobody reads them any more */
+        update_tunnel(m, t);
+        return;
+    }
     send_simple(m, PTTH_CC_CLOSE, t->id, reason);
     end_tunnel(m, t, "close", true);
 }

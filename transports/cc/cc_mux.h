@@ -31,6 +31,11 @@
  *   agent: local socket error -> ABORT to host, the socket is closed, the
  *   tunnel stays (and counts against --max-clients) until the host's CLOSE.
  *   host: ptth_cc_mux_close_tunnel() -> CLOSE; the agent frees the tunnel.
+ *   Closing is graceful like close() of a TCP socket: what the local side
+ *   wrote before closing is still delivered (host: the rest of the socketpair
+ *   is read and sent, then FIN, then CLOSE; agent: on a CLOSE after FIN, DATA
+ *   it still holds is written to TARGET before it shuts it down), for at most
+ *   PTTH_CC_LINGER_MS. A CLOSE without FIN before it aborts at once.
  *   channel lost: every tunnel ends at once on both sides.
  */
 #ifndef PTTH_CC_MUX_H
@@ -47,6 +52,7 @@
 #define PTTH_CC_OUTQ_HIGH 64      /* queued channel messages: pause local reads */
 #define PTTH_CC_OUTQ_LOW 16       /* ... and resume below this */
 #define PTTH_CC_OUTQ_HARD 8192    /* pause reading the channel itself (peer does not read) */
+#define PTTH_CC_LINGER_MS 10000   /* a closed tunnel may take this long to deliver what it holds */
 
 typedef enum ptth_cc_side {
     PTTH_CC_SIDE_HOST,
@@ -74,7 +80,7 @@ struct ptth_cc_tunnel {
     uint32_t id;
     int fd;             /* local stream socket, owned by the mux; -1 when closed */
     void *user;         /* the owner's per-tunnel data */
-    long long deadline; /* ptth_now_ms() limit while opening, 0 = none */
+    long long deadline; /* ptth_now_ms() limit while opening or closing, 0 = none */
     uint64_t bytes_in;  /* DATA bytes received from the channel */
     uint64_t bytes_out; /* DATA bytes sent to the channel */
     /* the rest is the mux's own state */
@@ -84,6 +90,7 @@ struct ptth_cc_tunnel {
     bool peer_fin;   /* FIN received */
     bool wr_shut;    /* shutdown(fd, SHUT_WR) done */
     bool aborted;    /* local socket broke (agent: ABORT sent) or ABORT received */
+    bool closing;    /* closed, still delivering what was written before (linger) */
     bool dead;       /* ended; freed after the batch */
     bool chan_wait;  /* wanted to read but the channel was full */
     uint32_t events; /* registered epoll mask, 0 = not registered */
@@ -147,6 +154,7 @@ struct ptth_cc_mux {
     size_t nbuckets;
     size_t ntunnels; /* live (not dead) tunnels */
     size_t nopening;
+    size_t nclosing;
     ptth_cc_tunnel *list;
     ptth_cc_tunnel *graveyard;
     uint32_t next_id;
@@ -180,7 +188,10 @@ long long ptth_cc_mux_expire(ptth_cc_mux *m, long long now);
  * NULL when out of memory (fd closed) or the mux is dead (fd closed). */
 ptth_cc_tunnel *ptth_cc_mux_open_tunnel(ptth_cc_mux *m, int fd, const char *client, void *user);
 
-/* Host: the tunnel is over: sends CLOSE and ends it (on_end "close"). */
+/* Host: the tunnel is over. Sends what the local socket still holds, FIN,
+ * then CLOSE (see above), and ends it (on_end "close"); the caller must not
+ * use t afterwards (set t->user to NULL first if it frees what user points
+ * at: on_end may come later). */
 void ptth_cc_mux_close_tunnel(ptth_cc_mux *m, ptth_cc_tunnel *t, const char *reason);
 
 /* Marks the channel down with a reason (the owner then frees the mux). */

@@ -84,6 +84,24 @@ conn_main(void *arg)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         break;
     }
+    case CCT_COUNT:
+    case CCT_SLOW_COUNT: {
+        size_t total = 0;
+        if (send(fd, "hi\n", 3, MSG_NOSIGNAL) == 3 && shutdown(fd, SHUT_WR) == 0) {
+            if (b->mode == CCT_SLOW_COUNT)
+                usleep(700000);
+            ssize_t n;
+            while ((n = read(fd, buf, sizeof(buf))) > 0)
+                total += (size_t)n;
+            if (n == 0) {
+                pthread_mutex_lock(&b->lock);
+                b->counted += total;
+                b->count_done++;
+                pthread_mutex_unlock(&b->lock);
+            }
+        }
+        break;
+    }
     case CCT_GREET: {
         ssize_t n = send(fd, "bye\n", 4, MSG_NOSIGNAL);
         (void)n;
@@ -159,6 +177,21 @@ cct_backend_accepted(cct_backend *b)
     int n = b->accepted;
     pthread_mutex_unlock(&b->lock);
     return n;
+}
+
+size_t
+cct_backend_wait_counted(cct_backend *b, int n, int timeout_ms)
+{
+    long long end = cct_now_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&b->lock);
+        int done = b->count_done;
+        size_t counted = b->counted;
+        pthread_mutex_unlock(&b->lock);
+        if (done >= n || cct_now_ms() > end)
+            return counted;
+        usleep(10000);
+    }
 }
 
 void

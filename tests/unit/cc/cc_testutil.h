@@ -25,6 +25,8 @@ typedef enum cct_mode {
     CCT_SINK,  /* accepts and never reads */
     CCT_RESET, /* reads once, then closes with RST */
     CCT_GREET, /* writes "bye\n" and closes */
+    CCT_COUNT, /* writes "hi\n", half-closes, counts what comes until EOF */
+    CCT_SLOW_COUNT, /* the same, but waits 700 ms before reading */
 } cct_mode;
 
 #define CCT_MAX_CONNS 256
@@ -40,11 +42,15 @@ typedef struct cct_backend {
     int conn_fds[CCT_MAX_CONNS];
     int nconns;
     int accepted;
+    size_t counted;  /* CCT_COUNT: bytes of the connections that reached EOF */
+    int count_done;  /* CCT_COUNT: connections that reached EOF */
 } cct_backend;
 
 void cct_backend_start(cct_backend *b, const char *path, cct_mode mode);
 void cct_backend_stop(cct_backend *b);
 int cct_backend_accepted(cct_backend *b);
+/* CCT_COUNT: waits until n connections reached EOF; returns their bytes. */
+size_t cct_backend_wait_counted(cct_backend *b, int n, int timeout_ms);
 
 typedef struct cct_agent {
     ptth_cc_agent *agent;

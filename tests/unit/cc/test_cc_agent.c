@@ -28,6 +28,14 @@ start(cct_mode mode, uint32_t max_clients)
 }
 
 static void
+wait_tunnels(size_t want)
+{
+    for (int i = 0; i < 500 && ptth_cc_agent_tunnels(agent.agent) != want; i++)
+        usleep(10000);
+    ck_assert_uint_eq(ptth_cc_agent_tunnels(agent.agent), want);
+}
+
+static void
 stop(void)
 {
     cct_agent_stop(&agent);
@@ -380,6 +388,45 @@ START_TEST(channel_loss_frees_tunnels_and_a_new_channel_works)
 }
 END_TEST
 
+/* The host sends FIN then CLOSE while the agent still holds DATA that the
+ * backend has not read yet: the agent delivers it all before it shuts the
+ * backend down (graceful close, like close() of a TCP socket). */
+START_TEST(close_after_fin_delivers_held_data)
+{
+    start(CCT_SLOW_COUNT, 4);
+    ptth_cc_hello h;
+    int fd = raw_host(8, &h);
+    open_ok(fd, 1);
+    uint8_t data[4000];
+    memset(data, 'd', sizeof(data));
+    uint32_t credit = h.window;
+    size_t sent = 0;
+    /* send while credit lasts; stop once the backend (asleep) holds things up */
+    for (;;) {
+        while (credit > 0) {
+            cct_raw_send(fd, PTTH_CC_DATA, 1, data, sizeof(data));
+            credit--;
+            sent += sizeof(data);
+        }
+        ptth_cc_msg m;
+        ssize_t r = cct_raw_recv(fd, rbuf, sizeof(rbuf), &m, 200);
+        if (r == -ETIMEDOUT)
+            break;
+        ck_assert_int_gt(r, 0);
+        if (m.type == PTTH_CC_CREDIT)
+            credit += ptth_cc_msg_credit_count(&m);
+        ck_assert_uint_lt(sent, (size_t)64 << 20);
+    }
+    ck_assert_uint_eq(credit, 0); /* the agent holds a whole window */
+    cct_raw_send(fd, PTTH_CC_FIN, 1, NULL, 0);
+    cct_raw_send(fd, PTTH_CC_CLOSE, 1, NULL, 0);
+    ck_assert_uint_eq(cct_backend_wait_counted(&backend, 1, 10000), sent);
+    wait_tunnels(0);
+    close(fd);
+    stop();
+}
+END_TEST
+
 START_TEST(backend_reset_sends_abort)
 {
     start(CCT_RESET, 2);
@@ -422,6 +469,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, data_beyond_window_drops_the_channel);
     tcase_add_test(tc, malformed_input_drops_only_that_channel);
     tcase_add_test(tc, channel_loss_frees_tunnels_and_a_new_channel_works);
+    tcase_add_test(tc, close_after_fin_delivers_held_data);
     tcase_add_test(tc, backend_reset_sends_abort);
     suite_add_tcase(s, tc);
     return s;

@@ -201,6 +201,33 @@ START_TEST(backend_close_is_end_of_stream)
 }
 END_TEST
 
+/* The backend half-closes first; the client then uploads, half-closes and
+ * closes at once (what the server terminator does when both FINs are done).
+ * close() must not cut the upload short: every byte written before it
+ * reaches the backend, then its end of stream. */
+START_TEST(close_after_shutdown_delivers_everything)
+{
+    start(CCT_COUNT, 8);
+    enum { ROUNDS = 5 };
+    const size_t size = (size_t)3 << 20;
+    static char data[(size_t)3 << 20];
+    memset(data, 'u', size);
+    for (int i = 0; i < ROUNDS; i++) {
+        ptth_stream *s = must_open();
+        char got[4];
+        ck_assert_int_gt(read_exact(s, got, 3, 5000), 0);
+        ck_assert_mem_eq(got, "hi\n", 3);
+        ck_assert_int_eq(read_exact(s, got, 0, 5000), 0);
+        write_all(s, data, size);
+        ck_assert_int_eq(ptth_transport_cc.shutdown_write(s), 0);
+        ptth_transport_cc.close(s);
+    }
+    ck_assert_uint_eq(cct_backend_wait_counted(&backend, ROUNDS, 20000), ROUNDS * size);
+    wait_agent_tunnels(0);
+    stop();
+}
+END_TEST
+
 START_TEST(backend_reset_breaks_the_stream)
 {
     start(CCT_RESET, 8);
@@ -490,6 +517,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, open_echo_close);
     tcase_add_test(tc, half_close_both_ways);
     tcase_add_test(tc, backend_close_is_end_of_stream);
+    tcase_add_test(tc, close_after_shutdown_delivers_everything);
     tcase_add_test(tc, backend_reset_breaks_the_stream);
     tcase_add_test(tc, max_clients_refuses_one_over);
     tcase_add_test(tc, unreachable_target_fails_open);
