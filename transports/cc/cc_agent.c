@@ -20,6 +20,7 @@
 #include "sysutil.h"
 
 #define EVENT_BATCH 128
+#define ACCEPT_PAUSE_MS 500
 
 enum {
     WATCH_LISTENER = PTTH_CC_WATCH_OWNER,
@@ -48,6 +49,7 @@ struct ptth_cc_agent {
     ptth_cc_watch listen_watch, stop_watch;
     agent_chan *chans;
     size_t nchans;
+    long long listen_resume; /* listener paused after an accept error until then; 0 = watched */
     unsigned long long next_chan_id;
     size_t ntunnels; /* written by the loop only; atomic so tests may read it */
 };
@@ -266,8 +268,13 @@ accept_channels(ptth_cc_agent *a)
             return;
         if (r != 0) {
             char q[300];
-            ptth_log_warn("event=channel_accept_failed reason=%s", ptth_log_quote(q, sizeof(q), err));
-            return; /* EMFILE and the like: retried on the next event */
+            ptth_log_warn("event=channel_accept_failed reason=%s retry_in_ms=%d", ptth_log_quote(q, sizeof(q), err),
+                          ACCEPT_PAUSE_MS);
+            /* EMFILE and the like: the listener stays readable, so stop
+             * watching it for a moment instead of spinning */
+            epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->listen_fd, NULL);
+            a->listen_resume = ptth_now_ms() + ACCEPT_PAUSE_MS;
+            return;
         }
         if (a->nchans >= a->cfg.max_channels) {
             ptth_log_warn("event=channel_refused reason=too_many_channels max_channels=%u", a->cfg.max_channels);
@@ -363,6 +370,17 @@ ptth_cc_agent_run(ptth_cc_agent *a, int stop_fd)
     int result = 0;
     for (;;) {
         long long now = ptth_now_ms(), next = 0;
+        if (a->listen_resume != 0) {
+            if (now >= a->listen_resume) {
+                struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &a->listen_watch};
+                if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->listen_fd, &lev) == 0)
+                    a->listen_resume = 0;
+                else
+                    a->listen_resume = now + ACCEPT_PAUSE_MS;
+            }
+            if (a->listen_resume != 0)
+                next = a->listen_resume;
+        }
         for (agent_chan *c = a->chans; c != NULL; c = c->next) {
             long long d = ptth_cc_mux_expire(c->mux, now);
             if (d != 0 && (next == 0 || d < next))

@@ -341,9 +341,24 @@ fail_open(cc_stream *s, const char *reason)
 }
 
 static void
+drop_mux(host_chan *ch)
+{
+    if (ch->mux == NULL)
+        return;
+    if (ch->mux->dead != NULL) {
+        char q[300];
+        ptth_log_warn("event=cc_channel_lost channel=%s reason=%s", ch->addr.text, ptth_log_quote(q, sizeof(q), ch->mux->dead));
+    }
+    ptth_cc_mux_free(ch->mux);
+    ch->mux = NULL;
+}
+
+static void
 do_open(host_chan *ch, cc_stream *s)
 {
     char err[300];
+    if (ch->mux != NULL && ptth_cc_mux_dead(ch->mux))
+        drop_mux(ch); /* it died while commands ran: connect again */
     if (ch->mux == NULL) {
         ptth_cc_conn *conn = NULL;
         const ptth_cc_carrier *car = ptth_cc_carrier_for(ch->addr.kind);
@@ -421,19 +436,6 @@ run_commands(host_chan *ch)
         c = next;
     }
     return stop;
-}
-
-static void
-drop_mux(host_chan *ch)
-{
-    if (ch->mux == NULL)
-        return;
-    if (ch->mux->dead != NULL) {
-        char q[300];
-        ptth_log_warn("event=cc_channel_lost channel=%s reason=%s", ch->addr.text, ptth_log_quote(q, sizeof(q), ch->mux->dead));
-    }
-    ptth_cc_mux_free(ch->mux);
-    ch->mux = NULL;
 }
 
 static void *

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cc_testutil.h"
@@ -427,6 +429,56 @@ START_TEST(close_after_fin_delivers_held_data)
 }
 END_TEST
 
+static long long
+cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000LL + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* Out of file descriptors, the agent cannot accept a channel: it pauses the
+ * listener (no busy loop) and accepts once descriptors are free again. */
+START_TEST(accept_without_fds_pauses_then_recovers)
+{
+    start(CCT_ECHO, 4);
+    ptth_cc_addr addr;
+    char err[256];
+    ck_assert_int_eq(ptth_cc_addr_parse("svc", false, &addr, err, sizeof(err)), 0);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    /* take every free descriptor below a low limit */
+    struct rlimit low = {.rlim_cur = (rlim_t)fd + 64, .rlim_max = old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fillers[128], nf = 0;
+    for (;;) {
+        int d = dup(fd);
+        if (d < 0)
+            break;
+        ck_assert_int_lt(nf, 128);
+        fillers[nf++] = d;
+    }
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", addr.path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cct_raw_hello(fd, 8);
+    long long cpu0 = cpu_ms();
+    usleep(300000);
+    long long spent = cpu_ms() - cpu0;
+    ck_assert_msg(spent < 150, "the agent spun: %lld ms of CPU in 300 ms", spent);
+    for (int i = 0; i < nf; i++)
+        close(fillers[i]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ptth_cc_msg m;
+    cct_raw_expect(fd, PTTH_CC_HELLO, 0, &m, rbuf, sizeof(rbuf));
+    open_ok(fd, 1);
+    close(fd);
+    stop();
+}
+END_TEST
+
 START_TEST(backend_reset_sends_abort)
 {
     start(CCT_RESET, 2);
@@ -471,6 +523,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, channel_loss_frees_tunnels_and_a_new_channel_works);
     tcase_add_test(tc, close_after_fin_delivers_held_data);
     tcase_add_test(tc, backend_reset_sends_abort);
+    tcase_add_test(tc, accept_without_fds_pauses_then_recovers);
     suite_add_tcase(s, tc);
     return s;
 }
