@@ -316,10 +316,8 @@ tunnel_read(ptth_cc_mux *m, ptth_cc_tunnel *t)
 {
     size_t room = m->send_max - PTTH_CC_MSG_HEADER;
     for (int budget = TUNNEL_READ_BUDGET; budget > 0 && can_read_local(t) && m->dead == NULL; budget--) {
-        if (m->out_blocked) {
-            t->chan_wait = true;
-            break;
-        }
+        if (m->out_blocked)
+            break; /* resume_tunnels() watches it again */
         ssize_t n = recv(t->fd, m->sbuf + PTTH_CC_MSG_HEADER, room, MSG_DONTWAIT);
         if (n > 0) {
             ptth_cc_msg_put_header(m->sbuf, PTTH_CC_DATA, t->id, (size_t)n);
@@ -700,15 +698,14 @@ chan_read(ptth_cc_mux *m)
     }
 }
 
+/* The channel drained below the low-water mark: every tunnel's interest is
+ * computed again, as any of them may have been left without EPOLLIN while
+ * the channel was full (by tunnel_read, or by a CREDIT or FIN handled then). */
 static void
-resume_waiting(ptth_cc_mux *m)
+resume_tunnels(ptth_cc_mux *m)
 {
-    for (ptth_cc_tunnel *t = m->list; t != NULL; t = t->next) {
-        if (t->chan_wait) {
-            t->chan_wait = false;
-            update_tunnel(m, t);
-        }
-    }
+    for (ptth_cc_tunnel *t = m->list; t != NULL; t = t->next)
+        update_tunnel(m, t);
 }
 
 static void
@@ -752,7 +749,7 @@ chan_flush(ptth_cc_mux *m)
 out:
     if (m->out_blocked && m->out_count < PTTH_CC_OUTQ_LOW) {
         m->out_blocked = false;
-        resume_waiting(m);
+        resume_tunnels(m);
     }
     update_channel(m);
 }

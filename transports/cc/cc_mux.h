@@ -92,7 +92,6 @@ struct ptth_cc_tunnel {
     bool aborted;    /* local socket broke (agent: ABORT sent) or ABORT received */
     bool closing;    /* closed, still delivering what was written before (linger) */
     bool dead;       /* ended; freed after the batch */
-    bool chan_wait;  /* wanted to read but the channel was full */
     uint32_t events; /* registered epoll mask, 0 = not registered */
     uint32_t send_credit;
     uint32_t recv_held;    /* DATA received and not credited yet */

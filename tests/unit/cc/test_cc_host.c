@@ -440,6 +440,71 @@ START_TEST(bulk_echo_throughput)
 }
 END_TEST
 
+/* Many tunnels moving bulk data at once, both ways: the channel fills, the
+ * channel-level pause starts and stops again and again, and every tunnel
+ * must be resumed each time (no tunnel may be left unwatched). */
+START_TEST(concurrent_bulk_tunnels)
+{
+    start(CCT_ECHO, 64);
+    enum { N = 20 };
+    const size_t size = 512 * 1024;
+    ptth_stream *s[N];
+    size_t sent[N], recvd[N];
+    uint64_t sum_out[N], sum_in[N];
+    static char out[N][65536];
+    static char in[65536];
+    for (int i = 0; i < N; i++) {
+        s[i] = must_open();
+        sent[i] = recvd[i] = 0;
+        sum_out[i] = sum_in[i] = 0;
+        for (size_t k = 0; k < sizeof(out[i]); k++)
+            out[i][k] = (char)(k * 7 + (size_t)i);
+    }
+    long long end = cct_now_ms() + 60000;
+    int done = 0;
+    while (done < N) {
+        ck_assert_msg(cct_now_ms() < end, "stalled: %d of %d tunnels done", done, N);
+        struct pollfd pf[N];
+        for (int i = 0; i < N; i++) {
+            pf[i].fd = s[i]->fd;
+            pf[i].events = (short)((recvd[i] < size ? POLLIN : 0) | (sent[i] < size ? POLLOUT : 0));
+            if (pf[i].events == 0)
+                pf[i].fd = -1;
+        }
+        ck_assert_int_ge(poll(pf, N, 5000), 1);
+        for (int i = 0; i < N; i++) {
+            if (sent[i] < size && (pf[i].revents & POLLOUT)) {
+                size_t off = sent[i] % sizeof(out[i]);
+                size_t n = sizeof(out[i]) - off < size - sent[i] ? sizeof(out[i]) - off : size - sent[i];
+                ssize_t w = ptth_transport_cc.write(s[i], out[i] + off, n);
+                ck_assert(w > 0 || w == -EAGAIN);
+                for (ssize_t k = 0; k < w; k++)
+                    sum_out[i] = sum_out[i] * 31 + (uint8_t)out[i][off + (size_t)k];
+                if (w > 0)
+                    sent[i] += (size_t)w;
+            }
+            if (recvd[i] < size && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                ssize_t r = ptth_transport_cc.read(s[i], in, sizeof(in));
+                ck_assert_msg(r > 0 || r == -EAGAIN, "tunnel %d: read %zd after %zu bytes", i, r, recvd[i]);
+                for (ssize_t k = 0; k < r; k++)
+                    sum_in[i] = sum_in[i] * 31 + (uint8_t)in[k];
+                if (r > 0) {
+                    recvd[i] += (size_t)r;
+                    if (recvd[i] == size)
+                        done++;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(sum_in[i] == sum_out[i], "tunnel %d: checksum differs", i);
+        ptth_transport_cc.close(s[i]);
+    }
+    wait_agent_tunnels(0);
+    stop();
+}
+END_TEST
+
 START_TEST(many_tunnels_at_once)
 {
     start(CCT_ECHO, 512);
@@ -526,6 +591,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, silent_agent_times_out);
     tcase_add_test(tc, slow_tunnel_does_not_stall_others);
     tcase_add_test(tc, bulk_echo_throughput);
+    tcase_add_test(tc, concurrent_bulk_tunnels);
     tcase_add_test(tc, many_tunnels_at_once);
     tcase_add_test(tc, bad_target_is_refused_at_open);
     tcase_add_test(tc, vsock_unreachable_fails_cleanly);
