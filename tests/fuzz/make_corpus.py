@@ -275,6 +275,30 @@ def relay_http_seeds():
     }
 
 
+# ---- csd: [mode] then a request body (even) or a response body (odd) ----
+
+def nvme_cmd(opcode=0xC0, cdw10=0, cdw11=0, cdw12=0, cdw13=0, data_len=4096, timeout=0):
+    return struct.pack("<BBHIIIQQIIIIIIIIII", opcode, 0, 0, 0, 0, 0, 0, 0, 0, data_len,
+                       cdw10, cdw11, cdw12, cdw13, 0, 0, timeout, 0)
+
+
+@target
+def csd_seeds():
+    node_service = b"127.0.0.1".ljust(256, b"\0") + b"22".ljust(256, b"\0")
+    return {
+        "open": b"\x00" + nvme_cmd(cdw10=128) + node_service,
+        "open_bad_field": b"\x00" + nvme_cmd(cdw10=128) + b"bad node".ljust(256, b"\0") + b"22",
+        "write_live": b"\x00" + nvme_cmd(cdw10=64, cdw11=1, cdw12=5) + b"hello",
+        "read_live": b"\x00" + nvme_cmd(cdw10=64, cdw11=0, timeout=0xFFFFFFFF),
+        "write_bad_desc": b"\x00" + nvme_cmd(cdw10=64, cdw11=1, cdw12=3, cdw13=0x00010005) + b"abc",
+        "close_bad_desc": b"\x00" + nvme_cmd(cdw10=129, cdw13=7, data_len=0),
+        "other_opcode": b"\x00" + nvme_cmd(opcode=0x06, data_len=0),
+        "response_open": b"\x01" + struct.pack("<II", 0, 0) + struct.pack("<i", 0x10000),
+        "response_read": b"\x01" + struct.pack("<II", 0, 0) + struct.pack("<I", 5) + b"world",
+        "response_error": b"\x01" + struct.pack("<II", 0x0702, 111),
+    }
+
+
 def write(name, seeds):
     d = os.path.join(CORPUS, name)
     if os.path.isdir(d):
