@@ -204,7 +204,8 @@ stream_mode(const uint8_t *body, size_t body_len, size_t cap, uint32_t seed, uns
     for (unsigned i = 0; i < repeat; i++)
         memcpy(s + i * body_len, body, body_len);
     size_t want_count;
-    ssize_t want_end = reference_cut(s, n, cap > PTTH_CC_MSG_LIMIT ? PTTH_CC_MSG_LIMIT : cap, offsets, lens, &want_count, max_count);
+    ssize_t want_end =
+        reference_cut(s, n, cap > PTTH_CC_MSG_LIMIT ? PTTH_CC_MSG_LIMIT : cap, offsets, lens, &want_count, max_count);
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)

@@ -178,7 +178,8 @@ feed(ptth_frame_decoder *d, const uint8_t *in, size_t len, trace *t, const char 
             const char *first = ev.error;
             for (int i = 0; i < 2; i++) {
                 ptth_frame_event again;
-                size_t u = i == 0 ? ptth_frame_decode(d, in + used, len - used, &again) : ptth_frame_decode(d, more, sizeof(more), &again);
+                size_t u =
+                    i == 0 ? ptth_frame_decode(d, in + used, len - used, &again) : ptth_frame_decode(d, more, sizeof(more), &again);
                 if (u != 0 || again.type != PTTH_FRAME_EV_ERROR || again.error != first)
                     fail("a call after ERROR did not repeat the ERROR", pass);
             }

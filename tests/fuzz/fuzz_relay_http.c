@@ -267,7 +267,8 @@ open_conn(const uint8_t *script, size_t len, h2o_accept_ctx_t *actx)
 static bool
 is_tchar(uint8_t ch)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
 /* Finds "\r\n" at or after p; returns its offset or SIZE_MAX. */
@@ -374,7 +375,10 @@ check_output(size_t ci)
                 size_t size = 0, k = p;
                 for (; k < eol && k - p < 8; k++) {
                     uint8_t h = b[k];
-                    int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                    int v = h >= '0' && h <= '9'   ? h - '0'
+                            : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                            : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                   : -1;
                     if (v < 0)
                         break;
                     size = size * 16 + (size_t)v;

@@ -450,8 +450,7 @@ fuzz_cidr(const uint8_t *data, size_t size)
             fail("cidr: address cannot be written");
         snprintf(again, sizeof(again), "%s/%u", ip, c.prefix);
         ptth_cidr c2;
-        if (ptth_cidr_parse(again, &c2) != 0 || c2.family != c.family || c2.prefix != c.prefix ||
-            memcmp(c2.addr, c.addr, 16) != 0)
+        if (ptth_cidr_parse(again, &c2) != 0 || c2.family != c.family || c2.prefix != c.prefix || memcmp(c2.addr, c.addr, 16) != 0)
             fail("cidr: writing it back gives another CIDR");
         if (!ptth_cidr_match(&c, c.family, c.addr))
             fail("cidr: does not match its own address");
