@@ -10,9 +10,10 @@
  * foo/web) and bob (allowed nothing), an admin key, --max-chunk 1024 and small
  * connection limits. The input is split at "@NEXT@" into up to 8 scripts; each
  * is written on a new connection, in order, after the relay went quiet on the
- * previous one, with "@ID@" replaced by the last PTTH-Conn id the relay gave
- * out (so listen -> connect -> accept -> upstream/downstream/close can be
- * reached), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys of foo, alice,
+ * previous one, with "@ID@" replaced by the id of the tunnel the relay made
+ * last (so listen -> connect -> accept -> upstream/downstream/close can be
+ * reached; "@IDIDIDIDIDIDIDIDIDID@" is the same for HTTP/2 frames, where the
+ * length must not change), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys of foo, alice,
  * bob and the admin. Then every connection is half-closed, the relay ends all
  * tunnels (as on SIGTERM), the connections are closed and the relay is
  * disposed.
@@ -43,6 +44,8 @@
 #include "keys.h"
 #include "log.h"
 #include "relay.h"
+#include "table.h"
+#include "tunnel.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -59,6 +62,9 @@ static const char ALICE_KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAk";
 static const char BOB_KEY[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBk";
 static const char ADMIN_KEY[] = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXk";
 
+/* The same length as a connection id (PTTH_ID_LEN), for HTTP/2 scripts. */
+#define ID_MARK_FIXED "@IDIDIDIDIDIDIDIDIDID@"
+
 static h2o_evloop_t *loop;
 static ptth_relay_config cfg;
 
@@ -70,8 +76,7 @@ typedef struct conn {
     uint8_t *script; /* owned copy after substitution */
     uint8_t *out;    /* what the relay sent (one static buffer per slot) */
     size_t out_len;
-    size_t scanned; /* out[0..scanned) was searched for PTTH-Conn */
-    bool out_overflow, eof, head_seen, is_h2;
+    bool out_overflow, eof, head_seen, is_h2, has_h2;
 } conn;
 
 static conn conns[MAX_CONNS];
@@ -186,37 +191,49 @@ run_until_quiet(void)
     }
 }
 
-/* Remembers the last "ptth-conn: ID" header the relay sent on any
- * connection (h2o writes the relay's header names as given: lowercase). */
+/* Takes the id of a tunnel that appeared since the last call as the new
+ * "@ID@" (when several did, the smallest id, so that the choice does not
+ * depend on the table's order). Read from the relay's table rather than
+ * from the responses, which HTTP/2 compresses. */
 static void
-scan_conn_id(void)
+note_new_tunnel(ptth_relay *relay)
 {
-    static const char name[] = "\r\nptth-conn: ";
-    const size_t nlen = sizeof(name) - 1;
-    for (size_t i = 0; i < nconns; i++) {
-        conn *c = &conns[i];
-        while (c->scanned + nlen + PTTH_ID_LEN <= c->out_len) {
-            const uint8_t *hit = memmem(c->out + c->scanned, c->out_len - c->scanned, name, nlen);
-            if (hit == NULL || (size_t)(hit - c->out) + nlen + PTTH_ID_LEN > c->out_len) {
-                /* keep a possible partial match for the next scan */
-                c->scanned = c->out_len > nlen + PTTH_ID_LEN ? c->out_len - nlen - PTTH_ID_LEN : 0;
-                break;
-            }
-            memcpy(last_id, hit + nlen, PTTH_ID_LEN);
-            last_id[PTTH_ID_LEN] = '\0';
-            c->scanned = (size_t)(hit - c->out) + nlen + PTTH_ID_LEN;
-        }
+    static char seen[64][PTTH_ID_LEN + 1];
+    static size_t nseen;
+    if (relay == NULL) { /* a new input */
+        nseen = 0;
+        return;
     }
+    size_t n;
+    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
+    const char *pick = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool known = false;
+        for (size_t k = 0; k < nseen && !known; k++)
+            known = strcmp(seen[k], tuns[i]->id) == 0;
+        if (!known && (pick == NULL || strcmp(tuns[i]->id, pick) < 0))
+            pick = tuns[i]->id;
+    }
+    if (pick != NULL) {
+        memcpy(last_id, pick, PTTH_ID_LEN + 1);
+        if (nseen < sizeof(seen) / sizeof(seen[0]))
+            memcpy(seen[nseen++], pick, PTTH_ID_LEN + 1);
+    }
+    free(tuns);
 }
 
-/* Copies a script, replacing the placeholders. */
+/* Copies a script, replacing the placeholders. "@ID@" and the key markers
+ * change the length of the text, which is fine for HTTP/1; inside HTTP/2
+ * frames (whose lengths are counted) use ID_MARK_FIXED, exactly as long as an
+ * id, and the keys themselves. */
 static uint8_t *
 substitute(const uint8_t *s, size_t len, size_t *out_len)
 {
     static const struct {
         const char *mark;
         const char *text;
-    } subs[] = {{"@ID@", last_id}, {"@SKEY@", SERVER_KEY}, {"@AKEY@", ALICE_KEY}, {"@BKEY@", BOB_KEY}, {"@XKEY@", ADMIN_KEY}};
+    } subs[] = {{ID_MARK_FIXED, last_id}, {"@ID@", last_id},   {"@SKEY@", SERVER_KEY},
+                {"@AKEY@", ALICE_KEY},    {"@BKEY@", BOB_KEY}, {"@XKEY@", ADMIN_KEY}};
     uint8_t *out = malloc(len * 11 + 1); /* "@ID@" (4) -> 22, "@XKEY@" (6) -> 43: at most 11 times longer */
     if (out == NULL)
         abort();
@@ -255,6 +272,9 @@ open_conn(const uint8_t *script, size_t len, h2o_accept_ctx_t *actx)
     c->wbuf = c->script;
     c->is_h2 = c->wlen >= 3 && memcmp(c->script, "PRI", 3) == 0;
     c->head_seen = memmem(c->script, c->wlen, "HEAD", 4) != NULL;
+    /* h2o switches to HTTP/2 when a request starts with the preface, also
+     * after HTTP/1 requests on the same connection */
+    c->has_h2 = memmem(c->script, c->wlen, "PRI * HTTP/2", 12) != NULL;
     h2o_socket_t *sock = h2o_evloop_socket_create(loop, sv[1], 0);
     c->h2o_open = true;
     sock->on_close.cb = on_h2o_close;
@@ -307,6 +327,20 @@ check_output(size_t ci)
     const conn *c = &conns[ci];
     const uint8_t *b = c->out;
     size_t len = c->out_len, p = 0;
+    if (c->is_h2 && verbose) {
+        /* frame by frame: type, flags, stream, length (HEADERS 1, DATA 0, RST_STREAM 3, GOAWAY 7) */
+        for (size_t f = 0; f + 9 <= len;) {
+            size_t flen = (size_t)b[f] << 16 | (size_t)b[f + 1] << 8 | b[f + 2];
+            uint32_t stream =
+                ((uint32_t)b[f + 5] << 24 | (uint32_t)b[f + 6] << 16 | (uint32_t)b[f + 7] << 8 | b[f + 8]) & 0x7fffffff;
+            fprintf(stderr, "fuzz_relay_http: connection %zu: HTTP/2 frame type %u flags 0x%02x stream %u length %zu\n", ci,
+                    b[f + 3], b[f + 4], stream, flen);
+            if (b[f + 3] == 7 && f + 9 + 8 <= len)
+                fprintf(stderr, "fuzz_relay_http:   GOAWAY error %u: %.*s\n", (unsigned)b[f + 16],
+                        (int)(flen - 8 < len - f - 17 ? flen - 8 : len - f - 17), (const char *)b + f + 17);
+            f += 9 + flen;
+        }
+    }
     if (c->is_h2 || c->out_overflow)
         return; /* HTTP/2 frames, or a tail we did not keep */
     while (p < len) {
@@ -314,6 +348,8 @@ check_output(size_t ci)
         static const char proto[] = "HTTP/1.1 ";
         if (len - p < 12)
             return;
+        if (c->has_h2 && memcmp(b + p, proto, 9) != 0)
+            return; /* HTTP/2 from here on */
         if (memcmp(b + p, proto, 9) != 0 || b[p + 9] < '1' || b[p + 9] > '5' || b[p + 10] < '0' || b[p + 10] > '9' ||
             b[p + 11] < '0' || b[p + 11] > '9')
             fail("a response does not start with a status line", ci);
@@ -361,6 +397,8 @@ check_output(size_t ci)
             p = eol + 2;
         }
         /* body */
+        if (status == 101)
+            return; /* upgraded (h2c): HTTP/2 from here on */
         if (status < 200 || status == 204 || status == 304)
             continue;
         if (c->head_seen)
@@ -435,6 +473,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     actx.hosts = relay.globalconf.hosts;
 
     nconns = 0;
+    note_new_tunnel(NULL);
     memset(last_id, 'A', PTTH_ID_LEN);
     last_id[PTTH_ID_LEN] = '\0';
 
@@ -444,7 +483,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (p <= end && nconns < MAX_CONNS) {
         const uint8_t *next = memmem(p, (size_t)(end - p), sep, sizeof(sep) - 1);
         const uint8_t *stop = next != NULL && nconns + 1 < MAX_CONNS ? next : end;
-        scan_conn_id();
+        note_new_tunnel(&relay);
         open_conn(p, (size_t)(stop - p), &actx);
         run_until_quiet();
         if (stop == end)

@@ -231,6 +231,60 @@ def conns(*scripts):
     return b"@NEXT@".join(scripts)
 
 
+# HTTP/2 with prior knowledge, written by hand: frames and HPACK literals
+# without indexing or Huffman coding (RFC 7540, RFC 7541).
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_int(value, prefix_bits, first=0):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out = [first | limit]
+    value -= limit
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    out.append(value)
+    return bytes(out)
+
+
+def hpack_literal(name, value):
+    name, value = name.encode(), value.encode()
+    return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
+
+
+def h2_request(stream, method, path, key=None, headers=(), body=None):
+    block = b"".join(hpack_literal(n, v) for n, v in [(":method", method), (":scheme", "http"), (":path", path),
+                                                       (":authority", "relay.test")])
+    if key:
+        block += hpack_literal("authorization", "Bearer " + key)
+    for h in headers:
+        n, v = h.split(": ", 1)
+        block += hpack_literal(n.lower(), v)
+    if body is None:
+        return h2_frame(1, 0x5, stream, block)  # HEADERS, END_HEADERS | END_STREAM
+    block += hpack_literal("content-length", str(len(body)))
+    return h2_frame(1, 0x4, stream, block) + h2_frame(0, 0x1, stream, body)
+
+
+# Inside HTTP/2 frames the placeholders must keep their length: the keys of
+# fuzz_relay_http.c themselves, and the 22-character id marker.
+H2_SKEY = "S" * 42 + "k"
+H2_AKEY = "A" * 42 + "k"
+H2_BKEY = "B" * 42 + "k"
+H2_XKEY = "X" * 42 + "k"
+H2_ID = "@IDIDIDIDIDIDIDIDIDID@"
+
+
+def h2_conn(*frames):
+    return H2_PREFACE + h2_frame(4, 0, 0) + h2_frame(4, 1, 0) + b"".join(frames)  # SETTINGS, SETTINGS ack
+
+
 @target
 def relay_http_seeds():
     import base64
@@ -272,6 +326,22 @@ def relay_http_seeds():
         "chunked_request": b"POST /v1/servers/foo/listen HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer @SKEY@\r\n"
                            b"PTTH-Ports: ssh\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "xff": req("POST", "/v1/servers/foo/listen", "@SKEY@", ["PTTH-Ports: ssh", "X-Forwarded-For: 203.0.113.5, 127.0.0.1"]),
+        # HTTP/2: listen and connect multiplexed on one connection, accept on
+        # another, chunks, a RST_STREAM of a held chunk, GOAWAY
+        "h2_tunnel": conns(
+            h2_conn(h2_request(1, "POST", "/v1/servers/foo/listen", H2_SKEY, ["PTTH-Ports: ssh"], b""),
+                    h2_request(3, "POST", "/v1/servers/foo/ports/ssh/connect", H2_AKEY, (), b"")),
+            h2_conn(h2_request(1, "POST", "/v1/servers/foo/conns/%s/accept" % H2_ID, H2_SKEY, (), b"")),
+            h2_conn(h2_request(1, "POST", "/v1/servers/foo/conns/%s/upstream" % H2_ID, H2_AKEY, ["PTTH-Seq: 1"], b"second"),
+                    h2_frame(3, 0, 1, struct.pack(">I", 8)),  # RST_STREAM(CANCEL) of the held chunk
+                    h2_request(3, "POST", "/v1/servers/foo/conns/%s/upstream" % H2_ID, H2_AKEY, ["PTTH-Seq: 0"], b"first"),
+                    h2_request(5, "POST", "/v1/servers/foo/conns/%s/downstream" % H2_ID, H2_SKEY,
+                               ["PTTH-Seq: 0", "PTTH-Fin: 1"], b""),
+                    h2_request(7, "GET", "/v1/status", H2_XKEY),
+                    h2_frame(7, 0, 0, struct.pack(">II", 7, 0))),  # GOAWAY
+        ),
+        "h2_gets": h2_conn(h2_request(1, "GET", "/healthz"), h2_request(3, "GET", "/metrics", H2_XKEY),
+                           h2_request(5, "POST", "/v1/servers/foo/ports/ssh/connect", H2_BKEY, (), b"")),
     }
 
 
