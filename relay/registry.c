@@ -160,6 +160,7 @@ ptth_srv_on_listen(ptth_srv *srv, h2o_req_t *req)
         return;
     }
     ptth_hold *hold = ptth_hold_new(req, sizeof(ptth_hold), on_listen_gone, srv);
+    ptth_hold_watch_peer(hold, &srv->relay->peers);
     h2o_linklist_insert(&srv->listens, &hold->link);
     srv->nlistens++;
     h2o_timeout_unlink(&srv->offline_timer);

@@ -64,6 +64,14 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
     ptth_handler_register(relay, hostconf);
 
     relay->loop = loop;
+    int rc = ptth_peerset_init(&relay->peers, loop);
+    if (rc != 0) {
+        ptth_problems_add(problems, "cannot create an epoll set: %s", strerror(-rc));
+        h2o_config_dispose(&relay->globalconf);
+        free(relay->trusted);
+        ptth_auth_free(&relay->auth);
+        return -1;
+    }
     h2o_context_init(&relay->ctx, loop, &relay->globalconf);
     h2o_timeout_init(loop, &relay->listen_timeout, cfg->listen_timeout * 1000);
     h2o_timeout_init(loop, &relay->connect_timeout, cfg->connect_timeout * 1000);
@@ -100,6 +108,7 @@ ptth_relay_dispose(ptth_relay *relay)
     h2o_timeout_dispose(relay->loop, &relay->heartbeat);
     h2o_timeout_dispose(relay->loop, &relay->idle_timeout);
     h2o_context_dispose(&relay->ctx);
+    ptth_peerset_dispose(&relay->peers);
     h2o_config_dispose(&relay->globalconf);
     ptth_table_dispose(&relay->servers);
     ptth_table_dispose(&relay->tunnels);

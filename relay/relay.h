@@ -20,6 +20,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "config.h"
+#include "peerwatch.h"
 #include "table.h"
 
 /* Why a tunnel ended (SPEC §4 tunnel_end reason). */
@@ -49,6 +50,7 @@ typedef struct ptth_relay {
     h2o_timeout_t connect_timeout; /* --connect-timeout */
     h2o_timeout_t heartbeat;       /* --heartbeat */
     h2o_timeout_t idle_timeout;    /* --idle-timeout (only used when > 0) */
+    ptth_peerset peers;            /* HTTP/1 peers of held requests and streams */
 
     ptth_table servers; /* name -> ptth_srv */
     ptth_table tunnels; /* id -> ptth_tunnel */

@@ -15,6 +15,7 @@ on_hold_dispose(void *p)
 {
     ptth_hold *hold = p;
     h2o_timeout_unlink(&hold->timer);
+    ptth_peer_watch_stop(&hold->peer);
     if (hold->req == NULL)
         return;
     hold->req = NULL;
@@ -39,7 +40,32 @@ ptth_hold_release(ptth_hold *hold)
     h2o_req_t *req = hold->req;
     hold->req = NULL;
     h2o_timeout_unlink(&hold->timer);
+    ptth_peer_watch_stop(&hold->peer);
     return req;
+}
+
+/* The HTTP/1 peer of a held request closed: the owner forgets the hold, and
+ * an answer lets h2o find out (its write or its next read fails) and close
+ * the connection, which frees the request. */
+static void
+on_hold_peer_gone(ptth_peer_watch *w)
+{
+    ptth_hold *hold = H2O_STRUCT_FROM_MEMBER(ptth_hold, peer, w);
+    h2o_req_t *req = hold->req;
+    if (req == NULL)
+        return;
+    h2o_timeout_unlink(&hold->timer);
+    hold->req = NULL;
+    if (hold->on_gone != NULL)
+        hold->on_gone(hold);
+    ptth_reply(req, 400, "the connection was closed by the peer\n");
+}
+
+void
+ptth_hold_watch_peer(ptth_hold *hold, ptth_peerset *peers)
+{
+    if (hold->req != NULL)
+        ptth_peer_watch_start(peers, &hold->peer, hold->req, on_hold_peer_gone);
 }
 
 void

@@ -24,6 +24,8 @@
 
 #include <h2o.h>
 
+#include "peerwatch.h"
+
 typedef struct ptth_hold ptth_hold;
 typedef void (*ptth_hold_cb)(ptth_hold *hold);
 
@@ -33,11 +35,18 @@ struct ptth_hold {
     void *owner;
     h2o_linklist_t link;       /* for the owner's lists */
     h2o_timeout_entry_t timer; /* for the owner's timeouts; unlinked when the hold ends */
+    ptth_peer_watch peer;      /* see ptth_hold_watch_peer() */
 };
 
 /* Allocates a hold of size bytes (>= sizeof(ptth_hold), so that a larger
  * struct may start with one) in req's pool, zeroed. */
 ptth_hold *ptth_hold_new(h2o_req_t *req, size_t size, ptth_hold_cb on_gone, void *owner);
+
+/* Over HTTP/1.x: when the request's peer closes its connection while the
+ * hold waits, the hold ends as if h2o had disposed the request (req cleared,
+ * on_gone runs) and the request is answered, so that h2o finds the closed
+ * connection and cleans up. Nothing for HTTP/2 (h2o notices by itself). */
+void ptth_hold_watch_peer(ptth_hold *hold, ptth_peerset *peers);
 
 /* Detaches the hold from its request (the caller is about to use hold->req
  * in another way, e.g. as a stream) and returns the request. */

@@ -78,6 +78,7 @@ do_send(ptth_stream *s)
     if (final) {
         s->req = NULL; /* h2o drops the generator with a final send: no proceed, no stop */
         h2o_timeout_unlink(&s->heartbeat_entry);
+        ptth_peer_watch_stop(&s->peer);
     } else {
         s->sending = true;
         rearm_heartbeat(s);
@@ -107,6 +108,7 @@ on_stop(h2o_generator_t *generator, h2o_req_t *req)
     s->req = NULL;
     s->sending = false;
     h2o_timeout_unlink(&s->heartbeat_entry);
+    ptth_peer_watch_stop(&s->peer);
     notify_broken(s);
 }
 
@@ -116,6 +118,7 @@ on_dispose(void *p)
     ptth_stream *s = p;
     s->req = NULL;
     h2o_timeout_unlink(&s->heartbeat_entry);
+    ptth_peer_watch_stop(&s->peer);
     notify_broken(s);
     buf_free(&s->pending);
     buf_free(&s->inflight);
@@ -144,9 +147,21 @@ on_heartbeat(h2o_timeout_entry_t *entry)
         ptth_stream_flush(s);
 }
 
+/* The HTTP/1 peer closed its connection: the owner learns it now, and the
+ * final write lets h2o find out and close the connection. */
+static void
+on_peer_gone(ptth_peer_watch *w)
+{
+    ptth_stream *s = H2O_STRUCT_FROM_MEMBER(ptth_stream, peer, w);
+    if (s->req == NULL)
+        return;
+    notify_broken(s);
+    ptth_stream_finish(s);
+}
+
 ptth_stream *
 ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, const ptth_stream_callbacks *cb, void *owner,
-                 size_t *live_counter)
+                 size_t *live_counter, ptth_peerset *peers)
 {
     ptth_stream *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), on_dispose);
     memset(s, 0, sizeof(*s));
@@ -169,6 +184,7 @@ ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, con
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
     h2o_start_response(req, &s->super);
+    ptth_peer_watch_start(peers, &s->peer, req, on_peer_gone);
 
     if (ptth_stream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
         ptth_stream_flush(s);

@@ -14,6 +14,9 @@
  * ptth_stream_finish() or until on_broken runs; after either the stream makes
  * no more callbacks and the owner must forget the pointer.
  *
+ * A peer that goes away is noticed by h2o over HTTP/2, and over HTTP/1.x by the
+ * relay's peer watch (peerwatch.h); the heartbeat's peek is a second check.
+ *
  * Heartbeat: after `heartbeat` idle time (nothing written), a PING frame goes
  * out so that proxies keep the response open. The stream starts with a PING
  * so that the response headers leave h2o (and any proxy) at once.
@@ -26,6 +29,8 @@
 #include <stdint.h>
 
 #include <h2o.h>
+
+#include "peerwatch.h"
 
 typedef struct ptth_stream ptth_stream;
 
@@ -56,15 +61,18 @@ struct ptth_stream {
     h2o_timeout_entry_t heartbeat_entry;
     h2o_loop_t *loop;
     uint64_t bytes_written; /* frame bytes handed to h2o */
+    ptth_peer_watch peer;   /* HTTP/1.x: the peer closing breaks the stream at once */
 };
 
 /* Starts a 200 response on req whose body is a framed stream, with
  * Cache-Control: no-store, X-Accel-Buffering: no and content type
  * application/octet-stream (headers added to req->res.headers before are
  * kept), and sends a first PING. live_counter (may be NULL) is incremented
- * now and decremented when h2o frees the stream. */
+ * now and decremented when h2o frees the stream. Over HTTP/1.x the peer is
+ * watched (peers, may be NULL): when it closes its connection, on_broken runs
+ * at once and the response is ended. */
 ptth_stream *ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, const ptth_stream_callbacks *cb,
-                              void *owner, size_t *live_counter);
+                              void *owner, size_t *live_counter, ptth_peerset *peers);
 
 /* Appends one frame (header + copy of payload) to pending. Nothing is sent
  * before ptth_stream_flush(). 0, -EPIPE when the stream is finished or broken,

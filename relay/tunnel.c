@@ -102,6 +102,7 @@ ptth_tunnel_new(ptth_relay *relay, ptth_srv *srv, h2o_req_t *connect_req, const 
             break;
     }
     t->connect = ptth_hold_new(connect_req, sizeof(ptth_hold), on_connect_gone, t);
+    ptth_hold_watch_peer(t->connect, &relay->peers);
     srv->ntunnels++;
     relay->ntunnels++;
     relay->stats.tunnels_opened++;
@@ -142,9 +143,10 @@ ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
     ptth_reply_header(connect_req, "ptth-conn", t->id, strlen(t->id));
     ptth_reply_max_chunk(connect_req, t->relay->cfg->max_chunk);
     ptth_reply_max_chunk(req, t->relay->cfg->max_chunk);
-    t->down.out =
-        ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams);
-    t->up.out = ptth_stream_open(req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams);
+    t->down.out = ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams,
+                                   &t->relay->peers);
+    t->up.out = ptth_stream_open(req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams,
+                                 &t->relay->peers);
     touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s", t->id, t->server, t->port, t->client);
 }
@@ -343,6 +345,7 @@ ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client)
         ptth_hold_reply(&c->hold, 409, msg);
         return;
     }
+    ptth_hold_watch_peer(&c->hold, &t->relay->peers);
     if (replaced != NULL)
         ptth_hold_reply(&((ptth_chunk *)replaced)->hold, 409, "superseded by a retry of the same PTTH-Seq\n");
     if (fin) {

@@ -1,0 +1,160 @@
+"""faultkit: what the fault and abuse tests share on top of ptthtest,
+tunnelkit (a relay with server 'foo' and client 'alice') and relayclient (raw
+HTTP/1.1 to the relay): memory and CPU figures of a process from /proc, the
+relay's /v1/status, and a TCP proxy that can be cut in the middle of a
+tunnel. Everything binds to loopback and is bounded in time."""
+
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_INTEGRATION = os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(_HERE, "..", "..", "..")), "tests", "integration")
+sys.path.insert(0, _INTEGRATION)
+sys.path.insert(0, os.path.join(_INTEGRATION, "tunnel"))
+sys.path.insert(0, os.path.join(_INTEGRATION, "relay"))
+
+import ptthtest as pt  # noqa: E402
+import relayclient as rc  # noqa: E402
+import tunnelkit as kit  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def slow():
+    """True under a sanitizer or valgrind: timings are looser there."""
+    return kit.sanitized() or bool(os.environ.get("PTTH_VALGRIND"))
+
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process used so far (utime + stime)."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    # the command name may hold spaces: fields start after the last ')'
+    fields = stat[stat.rindex(")") + 2:].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLK_TCK
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def status(port, admin_key):
+    """The relay's /v1/status (JSON) with the admin key."""
+    r = rc.Api(port).get("/v1/status", rc.bearer(admin_key))
+    assert r.status == 200, r
+    return json.loads(r.body)
+
+
+def wait_until(what, fn, timeout=10.0, interval=0.05):
+    """Polls fn() until it returns something true; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not within %.1fs" % (what, timeout))
+        time.sleep(interval)
+
+
+def healthz(port):
+    c = rc.H1(port, timeout=5)
+    try:
+        return c.request("GET", "/healthz").status
+    finally:
+        c.close()
+
+
+class TcpProxy:
+    """A loopback TCP proxy to 127.0.0.1:target: each accepted connection is
+    copied both ways by two threads. cut() resets every connection it carries
+    (SO_LINGER 0, then close: RST to both sides) and stops accepting, as a
+    middlebox or a network failure would."""
+
+    def __init__(self, target):
+        self.target = target
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(256)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.lock = threading.Lock()
+        self.closing = False
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                if self.closing:
+                    c.close()
+                    u.close()
+                    return
+                self.socks += [c, u]
+            self.accepted += 1
+            threading.Thread(target=self._copy, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._copy, args=(u, c), daemon=True).start()
+
+    def _copy(self, src, dst):
+        try:
+            while True:
+                b = src.recv(1 << 16)
+                if not b:
+                    break
+                dst.sendall(b)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def cut(self):
+        """Resets every connection both ways and stops."""
+        self.closing = True
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for x in socks:
+            try:
+                x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                x.shutdown(socket.SHUT_RD)  # wakes the copying thread without a FIN
+            except OSError:
+                pass
+        for x in socks:
+            x.close()
+        self.close()
+
+    def close(self):
+        self.closing = True
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.lsock.close()
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for x in socks:
+            x.close()
