@@ -1,11 +1,26 @@
 /*
  * admin.h: the operator's views of the relay (SPEC §4 Operations):
- *   GET /metrics     Prometheus text
+ *   GET /metrics     Prometheus text format (names ptth_*, HELP and TYPE lines)
  *   GET /v1/status   JSON
- *   GET /            a small HTML page
+ *   GET /            the same as a small HTML page (no script)
  * All three need --admin-key-hash and that key, as Authorization: Bearer KEY
  * or as the password of HTTP Basic (any user name) so that a browser can
- * open the page. Without --admin-key-hash they answer 404.
+ * open the page (a request without either gets 401 with WWW-Authenticate:
+ * Basic). Without --admin-key-hash they answer 404. docs/ptth_relay.md lists
+ * every metric and field.
+ *
+ * Besides what the relay's tables hold now (servers, tunnels), the module
+ * keeps, per relay, totals of the tunnels that ended by server and port
+ * (result counts, bytes each way) and the last PTTH_ADMIN_RECENT ends with
+ * their reasons, fed by ptth_admin_on_tunnel_end(). At most
+ * PTTH_ADMIN_MAX_SERIES server/port pairs are kept; ends of further pairs
+ * count under server="_other", port="_other".
+ *
+ * Everything that is not a constant of the page goes through the escapes of
+ * sbuf.h: reasons come from PTTH-Reason headers and may hold any bytes.
+ *
+ * Memory: the state (relay->admin) is made at the first tunnel end and
+ * freed by ptth_admin_dispose() (ptth_relay_dispose calls it).
  */
 #ifndef PTTH_RELAY_ADMIN_H
 #define PTTH_RELAY_ADMIN_H
@@ -15,7 +30,19 @@
 #include "relay.h"
 #include "route.h"
 
+#define PTTH_ADMIN_RECENT 32
+#define PTTH_ADMIN_MAX_SERIES 4096
+
+struct ptth_tunnel;
+
 /* Answers req (kind: PTTH_ROUTE_METRICS, _STATUS or _INDEX). */
 void ptth_admin_serve(ptth_relay *relay, h2o_req_t *req, ptth_route_kind kind);
+
+/* Records a tunnel that ends now (called by ptth_tunnel_end before it frees
+ * t). detail may be NULL. Out of memory only loses the record. */
+void ptth_admin_on_tunnel_end(ptth_relay *relay, const struct ptth_tunnel *t, ptth_end_reason reason, const char *detail);
+
+/* Frees relay->admin. */
+void ptth_admin_dispose(ptth_relay *relay);
 
 #endif

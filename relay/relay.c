@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "handler.h"
 #include "log.h"
 #include "registry.h"
+#include "sysutil.h"
 #include "tunnel.h"
 
 static int
@@ -79,6 +81,7 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
     h2o_timeout_init(loop, &relay->idle_timeout, (cfg->idle_timeout != 0 ? cfg->idle_timeout : 1) * 1000);
     ptth_table_init(&relay->servers);
     ptth_table_init(&relay->tunnels);
+    relay->started_ms = ptth_now_ms();
     return 0;
 }
 
@@ -103,6 +106,7 @@ void
 ptth_relay_dispose(ptth_relay *relay)
 {
     ptth_relay_end_all(relay);
+    ptth_admin_dispose(relay);
     h2o_timeout_dispose(relay->loop, &relay->listen_timeout);
     h2o_timeout_dispose(relay->loop, &relay->connect_timeout);
     h2o_timeout_dispose(relay->loop, &relay->heartbeat);

@@ -63,6 +63,8 @@ typedef struct ptth_relay {
         uint64_t tunnels_ended[PTTH_END__COUNT];
         uint64_t bytes_up, bytes_down;
     } stats;
+    long long started_ms;           /* ptth_now_ms() at init (admin pages) */
+    struct ptth_admin_state *admin; /* admin.c: per server/port totals, recent ends */
 } ptth_relay;
 
 /* Sets up a relay for cfg (already validated: options parsed) on loop:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "frame.h"
 #include "log.h"
 #include "sysutil.h"
@@ -420,6 +421,7 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
                   ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""));
 
     relay->stats.tunnels_ended[reason]++;
+    ptth_admin_on_tunnel_end(relay, t, reason, rst_text);
     ptth_table_remove(&relay->tunnels, t->id, PTTH_ID_LEN);
     t->srv->ntunnels--;
     relay->ntunnels--;
