@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -42,6 +43,14 @@ check_tls_files(const ptth_relay_config *c, ptth_problems *problems)
     }
     if (c->tls_cert == NULL)
         return;
+    /* the private key is a secret like a ptth key file: refused when others
+     * may read it */
+    struct stat st;
+    if (stat(c->tls_key, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+        ptth_problems_add(problems, "--tls-key: '%s' is readable by group or others (mode %04o); run chmod 600 '%s'", c->tls_key,
+                          (unsigned)(st.st_mode & 07777), c->tls_key);
+        return;
+    }
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
         ptth_problems_add(problems, "cannot create a TLS context");
@@ -94,10 +103,16 @@ static const ptth_option options[] = {
     {"heartbeat", PTTH_OPT_UINT, OFF(heartbeat), "SECS", "PING frame on a stream idle this long", "20", 1, 3600, NULL},
     {"idle-timeout", PTTH_OPT_UINT, OFF(idle_timeout), "SECS", "close a tunnel without bytes either way for this long; 0 = never",
      "0", 0, 2592000, NULL},
+    {"request-timeout", PTTH_OPT_UINT, OFF(request_timeout), "SECS",
+     "close a connection that is slower than this to finish its TLS handshake or a request, or is idle this long between "
+     "requests",
+     "30", 1, 3600, NULL},
     {"max-chunk", PTTH_OPT_UINT, OFF(max_chunk), "BYTES", "largest upstream/downstream POST body", "262144", 1, 16777215, NULL},
     {"max-connections", PTTH_OPT_UINT, OFF(max_connections), "N", "tunnels open at once, all servers", "10000", 1, 10000000, NULL},
     {"max-connections-per-server", PTTH_OPT_UINT, OFF(max_connections_per_server), "N", "tunnels open at once per server", "1024",
      1, 10000000, NULL},
+    {"max-listens-per-server", PTTH_OPT_UINT, OFF(max_listens_per_server), "N", "listens held at once per server", "64", 1, 100000,
+     NULL},
     {"trusted-proxy", PTTH_OPT_LIST, OFF(trusted_proxy), "CIDR",
      "take the client address from X-Forwarded-For only from these peers", NULL, 0, 0, ptth_cidr_check},
 };

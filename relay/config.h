@@ -21,9 +21,11 @@ typedef struct ptth_relay_config {
     uint64_t connect_timeout;
     uint64_t heartbeat;
     uint64_t idle_timeout;
+    uint64_t request_timeout;
     uint64_t max_chunk;
     uint64_t max_connections;
     uint64_t max_connections_per_server;
+    uint64_t max_listens_per_server;
     ptth_strlist trusted_proxy;
 } ptth_relay_config;
 

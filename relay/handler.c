@@ -44,27 +44,6 @@ identify(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, caller *c)
     c->client = ptth_auth_client_by_hash(&relay->auth, &c->hash);
 }
 
-/* 401 when the key is missing or unknown, 403 when it is known but not for this. */
-static void
-refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
-{
-    char msg[160];
-    if (!c->has_key) {
-        ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
-        ptth_reply(req, 401, "missing or malformed Authorization: Bearer KEY\n");
-        return;
-    }
-    bool known = c->client != NULL || c->server != NULL || ptth_auth_server_by_hash(&relay->auth, &c->hash) != NULL ||
-                 ptth_auth_is_admin(&relay->auth, &c->hash);
-    if (!known) {
-        ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
-        ptth_reply(req, 401, "unknown key\n");
-        return;
-    }
-    snprintf(msg, sizeof(msg), "this key may not %s\n", what);
-    ptth_reply(req, 403, msg);
-}
-
 static void
 client_addr(ptth_relay *relay, h2o_req_t *req, char *out, size_t outlen)
 {
@@ -74,6 +53,58 @@ client_addr(ptth_relay *relay, h2o_req_t *req, char *out, size_t outlen)
     size_t xlen;
     const char *xff = ptth_req_header(req, "x-forwarded-for", &xlen);
     ptth_client_addr(n != 0 ? (struct sockaddr *)&ss : NULL, xff, xlen, relay->trusted, relay->ntrusted, out, outlen);
+}
+
+void
+ptth_handler_log_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key)
+{
+    char addr[PTTH_ADDR_STRLEN], path[160];
+    client_addr(relay, req, addr, sizeof(addr));
+    /* the address without its port: what fail2ban bans */
+    char *ip = addr, *end;
+    if (addr[0] == '[') {
+        ip = addr + 1;
+        if ((end = strchr(ip, ']')) != NULL)
+            *end = '\0';
+    } else if ((end = strrchr(addr, ':')) != NULL) {
+        *end = '\0';
+    }
+    /* the path is the client's: printable ASCII only, so that no line can be
+     * forged into the log that fail2ban reads */
+    char p[128];
+    size_t n = req->input.path.len < sizeof(p) - 8 ? req->input.path.len : sizeof(p) - 8;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)req->input.path.base[i];
+        p[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    p[n] = '\0';
+    ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
+                  ptth_log_quote(path, sizeof(path), p));
+}
+
+/* 401 when the key is missing or unknown, 403 when it is known but not for
+ * this; each refusal is one auth_failed log line. */
+static void
+refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
+{
+    char msg[160];
+    if (!c->has_key) {
+        ptth_handler_log_auth_failed(relay, req, "no_key", NULL);
+        ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
+        ptth_reply(req, 401, "missing or malformed Authorization: Bearer KEY\n");
+        return;
+    }
+    bool known = c->client != NULL || c->server != NULL || ptth_auth_server_by_hash(&relay->auth, &c->hash) != NULL ||
+                 ptth_auth_is_admin(&relay->auth, &c->hash);
+    if (!known) {
+        ptth_handler_log_auth_failed(relay, req, "unknown_key", &c->hash);
+        ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
+        ptth_reply(req, 401, "unknown key\n");
+        return;
+    }
+    ptth_handler_log_auth_failed(relay, req, "not_allowed", &c->hash);
+    snprintf(msg, sizeof(msg), "this key may not %s\n", what);
+    ptth_reply(req, 403, msg);
 }
 
 static void
@@ -93,6 +124,10 @@ do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route)
         }
     } else if (srv->ports == NULL) {
         ptth_reply(req, 400, "missing PTTH-Ports: the port names this server offers\n");
+        return;
+    }
+    if (srv->nlistens >= relay->cfg->max_listens_per_server && h2o_linklist_is_empty(&srv->waiting)) {
+        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many listens outstanding for this server (--max-listens-per-server)\n");
         return;
     }
     ptth_srv_on_listen(srv, req);

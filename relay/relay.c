@@ -60,8 +60,13 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
     /* held listens, connects and chunks are long-lived requests: let h2o run
      * all the streams it accepts on one HTTP/2 connection at once */
     relay->globalconf.http2.max_concurrent_requests_per_connection = 65536;
-    relay->globalconf.http1.req_timeout = 30 * 1000;
-    relay->globalconf.http2.idle_timeout = 60 * 1000;
+    /* --request-timeout: a TLS handshake, an HTTP/1 request (head and body)
+     * or the pause between two, and an HTTP/2 connection without streams may
+     * take this long; then h2o closes the connection (slow or idle clients
+     * hold no descriptor and no buffer for longer) */
+    relay->globalconf.handshake_timeout = cfg->request_timeout * 1000;
+    relay->globalconf.http1.req_timeout = cfg->request_timeout * 1000;
+    relay->globalconf.http2.idle_timeout = cfg->request_timeout * 1000;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&relay->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     ptth_handler_register(relay, hostconf);
 
@@ -202,13 +207,14 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
         return -1;
     }
 
-    static const char *const restart_only[] = {"listen",          "tls-cert",  "tls-key",      "listen-timeout",
-                                               "connect-timeout", "heartbeat", "idle-timeout", "max-chunk"};
+    static const char *const restart_only[] = {"listen",    "tls-cert",     "tls-key",   "listen-timeout", "connect-timeout",
+                                               "heartbeat", "idle-timeout", "max-chunk", "request-timeout"};
     const bool changed[] = {
         !same_list(&cfg->listen, &next->listen),       !same_str(cfg->tls_cert, next->tls_cert),
         !same_str(cfg->tls_key, next->tls_key),        cfg->listen_timeout != next->listen_timeout,
         cfg->connect_timeout != next->connect_timeout, cfg->heartbeat != next->heartbeat,
         cfg->idle_timeout != next->idle_timeout,       cfg->max_chunk != next->max_chunk,
+        cfg->request_timeout != next->request_timeout,
     };
     for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
         if (changed[i])
@@ -229,5 +235,6 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
     next->admin_key_hash = t;
     cfg->max_connections = next->max_connections;
     cfg->max_connections_per_server = next->max_connections_per_server;
+    cfg->max_listens_per_server = next->max_listens_per_server;
     return 0;
 }

@@ -83,7 +83,7 @@ void ptth_relay_end_all(ptth_relay *relay);
 void ptth_relay_dispose(ptth_relay *relay);
 
 /* SIGHUP: applies a freshly loaded configuration. Keys, ACLs, the admin key,
- * trusted proxies and the two connection limits take effect (tunnels and
+ * trusted proxies and the connection and listen limits take effect (tunnels and
  * listens of removed or changed keys end); a change to any other option is
  * logged as needing a restart. next is left for the caller to free. Returns
  * 0, or -1 with the problems added (nothing changed). */

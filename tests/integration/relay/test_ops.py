@@ -320,7 +320,8 @@ def many_held_requests_over_http2(ctx):
     all end with 204 at the listen timeout."""
     cert, key = make_cert(ctx)
     sk = pt.Key()
-    relay = ctx.relay(servers={"foo": sk}, args=["--tls-cert", cert, "--tls-key", key, "--listen-timeout", "2"])
+    relay = ctx.relay(servers={"foo": sk}, args=["--tls-cert", cert, "--tls-key", key, "--listen-timeout", "2",
+                                                 "--max-listens-per-server", "150"])
     url = "https://127.0.0.1:%d/v1/servers/foo/listen" % relay.port
     n = 150
     argv = ["curl", "-sS", "--cacert", cert, "--http2", "--parallel", "--parallel-max", str(n), "-w", "%{http_code}\n",
