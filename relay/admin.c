@@ -41,7 +41,7 @@ typedef struct recent_end {
 } recent_end;
 
 struct ptth_admin_state {
-    ptth_table ports; /* key -> port_stats */
+    ptth_table ports;  /* key -> port_stats */
     port_stats *other; /* ends past PTTH_ADMIN_MAX_SERIES pairs */
     recent_end recent[PTTH_ADMIN_RECENT];
     size_t nrecent, next; /* ring: next is where the next end goes */
@@ -148,9 +148,9 @@ typedef struct series {
 } series;
 
 typedef struct snapshot {
-    long long now_ms;   /* monotonic */
-    long long wall_ms;  /* realtime, for the start time */
-    ptth_srv **srvs;    /* every known server, by name */
+    long long now_ms;  /* monotonic */
+    long long wall_ms; /* realtime, for the start time */
+    ptth_srv **srvs;   /* every known server, by name */
     size_t nsrv, online, listens;
     ptth_tunnel **tuns; /* by server, port, age */
     size_t ntun, by_state[3];
@@ -525,8 +525,10 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     human_ms(v1, sizeof(v1), s->now_ms - relay->started_ms);
     ptth_sbuf_lit(b, "<h1>ptth_relay</h1>\n<div class=\"sub\">version ");
     ptth_sbuf_htmls(b, PTTH_VERSION);
-    ptth_sbuf_printf(b, " &middot; up %s &middot; <a href=\"v1/status\">JSON</a> &middot; <a href=\"metrics\">metrics</a>"
-                        " &middot; refreshes every 10 s</div>\n<div class=\"cards\">\n", v1);
+    ptth_sbuf_printf(b,
+                     " &middot; up %s &middot; <a href=\"v1/status\">JSON</a> &middot; <a href=\"metrics\">metrics</a>"
+                     " &middot; refreshes every 10 s</div>\n<div class=\"cards\">\n",
+                     v1);
     snprintf(v1, sizeof(v1), "%zu", s->online);
     card(b, "servers-online", v1, "servers online");
     snprintf(v1, sizeof(v1), "%zu", s->ntun);
@@ -541,8 +543,9 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     card(b, "bytes-down", v2, "server &rarr; client");
     ptth_sbuf_lit(b, "</div>\n");
 
-    ptth_sbuf_printf(b, "<h2>Servers (%zu online of %zu seen)</h2>\n<table id=\"servers\"><tr><th>server</th><th>state</th>"
-                        "<th>ports</th><th>listens held</th><th>tunnels</th></tr>\n",
+    ptth_sbuf_printf(b,
+                     "<h2>Servers (%zu online of %zu seen)</h2>\n<table id=\"servers\"><tr><th>server</th><th>state</th>"
+                     "<th>ports</th><th>listens held</th><th>tunnels</th></tr>\n",
                      s->online, s->nsrv);
     for (size_t i = 0; i < s->nsrv; i++) {
         const ptth_srv *v = s->srvs[i];
@@ -560,8 +563,9 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
         ptth_sbuf_printf(b, "<tr><td colspan=\"5\" class=\"empty\">no server has sent a listen yet</td></tr>\n");
     ptth_sbuf_lit(b, "</table>\n");
 
-    ptth_sbuf_printf(b, "<h2>Open tunnels (%zu)</h2>\n<table id=\"tunnels\"><tr><th>server</th><th>port</th><th>client</th>"
-                        "<th>address</th><th>state</th><th>up</th><th>down</th><th>age</th><th>id</th></tr>\n",
+    ptth_sbuf_printf(b,
+                     "<h2>Open tunnels (%zu)</h2>\n<table id=\"tunnels\"><tr><th>server</th><th>port</th><th>client</th>"
+                     "<th>address</th><th>state</th><th>up</th><th>down</th><th>age</th><th>id</th></tr>\n",
                      s->ntun);
     size_t rows = s->ntun < HTML_MAX_TUNNEL_ROWS ? s->ntun : HTML_MAX_TUNNEL_ROWS;
     for (size_t i = 0; i < rows; i++) {
@@ -587,9 +591,10 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
                          s->ntun - rows);
     ptth_sbuf_lit(b, "</table>\n");
 
-    ptth_sbuf_printf(b, "<h2>Recent tunnel ends (last %d)</h2>\n<table id=\"recent\"><tr><th>server</th><th>port</th>"
-                        "<th>client</th><th>address</th><th>result</th><th>detail</th><th>up</th><th>down</th>"
-                        "<th>duration</th><th>ended</th></tr>\n",
+    ptth_sbuf_printf(b,
+                     "<h2>Recent tunnel ends (last %d)</h2>\n<table id=\"recent\"><tr><th>server</th><th>port</th>"
+                     "<th>client</th><th>address</th><th>result</th><th>detail</th><th>up</th><th>down</th>"
+                     "<th>duration</th><th>ended</th></tr>\n",
                      PTTH_ADMIN_RECENT);
     for (size_t i = 0; i < s->nrecent; i++) {
         const recent_end *r = s->recent[i];
