@@ -50,11 +50,12 @@ class Setup:
         self.skey, self.ckey = pt.Key(), pt.Key()
         self.skey.path = self.skey.write(ctx.path(name + "-server.key"))
         self.ckey.path = self.ckey.write(ctx.path(name + "-client.key"))
+        self.admin = pt.Key()
         args = ["--listen-timeout", str(listen_timeout)] + list(relay_args)
         for c in trusted:
             args += ["--trusted-proxy", c]
         self.relay = ctx.relay(servers={"foo": self.skey}, clients={"alice": self.ckey}, allow=["alice=foo/*"],
-                               args=args)
+                               args=args, admin=self.admin)
         self.port4 = pt.free_port()
         self.port6 = kit.free_port6()
         self.nginx = kit.Nginx(ctx, docs_site(self.relay.port, self.port4, self.port6, self.ca), [self.port4], name=name)
@@ -128,13 +129,15 @@ def ssl_ctx(ca):
 
 @t.test
 def fifty_tunnels_at_once(ctx):
+    """50 tunnels open at the same time (the relay's status, read through
+    nginx with the admin key, shows all 50), each carrying its own bytes."""
     st = Setup(ctx)
     echo = echo_backend(ctx)
     st.server(["echo=%d" % echo.port], args=["--listens", "8"])
     px = st.proxy("echo")
     n = 50
     results = [None] * n
-    start = threading.Barrier(n)
+    start, echoed, release = threading.Barrier(n), threading.Barrier(n + 1), threading.Barrier(n + 1)
 
     def one(i):
         try:
@@ -143,6 +146,8 @@ def fifty_tunnels_at_once(ctx):
             payload = (b"%03d|" % i) * 5000 + os.urandom(20000)
             s.sendall(payload)
             got = pt.recv_exactly(s, len(payload), timeout=60)
+            echoed.wait(timeout=60)
+            release.wait(timeout=60)
             s.shutdown(socket.SHUT_WR)
             tail = pt.recv_until_eof(s, timeout=60)
             s.close()
@@ -153,10 +158,25 @@ def fifty_tunnels_at_once(ctx):
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for th in threads:
         th.start()
-    for th in threads:
-        th.join(timeout=120)
+    try:
+        echoed.wait(timeout=90)
+        r = kit.http_get(st.url + "/v1/status", bearer=st.admin.text, context=ssl_ctx(st.ca))
+        assert r.status == 200, (r.status, r.body[:200])
+        status = r.json()
+    finally:
+        try:
+            release.wait(timeout=30)
+        except threading.BrokenBarrierError:
+            pass
+        for th in threads:
+            th.join(timeout=120)
     bad = [(i, r) for i, r in enumerate(results) if r is not True]
     assert not bad, bad[:5]
+    open_now = [x for x in status["tunnels"] if x["state"] == "open"]
+    assert len(open_now) == n, (len(open_now), status["relay"])
+    assert all(x["bytes_up"] == 40000 and x["bytes_down"] == 40000 for x in open_now), open_now[:3]
+    # behind nginx, the addresses come from X-Forwarded-For (no port)
+    assert all(x["addr"] == "127.0.0.1:0" for x in open_now), open_now[:3]
     deadline = time.monotonic() + 20
     while st.relay.count(r"event=tunnel_end [^\n]*reason=fin") < n and time.monotonic() < deadline:
         time.sleep(0.1)
