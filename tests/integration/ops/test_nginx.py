@@ -280,8 +280,6 @@ def backend_sees_the_real_client_address_behind_nginx(ctx):
     srv.wait_for(r"event=tunnel_open [^\n]*client_addr=\[::1\]:0")
     # a client that sends its own X-Forwarded-For through nginx: nginx appends
     # the real peer, the relay takes the rightmost untrusted entry
-    r = kit.http_get(st.url + "/v1/status", headers={"X-Forwarded-For": "203.0.113.9"}, context=ssl_ctx(st.ca))
-    assert r.status == 404  # no admin key: nothing to see, but the request went through
     # a connect made with curl and a forged X-Forwarded-For
     cid = forged_connect(ctx, st, url=st.url6)
     srv.wait_for(r"event=tunnel_open conn=%s [^\n]*client_addr=\[::1\]:0" % re.escape(cid))
