@@ -236,6 +236,15 @@ def admin_key_as_bearer_or_basic(ctx):
         # a client's or a server's key is known but is not the admin key
         assert kit.http_get(w.relay.url + path, bearer=w.ckey.text).status == 403, path
         assert kit.http_get(w.relay.url + path, basic=("x", w.skey.text)).status == 403, path
+    # each refusal is one auth_failed line for fail2ban (docs/security.md)
+    log = w.relay.log()
+    for path in ("/metrics", "/v1/status", "/"):
+        q = r'event=auth_failed addr=127\.0\.0\.1 reason=%s key=%s path="%s"'
+        assert len(re.findall(q % ("no_key", "-", re.escape(path)), log)) == 2, (path, log[-3000:])
+        assert len(re.findall(q % ("unknown_key", "[0-9a-f]{12}", re.escape(path)), log)) == 2, (path, log[-3000:])
+        assert len(re.findall(q % ("not_allowed", w.ckey.hash[:12], re.escape(path)), log)) == 1, path
+        assert len(re.findall(q % ("not_allowed", w.skey.hash[:12], re.escape(path)), log)) == 1, path
+    assert "reason=" not in "".join(re.findall(r"[^\n]*auth_failed[^\n]*" + w.admin.hash[:12], log))
     r = w.get("/")
     assert r.headers["Content-Type"] == "text/html; charset=utf-8", r.headers
     assert "default-src 'none'" in r.headers["Content-Security-Policy"], r.headers
