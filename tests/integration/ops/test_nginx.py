@@ -4,8 +4,9 @@ nginx with a throwaway CA, the relay under /ptth/, 50 tunnels at once, an idle
 tunnel that outlives nginx's proxy_read_timeout thanks to heartbeats (and one
 that does not without them), the client's real address carried through
 X-Forwarded-For, PTTH-Client-Addr and the PROXY v2 header to an nginx backend
-that logs $proxy_protocol_addr, and X-Forwarded-For ignored from untrusted
-peers (SPEC §3 --trusted-proxy, §5 --proxy-protocol)."""
+that logs $proxy_protocol_addr, X-Forwarded-For ignored from untrusted
+peers, and a killed proxy's tunnel ended at once (SPEC §3 --trusted-proxy,
+§5 --proxy-protocol)."""
 
 import os
 import re
@@ -223,6 +224,29 @@ def idle_tunnel_dies_at_proxy_read_timeout_without_heartbeats(ctx):
     assert got != b"after", "the idle tunnel survived without heartbeats"
     st.relay.wait_for(r"event=tunnel_end [^\n]*reason=rst", timeout=15)
     assert "upstream timed out" in st.nginx.errors(), st.nginx.errors()[-2000:]
+
+
+@t.test
+def a_dead_proxy_ends_its_tunnel_behind_nginx(ctx):
+    """kill -9 of ptth_proxy: nginx drops the requests of its connection,
+    the relay sees its HTTP/1.1 upstream connections close and ends the
+    tunnel, the server closes the backend connection (seconds, not the
+    heartbeat or a timeout)."""
+    st = Setup(ctx, relay_args=["--heartbeat", "30"])
+    b = pt.EchoServer()
+    ctx.cleanups.append(b.close)
+    srv = st.server(["echo=%d" % b.port])
+    px = st.proxy("echo")
+    s = pt.connect(px.port)
+    s.sendall(b"ping")
+    assert pt.recv_exactly(s, 4) == b"ping"
+    started = time.monotonic()
+    px.kill9()
+    st.relay.wait_for(r"event=tunnel_end [^\n]*reason=rst", timeout=10)
+    srv.wait_for(r"event=tunnel_end ", timeout=10)
+    elapsed = time.monotonic() - started
+    assert elapsed < 8, elapsed
+    s.close()
 
 
 def pp_backend(ctx):
