@@ -137,22 +137,49 @@ static const ptth_program program = {
     .validate = validate,
 };
 
+/* How long SIGTERM waits for the tunnels to be closed at the relay. */
+#define DRAIN_MS 3000
+
 typedef struct app {
     ptth_loop *loop;
+    ptth_proxy *px;
     int exit_code;
     bool stdio;
+    bool stopping;
+    ptth_timer drain_timer;
 } app;
 
-/* SIGINT/SIGTERM stop. SIGHUP stops in --stdio mode (ssh sends it to its
- * ProxyCommand when the session is over) and is ignored otherwise. */
+static void
+on_drained(void *data)
+{
+    app *a = data;
+    ptth_loop_stop(a->loop);
+}
+
+static void
+on_drain_timeout(ptth_timer *t)
+{
+    on_drained(t->data);
+}
+
+/* SIGINT/SIGTERM stop: the tunnels end with reason "shutdown" (told to the
+ * relay), then the loop stops; a second signal or DRAIN_MS stops it at once.
+ * SIGHUP stops in --stdio mode (ssh sends it to its ProxyCommand when the
+ * session is over) and is ignored otherwise. */
 static void
 on_signal(int signo, void *data)
 {
     app *a = data;
     if (signo == SIGINT || signo == SIGTERM || (signo == SIGHUP && a->stdio)) {
-        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
         a->exit_code = 0; /* SPEC §2: a signal is a clean exit */
-        ptth_loop_stop(a->loop);
+        if (a->stopping || a->px == NULL) {
+            ptth_loop_stop(a->loop);
+            return;
+        }
+        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
+        a->stopping = true;
+        ptth_timer_start(a->loop, &a->drain_timer, DRAIN_MS, on_drain_timeout, a);
+        ptth_proxy_shutdown(a->px, on_drained, a);
     }
 }
 
@@ -176,7 +203,7 @@ main(int argc, char **argv)
         memset(&cfg.key, 0, sizeof(cfg.key));
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
-    app a = {.loop = NULL, .exit_code = 1, .stdio = cfg.stdio};
+    app a = {.loop = NULL, .px = NULL, .exit_code = 1, .stdio = cfg.stdio, .stopping = false};
     ptth_raise_nofile_limit();
     if (cfg.insecure)
         ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");
@@ -217,6 +244,7 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PROGRAM, err);
         goto out;
     }
+    a.px = px;
     if (!cfg.stdio)
         a.exit_code = 0; /* a signal is the normal way out */
     rc = ptth_loop_run(a.loop);
@@ -225,6 +253,8 @@ main(int argc, char **argv)
         a.exit_code = 1;
     }
 out:
+    if (a.loop != NULL)
+        ptth_timer_stop(a.loop, &a.drain_timer);
     ptth_proxy_free(px);
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();

@@ -49,6 +49,10 @@ struct ptth_proxy {
     forward *forwards;
     size_t n_forwards;
     ptunnel *tunnels;
+    bool stopping;
+    void (*on_drained)(void *data);
+    void *drained_data;
+    ptth_defer drained;
 };
 
 int
@@ -104,6 +108,14 @@ ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t e
 /* ---- tunnels ---- */
 
 static void
+on_drained_defer(ptth_defer *d)
+{
+    ptth_proxy *px = d->data;
+    if (px->on_drained != NULL)
+        px->on_drained(px->drained_data);
+}
+
+static void
 tunnel_unlink(ptth_proxy *px, ptunnel *t)
 {
     if (t->prev != NULL)
@@ -148,6 +160,11 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     }
     tunnel_unlink(px, t);
     free(t);
+    if (px->stopping) {
+        if (px->tunnels == NULL)
+            ptth_defer_call(px->loop, &px->drained, on_drained_defer, px);
+        return;
+    }
     if (px->p->stdio && px->p->on_stdio_end != NULL)
         px->p->on_stdio_end(res->established, px->p->data);
 }
@@ -439,10 +456,27 @@ ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_para
 }
 
 void
+ptth_proxy_shutdown(ptth_proxy *px, void (*on_drained)(void *data), void *data)
+{
+    px->stopping = true;
+    px->on_drained = on_drained;
+    px->drained_data = data;
+    for (size_t i = 0; i < px->n_forwards; i++) {
+        ptth_watch_stop(&px->forwards[i].watch);
+        ptth_timer_stop(px->loop, &px->forwards[i].pause_timer);
+    }
+    for (ptunnel *t = px->tunnels; t != NULL; t = t->next)
+        ptth_bridge_shutdown(t->bridge);
+    if (px->tunnels == NULL)
+        ptth_defer_call(px->loop, &px->drained, on_drained_defer, px);
+}
+
+void
 ptth_proxy_free(ptth_proxy *px)
 {
     if (px == NULL)
         return;
+    ptth_defer_cancel(px->loop, &px->drained);
     while (px->tunnels != NULL) {
         ptunnel *t = px->tunnels;
         tunnel_unlink(px, t);

@@ -54,6 +54,12 @@ int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_
                    size_t errlen);
 
 /* Closes the listeners and every tunnel. */
+/* SIGTERM: stops accepting and ends every tunnel with reason "shutdown"
+ * (open tunnels are closed at the relay with PTTH-Reason: shutdown).
+ * on_drained(data) runs from the loop once no tunnel is left (at once when
+ * there is none); the caller bounds the wait, then calls ptth_proxy_free(). */
+void ptth_proxy_shutdown(ptth_proxy *p, void (*on_drained)(void *data), void *data);
+
 void ptth_proxy_free(ptth_proxy *p);
 
 #endif

@@ -287,6 +287,16 @@ ptth_bridge_free(ptth_bridge *b)
         destroy(b);
 }
 
+void
+ptth_bridge_shutdown(ptth_bridge *b)
+{
+    /* before the tunnel id is known there is nothing to close at the relay:
+     * dropping the connect request is enough */
+    if (b->state == ST_OPENING && !b->conn_known)
+        ptth_req_cancel(&b->stream);
+    fail(b, true, "shutdown");
+}
+
 const char *
 ptth_bridge_conn(const ptth_bridge *b)
 {

@@ -109,6 +109,14 @@ int ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_
 /* The tunnel id, "" until known. */
 const char *ptth_bridge_conn(const ptth_bridge *b);
 
+/* The program is stopping (SIGTERM): ends the tunnel with reason
+ * "shutdown". The local end is closed at once; an open tunnel is closed at
+ * the relay with a `close` carrying PTTH-Reason: shutdown (so the other side
+ * gets RST "closed by ...: shutdown"). on_end follows from the loop, within
+ * about 6 s at most (the close request's timeout). A no-op when the bridge is
+ * already ending. */
+void ptth_bridge_shutdown(ptth_bridge *b);
+
 /* Ends the bridge now without on_end(): cancels its requests (the relay sees
  * the stream fail and aborts the tunnel) and closes the local end. */
 void ptth_bridge_free(ptth_bridge *b);

@@ -150,14 +150,45 @@ static const ptth_program program = {
     .validate = validate,
 };
 
+/* How long SIGTERM waits for the tunnels to be closed at the relay. */
+#define DRAIN_MS 3000
+
+typedef struct app {
+    ptth_loop *loop;
+    ptth_server *srv;
+    ptth_timer drain_timer;
+    bool stopping;
+} app;
+
+static void
+on_drained(void *data)
+{
+    app *a = data;
+    ptth_loop_stop(a->loop);
+}
+
+static void
+on_drain_timeout(ptth_timer *t)
+{
+    on_drained(t->data);
+}
+
+/* SIGINT/SIGTERM: the tunnels end with reason "shutdown" (told to the
+ * relay), then the loop stops; a second signal or DRAIN_MS stops it at once. */
 static void
 on_signal(int signo, void *data)
 {
-    ptth_loop *loop = data;
-    if (signo == SIGINT || signo == SIGTERM) {
-        ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : "SIGTERM");
-        ptth_loop_stop(loop);
+    app *a = data;
+    if (signo != SIGINT && signo != SIGTERM)
+        return;
+    if (a->stopping || a->srv == NULL) {
+        ptth_loop_stop(a->loop);
+        return;
     }
+    ptth_log_info("event=stopping signal=%s tunnels=%zu", signo == SIGINT ? "SIGINT" : "SIGTERM", ptth_server_tunnels(a->srv));
+    a->stopping = true;
+    ptth_timer_start(a->loop, &a->drain_timer, DRAIN_MS, on_drain_timeout, a);
+    ptth_server_shutdown(a->srv, on_drained, a);
 }
 
 int
@@ -180,12 +211,15 @@ main(int argc, char **argv)
     ptth_loop *loop = ptth_loop_new();
     ptth_relay_client *client = NULL;
     ptth_server *srv = NULL;
+    app a;
+    memset(&a, 0, sizeof(a));
+    a.loop = loop;
     char err[512];
     if (loop == NULL) {
         fprintf(stderr, "%s: cannot create the event loop: %s\n", PROGRAM, strerror(errno));
         goto out;
     }
-    int rc = ptth_loop_catch_signals(loop, on_signal, loop);
+    int rc = ptth_loop_catch_signals(loop, on_signal, &a);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
         goto out;
@@ -215,6 +249,7 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PROGRAM, err);
         goto out;
     }
+    a.srv = srv;
     ptth_log_info("event=started relay=%s server=%s listens=%u", cfg.relay, cfg.name, params.listens);
     rc = ptth_loop_run(loop);
     if (rc != 0) {
@@ -224,6 +259,8 @@ main(int argc, char **argv)
     exit_code = 0;
     ptth_log_info("event=stopped");
 out:
+    if (loop != NULL)
+        ptth_timer_stop(loop, &a.drain_timer);
     ptth_server_free(srv);
     ptth_transports_cleanup(); /* every stream is closed: let helper threads finish */
     ptth_relay_client_free(client);

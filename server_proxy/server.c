@@ -64,6 +64,10 @@ struct ptth_server {
     bool auth_failing;
     tunnel *tunnels;
     size_t n_tunnels;
+    bool stopping; /* ptth_server_shutdown() was called */
+    void (*on_drained)(void *data);
+    void *drained_data;
+    ptth_defer drained;
 };
 
 static void start_listen(listen_slot *sl);
@@ -144,6 +148,14 @@ relay_failed(listen_slot *sl, const char *what, long retry_after)
 /* ---- tunnels ---- */
 
 static void
+on_drained_defer(ptth_defer *d)
+{
+    ptth_server *s = d->data;
+    if (s->on_drained != NULL)
+        s->on_drained(s->drained_data);
+}
+
+static void
 tunnel_unlink_free(tunnel *t)
 {
     ptth_server *s = t->srv;
@@ -162,6 +174,8 @@ tunnel_unlink_free(tunnel *t)
     if (t->bridge != NULL)
         ptth_bridge_free(t->bridge);
     free(t);
+    if (s->stopping && s->n_tunnels == 0)
+        ptth_defer_call(s->loop, &s->drained, on_drained_defer, s);
 }
 
 static void
@@ -439,6 +453,8 @@ static void
 start_listen(listen_slot *sl)
 {
     ptth_server *s = sl->srv;
+    if (s->stopping)
+        return;
     const char *headers[2] = {s->ports_header, NULL};
     sl->req.ops = &listen_ops;
     sl->req.data = sl;
@@ -489,10 +505,34 @@ ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_pa
 }
 
 void
+ptth_server_shutdown(ptth_server *s, void (*on_drained)(void *data), void *data)
+{
+    s->stopping = true;
+    s->on_drained = on_drained;
+    s->drained_data = data;
+    ptth_timer_stop(s->loop, &s->retry_timer);
+    for (unsigned i = 0; i < s->n_slots; i++) {
+        s->slots[i].waiting = false;
+        ptth_req_cancel(&s->slots[i].req);
+    }
+    tunnel *next;
+    for (tunnel *t = s->tunnels; t != NULL; t = next) {
+        next = t->next; /* reject() may free t when its request cannot start */
+        if (t->state == T_OPENING)
+            reject(t, "server shutting down");
+        else if (t->state == T_BRIDGED && t->bridge != NULL)
+            ptth_bridge_shutdown(t->bridge);
+    }
+    if (s->n_tunnels == 0)
+        ptth_defer_call(s->loop, &s->drained, on_drained_defer, s);
+}
+
+void
 ptth_server_free(ptth_server *s)
 {
     if (s == NULL)
         return;
+    ptth_defer_cancel(s->loop, &s->drained);
     ptth_timer_stop(s->loop, &s->retry_timer);
     for (unsigned i = 0; i < s->n_slots; i++)
         ptth_req_cancel(&s->slots[i].req);

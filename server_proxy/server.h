@@ -48,6 +48,13 @@ typedef struct ptth_server ptth_server;
 int ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_params *params, ptth_server **out, char *err,
                     size_t errlen);
 
+/* SIGTERM: stops the listens and ends every tunnel with reason "shutdown"
+ * (bridged tunnels are closed at the relay with PTTH-Reason: shutdown, tunnels
+ * still opening their backend are rejected). on_drained(data) runs from the
+ * loop once no tunnel is left (at once when there is none); the caller
+ * bounds the wait and then calls ptth_server_free(). */
+void ptth_server_shutdown(ptth_server *s, void (*on_drained)(void *data), void *data);
+
 /* Cancels the listens, aborts every tunnel (closing the backends) and frees. */
 void ptth_server_free(ptth_server *s);
 
