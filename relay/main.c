@@ -113,8 +113,19 @@ reload(ptth_relay *relay, const ptth_cli *cli, int argc, char **argv)
     ptth_problems problems = {0};
     bool early = false;
     char q[512];
-    if (ptth_options_load(&ptth_relay_program, &next, &ncli, argc, argv, &problems, &early) != 0 ||
-        ptth_relay_reload(relay, &next, &problems) != 0) {
+    bool failed = false;
+    if (ptth_options_load(&ptth_relay_program, &next, &ncli, argc, argv, &problems, &early) != 0) {
+        /* the option layer checks keys and ACLs against each other only in a
+         * file without other problems; check what did parse too, so that one
+         * reload shows every problem */
+        ptth_auth a;
+        if (ptth_auth_build(&a, &next.server, &next.client, &next.allow, next.admin_key_hash, &problems) == 0)
+            ptth_auth_free(&a);
+        failed = true;
+    } else if (ptth_relay_reload(relay, &next, &problems) != 0) {
+        failed = true;
+    }
+    if (failed) {
         for (size_t i = 0; i < problems.count; i++)
             ptth_log_error("event=reload_failed file=%s problem=%s", cli->config_path,
                            ptth_log_quote(q, sizeof(q), problems.lines[i]));
