@@ -13,7 +13,8 @@
  * previous one, with "@ID@" replaced by the id of the tunnel the relay made
  * last (so listen -> connect -> accept -> upstream/downstream/close can be
  * reached; "@IDIDIDIDIDIDIDIDIDID@" is the same for HTTP/2 frames, where the
- * length must not change), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys of foo, alice,
+ * length must not change), and a script "@WAIT<secs>@" opens no connection
+ * but moves the relay's clock forward (timeouts, heartbeats), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys of foo, alice,
  * bob and the admin. Then every connection is half-closed, the relay ends all
  * tunnels (as on SIGTERM), the connections are closed and the relay is
  * disposed.
@@ -35,6 +36,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
@@ -61,6 +64,24 @@ static const char SERVER_KEY[] = "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSk";
 static const char ALICE_KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAk";
 static const char BOB_KEY[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBk";
 static const char ADMIN_KEY[] = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXk";
+
+/* h2o's evloop reads the time with gettimeofday(); this definition takes its
+ * place (the executable's symbol wins over libc's) and adds clock_skew_ms, so
+ * that a "@WAIT<secs>@" script moves the relay's clock forward and its
+ * timeouts (listen, connect, heartbeat, idle; h2o's request and idle
+ * timeouts) fire without waiting. The skew only grows. */
+static int64_t clock_skew_ms;
+
+int
+gettimeofday(struct timeval *restrict tv, void *restrict tz)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + clock_skew_ms * 1000;
+    tv->tv_sec = (time_t)(us / 1000000);
+    tv->tv_usec = (suseconds_t)(us % 1000000);
+    return 0;
+}
 
 /* The same length as a connection id (PTTH_ID_LEN), for HTTP/2 scripts. */
 #define ID_MARK_FIXED "@IDIDIDIDIDIDIDIDIDID@"
@@ -120,8 +141,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                     "--max-chunk=1024",
                     "--max-connections=4",
                     "--max-connections-per-server=3",
-                    "--listen-timeout=5",
-                    "--connect-timeout=5",
+                    "--listen-timeout=25",
+                    "--connect-timeout=10",
+                    "--heartbeat=20",
+                    "--idle-timeout=120",
                     "--trusted-proxy=127.0.0.1/32",
                     NULL};
     ptth_cli cli;
@@ -255,6 +278,24 @@ substitute(const uint8_t *s, size_t len, size_t *out_len)
     }
     *out_len = o;
     return out;
+}
+
+/* "@WAIT<secs>@" (1 to 3600 seconds) as a whole script: move the clock. */
+static bool
+parse_wait(const uint8_t *s, size_t len, unsigned *secs)
+{
+    if (len < 7 || memcmp(s, "@WAIT", 5) != 0 || s[len - 1] != '@')
+        return false;
+    unsigned v = 0;
+    for (size_t i = 5; i < len - 1; i++) {
+        if (s[i] < '0' || s[i] > '9' || i > 9)
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v == 0 || v > 3600)
+        return false;
+    *secs = v;
+    return true;
 }
 
 static void
@@ -480,12 +521,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* one connection per script, each after the relay went quiet */
     static const char sep[] = "@NEXT@";
     const uint8_t *p = data, *end = data + size;
-    while (p <= end && nconns < MAX_CONNS) {
+    for (int segments = 0; p <= end && nconns < MAX_CONNS && segments < 2 * MAX_CONNS; segments++) {
         const uint8_t *next = memmem(p, (size_t)(end - p), sep, sizeof(sep) - 1);
         const uint8_t *stop = next != NULL && nconns + 1 < MAX_CONNS ? next : end;
         note_new_tunnel(&relay);
-        open_conn(p, (size_t)(stop - p), &actx);
-        run_until_quiet();
+        unsigned wait_s;
+        if (parse_wait(p, (size_t)(stop - p), &wait_s)) {
+            clock_skew_ms += (int64_t)wait_s * 1000;
+            run_until_quiet();
+        } else if (nconns < MAX_CONNS) {
+            open_conn(p, (size_t)(stop - p), &actx);
+            run_until_quiet();
+        }
         if (stop == end)
             break;
         p = stop + sizeof(sep) - 1;

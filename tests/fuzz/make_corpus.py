@@ -326,6 +326,11 @@ def relay_http_seeds():
         "chunked_request": b"POST /v1/servers/foo/listen HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer @SKEY@\r\n"
                            b"PTTH-Ports: ssh\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "xff": req("POST", "/v1/servers/foo/listen", "@SKEY@", ["PTTH-Ports: ssh", "X-Forwarded-For: 203.0.113.5, 127.0.0.1"]),
+        # the clock moved forward: listen timeout (204), connect timeout (504),
+        # heartbeats (PING) and the idle timeout of an open tunnel
+        "timeouts": conns(listen, b"@WAIT26@", connect, b"@WAIT11@"),
+        "heartbeat_idle": conns(listen, connect, accept, b"@WAIT21@",
+                                req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"], b"ping?"), b"@WAIT121@"),
         # HTTP/2: listen and connect multiplexed on one connection, accept on
         # another, chunks, a RST_STREAM of a held chunk, GOAWAY
         "h2_tunnel": conns(
