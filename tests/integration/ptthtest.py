@@ -86,6 +86,7 @@ class Proc:
     def __init__(self, argv, workdir, name=None, env=None, stdin=None, stdout=None):
         self.argv = [str(a) for a in argv]
         self.name = name or os.path.basename(self.argv[0])
+        self.argv = valgrind_prefix(self.argv)
         self.log_path = os.path.join(workdir, "%s.%d.log" % (self.name, id(self) % 100000))
         self.log_file = open(self.log_path, "wb")
         full_env = dict(os.environ)
@@ -441,3 +442,22 @@ class SkippingTap(Tap):
                         print("# " + line)
                 print("# test files kept in %s" % ctx.dir, flush=True)
         sys.exit(1 if failed else 0)
+
+
+# ---- valgrind (docs/security.md) ---------------------------------------------
+
+VALGRIND_PROGRAMS = ("ptth_relay", "ptth_server", "ptth_proxy")
+VALGRIND_EXIT = 99
+
+
+def valgrind_prefix(argv):
+    """With PTTH_VALGRIND=1 in the environment, the relay and the two
+    terminators run under valgrind memcheck: a memory error or a definite
+    leak makes the program exit with 99 instead of 0, which fails the test
+    that stops it (Proc.stop checks the exit code). Use a build without
+    sanitizers. PTTH_VALGRIND_ARGS adds options (e.g. --suppressions=FILE)."""
+    if not os.environ.get("PTTH_VALGRIND") or os.path.basename(argv[0]) not in VALGRIND_PROGRAMS:
+        return argv
+    extra = os.environ.get("PTTH_VALGRIND_ARGS", "").split()
+    return ["valgrind", "--error-exitcode=%d" % VALGRIND_EXIT, "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite", "--track-fds=no", "--num-callers=30"] + extra + argv
