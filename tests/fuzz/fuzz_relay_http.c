@@ -1,29 +1,34 @@
 /*
  * fuzz_relay_http.c: libFuzzer target for the whole relay request path:
- * h2o's HTTP/1 parser, the handler's routing and authentication, listens,
- * connects, accepts, chunks and framed streams (relay/, driven the way h2o's
- * fuzz/driver.cc drives h2o: bytes into one end of a socketpair whose other
- * end h2o accepted, the evloop run until quiet).
+ * h2o's HTTP/1 parser (and HTTP/2 with prior knowledge), the handler's
+ * routing and authentication, listens, connects, accepts, chunks, framed
+ * streams, timeouts and reloads (relay/, driven the way h2o's fuzz/driver.cc
+ * drives h2o: bytes into one end of a socketpair whose other end h2o
+ * accepted, the evloop run until quiet).
  *
  * Every input gets a fresh relay (ptth_relay_init on one evloop kept for the
  * process), configured with server foo, clients alice (allowed foo/ssh and
- * foo/web) and bob (allowed nothing), an admin key, --max-chunk 1024 and small
- * connection limits. The input is split at "@NEXT@" into up to 8 scripts; each
- * is written on a new connection, in order, after the relay went quiet on the
- * previous one, with "@ID@" replaced by the id of the tunnel the relay made
- * last (so listen -> connect -> accept -> upstream/downstream/close can be
- * reached; "@IDIDIDIDIDIDIDIDIDID@" is the same for HTTP/2 frames, where the
- * length must not change), and a script "@WAIT<secs>@" opens no connection
- * but moves the relay's clock forward (timeouts, heartbeats), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys of foo, alice,
- * bob and the admin. Then every connection is half-closed, the relay ends all
- * tunnels (as on SIGTERM), the connections are closed and the relay is
- * disposed.
+ * foo/web) and bob (allowed nothing), an admin key, --max-chunk 1024, small
+ * connection limits and --idle-timeout 120. The input is split at "@NEXT@"
+ * into scripts, at most 8 of them connections. Each connection script is
+ * written on a new connection, in order, after the relay went quiet on the
+ * previous one, with placeholders replaced: "@ID@" by the id of the tunnel
+ * the relay made last (so listen -> connect -> accept -> upstream/downstream/
+ * close can be reached), "@SKEY@", "@AKEY@", "@BKEY@", "@XKEY@" by the keys
+ * of foo, alice, bob and the admin, "@NKEY@" by foo's key after @RELOAD2@; "@IDIDIDIDIDIDIDIDIDID@" is "@ID@" for
+ * HTTP/2 frames, where the length must not change. Two scripts are not
+ * connections: "@WAIT<secs>@" moves the relay's clock forward (timeouts,
+ * heartbeats) and "@RELOAD<n>@" reloads the configuration as on SIGHUP with
+ * a variant of load_config() (keys removed or changed, ACLs and limits
+ * changed). Then every connection is half-closed, the relay ends all tunnels
+ * (as on SIGTERM), the connections are closed and the relay is disposed.
  *
  * Checked, besides crashes, leaks and undefined behaviour:
  *   - what the relay sends on each HTTP/1 connection is a sequence of
  *     well-formed responses: status line, header lines without control
  *     characters, a body of the announced length or chunked; framed-stream
  *     bodies (x-accel-buffering: no) decode as frames without an error;
+ *   - a valid configuration is accepted on reload;
  *   - after the shutdown no tunnel or stream is left and every connection is
  *     closed within a bounded number of loop turns.
  */
@@ -64,6 +69,7 @@ static const char SERVER_KEY[] = "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSk";
 static const char ALICE_KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAk";
 static const char BOB_KEY[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBk";
 static const char ADMIN_KEY[] = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXk";
+static const char NEW_SERVER_KEY[] = "NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNk"; /* foo's after @RELOAD2@ */
 
 /* h2o's evloop reads the time with gettimeofday(); this definition takes its
  * place (the executable's symbol wins over libc's) and adds clock_skew_ms, so
@@ -87,7 +93,6 @@ gettimeofday(struct timeval *restrict tv, void *restrict tz)
 #define ID_MARK_FIXED "@IDIDIDIDIDIDIDIDIDID@"
 
 static h2o_evloop_t *loop;
-static ptth_relay_config cfg;
 
 typedef struct conn {
     int fd;              /* our end */
@@ -115,46 +120,72 @@ fail(const char *what, size_t ci)
     abort();
 }
 
+static char server_opt[128], alice_opt[128], bob_opt[128], admin_opt[128], server2_opt[128];
+
+/* The configuration of an input (variant 0), or one of the variants a
+ * "@RELOAD<n>@" script applies: 1 alice removed, 2 foo's key changed (to
+ * NEW_SERVER_KEY, "@NKEY@"), 3 bob allowed everywhere and tighter limits,
+ * 4 foo removed (with the rules naming it). The
+ * caller frees it with ptth_options_free(). */
+static void
+load_config(unsigned variant, ptth_relay_config *out)
+{
+    const char *args[32];
+    int n = 0;
+    args[n++] = "ptth_relay";
+    if (variant != 4)
+        args[n++] = variant == 2 ? server2_opt : server_opt;
+    if (variant != 1)
+        args[n++] = alice_opt;
+    args[n++] = bob_opt;
+    args[n++] = admin_opt;
+    if (variant != 1 && variant != 4) {
+        args[n++] = "--allow=alice=foo/ssh";
+        args[n++] = "--allow=alice=foo/web";
+    }
+    if (variant == 3) {
+        args[n++] = "--allow=bob=*/*";
+        args[n++] = "--max-connections=2";
+        args[n++] = "--max-connections-per-server=1";
+    } else {
+        args[n++] = "--max-connections=4";
+        args[n++] = "--max-connections-per-server=3";
+    }
+    args[n++] = "--max-chunk=1024";
+    args[n++] = "--listen-timeout=25";
+    args[n++] = "--connect-timeout=10";
+    args[n++] = "--heartbeat=20";
+    args[n++] = "--idle-timeout=120";
+    args[n++] = "--trusted-proxy=127.0.0.1/32";
+    args[n] = NULL;
+    ptth_cli cli;
+    ptth_problems problems = {NULL, 0};
+    if (ptth_options_load(&ptth_relay_program, out, &cli, n, (char **)args, &problems, NULL) != 0) {
+        for (size_t i = 0; i < problems.count; i++)
+            fprintf(stderr, "fuzz_relay_http: config: %s\n", problems.lines[i]);
+        abort();
+    }
+    ptth_cli_free(&cli);
+    ptth_problems_free(&problems);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     verbose = getenv("PTTH_FUZZ_LOG") != NULL;
     ptth_log_init("fuzz_relay_http", verbose ? PTTH_LOG_DEBUG : PTTH_LOG_ERROR);
     signal(SIGPIPE, SIG_IGN);
-    ptth_key_hash s, a, b, x;
+    ptth_key_hash s, s2, a, b, x;
     ptth_key_hash_of(SERVER_KEY, strlen(SERVER_KEY), &s);
+    ptth_key_hash_of(NEW_SERVER_KEY, strlen(NEW_SERVER_KEY), &s2);
     ptth_key_hash_of(ALICE_KEY, strlen(ALICE_KEY), &a);
     ptth_key_hash_of(BOB_KEY, strlen(BOB_KEY), &b);
     ptth_key_hash_of(ADMIN_KEY, strlen(ADMIN_KEY), &x);
-    static char server_opt[128], alice_opt[128], bob_opt[128], admin_opt[128];
     snprintf(server_opt, sizeof(server_opt), "--server=foo=%s", s.hex);
+    snprintf(server2_opt, sizeof(server2_opt), "--server=foo=%s", s2.hex);
     snprintf(alice_opt, sizeof(alice_opt), "--client=alice=%s", a.hex);
     snprintf(bob_opt, sizeof(bob_opt), "--client=bob=%s", b.hex);
     snprintf(admin_opt, sizeof(admin_opt), "--admin-key-hash=%s", x.hex);
-    char *args[] = {"ptth_relay",
-                    server_opt,
-                    alice_opt,
-                    bob_opt,
-                    admin_opt,
-                    "--allow=alice=foo/ssh",
-                    "--allow=alice=foo/web",
-                    "--max-chunk=1024",
-                    "--max-connections=4",
-                    "--max-connections-per-server=3",
-                    "--listen-timeout=25",
-                    "--connect-timeout=10",
-                    "--heartbeat=20",
-                    "--idle-timeout=120",
-                    "--trusted-proxy=127.0.0.1/32",
-                    NULL};
-    ptth_cli cli;
-    ptth_problems problems = {NULL, 0};
-    if (ptth_options_load(&ptth_relay_program, &cfg, &cli, (int)(sizeof(args) / sizeof(args[0])) - 1, args, &problems, NULL) != 0) {
-        for (size_t i = 0; i < problems.count; i++)
-            fprintf(stderr, "fuzz_relay_http: config: %s\n", problems.lines[i]);
-        abort();
-    }
-    ptth_cli_free(&cli);
     loop = h2o_evloop_create();
     return 0;
 }
@@ -255,8 +286,8 @@ substitute(const uint8_t *s, size_t len, size_t *out_len)
     static const struct {
         const char *mark;
         const char *text;
-    } subs[] = {{ID_MARK_FIXED, last_id}, {"@ID@", last_id},   {"@SKEY@", SERVER_KEY},
-                {"@AKEY@", ALICE_KEY},    {"@BKEY@", BOB_KEY}, {"@XKEY@", ADMIN_KEY}};
+    } subs[] = {{ID_MARK_FIXED, last_id}, {"@ID@", last_id},          {"@SKEY@", SERVER_KEY}, {"@AKEY@", ALICE_KEY},
+                {"@BKEY@", BOB_KEY},      {"@NKEY@", NEW_SERVER_KEY}, {"@XKEY@", ADMIN_KEY}};
     uint8_t *out = malloc(len * 11 + 1); /* "@ID@" (4) -> 22, "@XKEY@" (6) -> 43: at most 11 times longer */
     if (out == NULL)
         abort();
@@ -295,6 +326,16 @@ parse_wait(const uint8_t *s, size_t len, unsigned *secs)
     if (v == 0 || v > 3600)
         return false;
     *secs = v;
+    return true;
+}
+
+/* "@RELOAD<n>@" as a whole script: SIGHUP with configuration variant n. */
+static bool
+parse_reload(const uint8_t *s, size_t len, unsigned *variant)
+{
+    if (len != 9 || memcmp(s, "@RELOAD", 7) != 0 || s[8] != '@' || s[7] < '0' || s[7] > '4')
+        return false;
+    *variant = (unsigned)(s[7] - '0');
     return true;
 }
 
@@ -395,8 +436,7 @@ check_output(size_t ci)
             b[p + 11] < '0' || b[p + 11] > '9')
             fail("a response does not start with a status line", ci);
         int status = (b[p + 9] - '0') * 100 + (b[p + 10] - '0') * 10 + (b[p + 11] - '0');
-        if (verbose)
-            fprintf(stderr, "fuzz_relay_http: connection %zu: response %d\n", ci, status);
+
         size_t eol = find_crlf(b, len, p);
         if (eol == SIZE_MAX)
             return;
@@ -436,6 +476,14 @@ check_output(size_t ci)
                 framed = true;
             }
             p = eol + 2;
+        }
+        if (verbose) {
+            /* the status and the first line of a short text body */
+            size_t show = 0;
+            while (p + show < len && show < 100 && b[p + show] >= 0x20 && b[p + show] < 0x7f)
+                show++;
+            fprintf(stderr, "fuzz_relay_http: connection %zu: response %d %.*s\n", ci, status, framed ? 0 : (int)show,
+                    (const char *)b + p);
         }
         /* body */
         if (status == 101)
@@ -505,7 +553,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ptth_relay relay;
+    static ptth_relay_config cfg; /* reload changes it: one per input */
     ptth_problems problems = {NULL, 0};
+    load_config(0, &cfg);
     if (ptth_relay_init(&relay, &cfg, loop, &problems) != 0)
         abort();
     h2o_accept_ctx_t actx;
@@ -525,9 +575,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *next = memmem(p, (size_t)(end - p), sep, sizeof(sep) - 1);
         const uint8_t *stop = next != NULL && nconns + 1 < MAX_CONNS ? next : end;
         note_new_tunnel(&relay);
-        unsigned wait_s;
+        unsigned wait_s, variant;
         if (parse_wait(p, (size_t)(stop - p), &wait_s)) {
             clock_skew_ms += (int64_t)wait_s * 1000;
+            run_until_quiet();
+        } else if (parse_reload(p, (size_t)(stop - p), &variant)) {
+            ptth_relay_config fresh;
+            load_config(variant, &fresh);
+            if (ptth_relay_reload(&relay, &fresh, &problems) != 0)
+                fail("a valid configuration was refused on reload", 0);
+            ptth_options_free(&ptth_relay_program, &fresh);
             run_until_quiet();
         } else if (nconns < MAX_CONNS) {
             open_conn(p, (size_t)(stop - p), &actx);
@@ -571,6 +628,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * relay makes one context per process, so only a harness that makes one
      * per input has to release it. */
     free(relay.ctx.queue);
+    ptth_options_free(&ptth_relay_program, &cfg);
     ptth_problems_free(&problems);
     for (size_t i = 0; i < nconns; i++) {
         free(conns[i].script);

@@ -212,8 +212,9 @@ def seqwin_seeds():
 
 
 # ---- relay_http: HTTP/1 scripts, one connection each, split at "@NEXT@";
-# @ID@ = last PTTH-Conn id, @SKEY@/@AKEY@/@BKEY@/@XKEY@ = keys of foo, alice,
-# bob (allowed nothing) and the admin (see fuzz_relay_http.c) ----
+# @ID@ = the relay's newest tunnel, @SKEY@/@AKEY@/@BKEY@/@XKEY@ = keys of foo,
+# alice, bob (allowed nothing) and the admin, @NKEY@ foo's after @RELOAD2@;
+# @WAIT<secs>@ moves the clock, @RELOAD<n>@ reloads (see fuzz_relay_http.c) ----
 
 def req(method, path, key=None, headers=(), body=b"", basic=None):
     lines = ["%s %s HTTP/1.1" % (method, path), "Host: relay.test"]
@@ -331,6 +332,13 @@ def relay_http_seeds():
         "timeouts": conns(listen, b"@WAIT26@", connect, b"@WAIT11@"),
         "heartbeat_idle": conns(listen, connect, accept, b"@WAIT21@",
                                 req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"], b"ping?"), b"@WAIT121@"),
+        # SIGHUP reloads while tunnels and listens are open
+        "reload_revoke_client": conns(listen, connect, accept, b"@RELOAD1@",
+                                      req("POST", conn_path + "upstream", "@AKEY@", ["PTTH-Seq: 0"], b"after")),
+        "reload_change_server": conns(listen, listen, connect, accept, b"@RELOAD2@",
+                                      req("POST", "/v1/servers/foo/listen", "@NKEY@", ["PTTH-Ports: ssh"], b"")),
+        "reload_limits": conns(listen, b"@RELOAD3@", req("POST", "/v1/servers/foo/ports/web/connect", "@BKEY@"),
+                               connect, b"@RELOAD4@", b"@RELOAD0@"),
         # HTTP/2: listen and connect multiplexed on one connection, accept on
         # another, chunks, a RST_STREAM of a held chunk, GOAWAY
         "h2_tunnel": conns(
