@@ -473,6 +473,7 @@ sconn_want(server *sv, sconn *c, uint32_t events)
 static int
 sconn_flush(server *sv, sconn *c)
 {
+    (void)sv;
     while (true) {
         const char *p;
         size_t len;

@@ -220,6 +220,7 @@ on_accept_pause_over(ptth_timer *t)
 static void
 on_accept(ptth_watch *w, uint32_t events)
 {
+    (void)events;
     forward *fw = w->data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
@@ -333,6 +334,7 @@ retire_fd(int fd, int flags)
 static ssize_t
 stdio_read(void *ctx, void *buf, size_t len)
 {
+    (void)ctx;
     ssize_t n = read(0, buf, len);
     return n >= 0 ? n : -errno;
 }

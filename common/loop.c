@@ -289,6 +289,7 @@ run_deferred(ptth_loop *loop)
 static void
 on_signalfd(ptth_watch *w, uint32_t events)
 {
+    (void)events;
     ptth_loop *loop = w->data;
     struct signalfd_siginfo si;
     while (read(loop->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {

@@ -96,6 +96,7 @@ static int
 on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct multi_ctx *m = userp;
+    (void)easy;
     struct sock_ctx *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
@@ -143,6 +144,7 @@ static int
 on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     struct multi_ctx *m = userp;
+    (void)multi;
     if (timeout_ms < 0)
         ptth_timer_stop(m->client->loop, &m->timer);
     else

@@ -194,6 +194,7 @@ ptth_srv_wait(ptth_srv *srv, ptth_tunnel *t)
 void
 ptth_srv_unwait(ptth_srv *srv, ptth_tunnel *t)
 {
+    (void)srv;
     if (h2o_linklist_is_linked(&t->wait_link))
         h2o_linklist_unlink(&t->wait_link);
 }

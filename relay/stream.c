@@ -89,6 +89,7 @@ do_send(ptth_stream *s)
 static void
 on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
+    (void)req;
     ptth_stream *s = (ptth_stream *)generator;
     s->sending = false;
     buf_free(&s->inflight); /* h2o is done with it; idle streams hold no buffer */
@@ -104,6 +105,7 @@ on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 static void
 on_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
+    (void)req;
     ptth_stream *s = (ptth_stream *)generator;
     s->req = NULL;
     s->sending = false;

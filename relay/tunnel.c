@@ -361,6 +361,7 @@ ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client)
 static void
 end_dir(ptth_tunnel *t, ptth_dir *dir, ptth_end_reason reason, const char *rst_text)
 {
+    (void)t;
     if (dir->out != NULL) {
         ptth_stream *s = dir->out;
         dir->out = NULL;

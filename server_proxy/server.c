@@ -223,6 +223,7 @@ reject(tunnel *t, const char *why)
 static void
 on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
 {
+    (void)b;
     tunnel *t = data;
     char q[300];
     if (!res->established) {
@@ -339,6 +340,7 @@ continue_open(tunnel *t)
 static void
 on_open_event(ptth_watch *w, uint32_t events)
 {
+    (void)events;
     continue_open(w->data);
 }
 

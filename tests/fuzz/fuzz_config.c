@@ -92,6 +92,8 @@ fail(const char *what)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc;
+    (void)argv;
     /* the parser logs nothing itself, but keep stderr quiet if it did */
     ptth_log_init("fuzz_config", PTTH_LOG_ERROR);
     return 0;

@@ -193,6 +193,8 @@ sp_connect(const ptth_cc_addr *addr, ptth_cc_conn **out, char *err, size_t errle
 static int
 sp_finish_connect(ptth_cc_conn *c, char *err, size_t errlen)
 {
+    (void)err;
+    (void)errlen;
     c->connecting = false;
     return 0;
 }
@@ -212,6 +214,7 @@ sp_send(ptth_cc_conn *c, const uint8_t *msg, size_t len)
 static int
 sp_flush(ptth_cc_conn *c)
 {
+    (void)c;
     return 0;
 }
 

@@ -68,6 +68,7 @@ vs_listen(const ptth_cc_addr *addr, int *out, char *err, size_t errlen)
 static void
 vs_unlisten(const ptth_cc_addr *addr, int fd)
 {
+    (void)addr;
     if (fd >= 0)
         close(fd);
 }
