@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "nvme_cmd.h"
 
@@ -119,4 +120,50 @@ ptth_csd_decode_response(const unsigned char *body, size_t body_len, uint32_t *s
     *data = body + PTTH_CSD_RESP_HEAD;
     *len = body_len - PTTH_CSD_RESP_HEAD;
     return 0;
+}
+
+int
+ptth_csd_sockaddr(const char *path, struct sockaddr_un *sun)
+{
+    size_t len = strlen(path);
+    if (len >= sizeof(sun->sun_path))
+        return -ENAMETOOLONG;
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, len + 1);
+    return 0;
+}
+
+int
+ptth_csd_send_all(int fd, const void *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+int
+ptth_csd_recv_exact(int fd, void *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = recv(fd, (char *)buf + off, len - off, 0);
+        if (n == 0)
+            return off == 0 ? 0 : -EPIPE;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        off += (size_t)n;
+    }
+    return 1;
 }

@@ -16,7 +16,9 @@
  * the buffer counts as zeros); response data are the first bytes of the
  * buffer as the drive left it. status is the NVMe status value (0 success).
  *
- * Pure functions: no I/O.
+ * The codec functions are pure (no I/O). Below them, the blocking socket
+ * I/O and socket address that both ends (nvme_carrier_emu.c, the client, and
+ * ptth_csd_emu.c, the server) share.
  */
 #ifndef PTTH_CSD_PROTO_H
 #define PTTH_CSD_PROTO_H
@@ -24,6 +26,7 @@
 #include <linux/nvme_ioctl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/un.h>
 
 #define PTTH_CSD_MAGIC "PTTHCSD1"
 #define PTTH_CSD_MAGIC_LEN 8
@@ -50,5 +53,22 @@ int ptth_csd_encode_response(uint32_t status, uint32_t result, const void *data,
 /* Parses a response body: 0, or -EINVAL when body_len is outside 8..8+4096. */
 int ptth_csd_decode_response(const unsigned char *body, size_t body_len, uint32_t *status, uint32_t *result,
                              const unsigned char **data, size_t *len);
+
+/* Fills *sun with the UNIX socket address of path: 0, or -ENAMETOOLONG when
+ * path does not fit sun_path (107 bytes). */
+int ptth_csd_sockaddr(const char *path, struct sockaddr_un *sun);
+
+/* Blocking I/O on a connected stream socket. Both retry on EINTR, never
+ * raise SIGPIPE, and honour SO_RCVTIMEO/SO_SNDTIMEO (a timeout comes back as
+ * -EAGAIN). */
+
+/* Sends all len bytes: 0, or -errno (-EPIPE or -ECONNRESET: the peer went
+ * away). */
+int ptth_csd_send_all(int fd, const void *buf, size_t len);
+
+/* Receives exactly len bytes into buf: 1 when all arrived; 0 when the peer
+ * closed before the first byte (a clean end between messages); -EPIPE when it
+ * closed part-way; other -errno. */
+int ptth_csd_recv_exact(int fd, void *buf, size_t len);
 
 #endif

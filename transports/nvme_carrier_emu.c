@@ -25,38 +25,13 @@ typedef struct emu_chan {
     unsigned char resp[PTTH_CSD_RESP_BODY_MAX];
 } emu_chan;
 
+/* ptth_csd_recv_exact with the peer closing at any point as -EPIPE: between
+ * commands the emulator has nothing to close cleanly for. */
 static int
-read_exact(int fd, void *buf, size_t len)
+recv_exact(int fd, void *buf, size_t len)
 {
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = recv(fd, (char *)buf + off, len - off, 0);
-        if (n == 0)
-            return -EPIPE;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)n;
-    }
-    return 0;
-}
-
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)n;
-    }
-    return 0;
+    int rc = ptth_csd_recv_exact(fd, buf, len);
+    return rc == 1 ? 0 : rc == 0 ? -EPIPE : rc;
 }
 
 static int
@@ -81,18 +56,18 @@ emu_submit(ptth_nvme_chan *c, struct nvme_passthru_cmd *cmd, void *buf, size_t o
         snprintf(err, errlen, "nvme device '%s': command data too long", c->device);
         return -EINVAL;
     }
-    int rc = write_all(e->fd, e->req, (size_t)n);
+    int rc = ptth_csd_send_all(e->fd, e->req, (size_t)n);
     if (rc != 0)
         return lost(e, rc, err, errlen);
     unsigned char hdr[4];
-    if ((rc = read_exact(e->fd, hdr, 4)) != 0)
+    if ((rc = recv_exact(e->fd, hdr, 4)) != 0)
         return lost(e, rc, err, errlen);
     uint32_t len = ptth_get_le32(hdr);
     if (len < PTTH_CSD_RESP_HEAD || len > PTTH_CSD_RESP_BODY_MAX) {
         snprintf(err, errlen, "nvme device '%s': malformed emulator response (length %u)", c->device, len);
         return -EPROTO;
     }
-    if ((rc = read_exact(e->fd, e->resp, len)) != 0)
+    if ((rc = recv_exact(e->fd, e->resp, len)) != 0)
         return lost(e, rc, err, errlen);
     const unsigned char *data;
     size_t dlen;
@@ -125,14 +100,10 @@ ptth_nvme_emu_open(const char *device, ptth_nvme_chan **out, char *err, size_t e
 {
     *out = NULL;
     struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    size_t len = strlen(device);
-    if (len >= sizeof(sun.sun_path)) {
+    if (ptth_csd_sockaddr(device, &sun) != 0) {
         snprintf(err, errlen, "nvme device '%s': socket path too long", device);
         return -ENAMETOOLONG;
     }
-    memcpy(sun.sun_path, device, len + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
@@ -154,9 +125,9 @@ ptth_nvme_emu_open(const char *device, ptth_nvme_chan **out, char *err, size_t e
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     char magic[PTTH_CSD_MAGIC_LEN];
-    rc = write_all(fd, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN);
+    rc = ptth_csd_send_all(fd, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN);
     if (rc == 0)
-        rc = read_exact(fd, magic, sizeof(magic));
+        rc = recv_exact(fd, magic, sizeof(magic));
     if (rc != 0 || memcmp(magic, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0) {
         if (rc == -EPIPE || rc == -ECONNRESET)
             snprintf(err, errlen,
@@ -180,7 +151,7 @@ ptth_nvme_emu_open(const char *device, ptth_nvme_chan **out, char *err, size_t e
     }
     memset(&e->base, 0, sizeof(e->base));
     e->base.carrier = &emu_carrier;
-    memcpy(e->base.device, device, len + 1);
+    memcpy(e->base.device, device, strlen(device) + 1);
     e->fd = fd;
     *out = &e->base;
     return 0;

@@ -97,40 +97,6 @@ typedef struct conn {
     ptth_csd_emu *emu;
 } conn;
 
-static int
-read_exact(int fd, void *buf, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = recv(fd, (char *)buf + off, len - off, 0);
-        if (n == 0)
-            return off == 0 ? 0 : -EPIPE;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)n;
-    }
-    return 1;
-}
-
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)n;
-    }
-    return 0;
-}
-
 /* Serves one client connection: handshake, then request/response until the
  * client goes away or sends something that cannot be framed. */
 static void
@@ -139,7 +105,7 @@ serve(conn *c)
     struct timeval tv = {.tv_sec = 5};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char magic[PTTH_CSD_MAGIC_LEN];
-    int r = read_exact(c->fd, magic, sizeof(magic));
+    int r = ptth_csd_recv_exact(c->fd, magic, sizeof(magic));
     if (r == 0) {
         ptth_log_debug("event=client_closed_early client=%llu", (unsigned long long)c->id);
         return;
@@ -149,7 +115,7 @@ serve(conn *c)
                       r < 0 ? "no_handshake" : "bad_handshake");
         return;
     }
-    if (write_all(c->fd, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0)
+    if (ptth_csd_send_all(c->fd, PTTH_CSD_MAGIC, PTTH_CSD_MAGIC_LEN) != 0)
         return;
     tv.tv_sec = 0;
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -161,7 +127,7 @@ serve(conn *c)
         goto done;
     for (;;) {
         unsigned char hdr[4];
-        r = read_exact(c->fd, hdr, 4);
+        r = ptth_csd_recv_exact(c->fd, hdr, 4);
         if (r <= 0)
             break;
         uint32_t len = ptth_get_le32(hdr);
@@ -169,7 +135,7 @@ serve(conn *c)
             ptth_log_warn("event=client_dropped client=%llu reason=bad_length length=%u", (unsigned long long)c->id, len);
             break;
         }
-        if (read_exact(c->fd, req, len) <= 0)
+        if (ptth_csd_recv_exact(c->fd, req, len) <= 0)
             break;
         struct nvme_passthru_cmd cmd;
         const unsigned char *data;
@@ -183,7 +149,7 @@ serve(conn *c)
             ptth_log_debug("event=command_failed client=%llu cdw10=%u desc=%d status=0x%04x result=%u", (unsigned long long)c->id,
                            cmd.cdw10, (int)cmd.cdw13, status, result);
         int n = ptth_csd_encode_response(status, result, out, out_len, resp);
-        if (n < 0 || write_all(c->fd, resp, (size_t)n) != 0)
+        if (n < 0 || ptth_csd_send_all(c->fd, resp, (size_t)n) != 0)
             break;
     }
 done:
@@ -233,9 +199,10 @@ static int
 listen_on(const char *path)
 {
     struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path, strlen(path) + 1);
+    if (ptth_csd_sockaddr(path, &sun) != 0) { /* --socket was checked: cannot happen */
+        fprintf(stderr, PROG ": socket path '%s' too long\n", path);
+        return -ENAMETOOLONG;
+    }
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
