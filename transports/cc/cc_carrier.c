@@ -1,11 +1,13 @@
 /*
  * cc_carrier.c: channel addresses (service names, vsock CID:PORT) and the
- * choice of carrier. The carriers themselves are in cc_carrier_*.c.
+ * choice of carrier, and the socket steps the carriers share. The carriers
+ * themselves are in cc_carrier_*.c.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cc_carrier.h"
 #include "names.h"
@@ -128,4 +130,33 @@ ptth_cc_addr_from_target(const ptth_target *t, ptth_cc_addr *out, char *err, siz
         return 0;
     }
     return addr_seqpacket(t->cc_service, out, err, errlen);
+}
+
+int
+ptth_cc_carrier_accept(const ptth_cc_carrier *carrier, int listen_fd, ptth_cc_conn **out, char *err, size_t errlen)
+{
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED)
+            return -EAGAIN;
+        snprintf(err, errlen, "accept: %s", strerror(e));
+        return -e;
+    }
+    int r = carrier->adopt(fd, out);
+    if (r != 0)
+        snprintf(err, errlen, "accept: out of memory");
+    return r;
+}
+
+ssize_t
+ptth_cc_carrier_send_some(int fd, const uint8_t *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
 }

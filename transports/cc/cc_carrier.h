@@ -92,4 +92,17 @@ int ptth_cc_addr_parse(const char *name, bool listening, ptth_cc_addr *out, char
 /* The address of a parsed cc: target (host side). Same errors. */
 int ptth_cc_addr_from_target(const ptth_target *t, ptth_cc_addr *out, char *err, size_t errlen);
 
+/* For the carrier implementations: what every socket-based carrier does the
+ * same way. */
+
+/* accept()s one nonblocking connection on listen_fd and wraps it with
+ * carrier->adopt: the carrier table's accept() contract (0, -EAGAIN when none
+ * is waiting or it was aborted before being taken, other -errno with err). */
+int ptth_cc_carrier_accept(const ptth_cc_carrier *carrier, int listen_fd, ptth_cc_conn **out, char *err, size_t errlen);
+
+/* One nonblocking send() (no SIGPIPE, retried on EINTR): the bytes the
+ * socket took (a seqpacket socket takes all or nothing, a stream socket
+ * perhaps a part), -EAGAIN when it takes none now, other -errno broken. */
+ssize_t ptth_cc_carrier_send_some(int fd, const uint8_t *buf, size_t len);
+
 #endif

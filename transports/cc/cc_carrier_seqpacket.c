@@ -146,18 +146,7 @@ sp_adopt(int fd, ptth_cc_conn **out)
 static int
 sp_accept(int lfd, ptth_cc_conn **out, char *err, size_t errlen)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED)
-            return -EAGAIN;
-        snprintf(err, errlen, "accept: %s", strerror(e));
-        return -e;
-    }
-    int r = sp_adopt(fd, out);
-    if (r != 0)
-        snprintf(err, errlen, "accept: out of memory");
-    return r;
+    return ptth_cc_carrier_accept(&ptth_cc_carrier_seqpacket, lfd, out, err, errlen);
 }
 
 static int
@@ -202,12 +191,9 @@ sp_finish_connect(ptth_cc_conn *c, char *err, size_t errlen)
 static int
 sp_send(ptth_cc_conn *c, const uint8_t *msg, size_t len)
 {
-    ssize_t n;
-    do {
-        n = send(c->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = ptth_cc_carrier_send_some(c->fd, msg, len);
     if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return (int)n;
     return (size_t)n == len ? 0 : -EIO; /* a seqpacket send is all or nothing */
 }
 

@@ -99,18 +99,7 @@ vs_adopt(int fd, ptth_cc_conn **out)
 static int
 vs_accept(int lfd, ptth_cc_conn **out, char *err, size_t errlen)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED)
-            return -EAGAIN;
-        snprintf(err, errlen, "accept: %s", strerror(e));
-        return -e;
-    }
-    int r = vs_adopt(fd, out);
-    if (r != 0)
-        snprintf(err, errlen, "accept: out of memory");
-    return r;
+    return ptth_cc_carrier_accept(&ptth_cc_carrier_vsock, lfd, out, err, errlen);
 }
 
 static int
@@ -160,24 +149,12 @@ vs_finish_connect(ptth_cc_conn *c, char *err, size_t errlen)
     return 0;
 }
 
-static ssize_t
-write_some(int fd, const uint8_t *p, size_t len)
-{
-    ssize_t n;
-    do {
-        n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return n;
-}
-
 static int
 vs_flush(ptth_cc_conn *base)
 {
     stream_conn *c = (stream_conn *)base;
     while (c->woff < c->wlen) {
-        ssize_t n = write_some(base->fd, c->wbuf + c->woff, c->wlen - c->woff);
+        ssize_t n = ptth_cc_carrier_send_some(base->fd, c->wbuf + c->woff, c->wlen - c->woff);
         if (n < 0)
             return (int)n;
         c->woff += (size_t)n;
@@ -198,7 +175,7 @@ vs_send(ptth_cc_conn *base, const uint8_t *msg, size_t len)
         if (r != 0)
             return r;
     }
-    ssize_t n = write_some(base->fd, msg, len);
+    ssize_t n = ptth_cc_carrier_send_some(base->fd, msg, len);
     if (n < 0)
         return (int)n;
     if ((size_t)n < len) {
