@@ -81,29 +81,15 @@ exit_code_for(int rc)
     }
 }
 
+/* new FILE and hash FILE: get the key (a fresh one written to path, or the
+ * one already in it), then print its hash. */
 static int
-cmd_new(const char *path)
+run(const char *cmd, const char *path)
 {
     ptth_key key;
     char err[512];
-    int rc = ptth_key_write_new_file(path, &key, err, sizeof(err));
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s\n", PROGRAM, err);
-        return exit_code_for(rc);
-    }
-    ptth_key_hash hash;
-    ptth_key_hash_of(key.text, PTTH_KEY_LEN, &hash);
-    memset(&key, 0, sizeof(key));
-    printf("%s\n", hash.hex);
-    return 0;
-}
-
-static int
-cmd_hash(const char *path)
-{
-    ptth_key key;
-    char err[512];
-    int rc = ptth_key_load_file(path, &key, err, sizeof(err));
+    int rc = strcmp(cmd, "new") == 0 ? ptth_key_write_new_file(path, &key, err, sizeof(err))
+                                     : ptth_key_load_file(path, &key, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "%s: %s\n", PROGRAM, err);
         return exit_code_for(rc);
@@ -129,7 +115,7 @@ main(int argc, char **argv)
     case PTTH_PARSE_RUN:
         break;
     }
-    int code = strcmp(cli.positional[0], "new") == 0 ? cmd_new(cli.positional[1]) : cmd_hash(cli.positional[1]);
+    int code = run(cli.positional[0], cli.positional[1]);
     if (fflush(stdout) != 0 && code == 0) {
         fprintf(stderr, "%s: cannot write to stdout: %s\n", PROGRAM, strerror(errno));
         code = 1;
