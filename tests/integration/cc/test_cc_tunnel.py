@@ -6,11 +6,9 @@ targets), 50 MB with half-close and a checksum, 20 tunnels at once, the
 --max-clients limit, the agent restarted (killed), ptth_server restarted
 (cleanly and killed), --check-config, and the throughput of one tunnel."""
 
-import hashlib
 import os
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
@@ -39,54 +37,14 @@ def agent(ctx, target, args=(), service=SERVICE):
     return p
 
 
-def echo_backend(ctx, unix_path=None):
-    b = kit.Backend(kit.echo_handler, unix_path=unix_path)
-    ctx.cleanups.append(b.close)
-    return b
-
-
 def cc_world(ctx):
     return kit.World(ctx, {"dpu": "cc:" + SERVICE})
-
-
-def round_trip(sock, payload):
-    sock.sendall(payload)
-    assert pt.recv_exactly(sock, len(payload)) == payload
-
-
-def open_tunnels(port, n):
-    socks = []
-    for i in range(n):
-        s = pt.connect(port)
-        round_trip(s, b"ping %d" % i)
-        socks.append(s)
-    return socks
-
-
-def wait_count(proc, pattern, n, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while proc.count(pattern) < n:
-        assert time.monotonic() < deadline, "%s: %d of %d /%s/" % (proc.name, proc.count(pattern), n, pattern)
-        time.sleep(0.05)
-
-
-def wait_works(port, timeout=20.0):
-    started = time.monotonic()
-    last = None
-    while time.monotonic() - started < timeout:
-        try:
-            if kit.echo_once(port, b"are you back?", timeout=5) == b"are you back?":
-                return time.monotonic() - started
-        except (OSError, AssertionError) as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError("no working tunnel within %.0fs; last error: %s" % (timeout, last))
 
 
 @t.test
 def echo_round_trips(ctx):
     d = cc_dir(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     ag = agent(ctx, "127.0.0.1:%d" % echo.port)
     assert oct(os.stat(d).st_mode & 0o777) == "0o700", oct(os.stat(d).st_mode)
     w = cc_world(ctx)
@@ -95,7 +53,7 @@ def echo_round_trips(ctx):
     s.sendall(b"early|")
     assert pt.recv_exactly(s, 6) == b"early|"
     for i in range(20):
-        round_trip(s, os.urandom(1 + (i * 7919) % 30000))
+        kit.round_trip(s, os.urandom(1 + (i * 7919) % 30000))
     s.close()
     ag.wait_for(r"event=tunnel_open tunnel=\d+ client=\"127\.0\.0\.1:\d+\" target=127\.0\.0\.1:%d" % echo.port)
     ag.wait_for(r"event=tunnel_end tunnel=\d+ [^\n]*reason=\"close\"")
@@ -107,7 +65,7 @@ def echo_round_trips(ctx):
 def unix_target(ctx):
     cc_dir(ctx)
     path = ctx.path("backend.sock")
-    echo_backend(ctx, unix_path=path)
+    kit.echo_backend(ctx, unix_path=path)
     ag = agent(ctx, "unix:" + path)
     w = cc_world(ctx)
     px = w.proxy("dpu")
@@ -120,7 +78,7 @@ def fifty_mb_with_half_close(ctx):
     """50 MB both ways at once through one tunnel; the client half-closes after
     sending and still receives everything, then the end of stream."""
     cc_dir(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     ag = agent(ctx, "127.0.0.1:%d" % echo.port)
     w = cc_world(ctx)
     px = w.proxy("dpu")
@@ -138,47 +96,16 @@ def fifty_mb_with_half_close(ctx):
 @t.test
 def twenty_tunnels_at_once(ctx):
     cc_dir(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     ag = agent(ctx, "127.0.0.1:%d" % echo.port)
     w = cc_world(ctx)
     px = w.proxy("dpu")
     n = 20
-    size = 512 * 1024
-    results = [None] * n
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        try:
-            s = pt.connect(px.port, timeout=60)
-            data = os.urandom(size - i)
-            barrier.wait(timeout=30)
-            got = bytearray()
-
-            def rd():
-                while len(got) < len(data):
-                    b = s.recv(1 << 16)
-                    if not b:
-                        break
-                    got.extend(b)
-
-            th = threading.Thread(target=rd)
-            th.start()
-            s.sendall(data)
-            th.join(60)
-            s.close()
-            results[i] = hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest()
-        except Exception as e:  # reported below
-            results[i] = e
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(120)
+    results = kit.echo_in_parallel(px.port, n, 512 * 1024)
     assert all(r is True for r in results), results
     assert echo.accepted == n, echo.accepted
-    wait_count(w.relay, r"event=tunnel_end ", n)
-    wait_count(ag, r"event=tunnel_end ", n)
+    kit.wait_count(w.relay, r"event=tunnel_end ", n)
+    kit.wait_count(ag, r"event=tunnel_end ", n)
     # all on one channel connection
     assert ag.count(r"event=channel_open ") == 1, ag.log()
 
@@ -189,11 +116,11 @@ def max_clients_refuses_one_over(ctx):
     connection closed, the proxy logs 502 and the server why) while the three
     keep working; closing one makes room again."""
     cc_dir(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     ag = agent(ctx, "127.0.0.1:%d" % echo.port, ["--max-clients", "3"])
     w = cc_world(ctx)
     px = w.proxy("dpu")
-    socks = open_tunnels(px.port, 3)
+    socks = kit.open_tunnels(px.port, 3)
     over = pt.connect(px.port)
     over.sendall(b"one too many")
     assert pt.wait_closed(over, timeout=15) == b""
@@ -202,11 +129,11 @@ def max_clients_refuses_one_over(ctx):
     w.server.wait_for(r"event=backend_failed [^\n]*agent refused the tunnel: too many tunnels: --max-clients 3 reached")
     ag.wait_for(r"event=tunnel_refused [^\n]*reason=max_clients max_clients=3")
     for i, s in enumerate(socks):
-        round_trip(s, b"still working %d" % i)
+        kit.round_trip(s, b"still working %d" % i)
     socks[0].close()
-    wait_count(ag, r"event=tunnel_end ", 1)
+    kit.wait_count(ag, r"event=tunnel_end ", 1)
     s = pt.connect(px.port)
-    round_trip(s, b"room again")
+    kit.round_trip(s, b"room again")
     s.close()
     for s in socks[1:]:
         s.close()
@@ -219,11 +146,11 @@ def agent_killed_then_back(ctx):
     promptly while it is down, and once it is back (replacing its stale
     socket) new tunnels work without restarting ptth_server."""
     cc_dir(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     ag = agent(ctx, "127.0.0.1:%d" % echo.port)
     w = cc_world(ctx)
     px = w.proxy("dpu")
-    socks = open_tunnels(px.port, 3)
+    socks = kit.open_tunnels(px.port, 3)
     ag.kill9()
     started = time.monotonic()
     for s in socks:
@@ -231,14 +158,14 @@ def agent_killed_then_back(ctx):
         s.close()
     assert time.monotonic() - started < 10
     w.server.wait_for(r"event=cc_channel_lost channel=\S+ reason=\"agent closed the channel\"")
-    wait_count(w.relay, r"event=tunnel_end ", 3)
+    kit.wait_count(w.relay, r"event=tunnel_end ", 3)
     s = pt.connect(px.port)
     assert pt.wait_closed(s, timeout=10) == b""
     s.close()
     w.server.wait_for(r"event=backend_failed [^\n]*cannot connect to agent at [^\n]*is ptth_cc_agent running\?")
     assert w.server.alive()
     agent(ctx, "127.0.0.1:%d" % echo.port)
-    wait_works(px.port)
+    kit.wait_works(px.port)
 
 
 @t.test
@@ -247,22 +174,22 @@ def server_restarts_agent_stays(ctx):
     and under ASan nothing leaked), then is killed with -9: each time the
     agent ends that channel's tunnels and serves the next ptth_server."""
     cc_dir(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     ag = agent(ctx, "127.0.0.1:%d" % echo.port)
     w = cc_world(ctx)
     px = w.proxy("dpu")
-    socks = open_tunnels(px.port, 3)
+    socks = kit.open_tunnels(px.port, 3)
     w.server.stop()
     ag.wait_for(r"event=channel_closed channel=1 reason=\"host closed the channel\"")
-    wait_count(ag, r"event=tunnel_end ", 3)
+    kit.wait_count(ag, r"event=tunnel_end ", 3)
     for s in socks:
         pt.wait_closed(s, timeout=15)
         s.close()
 
     w.server = w.start_server({"dpu": "cc:" + SERVICE}, wait=False)
-    wait_works(px.port, timeout=40)
+    kit.wait_works(px.port, timeout=40)
     ag.wait_for(r"event=channel_open channel=2 ")
-    socks = open_tunnels(px.port, 2)
+    socks = kit.open_tunnels(px.port, 2)
     w.server.kill9()
     ag.wait_for(r"event=channel_closed channel=2 reason=\"host closed the channel\"")
     for s in socks:
@@ -270,7 +197,7 @@ def server_restarts_agent_stays(ctx):
         s.close()
 
     w.server = w.start_server({"dpu": "cc:" + SERVICE}, wait=False)
-    wait_works(px.port, timeout=40)
+    kit.wait_works(px.port, timeout=40)
     ag.wait_for(r"event=channel_open channel=3 ")
     assert ag.alive()
 

@@ -5,12 +5,9 @@ backend. Echo, 50 MB with half-close and a checksum, 20 tunnels at once, a
 refused backend, the emulator killed and restarted, --check-config on a bad
 device, and the throughput of one tunnel."""
 
-import hashlib
 import os
-import re
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
@@ -32,12 +29,6 @@ def emulator(ctx, path=None):
     return p
 
 
-def echo_backend(ctx):
-    b = kit.Backend(kit.echo_handler)
-    ctx.cleanups.append(b.close)
-    return b
-
-
 def nvme_world(ctx, backend_port, emu):
     return kit.World(ctx, {"csd": "nvme:%s:%d" % (emu.socket, backend_port)})
 
@@ -45,7 +36,7 @@ def nvme_world(ctx, backend_port, emu):
 @t.test
 def echo_round_trips(ctx):
     emu = emulator(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = nvme_world(ctx, echo.port, emu)
     px = w.proxy("csd")
     s = pt.connect(px.port)
@@ -67,7 +58,7 @@ def fifty_mb_with_half_close(ctx):
     sending and still receives everything, then the end of stream (the relay is
     closed after the 3 s linger, docs/transports.md)."""
     emu = emulator(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = nvme_world(ctx, echo.port, emu)
     px = w.proxy("csd")
     size = 50 * 1000 * 1000
@@ -84,51 +75,16 @@ def fifty_mb_with_half_close(ctx):
 @t.test
 def twenty_tunnels_at_once(ctx):
     emu = emulator(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = nvme_world(ctx, echo.port, emu)
     px = w.proxy("csd")
     n = 20
-    size = 512 * 1024
-    results = [None] * n
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        try:
-            s = pt.connect(px.port, timeout=60)
-            data = os.urandom(size - i)
-            barrier.wait(timeout=30)
-            got = bytearray()
-
-            def rd():
-                while len(got) < len(data):
-                    b = s.recv(1 << 16)
-                    if not b:
-                        break
-                    got.extend(b)
-
-            th = threading.Thread(target=rd)
-            th.start()
-            s.sendall(data)
-            th.join(60)
-            s.close()
-            results[i] = hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest()
-        except Exception as e:  # reported below
-            results[i] = e
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(120)
+    results = kit.echo_in_parallel(px.port, n, 512 * 1024)
     assert all(r is True for r in results), results
     assert echo.accepted == n, echo.accepted
-    deadline = time.monotonic() + 20
-    while w.relay.count(r"event=tunnel_end ") < n:
-        assert time.monotonic() < deadline, "only %d tunnels ended" % w.relay.count(r"event=tunnel_end ")
-        time.sleep(0.05)
-    while emu.count(r"event=relay_close ") < n:
-        assert time.monotonic() < deadline, "only %d relays closed" % emu.count(r"event=relay_close ")
-        time.sleep(0.05)
+    deadline = time.monotonic() + 20  # for both
+    kit.wait_count(w.relay, r"event=tunnel_end ", n, timeout=20)
+    kit.wait_count(emu, r"event=relay_close ", n, timeout=deadline - time.monotonic())
 
 
 @t.test
@@ -150,7 +106,7 @@ def refused_backend_closes_the_client(ctx):
 @t.test
 def emulator_killed_then_back(ctx):
     emu = emulator(ctx)
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = nvme_world(ctx, echo.port, emu)
     px = w.proxy("csd")
     open_socks = []

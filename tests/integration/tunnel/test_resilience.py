@@ -18,22 +18,6 @@ from tunnelkit import pt  # noqa: E402
 t = pt.Tap()
 
 
-def echo_backend(ctx):
-    b = kit.Backend(kit.echo_handler)
-    ctx.cleanups.append(b.close)
-    return b
-
-
-def open_tunnels(port, n):
-    socks = []
-    for i in range(n):
-        s = pt.connect(port)
-        s.sendall(b"ping %d" % i)
-        assert pt.recv_exactly(s, len(b"ping %d" % i)) == b"ping %d" % i
-        socks.append(s)
-    return socks
-
-
 def assert_all_closed(socks, within):
     deadline = time.monotonic() + within
     for s in socks:
@@ -41,27 +25,12 @@ def assert_all_closed(socks, within):
         s.close()
 
 
-def wait_works(port, timeout=20.0):
-    """Retries a round trip until it works (the terminators reconnect on their
-    own schedule); returns the seconds it took."""
-    started = time.monotonic()
-    last = None
-    while time.monotonic() - started < timeout:
-        try:
-            if kit.echo_once(port, b"are you back?", timeout=5) == b"are you back?":
-                return time.monotonic() - started
-        except (OSError, AssertionError) as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError("no working tunnel within %.0fs; last error: %s" % (timeout, last))
-
-
 @t.test
 def kill9_server_closes_local_connections(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)})
     px = w.proxy("echo")
-    socks = open_tunnels(px.port, 5)
+    socks = kit.open_tunnels(px.port, 5)
     w.server.kill9()
     started = time.monotonic()
     assert_all_closed(socks, within=10)
@@ -76,31 +45,31 @@ def kill9_server_closes_local_connections(ctx):
         time.sleep(0.05)
     # a new server process is picked up without touching the proxy
     w.start_server({"echo": str(echo.port)}, wait=False)
-    wait_works(px.port)
+    kit.wait_works(px.port)
 
 
 @t.test
 def relay_restart_clean(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)}, relay_port=pt.free_port())
     px = w.proxy("echo")
-    socks = open_tunnels(px.port, 3)
+    socks = kit.open_tunnels(px.port, 3)
     w.relay.stop()
     assert_all_closed(socks, within=10)
     assert w.server.alive() and px.alive()
     w.relay = w.start_relay()
     w.relay.wait_for(r"event=server_online server=foo", timeout=40)
-    took = wait_works(px.port)
+    took = kit.wait_works(px.port)
     assert took < 20, took
     w.server.wait_for(r"event=relay_connected")
 
 
 @t.test
 def relay_killed_and_restarted(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)}, relay_port=pt.free_port())
     px = w.proxy("echo")
-    socks = open_tunnels(px.port, 3)
+    socks = kit.open_tunnels(px.port, 3)
     w.relay.kill9()
     assert_all_closed(socks, within=10)
     # while the relay is away, connections are refused and logged
@@ -111,13 +80,13 @@ def relay_killed_and_restarted(ctx):
     w.server.wait_for(r"event=relay_unreachable")
     w.relay = w.start_relay()
     w.relay.wait_for(r"event=server_online server=foo", timeout=40)
-    wait_works(px.port)
+    kit.wait_works(px.port)
     assert w.server.alive() and px.alive()
 
 
 @t.test
 def server_started_before_relay(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     port = pt.free_port()
     w = kit.World.__new__(kit.World)
     w.ctx = ctx

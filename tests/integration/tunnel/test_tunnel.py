@@ -21,15 +21,9 @@ from tunnelkit import pt  # noqa: E402
 t = pt.Tap()
 
 
-def echo_backend(ctx, **kw):
-    b = kit.Backend(kit.echo_handler, **kw)
-    ctx.cleanups.append(b.close)
-    return b
-
-
 @t.test
 def echo_round_trips(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)})
     px = w.proxy("echo")
     s = pt.connect(px.port)
@@ -84,7 +78,7 @@ def half_close_backend_first(ctx):
 
 @t.test
 def two_hundred_tunnels_at_once(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)})
     px = w.proxy("echo")
     n = 200
@@ -115,7 +109,7 @@ def data_waiting_when_the_tunnel_opens(ctx):
     h2c upgrade this failed now and then: libcurl 7.88 cannot take more than
     32 KiB right behind a 101 answer. It depends on timing, hence 20 rounds;
     the stdio test, with 2 MB at once, caught it first.)"""
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)})
     px = w.proxy("echo")
     for i in range(20):
@@ -126,7 +120,7 @@ def data_waiting_when_the_tunnel_opens(ctx):
 
 @t.test
 def two_forwards_in_one_proxy(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     hb = kit.Backend(kit.hash_handler)
     ctx.cleanups.append(hb.close)
     w = kit.World(ctx, {"echo": str(echo.port), "hash": str(hb.port)})
@@ -142,7 +136,7 @@ def two_forwards_in_one_proxy(ctx):
 
 @t.test
 def stdio_tunnel(ctx):
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)})
     argv = [pt.program("ptth_proxy"), "--relay", w.relay.url, "--key-file", w.ckey.path, "--server", "foo", "--port",
             "echo", "--stdio"]
@@ -172,7 +166,7 @@ def stdio_refused_exits_1(ctx):
 @t.test
 def unix_socket_backend(ctx):
     path = ctx.path("echo.sock")
-    echo = echo_backend(ctx, unix_path=path)
+    echo = kit.echo_backend(ctx, unix_path=path)
     w = kit.World(ctx, {"local": "unix:" + path})
     px = w.proxy("local")
     data = os.urandom(512 * 1024)
@@ -214,7 +208,7 @@ def relay_with_smaller_max_chunk(ctx):
     """The relay allows 16 KiB chunks while the terminators are set for 256
     KiB: they follow the relay's PTTH-Max-Chunk, so big transfers still work
     both ways."""
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {"echo": str(echo.port)}, relay_args=["--max-chunk", "16384"])
     px = w.proxy("echo")
     sent, received, n, _ = kit.bulk_both_ways(px.port, 8 * 1024 * 1024, timeout=60)
@@ -283,7 +277,7 @@ def https_relay(ctx):
                         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    echo = echo_backend(ctx)
+    echo = kit.echo_backend(ctx)
     w = kit.World(ctx, {}, start_server=False, relay_args=["--tls-cert", cert, "--tls-key", key])
     w.relay.url = "https://127.0.0.1:%d" % w.relay.port
     w.start_server({"echo": str(echo.port)}, args=["--ca-file", cert])

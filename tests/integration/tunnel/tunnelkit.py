@@ -243,3 +243,91 @@ def log_fields(line):
             k, v = part.split("=", 1)
             out[k] = v
     return out
+
+
+# ---- test steps the tunnel, cc and nvme tests share -------------------------
+
+def echo_backend(ctx, unix_path=None):
+    """An echo Backend (TCP, or UNIX at unix_path) closed with the test."""
+    b = Backend(echo_handler, unix_path=unix_path)
+    ctx.cleanups.append(b.close)
+    return b
+
+
+def round_trip(sock, payload):
+    """Sends payload and asserts that exactly it comes back."""
+    sock.sendall(payload)
+    assert pt.recv_exactly(sock, len(payload)) == payload
+
+
+def open_tunnels(port, n):
+    """n open connections to a forwarded echo port, each proven with one round
+    trip."""
+    socks = []
+    for i in range(n):
+        s = pt.connect(port)
+        round_trip(s, b"ping %d" % i)
+        socks.append(s)
+    return socks
+
+
+def wait_count(proc, pattern, n, timeout=20.0):
+    """Waits until proc's log matches pattern n times; asserts within timeout
+    seconds (none left, e.g. a negative timeout: the count must be there now)."""
+    deadline = time.monotonic() + timeout
+    while proc.count(pattern) < n:
+        assert time.monotonic() < deadline, "%s: %d of %d /%s/" % (proc.name, proc.count(pattern), n, pattern)
+        time.sleep(0.05)
+
+
+def wait_works(port, timeout=20.0):
+    """Retries a round trip until it works (the terminators reconnect on their
+    own schedule); returns the seconds it took."""
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout:
+        try:
+            if echo_once(port, b"are you back?", timeout=5) == b"are you back?":
+                return time.monotonic() - started
+        except (OSError, AssertionError) as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError("no working tunnel within %.0fs; last error: %s" % (timeout, last))
+
+
+def echo_in_parallel(port, n, size):
+    """n tunnels to an echo port at once, each sending size - i random bytes
+    (all start together) while reading the echo; returns one result per
+    tunnel: True when the echo matched, else False or the exception."""
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        try:
+            s = pt.connect(port, timeout=60)
+            data = os.urandom(size - i)
+            barrier.wait(timeout=30)
+            got = bytearray()
+
+            def rd():
+                while len(got) < len(data):
+                    b = s.recv(1 << 16)
+                    if not b:
+                        break
+                    got.extend(b)
+
+            th = threading.Thread(target=rd)
+            th.start()
+            s.sendall(data)
+            th.join(60)
+            s.close()
+            results[i] = hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest()
+        except Exception as e:  # reported by the caller's assertion
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    return results
