@@ -15,6 +15,17 @@
 #include "sysutil.h"
 
 #define CLOSE_TIMEOUT_MS 5000L
+/* A chunk whose request fails in transport (the shared connection died, a
+ * 5xx) is sent again after these delays; the relay ignores a chunk it already
+ * delivered, so a retry is always safe. */
+static const long chunk_retry_ms[] = {0, 100, 300, 1000};
+/* A chunk request without an answer after this long is sent again (without
+ * counting as a failed attempt): the relay may hold a chunk that long when
+ * the other side reads slowly (the copy sent again replaces the held one),
+ * but a request can also be lost on a connection that libcurl 7.88 never
+ * finishes (an h2c upgrade that failed while requests waited for it). */
+#define CHUNK_TIMEOUT_MS 60000L
+#define CHUNK_ATTEMPTS ((int)(sizeof(chunk_retry_ms) / sizeof(chunk_retry_ms[0])) + 1)
 #define POOL_KEEP 64
 #define PATH_MAX_LEN 512
 
@@ -147,6 +158,7 @@ struct chunk {
     uint64_t seq;
     bool fin;
     int attempts;
+    ptth_timer retry_timer;
     char seq_header[32];
 };
 
@@ -206,6 +218,7 @@ struct ptth_bridge {
 static void on_defer(ptth_defer *d);
 static void update_watches(ptth_bridge *b);
 static void post_chunk(struct chunk *c);
+static void on_chunk_retry_timer(ptth_timer *t);
 
 bool
 ptth_conn_id_valid(const char *id)
@@ -261,6 +274,7 @@ release_chunks(ptth_bridge *b)
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
         struct chunk *c = &b->chunks[i];
         ptth_req_cancel(&c->req);
+        ptth_timer_stop(b->loop, &c->retry_timer);
         buf_put(c->buf, b->max_chunk);
         c->buf = NULL;
     }
@@ -590,7 +604,7 @@ read_local(ptth_bridge *b)
 {
     struct chunk *c = NULL;
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
-        if (!b->chunks[i].req.active && b->chunks[i].buf == NULL) {
+        if (!b->chunks[i].req.active && b->chunks[i].buf == NULL && !ptth_timer_active(&b->chunks[i].retry_timer)) {
             c = &b->chunks[i];
             break;
         }
@@ -648,20 +662,36 @@ on_chunk_done(ptth_req *r, const char *error)
     ptth_bridge *b = c->b;
     if (b->state != ST_OPEN || b->failed)
         return; /* ending: on_defer releases the buffer */
-    bool transport = error != NULL || r->status >= 500;
-    if (transport && c->attempts < 2) {
-        ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " error=%s", b->conn, c->seq, error != NULL ? "transport" : "5xx");
+    if (r->timed_out) {
+        ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " reason=timeout", b->conn, c->seq);
+        c->attempts--; /* not a failure: the relay may hold chunks this long */
         post_chunk(c);
+        return;
+    }
+    bool transport = error != NULL || r->status >= 500;
+    if (transport && c->attempts < CHUNK_ATTEMPTS) {
+        long delay = chunk_retry_ms[c->attempts - 1];
+        ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " attempt=%d delay_ms=%ld error=%s", b->conn, c->seq,
+                       c->attempts + 1, delay, error != NULL ? "transport" : "5xx");
+        if (delay == 0)
+            post_chunk(c);
+        else
+            ptth_timer_start(b->loop, &c->retry_timer, delay, on_chunk_retry_timer, c);
         return;
     }
     if (error != NULL) {
         fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
         return;
     }
-    if (r->status == 404) {
+    if (r->status == 404 && !(b->stream_done && b->fin_received)) {
         fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
         return;
     }
+    /* a 404 after our stream ended cleanly: the relay ends a tunnel that way
+     * only once every chunk up to both FINs was delivered, so this one (sent
+     * again because its answer was lost) was delivered too */
+    if (r->status == 404)
+        r->status = 204;
     if (r->status < 200 || r->status > 299) {
         fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
         return;
@@ -681,6 +711,14 @@ static const ptth_req_ops chunk_ops = {
 };
 
 static void
+on_chunk_retry_timer(ptth_timer *t)
+{
+    struct chunk *c = t->data;
+    if (c->b->state == ST_OPEN && !c->b->failed)
+        post_chunk(c);
+}
+
+static void
 post_chunk(struct chunk *c)
 {
     ptth_bridge *b = c->b;
@@ -688,7 +726,7 @@ post_chunk(struct chunk *c)
     const char *headers[3] = {c->seq_header, c->fin ? fin_header : NULL, NULL};
     c->req.ops = &chunk_ops;
     c->req.data = c;
-    c->req.timeout_ms = 0;
+    c->req.timeout_ms = CHUNK_TIMEOUT_MS;
     c->attempts++;
     int rc = ptth_req_start(b->client, &c->req, PTTH_REQ_SHORT, b->chunk_path, headers, c->buf, c->len);
     if (rc != 0)

@@ -21,8 +21,8 @@
  *      never waiting to fill a chunk) becomes one chunk POST with PTTH-Seq
  *      0, 1, 2...; at most 8 are in flight, and the local end is not read
  *      while 8 are. End of stream -> an empty chunk with PTTH-Fin: 1. A chunk
- *      that fails in transport is sent once more (the relay ignores
- *      duplicates).
+ *      that fails in transport (or gets a 5xx) is sent again, up to 4 times
+ *      after 0, 0.1, 0.3 and 1 s (the relay ignores duplicates).
  *   4. The tunnel ends when both directions finished (FIN received and
  *      written through, our FIN acknowledged, the response complete), on RST,
  *      when the response fails, or on a local error; a local error is told to

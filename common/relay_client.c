@@ -31,6 +31,7 @@ struct multi_ctx {
     struct sock_ctx *socks; /* every socket curl asked us to watch */
     long http_version;      /* CURLOPT_HTTP_VERSION, see choose_http_versions() */
     bool fresh_connections; /* a new connection per request, closed after it */
+    bool pipewait;          /* CURLOPT_PIPEWAIT on short requests */
 };
 
 /* One socket curl wants watched. */
@@ -95,8 +96,8 @@ sock_free(struct sock_ctx *s)
 static int
 on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    struct multi_ctx *m = userp;
     (void)easy;
+    struct multi_ctx *m = userp;
     struct sock_ctx *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
@@ -143,8 +144,8 @@ on_multi_timer(ptth_timer *t)
 static int
 on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-    struct multi_ctx *m = userp;
     (void)multi;
+    struct multi_ctx *m = userp;
     if (timeout_ms < 0)
         ptth_timer_stop(m->client->loop, &m->timer);
     else
@@ -338,8 +339,11 @@ easy_new(struct multi_ctx *m)
         curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)STREAM_BUFFER_SIZE);
     } else {
         /* wait for the HTTP/2 connection being set up instead of opening
-         * one connection per request */
-        curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+         * one connection per request; not while connections start as
+         * HTTP/1.1 with an h2c upgrade (libcurl 7.88 on http://): after a
+         * shared connection died, requests waiting for the upgrade of its
+         * successor were seen to wait forever, listens included */
+        curl_easy_setopt(h, CURLOPT_PIPEWAIT, m->pipewait ? 1L : 0L);
         curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, (long)(256 * 1024));
     }
     return e;
@@ -421,6 +425,7 @@ process_done(struct multi_ctx *m)
         if (r == NULL)
             continue;
         CURLcode res = msg->data.result;
+        r->timed_out = res == CURLE_OPERATION_TIMEDOUT;
         char error[CURL_ERROR_SIZE + 64];
         const char *errp = NULL;
         if (res != CURLE_OK) {
@@ -459,6 +464,7 @@ choose_http_versions(ptth_relay_client *c, bool https)
 {
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     bool reuse_ok = v != NULL && v->version_num >= 0x080000;
+    c->m[PTTH_REQ_SHORT].pipewait = https || reuse_ok;
     if (https) {
         c->m[PTTH_REQ_SHORT].http_version = c->m[PTTH_REQ_STREAM].http_version = (long)CURL_HTTP_VERSION_2TLS;
     } else {
@@ -637,6 +643,7 @@ ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
     r->easy = e;
     r->kind = kind;
     r->paused = false;
+    r->timed_out = false;
     reset_response(r);
     CURLMcode mc = curl_multi_add_handle(m->multi, h);
     if (mc != CURLM_OK) {

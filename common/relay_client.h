@@ -99,6 +99,7 @@ struct ptth_req {
     char port[PTTH_REQ_FIELD_MAX];        /* PTTH-Port */
     char client_addr[PTTH_REQ_FIELD_MAX]; /* PTTH-Client-Addr */
     char reason[PTTH_REQ_REASON_MAX];     /* PTTH-Reason, or the start of a non-2xx body */
+    bool timed_out;                       /* on_done's error is timeout_ms running out */
 
     /* private */
     ptth_relay_client *client;

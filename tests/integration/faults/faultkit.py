@@ -104,7 +104,10 @@ class TcpProxy:
             try:
                 c, _ = self.lsock.accept()
             except OSError:
-                return
+                if self.closing:
+                    return
+                time.sleep(0.01)  # a connection reset before accept(): keep serving
+                continue
             try:
                 u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
                 u.settimeout(None)
@@ -131,6 +134,24 @@ class TcpProxy:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    def cut_one(self, index):
+        """Resets the index-th connection it accepted (0: the first), both
+        ways, and keeps carrying the others."""
+        with self.lock:
+            pair = self.socks[2 * index:2 * index + 2]
+        self._reset(pair)
+
+    @staticmethod
+    def _reset(socks):
+        for x in socks:
+            try:
+                x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                x.shutdown(socket.SHUT_RD)  # wakes the copying thread without a FIN
+            except OSError:
+                pass
+        for x in socks:
+            x.close()
 
     def cut(self):
         """Resets every connection both ways and stops."""

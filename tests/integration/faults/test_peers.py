@@ -213,4 +213,46 @@ def client_stream_cut_by_a_proxy(ctx):
     assert cut_test(ctx, "client") < 5
 
 
+@t.test
+def shared_connection_cut_mid_transfer_keeps_the_tunnels(ctx):
+    """The server's first shared connection (listens and chunks; the framed
+    streams have their own) is reset while data flows both ways: the chunks
+    in flight are sent again on other connections, and every tunnel carries
+    all its bytes, in order, and ends cleanly on both sides."""
+    import threading
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    w = kit.World(ctx, start_server=False)
+    mid = fk.TcpProxy(w.relay.port)
+    ctx.cleanups.append(mid.close)
+    w.server = ctx.server("http://127.0.0.1:%d" % mid.port, "foo", w.skey, ["echo=%d" % echo.port],
+                          args=["--log-level", "debug"])
+    w.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
+    short = mid.accepted  # the connections of the listens (shared, like the chunks')
+    assert short >= 1
+    px = w.proxy("echo")
+    results = []
+
+    def run():
+        try:
+            results.append(kit.bulk_both_ways(px.port, 16 << 20, timeout=60))
+        except Exception as e:  # reported below
+            results.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for th in threads:
+        th.start()
+    fk.wait_until("data flowing", lambda: w.server.count(r"event=chunk_retry |event=tunnel_open ") >= 4, timeout=20)
+    mid.cut_one(0)
+    for th in threads:
+        th.join(90)
+    retries = w.server.count(r"event=chunk_retry ")
+    print("# shared connection reset mid-transfer: %d chunk retries, %d tunnels intact" %
+          (retries, sum(1 for r in results if not isinstance(r, Exception) and r[0] == r[1])))
+    bad = [r for r in results if isinstance(r, Exception) or r[0] != r[1] or r[2] != 16 << 20]
+    assert len(results) == 4 and not bad, bad
+    fk.wait_until("the server ends them", lambda: w.server.count(r"event=tunnel_end ") == 4, timeout=10)
+    assert w.server.count(r"event=tunnel_end [^\n]*reason=\"fin\"") == 4, w.server.log()[-3000:]
+
+
 t.run()
