@@ -120,22 +120,8 @@ stream_write_all(ptth_stream *s, const void *buf, size_t len)
     }
 }
 
-/* Reads exactly len bytes from the stream. */
-static void
-stream_read_exact(ptth_stream *s, void *buf, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = ptth_stream_read(s, (char *)buf + off, len - off);
-        if (n == -EAGAIN) {
-            wait_fd(s->fd, POLLIN);
-            continue;
-        }
-        ck_assert_int_gt(n, 0);
-        off += (size_t)n;
-    }
-}
-
+/* Reads what is there (waiting for EPOLLIN while nothing is): the read's
+ * result. */
 static ssize_t
 stream_read_wait(ptth_stream *s, void *buf, size_t len)
 {
@@ -147,18 +133,39 @@ stream_read_wait(ptth_stream *s, void *buf, size_t len)
     }
 }
 
+/* Reads exactly len bytes from the stream. */
+static void
+stream_read_exact(ptth_stream *s, void *buf, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t n = stream_read_wait(s, (char *)buf + off, len - off);
+        ck_assert_int_gt(n, 0);
+        off += (size_t)n;
+    }
+}
+
+/* Opens a stream to the target PREFIX followed by port (the port of the
+ * listener lfd) through open_sync, and accepts its other end into *peer. */
+static ptth_stream *
+open_accepted(const char *prefix, int lfd, int port, const ptth_open_info *info, int *peer)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "%s%d", prefix, port);
+    int rc;
+    ptth_stream *s = open_sync(text, info, &rc);
+    ck_assert_msg(s != NULL, "open %s: %d %s", text, rc, err);
+    *peer = accept(lfd, NULL, NULL);
+    ck_assert_int_ge(*peer, 0);
+    return s;
+}
+
 START_TEST(tcp_ipv4_round_trip)
 {
     int port;
     int lfd = tcp_listener(AF_INET, &port);
-    char text[64];
-    snprintf(text, sizeof(text), "127.0.0.1:%d", port);
-    int rc;
-    ptth_stream *s = open_sync(text, NULL, &rc);
-    ck_assert_msg(s != NULL, "open %s: %d %s", text, rc, err);
+    int peer;
+    ptth_stream *s = open_accepted("127.0.0.1:", lfd, port, NULL, &peer);
     ck_assert_str_eq(s->transport->name, "tcp");
-    int peer = accept(lfd, NULL, NULL);
-    ck_assert_int_ge(peer, 0);
 
     char buf[64];
     ck_assert_int_eq(ptth_stream_read(s, buf, sizeof(buf)), -EAGAIN);
@@ -188,13 +195,8 @@ START_TEST(tcp_port_only_is_loopback)
 {
     int port;
     int lfd = tcp_listener(AF_INET, &port);
-    char text[16];
-    snprintf(text, sizeof(text), "%d", port);
-    int rc;
-    ptth_stream *s = open_sync(text, NULL, &rc);
-    ck_assert_msg(s != NULL, "open %s: %s", text, err);
-    int peer = accept(lfd, NULL, NULL);
-    ck_assert_int_ge(peer, 0);
+    int peer;
+    ptth_stream *s = open_accepted("", lfd, port, NULL, &peer);
     ck_assert_int_eq(send(peer, "x", 1, 0), 1);
     char c;
     stream_read_exact(s, &c, 1);
@@ -213,13 +215,8 @@ START_TEST(tcp_ipv6)
         fprintf(stderr, "# no IPv6 loopback on this machine: skipped\n");
         return;
     }
-    char text[64];
-    snprintf(text, sizeof(text), "[::1]:%d", port);
-    int rc;
-    ptth_stream *s = open_sync(text, NULL, &rc);
-    ck_assert_msg(s != NULL, "open %s: %s", text, err);
-    int peer = accept(lfd, NULL, NULL);
-    ck_assert_int_ge(peer, 0);
+    int peer;
+    ptth_stream *s = open_accepted("[::1]:", lfd, port, NULL, &peer);
     stream_write_all(s, "six", 3);
     char buf[3];
     ck_assert_int_eq(recv(peer, buf, 3, MSG_WAITALL), 3);
@@ -244,13 +241,10 @@ START_TEST(tcp_host_name)
     ck_assert_uint_eq(s->open_events, EPOLLIN);
     ptth_stream_close(s);
 
-    int rc;
-    s = open_sync(text, NULL, &rc);
     /* localhost may resolve to ::1 first, where nothing listens: the next
      * address (127.0.0.1) is tried */
-    ck_assert_msg(s != NULL, "open %s: %s", text, err);
-    int peer = accept(lfd, NULL, NULL);
-    ck_assert_int_ge(peer, 0);
+    int peer;
+    s = open_accepted("localhost:", lfd, port, NULL, &peer);
     stream_write_all(s, "name", 4);
     char buf[4];
     ck_assert_int_eq(recv(peer, buf, 4, MSG_WAITALL), 4);
@@ -290,12 +284,8 @@ START_TEST(tcp_peer_reset_is_error)
 {
     int port;
     int lfd = tcp_listener(AF_INET, &port);
-    char text[64];
-    snprintf(text, sizeof(text), "127.0.0.1:%d", port);
-    int rc;
-    ptth_stream *s = open_sync(text, NULL, &rc);
-    ck_assert_ptr_nonnull(s);
-    int peer = accept(lfd, NULL, NULL);
+    int peer;
+    ptth_stream *s = open_accepted("127.0.0.1:", lfd, port, NULL, &peer);
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     ck_assert_int_eq(setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     close(peer);
@@ -310,12 +300,8 @@ START_TEST(tcp_write_full_gives_eagain)
 {
     int port;
     int lfd = tcp_listener(AF_INET, &port);
-    char text[64];
-    snprintf(text, sizeof(text), "127.0.0.1:%d", port);
-    int rc;
-    ptth_stream *s = open_sync(text, NULL, &rc);
-    ck_assert_ptr_nonnull(s);
-    int peer = accept(lfd, NULL, NULL);
+    int peer;
+    ptth_stream *s = open_accepted("127.0.0.1:", lfd, port, NULL, &peer);
     static char block[65536];
     size_t total = 0;
     ssize_t n;
@@ -334,13 +320,9 @@ START_TEST(tcp_proxy_protocol_header)
 {
     int port;
     int lfd = tcp_listener(AF_INET, &port);
-    char text[64];
-    snprintf(text, sizeof(text), "127.0.0.1:%d", port);
     ptth_open_info info = {.client_addr = "203.0.113.7:40001", .proxy_protocol = 1};
-    int rc;
-    ptth_stream *s = open_sync(text, &info, &rc);
-    ck_assert_msg(s != NULL, "%s", err);
-    int peer = accept(lfd, NULL, NULL);
+    int peer;
+    ptth_stream *s = open_accepted("127.0.0.1:", lfd, port, &info, &peer);
     unsigned char h[28];
     ck_assert_int_eq(recv(peer, h, sizeof(h), MSG_WAITALL), 28);
     static const unsigned char sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -367,9 +349,7 @@ START_TEST(tcp_proxy_protocol_header)
 
     /* unknown client address: the LOCAL command, no address block */
     ptth_open_info anon = {.client_addr = NULL, .proxy_protocol = 1};
-    s = open_sync(text, &anon, &rc);
-    ck_assert_ptr_nonnull(s);
-    peer = accept(lfd, NULL, NULL);
+    s = open_accepted("127.0.0.1:", lfd, port, &anon, &peer);
     ck_assert_int_eq(recv(peer, h, 16, MSG_WAITALL), 16);
     ck_assert_uint_eq(h[12], 0x20);
     ck_assert_uint_eq(h[13], 0x00);
