@@ -11,11 +11,27 @@
 #include "nvme_cmd.h"
 
 static unsigned char buf[PTTH_NVME_BUF] __attribute__((aligned(4096)));
+#define BUF_ADDR ((uint64_t)(uintptr_t)buf)
 
-/* The fields no subcommand uses must be zero. */
+/* What a relay command must hold: the admin opcode 0xC0 and these fields,
+ * every field not named here zero. */
+typedef struct want_cmd {
+    uint64_t addr;
+    uint32_t data_len, cdw10, cdw11, cdw12, cdw13, timeout_ms;
+} want_cmd;
+
 static void
-assert_unused_zero(const struct nvme_passthru_cmd *c)
+assert_command(const struct nvme_passthru_cmd *c, want_cmd w)
 {
+    ck_assert_uint_eq(c->opcode, 0xC0);
+    ck_assert_uint_eq(c->addr, w.addr);
+    ck_assert_uint_eq(c->data_len, w.data_len);
+    ck_assert_uint_eq(c->cdw10, w.cdw10);
+    ck_assert_uint_eq(c->cdw11, w.cdw11);
+    ck_assert_uint_eq(c->cdw12, w.cdw12);
+    ck_assert_uint_eq(c->cdw13, w.cdw13);
+    ck_assert_uint_eq(c->timeout_ms, w.timeout_ms);
+    /* the fields no subcommand uses */
     ck_assert_uint_eq(c->flags, 0);
     ck_assert_uint_eq(c->rsvd1, 0);
     ck_assert_uint_eq(c->nsid, 0);
@@ -43,15 +59,7 @@ START_TEST(encode_open)
     memset(&c, 0xAB, sizeof(c));
     memset(buf, 0xEE, sizeof(buf));
     ck_assert_int_eq(ptth_nvme_encode_open(&c, buf, "10.0.0.7", "22"), 0);
-    ck_assert_uint_eq(c.opcode, 0xC0);
-    ck_assert_uint_eq(c.addr, (uint64_t)(uintptr_t)buf);
-    ck_assert_uint_eq(c.data_len, 4096);
-    ck_assert_uint_eq(c.cdw10, 128);
-    ck_assert_uint_eq(c.cdw11, 0);
-    ck_assert_uint_eq(c.cdw12, 0);
-    ck_assert_uint_eq(c.cdw13, 0);
-    ck_assert_uint_eq(c.timeout_ms, 0);
-    assert_unused_zero(&c);
+    assert_command(&c, (want_cmd){.addr = BUF_ADDR, .data_len = 4096, .cdw10 = 128});
     /* node[256] then service[256], NUL-padded, then zeros to 4 KiB */
     ck_assert_str_eq((char *)buf, "10.0.0.7");
     for (size_t i = strlen("10.0.0.7"); i < 256; i++)
@@ -88,15 +96,7 @@ START_TEST(encode_write)
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (unsigned char)(i * 7);
     ck_assert_int_eq(ptth_nvme_encode_write(&c, buf, 0x12345, data, 100), 0);
-    ck_assert_uint_eq(c.opcode, 0xC0);
-    ck_assert_uint_eq(c.addr, (uint64_t)(uintptr_t)buf);
-    ck_assert_uint_eq(c.data_len, 4096);
-    ck_assert_uint_eq(c.cdw10, 64);
-    ck_assert_uint_eq(c.cdw11, 1);
-    ck_assert_uint_eq(c.cdw12, 100);
-    ck_assert_uint_eq(c.cdw13, 0x12345);
-    ck_assert_uint_eq(c.timeout_ms, 0);
-    assert_unused_zero(&c);
+    assert_command(&c, (want_cmd){.addr = BUF_ADDR, .data_len = 4096, .cdw10 = 64, .cdw11 = 1, .cdw12 = 100, .cdw13 = 0x12345});
     ck_assert_int_eq(memcmp(buf, data, 100), 0);
     /* full buffer; data already in place */
     memcpy(buf, data, 4096);
@@ -113,16 +113,8 @@ START_TEST(encode_read)
     struct nvme_passthru_cmd c;
     memset(&c, 0xAB, sizeof(c));
     ptth_nvme_encode_read(&c, buf, 42);
-    ck_assert_uint_eq(c.opcode, 0xC0);
-    ck_assert_uint_eq(c.addr, (uint64_t)(uintptr_t)buf);
-    ck_assert_uint_eq(c.data_len, 4096);
-    ck_assert_uint_eq(c.cdw10, 64);
-    ck_assert_uint_eq(c.cdw11, 0);
-    ck_assert_uint_eq(c.cdw12, 0);
-    ck_assert_uint_eq(c.cdw13, 42);
     /* reads wait for data: the longest timeout instead of the kernel's 60 s */
-    ck_assert_uint_eq(c.timeout_ms, UINT32_MAX);
-    assert_unused_zero(&c);
+    assert_command(&c, (want_cmd){.addr = BUF_ADDR, .data_len = 4096, .cdw10 = 64, .cdw13 = 42, .timeout_ms = UINT32_MAX});
     /* descriptors are int32 in CDW13 */
     ptth_nvme_encode_read(&c, buf, INT32_MAX);
     ck_assert_uint_eq(c.cdw13, 0x7fffffffu);
@@ -134,15 +126,7 @@ START_TEST(encode_close)
     struct nvme_passthru_cmd c;
     memset(&c, 0xAB, sizeof(c));
     ptth_nvme_encode_close(&c, 9);
-    ck_assert_uint_eq(c.opcode, 0xC0);
-    ck_assert_uint_eq(c.addr, 0);
-    ck_assert_uint_eq(c.data_len, 0);
-    ck_assert_uint_eq(c.cdw10, 129);
-    ck_assert_uint_eq(c.cdw11, 0);
-    ck_assert_uint_eq(c.cdw12, 0);
-    ck_assert_uint_eq(c.cdw13, 9);
-    ck_assert_uint_eq(c.timeout_ms, 0);
-    assert_unused_zero(&c);
+    assert_command(&c, (want_cmd){.cdw10 = 129, .cdw13 = 9});
 }
 END_TEST
 
