@@ -7,7 +7,6 @@ targets), 50 MB with half-close and a checksum, 20 tunnels at once, the
 (cleanly and killed), --check-config, and the throughput of one tunnel."""
 
 import os
-import socket
 import sys
 import time
 
@@ -251,61 +250,13 @@ def throughput_one_tunnel(ctx):
     """Backend -> client and client -> backend through one tunnel, 20 MB each
     (reported, not asserted)."""
     cc_dir(ctx)
-    size = 20 * 1000 * 1000
-    block = b"\xa5" * (1 << 16)
 
-    def sender(c):
-        left = size
-        while left > 0:
-            n = c.send(block[:min(left, len(block))])
-            left -= n
-        c.shutdown(socket.SHUT_WR)
-        while c.recv(1 << 16):
-            pass
-        return size
+    def world(down_port, up_port):
+        agent(ctx, "127.0.0.1:%d" % down_port, service="down")
+        agent(ctx, "127.0.0.1:%d" % up_port, service="up")
+        return kit.World(ctx, {"down": "cc:down", "up": "cc:up"})
 
-    received = [0]
-
-    def counter(c):
-        while True:
-            b = c.recv(1 << 18)
-            if not b:
-                break
-            received[0] += len(b)
-        return received[0]
-
-    down = kit.Backend(sender)
-    up = kit.Backend(counter)
-    ctx.cleanups.append(down.close)
-    ctx.cleanups.append(up.close)
-    agent(ctx, "127.0.0.1:%d" % down.port, service="down")
-    agent(ctx, "127.0.0.1:%d" % up.port, service="up")
-    w = kit.World(ctx, {"down": "cc:down", "up": "cc:up"})
-    pd = w.proxy("down")
-    s = pt.connect(pd.port, timeout=120)
-    started = time.monotonic()
-    got = len(pt.recv_until_eof(s, timeout=120))
-    down_secs = time.monotonic() - started
-    s.close()
-    assert got == size, got
-
-    pu = w.proxy("up")
-    s = pt.connect(pu.port, timeout=120)
-    started = time.monotonic()
-    left = size
-    while left > 0:
-        s.sendall(block[:min(left, len(block))])
-        left -= min(left, len(block))
-    s.shutdown(socket.SHUT_WR)
-    deadline = time.monotonic() + 120
-    while received[0] < size:
-        assert time.monotonic() < deadline, received[0]
-        time.sleep(0.002)
-    up_secs = time.monotonic() - started
-    s.close()
-    assert up.wait_results(1, timeout=10) == [size], up.results
-    print("# cc tunnel throughput, one tunnel, 20 MB: backend->client %.1f MB/s, client->backend %.1f MB/s"
-          % (size / 1e6 / down_secs, size / 1e6 / up_secs), flush=True)
+    kit.throughput_one_tunnel(ctx, "cc tunnel", world)
 
 
 t.run()

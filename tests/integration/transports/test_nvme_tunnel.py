@@ -196,59 +196,10 @@ def throughput_one_tunnel(ctx):
     """Backend -> client and client -> backend through one tunnel, 20 MB each
     (reported, not asserted)."""
     emu = emulator(ctx)
-    size = 20 * 1000 * 1000
-    block = b"\xa5" * (1 << 16)
-
-    def sender(c):
-        left = size
-        while left > 0:
-            n = c.send(block[:min(left, len(block))])
-            left -= n
-        c.shutdown(socket.SHUT_WR)
-        while c.recv(1 << 16):
-            pass
-        return size
-
-    received = [0]
-
-    def counter(c):
-        while True:
-            b = c.recv(1 << 18)
-            if not b:
-                break
-            received[0] += len(b)
-        return received[0]
-
-    down = kit.Backend(sender)
-    up = kit.Backend(counter)
-    ctx.cleanups.append(down.close)
-    ctx.cleanups.append(up.close)
-    w = kit.World(ctx, {"down": "nvme:%s:%d" % (emu.socket, down.port), "up": "nvme:%s:%d" % (emu.socket, up.port)})
-    pd = w.proxy("down")
-    s = pt.connect(pd.port, timeout=120)
-    started = time.monotonic()
-    got = len(pt.recv_until_eof(s, timeout=120))
-    down_secs = time.monotonic() - started
-    s.close()
-    assert got == size, got
-
-    pu = w.proxy("up")
-    s = pt.connect(pu.port, timeout=120)
-    started = time.monotonic()
-    left = size
-    while left > 0:
-        s.sendall(block[:min(left, len(block))])
-        left -= min(left, len(block))
-    s.shutdown(socket.SHUT_WR)
-    deadline = time.monotonic() + 120
-    while received[0] < size:
-        assert time.monotonic() < deadline, received[0]
-        time.sleep(0.002)
-    up_secs = time.monotonic() - started
-    s.close()
-    assert up.wait_results(1, timeout=10) == [size], up.results
-    print("# nvme tunnel throughput, one tunnel, 20 MB: backend->client %.1f MB/s, client->backend %.1f MB/s"
-          % (size / 1e6 / down_secs, size / 1e6 / up_secs), flush=True)
+    kit.throughput_one_tunnel(
+        ctx, "nvme tunnel",
+        lambda down_port, up_port: kit.World(ctx, {"down": "nvme:%s:%d" % (emu.socket, down_port),
+                                                    "up": "nvme:%s:%d" % (emu.socket, up_port)}))
 
 
 t.run()

@@ -331,3 +331,63 @@ def echo_in_parallel(port, n, size):
     for th in threads:
         th.join(120)
     return results
+
+
+def throughput_one_tunnel(ctx, label, start_world):
+    """Backend -> client and client -> backend through one tunnel, 20 MB each,
+    printed as '# LABEL throughput ...' (reported, not asserted; the byte
+    counts are). start_world(down_port, up_port) returns a World whose ptth_server
+    forwards ports 'down' and 'up' to the two backends on those ports."""
+    size = 20 * 1000 * 1000
+    block = b"\xa5" * (1 << 16)
+
+    def sender(c):
+        left = size
+        while left > 0:
+            n = c.send(block[:min(left, len(block))])
+            left -= n
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(1 << 16):
+            pass
+        return size
+
+    received = [0]
+
+    def counter(c):
+        while True:
+            b = c.recv(1 << 18)
+            if not b:
+                break
+            received[0] += len(b)
+        return received[0]
+
+    down = Backend(sender)
+    up = Backend(counter)
+    ctx.cleanups.append(down.close)
+    ctx.cleanups.append(up.close)
+    w = start_world(down.port, up.port)
+    pd = w.proxy("down")
+    s = pt.connect(pd.port, timeout=120)
+    started = time.monotonic()
+    got = len(pt.recv_until_eof(s, timeout=120))
+    down_secs = time.monotonic() - started
+    s.close()
+    assert got == size, got
+
+    pu = w.proxy("up")
+    s = pt.connect(pu.port, timeout=120)
+    started = time.monotonic()
+    left = size
+    while left > 0:
+        s.sendall(block[:min(left, len(block))])
+        left -= min(left, len(block))
+    s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 120
+    while received[0] < size:
+        assert time.monotonic() < deadline, received[0]
+        time.sleep(0.002)
+    up_secs = time.monotonic() - started
+    s.close()
+    assert up.wait_results(1, timeout=10) == [size], up.results
+    print("# %s throughput, one tunnel, 20 MB: backend->client %.1f MB/s, client->backend %.1f MB/s"
+          % (label, size / 1e6 / down_secs, size / 1e6 / up_secs), flush=True)
