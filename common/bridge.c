@@ -118,11 +118,25 @@ fds_close(void *ctx)
     free(p);
 }
 
+/* A broken tunnel resets a socket peer (RST) instead of a clean close, so
+ * that it cannot mistake the cut for the end of the stream. */
+static void
+fds_abort(void *ctx)
+{
+    struct fd_pair *p = ctx;
+    if (p->rfd >= 0 && p->rfd == p->wfd) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(p->rfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)); /* not a socket: nothing to do */
+    }
+    fds_close(ctx);
+}
+
 static const ptth_local_ops fd_ops = {
     .read = fds_read,
     .write = fds_write,
     .shutdown_write = fds_shutdown_write,
     .close = fds_close,
+    .abort = fds_abort,
 };
 
 int
@@ -265,7 +279,10 @@ close_local(ptth_bridge *b)
     b->local_closed = true;
     ptth_watch_stop(&b->rwatch);
     ptth_watch_stop(&b->wwatch);
-    b->local.ops->close(b->local.ctx);
+    if (b->failed && b->local.ops->abort != NULL)
+        b->local.ops->abort(b->local.ctx);
+    else
+        b->local.ops->close(b->local.ctx);
 }
 
 static void
@@ -662,6 +679,16 @@ on_chunk_done(ptth_req *r, const char *error)
     ptth_bridge *b = c->b;
     if (b->state != ST_OPEN || b->failed)
         return; /* ending: on_defer releases the buffer */
+    if (r->status >= 200 && r->status <= 299 && error == NULL && (r->seq != (long long)c->seq || strcmp(r->conn, b->conn) != 0)) {
+        /* an answer that is not this chunk's: libcurl 7.88's h2c-upgrade path
+         * was seen to hand a request the answer of another one on the same
+         * connection, so a chunk the relay never got counted as delivered
+         * (the window then slid past it: 409 "more than 8 ahead", or a
+         * stall). Sent again like a chunk lost in transport. */
+        ptth_log_warn("event=chunk_answer_mismatch conn=%s seq=%" PRIu64 " answer_conn=%s answer_seq=%lld", b->conn, c->seq,
+                      r->conn[0] != '\0' ? r->conn : "-", r->seq);
+        error = "answer for another request";
+    }
     if (r->timed_out) {
         ptth_log_debug("event=chunk_retry conn=%s seq=%" PRIu64 " reason=timeout", b->conn, c->seq);
         c->attempts--; /* not a failure: the relay may hold chunks this long */

@@ -56,6 +56,11 @@ typedef struct ptth_local_ops {
     int (*shutdown_write)(void *ctx);
     /* ends the local end at once and frees what ctx owns */
     void (*close)(void *ctx);
+    /* optional: like close, when the tunnel broke (RST from the other side,
+     * the relay gone, shutdown), telling the peer that the stream did not end
+     * normally (a TCP socket is reset, so its reader cannot take the cut for
+     * a clean end); NULL: close is used */
+    void (*abort)(void *ctx);
 } ptth_local_ops;
 
 typedef struct ptth_local_end {
@@ -68,6 +73,7 @@ typedef struct ptth_local_end {
 /* A local end over plain descriptors: a socket (read_fd == write_fd;
  * shutdown_write is shutdown(SHUT_WR)) or a pair like stdin/stdout
  * (shutdown_write closes write_fd). The descriptors must be non-blocking.
+ * When the tunnel breaks, a socket is reset (SO_LINGER 0) rather than closed.
  * 0 or -ENOMEM; the descriptors are not closed on failure. */
 int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd);
 

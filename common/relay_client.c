@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,7 @@ reset_response(ptth_req *r)
     r->status = 0;
     r->retry_after = -1;
     r->max_chunk = 0;
+    r->seq = -1;
     r->conn[0] = r->port[0] = r->client_addr[0] = r->reason[0] = '\0';
     r->headers_done = false;
     r->has_reason_header = false;
@@ -250,6 +252,8 @@ on_curl_header(char *p, size_t size, size_t n, void *userp)
         r->retry_after = parse_retry_after(v, vlen);
     } else if (IS("ptth-max-chunk")) {
         r->max_chunk = parse_number(v, vlen, 1L << 30);
+    } else if (IS("ptth-seq")) {
+        r->seq = parse_number(v, vlen, LONG_MAX);
     }
 #undef IS
     return len;

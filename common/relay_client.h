@@ -100,6 +100,7 @@ struct ptth_req {
     char client_addr[PTTH_REQ_FIELD_MAX]; /* PTTH-Client-Addr */
     char reason[PTTH_REQ_REASON_MAX];     /* PTTH-Reason, or the start of a non-2xx body */
     bool timed_out;                       /* on_done's error is timeout_ms running out */
+    long long seq;                        /* PTTH-Seq of the answer, -1 when absent */
 
     /* private */
     ptth_relay_client *client;

@@ -168,6 +168,26 @@ ptth_tunnel_on_reject(ptth_tunnel *t, h2o_req_t *req, const char *reason, size_t
 
 /* ---- chunks -------------------------------------------------------------- */
 
+/* A chunk's 204 names the tunnel and the sequence number it answers
+ * (PTTH-Conn, PTTH-Seq), so that a terminator can tell it from an answer
+ * meant for another request (docs/protocol.md). */
+static void
+add_chunk_ids(h2o_req_t *req, const ptth_tunnel *t, uint64_t seq)
+{
+    char v[24];
+    int n = snprintf(v, sizeof(v), "%" PRIu64, seq);
+    ptth_reply_header(req, "ptth-conn", t->id, strlen(t->id));
+    ptth_reply_header(req, "ptth-seq", v, (size_t)n);
+}
+
+static void
+chunk_ack(ptth_chunk *c)
+{
+    if (c->hold.req != NULL)
+        add_chunk_ids(c->hold.req, c->tunnel, c->seq);
+    ptth_hold_reply(&c->hold, 204, NULL);
+}
+
 static void
 on_chunk_gone(ptth_hold *hold)
 {
@@ -243,7 +263,7 @@ on_stream_writable(ptth_stream *s, void *owner)
         ptth_chunk *c = dir->acking[i];
         dir->acking[i] = NULL;
         if (c != NULL)
-            ptth_hold_reply(&c->hold, 204, NULL);
+            chunk_ack(c);
     }
     if (dir->fin_written)
         dir->fin_done = true;
@@ -308,6 +328,7 @@ ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client)
         return;
     }
     if (seq < dir->win.next) {
+        add_chunk_ids(req, t, seq);
         ptth_reply(req, 204, NULL); /* delivered before: a retry, no effect */
         return;
     }
@@ -338,7 +359,7 @@ ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client)
     case PTTH_SEQWIN_STORED:
         break;
     case PTTH_SEQWIN_DELIVERED:
-        ptth_hold_reply(&c->hold, 204, NULL);
+        chunk_ack(c);
         return;
     case PTTH_SEQWIN_TOO_FAR:
         snprintf(msg, sizeof(msg), "PTTH-Seq %" PRIu64 " is more than %d ahead of the last delivered chunk (next is %" PRIu64 ")\n",
