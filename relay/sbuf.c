@@ -93,108 +93,112 @@ ptth_utf8_seq(const unsigned char *s, size_t len)
 
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
 
-void
-ptth_sbuf_json(ptth_sbuf *b, const char *s, size_t len)
+/* Appends s to b, copying valid multi-byte UTF-8 sequences as they are and
+ * handing every single byte to escape_ascii; an invalid byte becomes
+ * invalid_text. The three escapers below differ only in those two. */
+static void
+escape_utf8(ptth_sbuf *b, const char *s, size_t len, const char *invalid_text, void (*escape_ascii)(ptth_sbuf *b, unsigned c))
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len && !b->failed;) {
-        unsigned c = u[i];
         size_t n = ptth_utf8_seq(u + i, len - i);
         if (n == 0) {
-            ptth_sbuf_add(b, "\\ufffd", 6);
+            ptth_sbuf_add(b, invalid_text, strlen(invalid_text));
             i++;
             continue;
         }
-        if (n > 1) {
+        if (n > 1)
             ptth_sbuf_add(b, s + i, n);
-        } else if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            ptth_sbuf_add(b, e, 2);
-        } else if (c == '\n') {
-            ptth_sbuf_add(b, "\\n", 2);
-        } else if (c == '\t') {
-            ptth_sbuf_add(b, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '&') {
-            ptth_sbuf_printf(b, "\\u%04x", c);
-        } else {
-            char ch = (char)c;
-            ptth_sbuf_add(b, &ch, 1);
-        }
+        else
+            escape_ascii(b, u[i]);
         i += n;
     }
+}
+
+static void
+add_byte(ptth_sbuf *b, unsigned c)
+{
+    char ch = (char)c;
+    ptth_sbuf_add(b, &ch, 1);
+}
+
+/* JSON string content; <, > and & too, so the text is safe inside <script>. */
+static void
+escape_json_ascii(ptth_sbuf *b, unsigned c)
+{
+    if (c == '"' || c == '\\') {
+        char e[2] = {'\\', (char)c};
+        ptth_sbuf_add(b, e, 2);
+    } else if (c == '\n') {
+        ptth_sbuf_add(b, "\\n", 2);
+    } else if (c == '\t') {
+        ptth_sbuf_add(b, "\\t", 2);
+    } else if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '&') {
+        ptth_sbuf_printf(b, "\\u%04x", c);
+    } else {
+        add_byte(b, c);
+    }
+}
+
+static void
+escape_html_ascii(ptth_sbuf *b, unsigned c)
+{
+    switch (c) {
+    case '&':
+        ptth_sbuf_add(b, "&amp;", 5);
+        break;
+    case '<':
+        ptth_sbuf_add(b, "&lt;", 4);
+        break;
+    case '>':
+        ptth_sbuf_add(b, "&gt;", 4);
+        break;
+    case '"':
+        ptth_sbuf_add(b, "&quot;", 6);
+        break;
+    case '\'':
+        ptth_sbuf_add(b, "&#39;", 5);
+        break;
+    default:
+        if (c < 0x20 || c == 0x7f)
+            ptth_sbuf_add(b, replacement, 3);
+        else
+            add_byte(b, c);
+    }
+}
+
+/* Prometheus label values: \\, \" and \n are the only escapes it knows. */
+static void
+escape_label_ascii(ptth_sbuf *b, unsigned c)
+{
+    if (c == '"' || c == '\\') {
+        char e[2] = {'\\', (char)c};
+        ptth_sbuf_add(b, e, 2);
+    } else if (c == '\n') {
+        ptth_sbuf_add(b, "\\n", 2);
+    } else if (c < 0x20 || c == 0x7f) {
+        ptth_sbuf_add(b, replacement, 3);
+    } else {
+        add_byte(b, c);
+    }
+}
+
+void
+ptth_sbuf_json(ptth_sbuf *b, const char *s, size_t len)
+{
+    escape_utf8(b, s, len, "\\ufffd", escape_json_ascii);
 }
 
 void
 ptth_sbuf_html(ptth_sbuf *b, const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len && !b->failed;) {
-        unsigned c = u[i];
-        size_t n = ptth_utf8_seq(u + i, len - i);
-        if (n == 0) {
-            ptth_sbuf_add(b, replacement, 3);
-            i++;
-            continue;
-        }
-        if (n > 1) {
-            ptth_sbuf_add(b, s + i, n);
-        } else {
-            switch (c) {
-            case '&':
-                ptth_sbuf_add(b, "&amp;", 5);
-                break;
-            case '<':
-                ptth_sbuf_add(b, "&lt;", 4);
-                break;
-            case '>':
-                ptth_sbuf_add(b, "&gt;", 4);
-                break;
-            case '"':
-                ptth_sbuf_add(b, "&quot;", 6);
-                break;
-            case '\'':
-                ptth_sbuf_add(b, "&#39;", 5);
-                break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    ptth_sbuf_add(b, replacement, 3);
-                } else {
-                    char ch = (char)c;
-                    ptth_sbuf_add(b, &ch, 1);
-                }
-            }
-        }
-        i += n;
-    }
+    escape_utf8(b, s, len, replacement, escape_html_ascii);
 }
 
 void
 ptth_sbuf_label(ptth_sbuf *b, const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len && !b->failed;) {
-        unsigned c = u[i];
-        size_t n = ptth_utf8_seq(u + i, len - i);
-        if (n == 0) {
-            ptth_sbuf_add(b, replacement, 3);
-            i++;
-            continue;
-        }
-        if (n > 1) {
-            ptth_sbuf_add(b, s + i, n);
-        } else if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            ptth_sbuf_add(b, e, 2);
-        } else if (c == '\n') {
-            ptth_sbuf_add(b, "\\n", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            ptth_sbuf_add(b, replacement, 3);
-        } else {
-            char ch = (char)c;
-            ptth_sbuf_add(b, &ch, 1);
-        }
-        i += n;
-    }
+    escape_utf8(b, s, len, replacement, escape_label_ascii);
 }
 
 void
