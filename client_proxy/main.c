@@ -13,6 +13,7 @@
 #include "bridge.h"
 #include "keys.h"
 #include "log.h"
+#include "graceful_stop.h"
 #include "loop.h"
 #include "options.h"
 #include "proxy.h"
@@ -145,22 +146,8 @@ typedef struct app {
     ptth_proxy *px;
     int exit_code;
     bool stdio;
-    bool stopping;
-    ptth_timer drain_timer;
+    ptth_graceful_stop stop;
 } app;
-
-static void
-on_drained(void *data)
-{
-    app *a = data;
-    ptth_loop_stop(a->loop);
-}
-
-static void
-on_drain_timeout(ptth_timer *t)
-{
-    on_drained(t->data);
-}
 
 /* SIGINT/SIGTERM stop: the tunnels end with reason "shutdown" (told to the
  * relay), then the loop stops; a second signal or DRAIN_MS stops it at once.
@@ -172,14 +159,10 @@ on_signal(int signo, void *data)
     app *a = data;
     if (signo == SIGINT || signo == SIGTERM || (signo == SIGHUP && a->stdio)) {
         a->exit_code = 0; /* SPEC §2: a signal is a clean exit */
-        if (a->stopping || a->px == NULL) {
-            ptth_loop_stop(a->loop);
+        if (!ptth_graceful_stop_begin(&a->stop, a->px != NULL))
             return;
-        }
         ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
-        a->stopping = true;
-        ptth_timer_start(a->loop, &a->drain_timer, DRAIN_MS, on_drain_timeout, a);
-        ptth_proxy_shutdown(a->px, on_drained, a);
+        ptth_proxy_shutdown(a->px, ptth_graceful_stop_drained, &a->stop);
     }
 }
 
@@ -203,7 +186,7 @@ main(int argc, char **argv)
         memset(&cfg.key, 0, sizeof(cfg.key));
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
-    app a = {.loop = NULL, .px = NULL, .exit_code = 1, .stdio = cfg.stdio, .stopping = false};
+    app a = {.loop = NULL, .px = NULL, .exit_code = 1, .stdio = cfg.stdio};
     ptth_raise_nofile_limit();
     if (cfg.insecure)
         ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");
@@ -216,6 +199,7 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: cannot create the event loop: %s\n", PROGRAM, strerror(errno));
         goto out;
     }
+    ptth_graceful_stop_init(&a.stop, a.loop, DRAIN_MS);
     int rc = ptth_loop_catch_signals(a.loop, on_signal, &a);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
@@ -253,8 +237,7 @@ main(int argc, char **argv)
         a.exit_code = 1;
     }
 out:
-    if (a.loop != NULL)
-        ptth_timer_stop(a.loop, &a.drain_timer);
+    ptth_graceful_stop_dispose(&a.stop);
     ptth_proxy_free(px);
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();

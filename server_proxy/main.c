@@ -13,6 +13,7 @@
 #include "bridge.h"
 #include "keys.h"
 #include "log.h"
+#include "graceful_stop.h"
 #include "loop.h"
 #include "names.h"
 #include "options.h"
@@ -156,22 +157,8 @@ static const ptth_program program = {
 typedef struct app {
     ptth_loop *loop;
     ptth_server *srv;
-    ptth_timer drain_timer;
-    bool stopping;
+    ptth_graceful_stop stop;
 } app;
-
-static void
-on_drained(void *data)
-{
-    app *a = data;
-    ptth_loop_stop(a->loop);
-}
-
-static void
-on_drain_timeout(ptth_timer *t)
-{
-    on_drained(t->data);
-}
 
 /* SIGINT/SIGTERM: the tunnels end with reason "shutdown" (told to the
  * relay), then the loop stops; a second signal or DRAIN_MS stops it at once. */
@@ -181,14 +168,10 @@ on_signal(int signo, void *data)
     app *a = data;
     if (signo != SIGINT && signo != SIGTERM)
         return;
-    if (a->stopping || a->srv == NULL) {
-        ptth_loop_stop(a->loop);
+    if (!ptth_graceful_stop_begin(&a->stop, a->srv != NULL))
         return;
-    }
     ptth_log_info("event=stopping signal=%s tunnels=%zu", signo == SIGINT ? "SIGINT" : "SIGTERM", ptth_server_tunnels(a->srv));
-    a->stopping = true;
-    ptth_timer_start(a->loop, &a->drain_timer, DRAIN_MS, on_drain_timeout, a);
-    ptth_server_shutdown(a->srv, on_drained, a);
+    ptth_server_shutdown(a->srv, ptth_graceful_stop_drained, &a->stop);
 }
 
 int
@@ -219,6 +202,7 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: cannot create the event loop: %s\n", PROGRAM, strerror(errno));
         goto out;
     }
+    ptth_graceful_stop_init(&a.stop, loop, DRAIN_MS);
     int rc = ptth_loop_catch_signals(loop, on_signal, &a);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
@@ -259,8 +243,7 @@ main(int argc, char **argv)
     exit_code = 0;
     ptth_log_info("event=stopped");
 out:
-    if (loop != NULL)
-        ptth_timer_stop(loop, &a.drain_timer);
+    ptth_graceful_stop_dispose(&a.stop);
     ptth_server_free(srv);
     ptth_transports_cleanup(); /* every stream is closed: let helper threads finish */
     ptth_relay_client_free(client);
