@@ -27,6 +27,14 @@ static const long chunk_retry_ms[] = {0, 100, 300, 1000};
 #define CHUNK_TIMEOUT_MS 60000L
 #define CHUNK_ATTEMPTS ((int)(sizeof(chunk_retry_ms) / sizeof(chunk_retry_ms[0])) + 1)
 #define POOL_KEEP 64
+/* Relay -> local bytes wait in `out` until the end of the loop round, or
+ * until this many wait (then they are written from the write callback). */
+#define OUT_FLUSH_AT 262144
+/* After a complete flush `out` is kept for the next round while data flows in
+ * batches of at least OUT_KEEP_BATCH bytes, unless it grew above OUT_KEEP_CAP
+ * (a backlog): a quiet tunnel holds no output buffer. */
+#define OUT_KEEP_BATCH 16384
+#define OUT_KEEP_CAP (2 * OUT_FLUSH_AT)
 #define PATH_MAX_LEN 512
 
 /* ---- chunk buffers: one process-wide free list, so that the hot path does
@@ -203,8 +211,11 @@ struct ptth_bridge {
     /* relay -> local */
     ptth_req stream;
     ptth_frame_decoder dec;
-    uint8_t *out;
+    uint8_t *out; /* DATA not written yet: coalesced this round, or refused by a full local end */
     size_t out_off, out_len, out_cap;
+    ptth_defer out_defer; /* writes `out` after the round's events */
+    bool out_blocked;     /* the local end said -EAGAIN: wait for EPOLLOUT (the stream pauses) */
+    bool out_broken;      /* a write to the local end failed */
     bool stream_paused;
     bool fin_received;
     bool write_shut;
@@ -230,6 +241,7 @@ struct ptth_bridge {
 };
 
 static void on_defer(ptth_defer *d);
+static void on_out_defer(ptth_defer *d);
 static void update_watches(ptth_bridge *b);
 static void post_chunk(struct chunk *c);
 static void on_chunk_retry_timer(ptth_timer *t);
@@ -302,6 +314,7 @@ static void
 destroy(ptth_bridge *b)
 {
     ptth_defer_cancel(b->loop, &b->defer);
+    ptth_defer_cancel(b->loop, &b->out_defer);
     ptth_timer_stop(b->loop, &b->close_timer);
     ptth_req_cancel(&b->stream);
     ptth_req_cancel(&b->close_req);
@@ -403,9 +416,9 @@ out_append(ptth_bridge *b, const uint8_t *p, size_t len)
         b->out_off = 0;
     }
     if (b->out_len + len > b->out_cap) {
-        size_t cap = b->out_len + len;
-        if (cap < 65536)
-            cap = 65536;
+        size_t cap = b->out_cap > 0 ? b->out_cap : 65536;
+        while (cap < b->out_len + len)
+            cap *= 2;
         uint8_t *n = realloc(b->out, cap);
         if (n == NULL)
             return -ENOMEM;
@@ -417,22 +430,28 @@ out_append(ptth_bridge *b, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* Writes to the local end what it takes now and keeps the rest. */
+/* Writes what waits in `out` as far as the local end takes it, and nothing
+ * else (no resume, no scheduling: safe inside libcurl). 0 when all is
+ * written, -EAGAIN when the local end is full (out_blocked), another negative
+ * errno when it broke (out_broken). */
 static int
-write_local(ptth_bridge *b, const uint8_t *p, size_t len)
+write_out(ptth_bridge *b)
 {
-    if (!out_pending(b)) {
-        while (len > 0) {
-            ssize_t n = b->local.ops->write(b->local.ctx, p, len);
-            if (n == -EAGAIN)
-                break;
-            if (n < 0)
-                return (int)n;
-            p += n;
-            len -= (size_t)n;
+    while (out_pending(b)) {
+        ssize_t n = b->local.ops->write(b->local.ctx, b->out + b->out_off, b->out_len - b->out_off);
+        if (n == -EAGAIN) {
+            b->out_blocked = true;
+            return -EAGAIN;
         }
+        if (n < 0) {
+            b->out_broken = true;
+            return (int)n;
+        }
+        b->out_off += (size_t)n;
     }
-    return len > 0 ? out_append(b, p, len) : 0;
+    b->out_off = b->out_len = 0;
+    b->out_blocked = false;
+    return 0;
 }
 
 static void
@@ -474,15 +493,18 @@ on_stream_headers(ptth_req *r)
     update_watches(b);
 }
 
-/* The framed stream's body: decode and hand DATA to the local end. Runs
- * inside libcurl. */
+/* The framed stream's body: decode, and queue DATA for the local end. Runs
+ * inside libcurl, which hands over one HTTP/2 DATA frame (16 KiB) per call:
+ * the payloads of one loop round are written with one call after the round
+ * (on_out_defer), so a 256 KiB chunk costs one or two writes, not 17. */
 static size_t
 on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
 {
     ptth_bridge *b = r->data;
     if (b->state != ST_OPEN || b->failed)
         return len; /* ending: nothing more goes to the local end */
-    if (out_pending(b)) {
+    if (b->out_blocked) {
+        /* the local end is full: keep at most what waits now */
         b->stream_paused = true;
         return PTTH_REQ_PAUSE;
     }
@@ -495,7 +517,7 @@ on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
             break;
         case PTTH_FRAME_EV_DATA: {
             b->bytes_from_relay += ev.len;
-            int rc = write_local(b, ev.data, ev.len);
+            int rc = out_append(b, ev.data, ev.len);
             if (rc != 0) {
                 fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
                 return len;
@@ -517,6 +539,15 @@ on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
         if (ev.type == PTTH_FRAME_EV_NEED_MORE)
             break;
     }
+    if (out_pending(b) && b->out_len - b->out_off >= OUT_FLUSH_AT) {
+        int rc = write_out(b);
+        if (rc != 0 && rc != -EAGAIN) {
+            fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+            return len;
+        }
+    }
+    if (out_pending(b) && !b->out_blocked)
+        ptth_defer_call(b->loop, &b->out_defer, on_out_defer, b);
     if (b->fin_received && !out_pending(b))
         shut_local_write(b);
     update_watches(b);
@@ -561,23 +592,22 @@ static const ptth_req_ops stream_ops = {
     .on_done = on_stream_done,
 };
 
-/* The local end can take more: flush what waits, then let the stream go on. */
+/* Writes what waits (the round's DATA, or what a full local end refused);
+ * once all is written, the FIN follows and the stream goes on. Outside
+ * libcurl only. */
 static void
 flush_out(ptth_bridge *b)
 {
-    while (out_pending(b)) {
-        ssize_t n = b->local.ops->write(b->local.ctx, b->out + b->out_off, b->out_len - b->out_off);
-        if (n == -EAGAIN)
-            return;
-        if (n < 0) {
-            fail(b, true, "%s write failed: %s", b->local_name, strerror((int)-n));
-            return;
-        }
-        b->out_off += (size_t)n;
+    size_t batch = b->out_len;
+    int rc = write_out(b);
+    if (rc == -EAGAIN)
+        return;
+    if (rc != 0) {
+        fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+        return;
     }
-    b->out_off = b->out_len = 0;
-    if (b->out_cap > 262144) {
-        /* a big backlog is rare: give its memory back */
+    if (b->out_cap > OUT_KEEP_CAP || batch < OUT_KEEP_BATCH) {
+        /* a backlog, or a trickle: give the memory back */
         free(b->out);
         b->out = NULL;
         b->out_cap = 0;
@@ -590,6 +620,19 @@ flush_out(ptth_bridge *b)
         ptth_req_resume(&b->stream);
     }
     schedule(b);
+}
+
+/* The end of the round in which DATA arrived: write it (never later, so
+ * coalescing adds no latency). */
+static void
+on_out_defer(ptth_defer *d)
+{
+    ptth_bridge *b = d->data;
+    if (b->state != ST_OPEN || b->failed || b->local_closed || b->out_blocked || !out_pending(b))
+        return;
+    flush_out(b);
+    if (!b->local_closed)
+        update_watches(b);
 }
 
 /* ---- local -> relay ---- */
@@ -606,7 +649,7 @@ update_watches(ptth_bridge *b)
     if (b->local_closed)
         return;
     uint32_t rev = reading_wanted(b) ? EPOLLIN : 0;
-    uint32_t wev = out_pending(b) && !b->write_shut && !b->failed ? EPOLLOUT : 0;
+    uint32_t wev = b->out_blocked && out_pending(b) && !b->write_shut && !b->failed ? EPOLLOUT : 0;
     if (b->same_fd) {
         ptth_watch_set(&b->rwatch, rev | wev);
     } else {
@@ -789,6 +832,12 @@ on_defer(ptth_defer *d)
     if (b->state == ST_ENDED || b->state == ST_CLOSING)
         return;
     if (b->failed) {
+        /* DATA that arrived before the failure and was not offered to the
+         * local end yet (coalesced in this round) goes out as far as the
+         * local end takes it now, as if written on arrival; what a full local
+         * end refused is dropped */
+        if (!b->out_blocked && !b->out_broken && !b->local_closed && !b->write_shut)
+            (void)write_out(b);
         close_local(b);
         release_chunks(b);
         if (b->tell_relay && b->conn_known) {

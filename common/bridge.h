@@ -13,10 +13,17 @@
  *      arrives nothing is read from the local end: bytes the client sends
  *      early wait in the socket.
  *   2. relay -> local: the response body goes through the frame decoder;
- *      DATA is written to the local end. When the local end is full the
- *      response is paused (the unwritten rest is kept, at most one delivery of
- *      libcurl) and resumed once it drained. FIN -> shutdown_write() after
- *      the pending bytes; RST -> the tunnel ends at once; PING is ignored.
+ *      DATA is collected and written to the local end once per loop round,
+ *      after the round's events (a deferred call), or at once when 256 KiB
+ *      wait: libcurl hands over one 16 KiB HTTP/2 DATA frame per callback,
+ *      and one write per round instead of one per frame saves system calls
+ *      without delaying anything past the round the data arrived in. When
+ *      the local end is full (-EAGAIN) the response is paused (what was not
+ *      taken is kept: at most 256 KiB plus one delivery of libcurl) and
+ *      resumed once it drained. FIN -> shutdown_write() after the pending
+ *      bytes; RST -> the tunnel ends at once (DATA that arrived before it is
+ *      first offered to the local end once, as if written on arrival; what a
+ *      full local end refused is dropped); PING is ignored.
  *   3. local -> relay: whatever one read returns (up to max_chunk bytes,
  *      never waiting to fill a chunk) becomes one chunk POST with PTTH-Seq
  *      0, 1, 2...; at most 8 are in flight, and the local end is not read
