@@ -255,9 +255,16 @@ class Context:
         return errors
 
 
+class Skip(Exception):
+    """Raised by a test when something it needs is not installed: the test is
+    reported `ok N - name # SKIP reason` (tests/run-summary lists it and does
+    not count it as passed)."""
+
+
 class Tap:
     """Runs test functions and prints TAP. A test function takes a Context;
-    it fails by raising (assert). Processes it started must exit cleanly too."""
+    it fails by raising (assert), or skips by raising Skip. Processes it
+    started must exit cleanly too."""
 
     def __init__(self):
         self.tests = []
@@ -273,11 +280,12 @@ class Tap:
         failed = 0
         for i, fn in enumerate(tests, 1):
             ctx = Context(fn.__name__)
-            ok = True
-            messages = []
+            ok, skip, messages = True, None, []
             started = time.monotonic()
             try:
                 fn(ctx)
+            except Skip as e:
+                skip = str(e) or "skipped"
             except Exception:
                 ok = False
                 messages.append(traceback.format_exc())
@@ -286,6 +294,9 @@ class Tap:
                 ok = False
                 messages.extend(errors)
             elapsed = time.monotonic() - started
+            if ok and skip is not None:
+                print("ok %d - %s # SKIP %s" % (i, fn.__name__, skip), flush=True)
+                continue
             print("%s %d - %s (%.1fs)" % ("ok" if ok else "not ok", i, fn.__name__, elapsed), flush=True)
             if not ok:
                 failed += 1
@@ -398,50 +409,6 @@ class EchoServer:
         except OSError:
             pass
         self.sock.close()
-
-
-# ---- skipping (added by the ops tests) ------------------------------------------
-
-class Skip(Exception):
-    """Raised by a test of a SkippingTap when something it needs is not
-    installed: the test is reported `ok N - name # SKIP reason`."""
-
-
-class SkippingTap(Tap):
-    """A Tap whose tests may raise Skip; otherwise the same as Tap.run."""
-
-    def run(self):
-        only = os.environ.get("PTTH_TEST_ONLY")
-        tests = [t for t in self.tests if not only or only in t.__name__]
-        print("1..%d" % len(tests), flush=True)
-        failed = 0
-        for i, fn in enumerate(tests, 1):
-            ctx = Context(fn.__name__)
-            ok, skip, messages = True, None, []
-            started = time.monotonic()
-            try:
-                fn(ctx)
-            except Skip as e:
-                skip = str(e) or "skipped"
-            except Exception:
-                ok = False
-                messages.append(traceback.format_exc())
-            errors = ctx.close(ok)
-            if errors:
-                ok = False
-                messages.extend(errors)
-            elapsed = time.monotonic() - started
-            if ok and skip is not None:
-                print("ok %d - %s # SKIP %s" % (i, fn.__name__, skip), flush=True)
-                continue
-            print("%s %d - %s (%.1fs)" % ("ok" if ok else "not ok", i, fn.__name__, elapsed), flush=True)
-            if not ok:
-                failed += 1
-                for msg in messages:
-                    for line in msg.splitlines():
-                        print("# " + line)
-                print("# test files kept in %s" % ctx.dir, flush=True)
-        sys.exit(1 if failed else 0)
 
 
 # ---- valgrind (docs/security.md) ---------------------------------------------

@@ -26,7 +26,7 @@ import promtext  # noqa: E402
 import relayclient as rc  # noqa: E402
 from opskit import pt  # noqa: E402
 
-t = pt.SkippingTap()
+t = pt.Tap()
 
 HOSTILE = (b'<script>alert("x")</script> & \'q\' <img src=x onerror=alert(1)> \\ \xff\xfe \xc0\xaf '
            b'\xed\xa0\x80 \xe2\x82 end')

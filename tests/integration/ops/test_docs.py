@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import opskit as kit  # noqa: E402
 from opskit import pt  # noqa: E402
 
-t = pt.SkippingTap()
+t = pt.Tap()
 
 PAGES = [
     ("ptth_relay", "ptth_relay.md"),

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import opskit as kit  # noqa: E402
 from opskit import pt  # noqa: E402
 
-t = pt.SkippingTap()
+t = pt.Tap()
 
 UNITS = os.path.join(kit.DOCS, "systemd")
 # unit file, instance used for the test, program, example config, config path in the unit
