@@ -1,15 +1,15 @@
 /* relay_client.c: libcurl multi handles on the epoll loop; see relay_client.h. */
 #include "relay_client.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "h2_client.h"
 #include "keys.h"
+#include "req_response.h"
 
 #define POOL_MAX 64
 #define URL_MAX 2048
@@ -53,6 +53,8 @@ struct ptth_relay_client {
     bool verbose; /* PTTH_CURL_VERBOSE set: libcurl traces on stderr */
     char auth[128];
     struct multi_ctx m[2];
+    ptth_h2_client *h2; /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
+    bool curl_fallback; /* the relay showed it does not speak HTTP/2 */
     ptth_req *active; /* every active request, for ptth_relay_client_free */
 };
 
@@ -61,6 +63,9 @@ static char hdr_no_content_type[] = "Content-Type:";
 static char hdr_no_expect[] = "Expect:";
 
 static void process_done(struct multi_ctx *m);
+static void on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
+                           const void *body, size_t body_len);
+static void on_h2_release(void *data, ptth_req *r);
 
 /* ---- sockets and timers ---- */
 
@@ -156,57 +161,6 @@ on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- response callbacks ---- */
 
-/* Copies a header value into a bounded field, trimmed. */
-static void
-copy_field(char *dst, size_t dstlen, const char *v, size_t vlen)
-{
-    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-        vlen--;
-    if (vlen >= dstlen)
-        vlen = dstlen - 1;
-    memcpy(dst, v, vlen);
-    dst[vlen] = '\0';
-}
-
-static void
-reset_response(ptth_req *r)
-{
-    r->status = 0;
-    r->retry_after = -1;
-    r->max_chunk = 0;
-    r->seq = -1;
-    r->conn[0] = r->port[0] = r->client_addr[0] = r->reason[0] = '\0';
-    r->headers_done = false;
-    r->has_reason_header = false;
-    r->reason_len = 0;
-}
-
-/* Leading decimal digits of a header value, capped at max; -1 when there
- * are none. */
-static long
-parse_number(const char *v, size_t len, long max)
-{
-    long n = 0;
-    size_t i = 0;
-    while (i < len && (v[i] == ' ' || v[i] == '\t'))
-        i++;
-    if (i == len || !isdigit((unsigned char)v[i]))
-        return -1;
-    for (; i < len && isdigit((unsigned char)v[i]); i++) {
-        n = n * 10 + (v[i] - '0');
-        if (n > max)
-            n = max;
-    }
-    return n;
-}
-
-/* Seconds, capped at a day; an HTTP date counts as absent (-1). */
-static long
-parse_retry_after(const char *v, size_t len)
-{
-    return parse_number(v, len, 86400);
-}
-
 static size_t
 on_curl_header(char *p, size_t size, size_t n, void *userp)
 {
@@ -214,7 +168,7 @@ on_curl_header(char *p, size_t size, size_t n, void *userp)
     size_t len = size * n;
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         /* a new response starts (an interim 1xx may have come first) */
-        reset_response(r);
+        ptth_req_response_reset(r);
         return len;
     }
     if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) {
@@ -234,50 +188,8 @@ on_curl_header(char *p, size_t size, size_t n, void *userp)
     size_t nlen = (size_t)(colon - p);
     const char *v = colon + 1;
     size_t vlen = len - nlen - 1;
-    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-#define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
-    if (IS("ptth-conn")) {
-        copy_field(r->conn, sizeof(r->conn), v, vlen);
-    } else if (IS("ptth-port")) {
-        copy_field(r->port, sizeof(r->port), v, vlen);
-    } else if (IS("ptth-client-addr")) {
-        copy_field(r->client_addr, sizeof(r->client_addr), v, vlen);
-    } else if (IS("ptth-reason")) {
-        copy_field(r->reason, sizeof(r->reason), v, vlen);
-        r->has_reason_header = true;
-    } else if (IS("retry-after")) {
-        r->retry_after = parse_retry_after(v, vlen);
-    } else if (IS("ptth-max-chunk")) {
-        r->max_chunk = parse_number(v, vlen, 1L << 30);
-    } else if (IS("ptth-seq")) {
-        r->seq = parse_number(v, vlen, LONG_MAX);
-    }
-#undef IS
+    ptth_req_response_header(r, p, nlen, v, vlen);
     return len;
-}
-
-/* Keeps the first line of an error body as the reason, when the relay gave
- * no PTTH-Reason header. */
-static void
-keep_error_body(ptth_req *r, const char *p, size_t len)
-{
-    if (r->has_reason_header)
-        return;
-    for (size_t i = 0; i < len && r->reason_len < sizeof(r->reason) - 1; i++) {
-        char ch = p[i];
-        if (ch == '\n' || ch == '\r') {
-            if (r->reason_len > 0) {
-                r->has_reason_header = true; /* first line complete */
-                break;
-            }
-            continue;
-        }
-        r->reason[r->reason_len++] = ch;
-        r->reason[r->reason_len] = '\0';
-    }
 }
 
 static size_t
@@ -286,7 +198,7 @@ on_curl_write(char *p, size_t size, size_t n, void *userp)
     ptth_req *r = userp;
     size_t len = size * n;
     if (r->status < 200 || r->status > 299) {
-        keep_error_body(r, p, len);
+        ptth_req_response_error_body(r, p, len);
         return len;
     }
     if (r->ops->on_body == NULL)
@@ -576,6 +488,23 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     size_t blen = strlen(c->base);
     while (blen > 0 && c->base[blen - 1] == '/')
         c->base[--blen] = '\0';
+    const char *which = getenv("PTTH_HTTP_CLIENT");
+    if (which == NULL || strcmp(which, "curl") != 0) {
+        ptth_h2_client_config hc = {
+            .url = c->base,
+            .auth_value = c->auth + strlen("Authorization: "),
+            .user_agent = c->user_agent,
+            .ca_file = c->ca_file,
+            .insecure = c->insecure,
+            .on_fallback = on_h2_fallback,
+            .on_release = on_h2_release,
+            .data = c,
+        };
+        if ((rc = ptth_h2_client_new(loop, &hc, &c->h2, err, errlen)) != 0) {
+            ptth_relay_client_free(c);
+            return rc;
+        }
+    }
     *out = c;
     return 0;
 }
@@ -587,6 +516,7 @@ ptth_relay_client_free(ptth_relay_client *c)
         return;
     while (c->active != NULL)
         ptth_req_cancel(c->active);
+    ptth_h2_client_free(c->h2);
     multi_cleanup(&c->m[PTTH_REQ_SHORT]);
     multi_cleanup(&c->m[PTTH_REQ_STREAM]);
     free(c->base);
@@ -604,12 +534,11 @@ ptth_relay_client_url(const ptth_relay_client *c)
     return c->base;
 }
 
-int
-ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
+/* Sends r through libcurl; r->active and the active list are the caller's. */
+static int
+curl_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
                const void *body, size_t body_len)
 {
-    if (r->active)
-        return -EBUSY;
     char url[URL_MAX];
     int n = snprintf(url, sizeof(url), "%s%s", c->base, path);
     if (n < 0 || (size_t)n >= sizeof(url))
@@ -648,13 +577,68 @@ ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
     r->kind = kind;
     r->paused = false;
     r->timed_out = false;
-    reset_response(r);
+    ptth_req_response_reset(r);
     CURLMcode mc = curl_multi_add_handle(m->multi, h);
     if (mc != CURLM_OK) {
         r->easy = NULL;
         easy_give_back(m, e, false);
         return mc == CURLM_RECURSIVE_API_CALL ? -EDEADLK : -ENOMEM;
     }
+    return 0;
+}
+
+/* h2_client.c found that the relay does not speak HTTP/2: libcurl takes
+ * this request and every later one, as HTTP/1.1 on http:// (no h2c or prior
+ * knowledge either) and with ALPN on https://. */
+static void
+on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers, const void *body,
+               size_t body_len)
+{
+    ptth_relay_client *c = data;
+    if (!c->curl_fallback) {
+        c->curl_fallback = true;
+        for (int i = 0; i < 2; i++) {
+            struct multi_ctx *m = &c->m[i];
+            m->http_version = c->https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1;
+            m->fresh_connections = false;
+            m->pipewait = c->https;
+            while (m->pool_len > 0) /* made for the old versions */
+                easy_free(m->pool[--m->pool_len]);
+        }
+    }
+    if (curl_req_start(c, r, kind, path, headers, body, body_len) != 0) {
+        unlink_active(c, r);
+        r->active = false;
+        r->ops->on_done(r, "libcurl could not take the request");
+    }
+}
+
+static void
+on_h2_release(void *data, ptth_req *r)
+{
+    unlink_active(data, r);
+    r->active = false;
+}
+
+int
+ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
+               const void *body, size_t body_len)
+{
+    if (r->active)
+        return -EBUSY;
+    if (strlen(c->base) + strlen(path) >= URL_MAX)
+        return -E2BIG;
+    r->client = c;
+    r->kind = kind;
+    r->easy = NULL;
+    r->h2 = NULL;
+    int rc;
+    if (c->h2 != NULL && !ptth_h2_client_unavailable(c->h2))
+        rc = ptth_h2_req_start(c->h2, r, kind, path, headers, body, body_len);
+    else
+        rc = curl_req_start(c, r, kind, path, headers, body, body_len);
+    if (rc != 0)
+        return rc;
     r->active = true;
     link_active(c, r);
     return 0;
@@ -665,6 +649,13 @@ ptth_req_cancel(ptth_req *r)
 {
     if (!r->active)
         return;
+    if (r->h2 != NULL) {
+        ptth_h2_req_cancel(r);
+        r->active = false;
+        r->paused = false;
+        unlink_active(r->client, r);
+        return;
+    }
     req_finish(r, false);
 }
 
@@ -673,6 +664,10 @@ ptth_req_resume(ptth_req *r)
 {
     if (!r->active || !r->paused)
         return;
+    if (r->h2 != NULL) {
+        ptth_h2_req_resume(r);
+        return;
+    }
     r->paused = false;
     curl_easy_pause(r->easy->curl, CURLPAUSE_CONT);
 }

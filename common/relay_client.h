@@ -104,7 +104,8 @@ struct ptth_req {
 
     /* private */
     ptth_relay_client *client;
-    struct ptth_easy *easy;
+    struct ptth_easy *easy; /* while sent through libcurl */
+    struct h2_stream *h2;   /* while sent through h2_client.c */
     ptth_req *prev_active, *next_active;
     ptth_req_kind kind;
     bool active;
