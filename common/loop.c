@@ -2,6 +2,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@ struct ptth_loop {
     struct epoll_event events[MAX_EVENTS];
     int n_events;
     int cur_event;
-    ptth_timer *timers; /* sorted by due_ms */
+    ptth_timer *timers;           /* root of the pairing heap of active timers */
+    unsigned long long timer_seq; /* seq of the next timer started */
     ptth_defer *defer_head, *defer_tail;
     ptth_watch *ready; /* always-ready watches (epoll refused the fd) */
     unsigned ready_changes;
@@ -189,30 +191,113 @@ ptth_watch_stop(ptth_watch *w)
     clear_fetched(loop, w);
 }
 
-/* ---- timers ---- */
+/* ---- timers ----
+ *
+ * The active timers form a pairing heap ordered by (due_ms, seq), linked
+ * through the timers themselves: each has its first child, its next sibling,
+ * and prev (the previous sibling, or the parent when it is a first child).
+ * Chosen over a binary heap in an array because it needs no memory of its
+ * own: ptth_timer_start() returns nothing and must not lose a timer when an
+ * array could not grow, and with 10,000 tunnels the terminators keep tens of
+ * thousands of timers. Start is O(1) (one comparison and a link), stop and
+ * taking the earliest O(log n) amortized (the two-pass pairing of the removed
+ * node's children; a single call may walk many children, e.g. the first
+ * removal after many starts, but the total stays bounded). The sorted list it
+ * replaces made each start a linear scan. seq, the arming order, makes the
+ * order total, so equal due times fire in the order they were started.
+ */
+
+static bool
+timer_before(const ptth_timer *a, const ptth_timer *b)
+{
+    return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->seq < b->seq);
+}
+
+/* Joins two heaps given by their roots (either may be NULL, neither has
+ * siblings): the later root becomes the first child of the earlier one,
+ * which is returned. */
+static ptth_timer *
+heap_meld(ptth_timer *a, ptth_timer *b)
+{
+    if (a == NULL)
+        return b;
+    if (b == NULL)
+        return a;
+    if (timer_before(b, a)) {
+        ptth_timer *x = a;
+        a = b;
+        b = x;
+    }
+    b->prev = a;
+    b->next = a->child;
+    if (a->child != NULL)
+        a->child->prev = b;
+    a->child = b;
+    return a;
+}
+
+/* Makes one heap of a list of siblings (the children of a removed node):
+ * melds them in pairs left to right, then the pairs right to left. Iterative,
+ * with the pairs stacked through their next pointers, as a node may have
+ * tens of thousands of children. */
+static ptth_timer *
+heap_merge_siblings(ptth_timer *first)
+{
+    ptth_timer *pairs = NULL;
+    while (first != NULL) {
+        ptth_timer *a = first, *b = a->next;
+        first = b != NULL ? b->next : NULL;
+        a->next = a->prev = NULL;
+        if (b != NULL)
+            b->next = b->prev = NULL;
+        ptth_timer *m = heap_meld(a, b);
+        m->next = pairs;
+        pairs = m;
+    }
+    ptth_timer *root = NULL;
+    while (pairs != NULL) {
+        ptth_timer *m = pairs;
+        pairs = m->next;
+        m->next = NULL;
+        root = heap_meld(root, m);
+    }
+    return root;
+}
+
+/* Takes t (active) out of the heap and clears its links. */
+static void
+heap_remove(ptth_loop *loop, ptth_timer *t)
+{
+    ptth_timer *sub = heap_merge_siblings(t->child);
+    if (t == loop->timers) {
+        loop->timers = sub;
+    } else {
+        if (t->prev->child == t)
+            t->prev->child = t->next;
+        else
+            t->prev->next = t->next;
+        if (t->next != NULL)
+            t->next->prev = t->prev;
+        loop->timers = heap_meld(loop->timers, sub);
+    }
+    t->child = t->next = t->prev = NULL;
+}
 
 void
 ptth_timer_start(ptth_loop *loop, ptth_timer *t, long long delay_ms, ptth_timer_cb cb, void *data)
 {
     ptth_timer_stop(loop, t);
+    long long now = monotonic_ms();
+    if (delay_ms < 0)
+        delay_ms = 0;
     t->cb = cb;
     t->data = data;
-    t->due_ms = monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
+    /* a delay too long to add is as good as never */
+    t->due_ms = delay_ms > LLONG_MAX - now ? LLONG_MAX : now + delay_ms;
+    t->seq = loop->timer_seq++;
     t->active = true;
-    /* sorted insert; the terminators keep a handful of timers */
-    ptth_timer *prev = NULL, *cur = loop->timers;
-    while (cur != NULL && cur->due_ms <= t->due_ms) {
-        prev = cur;
-        cur = cur->next;
-    }
-    t->prev = prev;
-    t->next = cur;
-    if (cur != NULL)
-        cur->prev = t;
-    if (prev != NULL)
-        prev->next = t;
-    else
-        loop->timers = t;
+    t->child = t->next = t->prev = NULL;
+    loop->timers = heap_meld(loop->timers, t);
 }
 
 void
@@ -220,13 +305,7 @@ ptth_timer_stop(ptth_loop *loop, ptth_timer *t)
 {
     if (!t->active)
         return;
-    if (t->prev != NULL)
-        t->prev->next = t->next;
-    else
-        loop->timers = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
-    t->next = t->prev = NULL;
+    heap_remove(loop, t);
     t->active = false;
 }
 
@@ -341,13 +420,18 @@ next_timeout(ptth_loop *loop)
     return wait > 60000 ? 60000 : (int)wait;
 }
 
+/* Fires the timers due at the round's time, earliest first. One at a time
+ * from the root, as a callback may start or stop any timer. Those started
+ * during this phase (seq from limit on) wait for a later round: they sort
+ * after every timer due now that was started before (their due time is not
+ * earlier than now), so the first one met ends the phase. */
 static void
 run_timers(ptth_loop *loop)
 {
     long long now = loop->now_ms;
+    unsigned long long limit = loop->timer_seq;
     ptth_timer *t;
-    /* one at a time from the head: a callback may start or stop others */
-    while ((t = loop->timers) != NULL && t->due_ms <= now && !loop->stopping) {
+    while ((t = loop->timers) != NULL && t->due_ms <= now && t->seq < limit && !loop->stopping) {
         ptth_timer_stop(loop, t);
         t->cb(t);
     }

@@ -53,10 +53,13 @@ struct ptth_watch {
 struct ptth_timer {
     ptth_timer_cb cb;
     void *data;
-    /* private */
+    /* private: a node of the loop's pairing heap (see loop.c) */
     long long due_ms;
+    unsigned long long seq; /* arming order, breaks ties in due_ms */
     bool active;
-    ptth_timer *next, *prev;
+    ptth_timer *child; /* first child */
+    ptth_timer *next;  /* next sibling */
+    ptth_timer *prev;  /* previous sibling, or the parent of a first child; NULL for the root */
 };
 
 struct ptth_defer {
@@ -85,8 +88,24 @@ int ptth_watch_set(ptth_watch *w, uint32_t events);
 /* Stops an active watch (see the ownership note above). */
 void ptth_watch_stop(ptth_watch *w);
 
-/* (Re)arms t to fire once after delay_ms (0: in the next round). */
+/* Timers are one-shot: the loop stops a timer just before calling its
+ * callback, which may then start it again or start and stop any other timer.
+ *
+ * Order: the timers due when a round's timer phase begins fire in order of
+ * due time; those due in the same millisecond fire in the order they were
+ * (last) started. A timer started while the timer phase runs (by a timer
+ * callback) fires in a later round at the earliest, even with delay 0, so a
+ * timer that re-arms itself cannot keep the loop from polling. A timer stopped
+ * or restarted by a callback before its turn does not fire in that round.
+ * After ptth_loop_stop() no further timer callback runs.
+ *
+ * Cost: start O(1), stop and firing O(log n) amortized over the n active
+ * timers; no memory is allocated, so starting a timer cannot fail. */
+
+/* (Re)arms t to fire once after delay_ms (0 or less: at the next timer phase,
+ * which is a later round when called from a timer callback). */
 void ptth_timer_start(ptth_loop *loop, ptth_timer *t, long long delay_ms, ptth_timer_cb cb, void *data);
+/* Disarms t; a no-op when it is not active (see the ownership note above). */
 void ptth_timer_stop(ptth_loop *loop, ptth_timer *t);
 static inline bool
 ptth_timer_active(const ptth_timer *t)
