@@ -275,6 +275,20 @@ on_stream_writable(ptth_stream *s, void *owner)
 }
 
 static void
+on_broken_end(h2o_timeout_entry_t *entry)
+{
+    ptth_tunnel *t = H2O_STRUCT_FROM_MEMBER(ptth_tunnel, connect_timer, entry);
+    ptth_tunnel_end(t, PTTH_END_RST, t->broken_text);
+}
+
+/* A framed stream broke. h2o tells while it closes that stream, often while
+ * it closes the whole connection with it; other requests of the same
+ * connection (the same terminator's chunks, held here) are then still to be
+ * closed, and answering them now would make h2o write to a connection it is
+ * tearing down (h2o 2.2.5 asserts in close_connection_now). So the tunnel
+ * ends at the end of this loop round (zero timeout), when h2o has disposed of
+ * those requests and only the live ones get their answer. */
+static void
 on_stream_broken(ptth_stream *s, void *owner)
 {
     ptth_tunnel *t = owner;
@@ -282,7 +296,12 @@ on_stream_broken(ptth_stream *s, void *owner)
     if (dir == NULL)
         return;
     dir->out = NULL;
-    ptth_tunnel_end(t, PTTH_END_RST, dir == &t->up ? "server's stream broke" : "client's stream broke");
+    if (t->ending || t->broken_text != NULL)
+        return;
+    t->broken_text = dir == &t->up ? "server's stream broke" : "client's stream broke";
+    h2o_timeout_unlink(&t->connect_timer);
+    t->connect_timer.cb = on_broken_end;
+    h2o_timeout_link(t->relay->ctx.loop, &t->relay->ctx.zero_timeout, &t->connect_timer);
 }
 
 /* A FIN at fin_seq must not leave held data behind it. */

@@ -68,9 +68,10 @@ struct ptth_tunnel {
     ptth_tunnel_state state;
     ptth_hold *connect; /* the client's connect until it is answered */
     h2o_linklist_t wait_link;
-    ptth_dir up;   /* client -> server: upstream chunks, written into the accept stream */
-    ptth_dir down; /* server -> client: downstream chunks, written into the connect stream */
-    h2o_timeout_entry_t connect_timer;
+    ptth_dir up;                       /* client -> server: upstream chunks, written into the accept stream */
+    ptth_dir down;                     /* server -> client: downstream chunks, written into the connect stream */
+    h2o_timeout_entry_t connect_timer; /* the connect timeout until OPEN; then the deferred end after a stream broke */
+    const char *broken_text;           /* a stream broke: the end (with this reason) waits for the next loop round */
     h2o_timeout_entry_t idle_timer;
     long long started_ms;
     bool ending;
