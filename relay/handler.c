@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "frame.h"
+#include "h2obuf.h"
 #include "log.h"
 #include "registry.h"
 #include "route.h"
@@ -242,6 +243,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     ptth_relay *relay = ((relay_handler *)self)->relay;
     ptth_route route;
+    ptth_h2obuf_on_request(req);
     ptth_route_parse(req->input.path.base, req->input.path.len, &route);
 
     if (route.kind == PTTH_ROUTE_NOT_FOUND) {
