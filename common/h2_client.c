@@ -30,7 +30,7 @@
 #define CONN_WINDOW (1 << 30)
 /* Frames are gathered up to this many bytes before one write. */
 #define OUT_GATHER (256 * 1024)
-#define READ_SIZE (64 * 1024)
+#define READ_SIZE (256 * 1024)
 #define READS_PER_EVENT 16 /* then back to the loop: other sockets get a turn */
 #define CONNECT_TIMEOUT_MS 10000
 #define IDLE_CLOSE_MS 60000 /* a connection without streams this long is closed */
@@ -1277,7 +1277,9 @@ make_ssl_ctx(ptth_h2_client *cl, char *err, size_t errlen)
         return -ENOMEM;
     }
     SSL_CTX_set_min_proto_version(cl->ssl_ctx, TLS1_2_VERSION);
-    static const unsigned char alpn[] = {2, 'h', '2'};
+    /* http/1.1 too: a server without h2 then picks it (instead of ending the
+     * handshake with "no application protocol") and we fall back */
+    static const unsigned char alpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(cl->ssl_ctx, alpn, sizeof(alpn));
     if (cl->cfg.insecure) {
         SSL_CTX_set_verify(cl->ssl_ctx, SSL_VERIFY_NONE, NULL);

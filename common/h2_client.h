@@ -17,7 +17,7 @@
  * (SETTINGS_MAX_CONCURRENT_STREAMS, 100 with h2o 2.2.5).
  *
  * Connections: http:// speaks HTTP/2 with prior knowledge; https:// offers
- * only "h2" through ALPN and checks the certificate and host name (unless
+ * "h2" and "http/1.1" through ALPN and checks the certificate and host name (unless
  * insecure). Requests wait until a connection has the relay's SETTINGS, so a
  * connection that turns out not to speak HTTP/2 (ALPN chose nothing or
  * http/1.1; an HTTP/1.x answer to the preface) has sent no request: the

@@ -25,15 +25,16 @@ t = pt.Tap()
 READ_TIMEOUT = 3  # nginx proxy_read_timeout in these tests (docs: 60s)
 
 
-def docs_site(relay_port, port4, port6, ca, read_timeout=READ_TIMEOUT):
+def docs_site(relay_port, port4, port6, ca, read_timeout=READ_TIMEOUT, listen_options="ssl http2"):
     """docs/nginx.conf with only loopback ports, the test certificate and a
-    short proxy_read_timeout put in."""
+    short proxy_read_timeout put in (and other listen options when asked:
+    "ssl" alone, or "" for cleartext HTTP/1.1)."""
     with open(os.path.join(kit.DOCS, "nginx.conf")) as f:
         text = f.read()
     return kit.substitute(text, [
         (r"^(\s*)server 127\.0\.0\.1:4000;", r"\g<1>server 127.0.0.1:%d;" % relay_port, 1),
-        (r"^(\s*)listen 443 ssl http2;", r"\g<1>listen 127.0.0.1:%d ssl http2;" % port4, 1),
-        (r"^(\s*)listen \[::\]:443 ssl http2;", r"\g<1>listen [::1]:%d ssl http2;" % port6, 1),
+        (r"^(\s*)listen 443 ssl http2;", r"\g<1>listen 127.0.0.1:%d %s;" % (port4, listen_options), 1),
+        (r"^(\s*)listen \[::\]:443 ssl http2;", r"\g<1>listen [::1]:%d %s;" % (port6, listen_options), 1),
         (r"ssl_certificate /etc/ptth/tls/fullchain\.pem;", "ssl_certificate %s;" % ca.cert, 1),
         (r"ssl_certificate_key /etc/ptth/tls/privkey\.pem;", "ssl_certificate_key %s;" % ca.key, 1),
         (r"proxy_read_timeout 60s;", "proxy_read_timeout %ds;" % read_timeout, 1),
@@ -45,7 +46,8 @@ class Setup:
     127.0.0.1 and [::1], server 'foo' and client 'alice' through
     https://127.0.0.1:PORT/ptth with --ca-file."""
 
-    def __init__(self, ctx, relay_args=(), trusted=("127.0.0.1/32",), listen_timeout=2, name="nginx"):
+    def __init__(self, ctx, relay_args=(), trusted=("127.0.0.1/32",), listen_timeout=2, name="nginx",
+                 listen_options="ssl http2"):
         self.ctx = ctx
         self.ca = kit.CA(os.path.join(ctx.dir, name + "-tls"))
         self.skey, self.ckey = pt.Key(), pt.Key()
@@ -59,10 +61,12 @@ class Setup:
                                args=args, admin=self.admin)
         self.port4 = pt.free_port()
         self.port6 = kit.free_port6()
-        self.nginx = kit.Nginx(ctx, docs_site(self.relay.port, self.port4, self.port6, self.ca), [self.port4], name=name)
+        self.nginx = kit.Nginx(ctx, docs_site(self.relay.port, self.port4, self.port6, self.ca,
+                                              listen_options=listen_options), [self.port4], name=name)
         kit.wait_port(self.port6, host="::1", proc=self.nginx.proc)
-        self.url = "https://127.0.0.1:%d/ptth" % self.port4
-        self.url6 = "https://[::1]:%d/ptth" % self.port6
+        scheme = "https" if "ssl" in listen_options else "http"
+        self.url = "%s://127.0.0.1:%d/ptth" % (scheme, self.port4)
+        self.url6 = "%s://[::1]:%d/ptth" % (scheme, self.port6)
 
     def server(self, maps, args=(), url=None):
         s = self.ctx.server(url or self.url, "foo", self.skey, maps, args=["--ca-file", self.ca.ca_cert] + list(args))
@@ -120,6 +124,30 @@ def tunnels_through_the_ptth_prefix_over_tls(ctx):
     s.close()
     bad.wait_for(r"event=connect_failed [^\n]*(certificate|SSL)", timeout=15)
     assert srv.alive()
+
+
+@t.test
+def an_http1_only_front_makes_the_terminators_use_http1(ctx):
+    """nginx without http2, over TLS (ALPN offers http/1.1 only) and in
+    cleartext (an HTTP/1.1 400 answers the HTTP/2 preface): the terminators'
+    own HTTP/2 client sees it before sending any request and hands everything
+    to libcurl, which speaks HTTP/1.1; tunnels work the same."""
+    for options in ("ssl", ""):
+        st = Setup(ctx, name="h1" + options, listen_options=options)
+        echo = echo_backend(ctx)
+        st.server(["echo=%d" % echo.port])
+        px = st.proxy("echo")
+        for size in (1, 300000):
+            data = os.urandom(size)
+            assert echo_check(px.port, data) == data, "echo of %d bytes differs (%r)" % (size, options)
+        access = st.nginx.access()
+        assert re.search(r'"POST /ptth/v1/servers/foo/listen HTTP/1\.1" 20[04]', access), access[-2000:]
+        assert re.search(r'"POST /ptth/v1/servers/foo/ports/echo/connect HTTP/1\.1" 200', access), access[-2000:]
+        # in cleartext each terminator's preface got nginx's 400, and nothing else went as HTTP/2
+        prefaces = len(re.findall(r'"PRI \* HTTP/2\.0" 400 ', access))
+        assert prefaces == (0 if options else 2), access[-2000:]
+        assert not re.search(r'"POST [^"]* HTTP/2\.0"', access), access[-2000:]
+        print("# nginx listen options %r: tunnels over HTTP/1.1" % options)
 
 
 def ssl_ctx(ca):
