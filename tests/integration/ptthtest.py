@@ -428,3 +428,30 @@ def valgrind_prefix(argv):
     extra = os.environ.get("PTTH_VALGRIND_ARGS", "").split()
     return ["valgrind", "--error-exitcode=%d" % VALGRIND_EXIT, "--leak-check=full", "--errors-for-leak-kinds=definite",
             "--show-leak-kinds=definite", "--track-fds=no", "--num-callers=30"] + extra + argv
+
+
+def tcp_conns_to(pid, port):
+    """Established TCP connections of process pid whose remote port is port."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes.add(m.group(1))
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    rem_port = int(fields[2].rsplit(":", 1)[1], 16)
+                    if fields[3] == "01" and rem_port == port and fields[9] in inodes:
+                        count += 1
+        except FileNotFoundError:
+            pass
+    return count

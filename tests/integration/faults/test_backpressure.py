@@ -8,6 +8,7 @@ connections meanwhile are refused (502), and it is used again once back."""
 
 import hashlib
 import os
+import re
 import socket
 import sys
 import threading
@@ -165,6 +166,59 @@ def client_that_never_reads(ctx):
         got += len(d)
     assert fb.sent > stalled_at
     s.close()
+
+
+@t.test
+def a_stalled_tunnel_holds_back_only_itself(ctx):
+    """Each terminator carries all its tunnels on one HTTP/2 connection to the
+    relay. One tunnel whose backend never reads (the server's accept stream
+    stops taking bytes) and one whose client never reads (the proxy's connect
+    stream stops) must not slow a third tunnel on the same two connections:
+    it moves 16 MiB each way while they are stalled, and the stalled ones
+    still carry every byte once their readers read."""
+    hb = HoldingBackend()
+    ctx.cleanups.append(hb.b.close)
+    ctx.cleanups.append(hb.release_ev.set)
+    fb = FloodBackend()
+    ctx.cleanups.append(fb.b.close)
+    echo = kit.echo_backend(ctx)
+    w = kit.World(ctx, {"hold": str(hb.b.port), "flood": str(fb.b.port), "echo": str(echo.port)})
+    px = ctx.proxy(w.relay.url, w.ckey, args=["--forward", "0=foo/hold", "--forward", "0=foo/flood",
+                                              "--forward", "0=foo/echo"], wait=False)
+    fk.wait_until("three forwards", lambda: len(re.findall(r"listening on 127\.0\.0\.1:\d+", px.log())) == 3,
+                  timeout=20)
+    hold_port, flood_port, echo_port = [int(p) for p in re.findall(r"listening on 127\.0\.0\.1:(\d+)", px.log())]
+    held = pt.connect(hold_port)
+    h = hashlib.sha256()
+    sent = push_until_stalled(held, h)
+    flooded = pt.connect(flood_port)
+    flooded.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+    flooded.sendall(b"go")
+    last, since = -1, time.monotonic()
+    while time.monotonic() - since < 1:
+        if fb.sent != last:
+            last, since = fb.sent, time.monotonic()
+        time.sleep(0.05)
+    assert len(hb.digests) == 0
+    up, down, n, took = kit.bulk_both_ways(echo_port, 16 * MIB, timeout=60)
+    assert up == down and n == 16 * MIB, (up, down, n)
+    conns = {p.name: pt.tcp_conns_to(p.popen.pid, w.relay.port) for p in (w.server, px)}
+    print("# with a backend and a client stalled, a third tunnel moved 16 MiB each way in %.2fs; "
+          "connections to the relay: %s" % (took, conns))
+    assert conns == {"ptth_server": 1, "ptth_proxy": 1}, conns
+    # the stalled ones carry on
+    hb.release_ev.set()
+    held.shutdown(socket.SHUT_WR)
+    fk.wait_until("backend got everything", lambda: hb.digests, timeout=60)
+    assert hb.digests[0] == (sent, h.hexdigest()), (hb.digests[0], sent)
+    flooded.settimeout(30)
+    got = 0
+    while got < last + MIB:
+        d = flooded.recv(1 << 20)
+        assert d, "flood tunnel ended after %d bytes" % got
+        got += len(d)
+    held.close()
+    flooded.close()
 
 
 @t.test
