@@ -39,6 +39,9 @@
 #define HOST_MAX 256
 #define HEADER_NAME_MAX 64
 #define DEFAULT_MAX_STREAMS 100 /* until the relay's SETTINGS say */
+/* A stream refused unprocessed is sent again this often, then fails: h2o
+ * also refuses a body above its limit that way, and that would never pass. */
+#define MAX_REFUSALS 3
 
 typedef struct h2_conn h2_conn;
 typedef struct h2_stream h2_stream;
@@ -83,6 +86,7 @@ struct h2_stream {
     uint8_t *held; /* body bytes received while the reader was paused */
     size_t held_len, held_off, held_cap;
     long status;          /* :status of the header block being read */
+    int refusals;         /* REFUSED_STREAM answers so far */
     bool in_session;      /* nghttp2 still knows the stream */
     bool ended;           /* closed by nghttp2; held bytes may remain */
     bool queued;          /* in the client's wait queue */
@@ -585,7 +589,7 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
         stream_maybe_free(s);
         return 0;
     }
-    if (error_code == NGHTTP2_REFUSED_STREAM && !r->headers_done) {
+    if (error_code == NGHTTP2_REFUSED_STREAM && !r->headers_done && ++s->refusals <= MAX_REFUSALS) {
         /* not processed by the relay: send it again, on another connection
          * when this one is going away */
         conn_unlink_stream(s);
