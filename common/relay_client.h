@@ -1,31 +1,33 @@
 /*
  * relay_client.h: the HTTP client both terminators use to talk to ptth_relay
- * (SPEC §4): libcurl's multi interface driven by the terminator's epoll loop
- * (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION).
+ * (SPEC §4), driven by the terminator's epoll loop.
  *
  * Every request is a POST to the base URL (which may carry a path prefix)
- * plus an API path, with `Authorization: Bearer KEY`. HTTP/2 is used through
- * ALPN on https:// and with prior knowledge on http:// (with libcurl older
- * than 8.0.0, whose prior-knowledge connections cannot be reused, through
- * an h2c Upgrade instead); both fall back to HTTP/1.1 when the relay, or a
- * proxy in front of it, only speaks that.
+ * plus an API path, with `Authorization: Bearer KEY`. Two HTTP paths:
+ *   - HTTP/2 (the normal case): our own client on libnghttp2, h2_client.c.
+ *     Prior knowledge on http://, ALPN on https://. All requests of all
+ *     tunnels, the long-lived framed streams included, are multiplexed over
+ *     as few connections as the relay's SETTINGS_MAX_CONCURRENT_STREAMS
+ *     allows (100 streams each with h2o 2.2.5); each stream has its own
+ *     flow-control window, so a paused framed stream holds back only itself.
+ *   - HTTP/1.1 through libcurl's multi interface, for a relay (or a proxy in
+ *     front of it) that does not speak HTTP/2: h2_client.c finds that out
+ *     before sending any request and hands everything to libcurl from then
+ *     on. PTTH_HTTP_CLIENT=curl in the environment forces this path (with
+ *     libcurl's own HTTP/2 where it can: h2c upgrade on http://, ALPN on
+ *     https://; see choose_http_versions()).
  *
- * Two kinds of requests, kept in two connection pools:
+ * The request kinds matter to the libcurl path only:
  *   - PTTH_REQ_SHORT: listens, chunks, accept/reject/close answers. They
  *     never pause, and are multiplexed (CURLPIPE_MULTIPLEX) over a few
  *     HTTP/2 connections shared by all tunnels.
  *   - PTTH_REQ_STREAM: the framed-stream responses of `connect` and `accept`.
  *     Their reader may pause (backpressure from the local socket). libcurl
  *     7.88 (Debian 12) stops reading a whole HTTP/2 connection when a paused
- *     stream's buffer overflows, which would stall every other request on it:
- *     the chunk answers that the paused tunnel's peer is waiting for, and
- *     through them the tunnel itself. So each framed stream has an HTTP/2
- *     connection of its own (reused for the next stream once it ends): a
- *     paused stream then holds back exactly its own TCP connection, which is
- *     the backpressure we want. (With libcurl < 8 on http://, a fresh one
- *     per stream, closed after it: see choose_http_versions().)
+ *     stream's buffer overflows, so there each framed stream has a
+ *     connection of its own.
  *
- * Callbacks:
+ * Callbacks ("inside libcurl" below means inside libcurl or nghttp2):
  *   - on_headers(r): the final status and the PTTH-* headers are known. Runs
  *     inside libcurl.
  *   - on_body(r, p, len): body bytes of a 2xx response (bodies of other
@@ -42,8 +44,8 @@
  * Ownership: a ptth_req is the caller's (usually embedded in a bigger
  * object); it is active from ptth_req_start() until on_done() or
  * ptth_req_cancel(). The body and the extra header lines passed to
- * ptth_req_start() are not copied (libcurl may send the request again on a
- * new connection) and must stay unchanged while the request is active; the
+ * ptth_req_start() are not copied (either client may send the request again
+ * on a new connection) and must stay unchanged while the request is active; the
  * path is copied.
  */
 #ifndef PTTH_RELAY_CLIENT_H
