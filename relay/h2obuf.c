@@ -3,6 +3,14 @@
  */
 #include "h2obuf.h"
 
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
+#include <h2o/http2.h>
+#include <h2o/http2_internal.h>
+#define HAVE_H2_STREAM 1 /* h2o 2.2.x: an HTTP/2 request is the req member of an h2o_http2_stream_t */
+#else
+#define HAVE_H2_STREAM 0
+#endif
+
 /* Input buffers of HTTP/2 connections. At most two free ones are kept for
  * reuse (h2o's own prototype keeps 16 of 8 KiB). */
 static __thread h2o_buffer_prototype_t bulk_input = {.allocator = {.max = 2}, ._initial_buf = {.capacity = PTTH_H2OBUF_BULK_INPUT}};
@@ -23,3 +31,25 @@ ptth_h2obuf_on_request(h2o_req_t *req)
     h2o_buffer_set_prototype(&sock->input, &bulk_input);
 }
 
+h2o_buffer_t *
+ptth_h2obuf_take_body(h2o_req_t *req)
+{
+#if HAVE_H2_STREAM
+    if (req == NULL || req->version < 0x200 || req->entity.base == NULL)
+        return NULL;
+    h2o_http2_stream_t *stream = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    h2o_buffer_t *body = stream->_req_body;
+    /* h2o set entity to exactly this buffer's bytes once the body was
+     * complete; anything else (a trailer, another layout) is left alone */
+    if (body == NULL || body->bytes != req->entity.base || body->size != req->entity.len)
+        return NULL;
+    /* h2o 2.2.5 reads _req_body only while the body arrives and disposes it
+     * when the stream closes if it is not NULL */
+    stream->_req_body = NULL;
+    req->entity = h2o_iovec_init(NULL, 0);
+    return body;
+#else
+    (void)req;
+    return NULL;
+#endif
+}

@@ -18,6 +18,11 @@
  *   request's head in its input buffer until the response ends, and the
  *   relay holds such requests (listens, connects, framed streams) for long.
  *
+ * Everything here touches h2o's internals (the request body buffer of an
+ * HTTP/2 stream, include/h2o/http2_internal.h), checked for h2o 2.2.x at
+ * compile time; with another h2o the functions do nothing and the relay
+ * copies as before.
+ *
  * One thread (the relay's loop): the prototypes are per-thread in h2o.
  */
 #ifndef PTTH_RELAY_H2OBUF_H
@@ -31,5 +36,13 @@
 /* A request arrived: over HTTP/2, its connection reads into bulk buffers
  * from now on. */
 void ptth_h2obuf_on_request(h2o_req_t *req);
+
+/* Takes the buffer that holds req's body (req->entity) away from h2o, so
+ * that the body outlives the request: over HTTP/2 only (the stream's request
+ * body buffer), NULL otherwise (HTTP/1: the body is in the connection's
+ * input buffer; then req->entity is left as it is). On success req->entity
+ * is cleared, the buffer's bytes and size are the body, and the caller
+ * disposes it (h2o_buffer_dispose). */
+h2o_buffer_t *ptth_h2obuf_take_body(h2o_req_t *req);
 
 #endif

@@ -10,32 +10,53 @@
 #include "frame.h"
 #include "reply.h"
 
-/* Appends to b. A buffer starts at the size of what it first holds, so that
- * an idle stream (and a stream carrying one chunk at a time) keeps no slack;
- * further appends of a batch double it. */
+/* Makes room for len more bytes in b. A buffer starts at the size of what it
+ * first holds, so that an idle stream (and a stream carrying one chunk at a
+ * time) keeps no slack; further appends of a batch double it. */
 static int
-buf_append(ptth_stream_buf *b, const void *p, size_t len)
+buf_reserve(ptth_stream_buf *b, size_t len)
 {
-    if (b->capacity - b->size < len) {
-        size_t cap = b->capacity == 0 ? (len < 256 ? 256 : len) : b->capacity * 2;
-        if (cap - b->size < len)
-            cap = b->size + len;
-        uint8_t *n = realloc(b->bytes, cap);
-        if (n == NULL)
-            return -ENOMEM;
-        b->bytes = n;
-        b->capacity = cap;
-    }
-    memcpy(b->bytes + b->size, p, len);
-    b->size += len;
+    if (b->capacity - b->size >= len)
+        return 0;
+    size_t cap = b->capacity == 0 ? (len < 256 ? 256 : len) : b->capacity * 2;
+    if (cap - b->size < len)
+        cap = b->size + len;
+    uint8_t *n = realloc(b->bytes, cap);
+    if (n == NULL)
+        return -ENOMEM;
+    b->bytes = n;
+    b->capacity = cap;
     return 0;
 }
 
+/* Frees b's bytes and disposes the payload buffers it owns. */
 static void
 buf_free(ptth_stream_buf *b)
 {
     free(b->bytes);
-    *b = (ptth_stream_buf){NULL, 0, 0};
+    for (unsigned i = 0; i < b->nowned; i++)
+        h2o_buffer_dispose(&b->owned[i]);
+    *b = (ptth_stream_buf){.bytes = NULL};
+}
+
+/* The iovecs of b in order: its bytes, cut where the owned payloads go.
+ * Returns how many (at most 2 * PTTH_STREAM_MAX_OWNED + 1). */
+static size_t
+buf_iovecs(const ptth_stream_buf *b, h2o_iovec_t *vecs, size_t *total)
+{
+    size_t n = 0, from = 0;
+    *total = 0;
+    for (unsigned i = 0; i < b->nowned; i++) {
+        if (b->owned_at[i] > from)
+            vecs[n++] = h2o_iovec_init(b->bytes + from, b->owned_at[i] - from);
+        from = b->owned_at[i];
+        vecs[n++] = h2o_iovec_init(b->owned[i]->bytes, b->owned[i]->size);
+        *total += b->owned[i]->size;
+    }
+    if (b->size > from)
+        vecs[n++] = h2o_iovec_init(b->bytes + from, b->size - from);
+    *total += b->size;
+    return n;
 }
 
 /* Detaches the owner and tells it the response broke (once). */
@@ -64,17 +85,20 @@ do_send(ptth_stream *s)
     if (s->sending || s->req == NULL)
         return;
     bool final = s->finishing;
-    if (s->pending.size == 0 && !final)
+    if (s->pending.size == 0 && s->pending.nowned == 0 && !final)
         return;
 
-    ptth_stream_buf t = s->inflight;
+    ptth_stream_buf t = s->inflight; /* empty: freed at proceed */
     s->inflight = s->pending;
     s->pending = t;
     s->pending.size = 0;
+    s->pending.nowned = 0;
 
-    h2o_iovec_t vec = h2o_iovec_init(s->inflight.bytes, s->inflight.size);
+    h2o_iovec_t vecs[2 * PTTH_STREAM_MAX_OWNED + 1];
+    size_t total;
+    size_t nvecs = buf_iovecs(&s->inflight, vecs, &total);
     h2o_req_t *req = s->req;
-    s->bytes_written += vec.len;
+    s->bytes_written += total;
     if (final) {
         s->req = NULL; /* h2o drops the generator with a final send: no proceed, no stop */
         h2o_timeout_unlink(&s->heartbeat_entry);
@@ -83,7 +107,8 @@ do_send(ptth_stream *s)
         s->sending = true;
         rearm_heartbeat(s);
     }
-    h2o_send(req, vec.len != 0 ? &vec : NULL, vec.len != 0 ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    /* h2o copies the iovec array (not the bytes it points to) */
+    h2o_send(req, nvecs != 0 ? vecs : NULL, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void
@@ -92,7 +117,7 @@ on_proceed(h2o_generator_t *generator, h2o_req_t *req)
     (void)req;
     ptth_stream *s = (ptth_stream *)generator;
     s->sending = false;
-    buf_free(&s->inflight); /* h2o is done with it; idle streams hold no buffer */
+    buf_free(&s->inflight); /* h2o is done with it (and with the owned payloads); idle streams hold no buffer */
     if (s->pending.size != 0 || s->finishing) {
         do_send(s);
         return;
@@ -200,14 +225,39 @@ ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t len)
         return -EPIPE;
     if (len > PTTH_FRAME_MAX_PAYLOAD)
         return -EINVAL;
-    uint8_t hdr[PTTH_FRAME_HEADER_LEN];
-    ptth_frame_header(hdr, type, (uint32_t)len);
-    size_t before = s->pending.size;
-    if (buf_append(&s->pending, hdr, sizeof(hdr)) != 0 || (len != 0 && buf_append(&s->pending, payload, len) != 0)) {
-        s->pending.size = before;
+    /* header and payload in one reservation: a chunk never reallocs midway */
+    if (buf_reserve(&s->pending, PTTH_FRAME_HEADER_LEN + len) != 0)
         return -ENOMEM;
-    }
+    ptth_frame_header(s->pending.bytes + s->pending.size, type, (uint32_t)len);
+    s->pending.size += PTTH_FRAME_HEADER_LEN;
+    if (len != 0)
+        memcpy(s->pending.bytes + s->pending.size, payload, len);
+    s->pending.size += len;
     return 0;
+}
+
+int
+ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body)
+{
+    h2o_buffer_t *b = *body;
+    *body = NULL;
+    int err;
+    if (s->req == NULL || s->finishing) {
+        err = -EPIPE;
+    } else if (b->size > PTTH_FRAME_MAX_PAYLOAD) {
+        err = -EINVAL;
+    } else if (b->size == 0 || s->pending.nowned == PTTH_STREAM_MAX_OWNED || s->pending.size > UINT32_MAX - PTTH_FRAME_HEADER_LEN) {
+        err = ptth_stream_write(s, type, b->bytes, b->size); /* no slot left: copy */
+    } else if ((err = ptth_stream_write(s, type, NULL, 0)) == 0) {
+        /* the header just written carries b's length */
+        ptth_frame_header(s->pending.bytes + s->pending.size - PTTH_FRAME_HEADER_LEN, type, (uint32_t)b->size);
+        s->pending.owned[s->pending.nowned] = b;
+        s->pending.owned_at[s->pending.nowned] = (uint32_t)s->pending.size;
+        s->pending.nowned++;
+        return 0;
+    }
+    h2o_buffer_dispose(&b);
+    return err;
 }
 
 void
@@ -219,7 +269,7 @@ ptth_stream_flush(ptth_stream *s)
 bool
 ptth_stream_idle(const ptth_stream *s)
 {
-    return s->req != NULL && !s->sending && s->pending.size == 0;
+    return s->req != NULL && !s->sending && s->pending.size == 0 && s->pending.nowned == 0;
 }
 
 void

@@ -42,9 +42,19 @@ typedef struct ptth_stream_callbacks {
     void (*on_broken)(ptth_stream *s, void *owner);
 } ptth_stream_callbacks;
 
+/* Most payloads one send carries from their own buffers (one per chunk of a
+ * batch: tunnel.c batches at most the window of 8 chunks). */
+#define PTTH_STREAM_MAX_OWNED 8
+
+/* Frames on their way: headers and copied payloads in bytes, and payloads
+ * that stay in their own h2o_buffer_t (owned[i] goes out after owned_at[i]
+ * bytes of bytes). Everything here belongs to the stream. */
 typedef struct ptth_stream_buf {
     uint8_t *bytes;
     size_t size, capacity;
+    h2o_buffer_t *owned[PTTH_STREAM_MAX_OWNED];
+    uint32_t owned_at[PTTH_STREAM_MAX_OWNED];
+    unsigned nowned;
 } ptth_stream_buf;
 
 struct ptth_stream {
@@ -78,6 +88,14 @@ ptth_stream *ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *h
  * before ptth_stream_flush(). 0, -EPIPE when the stream is finished or broken,
  * -ENOMEM. */
 int ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t len);
+
+/* Appends one frame whose payload is all of *body, an h2o buffer the stream
+ * takes over (*body is set to NULL, whatever the result): h2o sends the
+ * payload from that buffer, which the stream disposes once h2o is done with
+ * it (proceed, or the end of the response), so the payload is not copied
+ * here. When PTTH_STREAM_MAX_OWNED payloads already wait, it is copied.
+ * Results as for ptth_stream_write(). */
+int ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body);
 
 /* Hands pending frames to h2o unless a send is already in flight (then they
  * follow after proceed). */

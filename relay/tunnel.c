@@ -11,6 +11,7 @@
 
 #include "admin.h"
 #include "frame.h"
+#include "h2obuf.h"
 #include "log.h"
 #include "sysutil.h"
 
@@ -23,7 +24,7 @@ struct ptth_chunk {
     ptth_dir *dir;
     uint64_t seq;
     bool fin;
-    h2o_iovec_t data; /* req->entity, valid while the request lives */
+    h2o_iovec_t data; /* req->entity, valid while the request lives and until write_data() */
 };
 
 static void on_stream_writable(ptth_stream *s, void *owner);
@@ -200,6 +201,19 @@ on_chunk_gone(ptth_hold *hold)
             dir->acking[i] = NULL;
 }
 
+/* Writes a chunk's bytes as a DATA frame: over HTTP/2 the stream takes the
+ * request's body buffer and h2o sends from it (no copy; the buffer outlives
+ * the chunk's request, which may go away before h2o has sent the bytes);
+ * over HTTP/1 they are copied. */
+static int
+write_data(ptth_stream *out, ptth_chunk *c)
+{
+    h2o_buffer_t *body = ptth_h2obuf_take_body(c->hold.req);
+    if (body != NULL)
+        return ptth_stream_write_owned(out, PTTH_FRAME_DATA, &body);
+    return ptth_stream_write(out, PTTH_FRAME_DATA, c->data.base, c->data.len);
+}
+
 /* Writes the chunks whose turn came into the direction's stream, as long as
  * the stream is idle. They are answered when the stream becomes writable. */
 static void
@@ -212,7 +226,7 @@ pump(ptth_tunnel *t, ptth_dir *dir)
     int err = 0;
     while (batched < BATCH_BYTES && dir->nacking < PTTH_SEQWIN_SIZE && (c = ptth_seqwin_peek(&dir->win)) != NULL) {
         ptth_seqwin_take(&dir->win);
-        if (c->data.len != 0 && (err = ptth_stream_write(dir->out, PTTH_FRAME_DATA, c->data.base, c->data.len)) != 0)
+        if (c->data.len != 0 && (err = write_data(dir->out, c)) != 0)
             break;
         if (c->fin && (err = ptth_stream_write(dir->out, PTTH_FRAME_FIN, NULL, 0)) != 0)
             break;
