@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
@@ -68,9 +69,22 @@ struct h2_conn {
     uint32_t max_streams;
     bool goaway;  /* no new streams: GOAWAY received or ids used up */
     bool closing; /* inside conn_close */
+    /* what is queued for the socket, in order: segments of our own bytes
+     * (frames, in out) or of request bodies (DATA payloads sent from the
+     * caller's memory, without a copy) */
     uint8_t *out;
-    size_t out_len, out_off, out_cap;
+    size_t out_len, out_cap;
+    struct out_seg *segs;
+    size_t nsegs, segs_cap, seg_head, seg_sent; /* seg_sent: bytes of segs[seg_head] written */
+    size_t queued;                              /* bytes not written yet */
     h2_conn *prev, *next;
+};
+
+/* ext == NULL: bytes at out + off; else the caller's body bytes of owner */
+struct out_seg {
+    const uint8_t *ext;
+    size_t off, len;
+    h2_stream *owner;
 };
 
 struct h2_stream {
@@ -82,7 +96,7 @@ struct h2_stream {
     char path[PATH_MAX_LEN]; /* the API path as given (without the prefix) */
     const char *headers[PTTH_REQ_HEADERS_MAX + 1];
     const uint8_t *body;
-    size_t body_len, body_off;
+    size_t body_len, body_off, body_sent; /* body_off: given to nghttp2; body_sent: queued */
     uint8_t *held; /* body bytes received while the reader was paused */
     size_t held_len, held_off, held_cap;
     long status;          /* :status of the header block being read */
@@ -183,12 +197,15 @@ conn_check_idle(h2_conn *k)
         ptth_timer_start(k->cl->loop, &k->timer, IDLE_CLOSE_MS, on_idle, k);
 }
 
+static void out_detach(h2_conn *k, h2_stream *s);
+
 static void
 conn_unlink_stream(h2_stream *s)
 {
     h2_conn *k = s->conn;
     if (k == NULL)
         return;
+    out_detach(k, s);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -271,6 +288,8 @@ on_done_deferred(ptth_defer *d)
         s->req = NULL;
         r->h2 = NULL;
         r->paused = false;
+        if (s->conn != NULL)
+            out_detach(s->conn, s); /* the caller may reuse the body now */
         if (s->held_len > s->held_off)
             drop_held(s);
         stream_maybe_free(s);
@@ -345,11 +364,12 @@ sock_read(h2_conn *k, uint8_t *p, size_t len, char *why, size_t whylen)
     return -EIO;
 }
 
+/* Copies len bytes into out; their offset in *off. */
 static int
-out_append(h2_conn *k, const uint8_t *p, size_t len)
+out_copy(h2_conn *k, const uint8_t *p, size_t len, size_t *off)
 {
     if (k->out_len + len > k->out_cap) {
-        size_t cap = k->out_cap == 0 ? 32 * 1024 : k->out_cap;
+        size_t cap = k->out_cap == 0 ? 16 * 1024 : k->out_cap;
         while (cap < k->out_len + len)
             cap *= 2;
         uint8_t *n = realloc(k->out, cap);
@@ -359,8 +379,118 @@ out_append(h2_conn *k, const uint8_t *p, size_t len)
         k->out_cap = cap;
     }
     memcpy(k->out + k->out_len, p, len);
+    *off = k->out_len;
     k->out_len += len;
     return 0;
+}
+
+static int
+seg_push(h2_conn *k, const uint8_t *ext, size_t off, size_t len, h2_stream *owner)
+{
+    if (k->nsegs == k->segs_cap) {
+        size_t cap = k->segs_cap == 0 ? 64 : k->segs_cap * 2;
+        struct out_seg *n = realloc(k->segs, cap * sizeof(*n));
+        if (n == NULL)
+            return -ENOMEM;
+        k->segs = n;
+        k->segs_cap = cap;
+    }
+    k->segs[k->nsegs++] = (struct out_seg){.ext = ext, .off = off, .len = len, .owner = owner};
+    k->queued += len;
+    return 0;
+}
+
+/* Queues a copy of len bytes. */
+static int
+out_append(h2_conn *k, const uint8_t *p, size_t len)
+{
+    size_t off;
+    if (out_copy(k, p, len, &off) != 0)
+        return -ENOMEM;
+    struct out_seg *last = k->nsegs > k->seg_head ? &k->segs[k->nsegs - 1] : NULL;
+    if (last != NULL && last->ext == NULL && last->off + last->len == off) {
+        last->len += len;
+        k->queued += len;
+        return 0;
+    }
+    return seg_push(k, NULL, off, len, NULL);
+}
+
+/* The queued body bytes of s become copies: its body may go away (the
+ * request ended or was cancelled before all of it was written). */
+static void
+out_detach(h2_conn *k, h2_stream *s)
+{
+    for (size_t i = k->seg_head; i < k->nsegs; i++) {
+        struct out_seg *g = &k->segs[i];
+        if (g->ext == NULL || g->owner != s)
+            continue;
+        size_t off;
+        if (out_copy(k, g->ext, g->len, &off) != 0) {
+            /* cannot keep the bytes: the rest of the frame is lost, so is
+             * the connection's framing */
+            g->len = 0;
+            continue;
+        }
+        g->ext = NULL;
+        g->off = off;
+        g->owner = NULL;
+    }
+}
+
+static void
+out_reset(h2_conn *k)
+{
+    k->out_len = k->nsegs = k->seg_head = k->seg_sent = k->queued = 0;
+}
+
+/* Writes queued segments: bytes written, -EAGAIN, or -EIO with why. TLS
+ * gets one segment per SSL_write (its segments are all copies, gathered
+ * into large records). */
+static ssize_t
+out_write(h2_conn *k, char *why, size_t whylen)
+{
+    struct out_seg *g = &k->segs[k->seg_head];
+    if (k->ssl != NULL) {
+        const uint8_t *p = (g->ext != NULL ? g->ext : k->out + g->off) + k->seg_sent;
+        return sock_write(k, p, g->len - k->seg_sent, why, whylen);
+    }
+    struct iovec iov[64];
+    int n = 0;
+    for (size_t i = k->seg_head; i < k->nsegs && n < 64; i++) {
+        g = &k->segs[i];
+        size_t skip = i == k->seg_head ? k->seg_sent : 0;
+        iov[n].iov_base = (void *)((g->ext != NULL ? g->ext : k->out + g->off) + skip);
+        iov[n].iov_len = g->len - skip;
+        n++;
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t w = sendmsg(k->fd, &msg, MSG_NOSIGNAL);
+    if (w >= 0)
+        return w;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return -EAGAIN;
+    snprintf(why, whylen, "send to relay: %s", strerror(errno));
+    return -EIO;
+}
+
+static void
+out_advance(h2_conn *k, size_t w)
+{
+    k->queued -= w;
+    while (w > 0 && k->seg_head < k->nsegs) {
+        size_t left = k->segs[k->seg_head].len - k->seg_sent;
+        if (w < left) {
+            k->seg_sent += w;
+            return;
+        }
+        w -= left;
+        k->seg_head++;
+        k->seg_sent = 0;
+    }
+    /* zero-length segments (see out_detach) are skipped too */
+    while (k->seg_head < k->nsegs && k->segs[k->seg_head].len == 0)
+        k->seg_head++;
 }
 
 static void
@@ -370,15 +500,15 @@ conn_set_events(h2_conn *k, bool want_out)
 }
 
 /* Sends what nghttp2 has queued, gathering frames into writes of up to
- * OUT_GATHER bytes (one 256 KiB chunk is then one send(), not sixteen).
+ * OUT_GATHER bytes (one 256 KiB chunk is then one sendmsg(), not sixteen).
  * 0, or -1 when the connection failed and is gone. */
 static int
 conn_flush(h2_conn *k)
 {
     char why[160];
     for (;;) {
-        if (k->out_off < k->out_len) {
-            ssize_t w = sock_write(k, k->out + k->out_off, k->out_len - k->out_off, why, sizeof(why));
+        if (k->seg_head < k->nsegs) {
+            ssize_t w = out_write(k, why, sizeof(why));
             if (w == -EAGAIN) {
                 conn_set_events(k, true);
                 return 0;
@@ -387,16 +517,16 @@ conn_flush(h2_conn *k)
                 conn_close(k, why);
                 return -1;
             }
-            k->out_off += (size_t)w;
-            if (k->out_off < k->out_len) {
+            out_advance(k, (size_t)w);
+            if (k->seg_head < k->nsegs) {
                 conn_set_events(k, true);
                 return 0;
             }
-            k->out_off = k->out_len = 0;
+            out_reset(k);
         }
-        while (k->out_len < OUT_GATHER) {
+        while (k->queued < OUT_GATHER) {
             const uint8_t *data;
-            ssize_t n = nghttp2_session_mem_send(k->session, &data);
+            ssize_t n = nghttp2_session_mem_send(k->session, &data); /* may call on_send_data */
             if (n < 0) {
                 conn_close(k, nghttp2_strerror((int)n));
                 return -1;
@@ -408,7 +538,7 @@ conn_flush(h2_conn *k)
                 return -1;
             }
         }
-        if (k->out_len == 0)
+        if (k->seg_head == k->nsegs)
             break;
     }
     conn_set_events(k, false);
@@ -595,7 +725,6 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
         conn_unlink_stream(s);
         s->ended = false;
         s->id = 0;
-        s->body_off = 0;
         queue_push(k->cl, s, true);
         return 0;
     }
@@ -619,6 +748,7 @@ on_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t l
 {
     (void)session;
     (void)stream_id;
+    (void)buf;
     (void)user_data;
     h2_stream *s = source->ptr;
     if (s->req == NULL) { /* cancelled: the body may be gone */
@@ -628,11 +758,30 @@ on_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t l
     size_t n = s->body_len - s->body_off;
     if (n > length)
         n = length;
-    memcpy(buf, s->body + s->body_off, n);
     s->body_off += n;
     if (s->body_off == s->body_len)
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data queues it */
     return (ssize_t)n;
+}
+
+/* A DATA frame of a request body: its header is copied, the payload queued
+ * from the caller's memory (copied on TLS, where records are built anyway). */
+static int
+on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+             nghttp2_data_source *source, void *user_data)
+{
+    (void)session;
+    h2_conn *k = user_data;
+    h2_stream *s = source->ptr;
+    if (frame->data.padlen > 0 || s->body_sent + length > s->body_len)
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never pad */
+    const uint8_t *p = s->body + s->body_sent;
+    s->body_sent += length;
+    if (out_append(k, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    int rc = k->ssl != NULL ? out_append(k, p, length) : seg_push(k, p, 0, length, s);
+    return rc == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 /* ---- connections ---- */
@@ -712,6 +861,7 @@ conn_close(h2_conn *k, const char *why)
     if (k->addrs != NULL)
         freeaddrinfo(k->addrs);
     free(k->out);
+    free(k->segs);
     free(k);
     if (!was_ready && !cl->unavailable)
         fail_queue(cl, error);
@@ -1038,7 +1188,7 @@ submit(h2_conn *k, h2_stream *s)
 #undef NVS
 #undef NV
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = on_read_body};
-    s->body_off = 0;
+    s->body_off = s->body_sent = 0;
     int32_t id = nghttp2_submit_request(k->session, NULL, nva, n, s->body_len > 0 ? &prd : NULL, s);
     if (id < 0)
         return id;
@@ -1159,6 +1309,8 @@ ptth_h2_req_cancel(ptth_req *r)
     queue_unlink(s->cl, s);
     if (s->in_session && s->conn != NULL)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    if (s->conn != NULL)
+        out_detach(s->conn, s);
     drop_held(s);
     if (s->conn != NULL)
         conn_want_flush(s->conn);
@@ -1334,6 +1486,7 @@ ptth_h2_client_new(ptth_loop *loop, const ptth_h2_client_config *cfg, ptth_h2_cl
     nghttp2_session_callbacks_set_on_frame_recv_callback(cl->callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl->callbacks, on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cl->callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cl->callbacks, on_send_data);
     nghttp2_option_set_no_auto_window_update(cl->option, 1);
     nghttp2_option_set_peer_max_concurrent_streams(cl->option, DEFAULT_MAX_STREAMS);
     if (cl->https && (rc = make_ssl_ctx(cl, err, errlen)) != 0) {
