@@ -243,8 +243,8 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     ptth_relay *relay = ((relay_handler *)self)->relay;
     ptth_route route;
-    ptth_h2obuf_on_request(req);
     ptth_route_parse(req->input.path.base, req->input.path.len, &route);
+    ptth_h2obuf_on_request(req, route.kind == PTTH_ROUTE_UPSTREAM || route.kind == PTTH_ROUTE_DOWNSTREAM);
 
     if (route.kind == PTTH_ROUTE_NOT_FOUND) {
         ptth_reply(req, 404, "not found\n");

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "h2obuf.h"
 #include "log.h"
 #include "sysutil.h"
 
@@ -60,6 +61,7 @@ on_accept(h2o_socket_t *listener, const char *err)
         l->owner->nconns++;
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = tc;
+        ptth_h2obuf_on_accept(sock);
         h2o_accept(&l->owner->accept_ctx, sock);
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "h2obuf.h"
 #include "handler.h"
 #include "log.h"
 #include "registry.h"
@@ -57,6 +58,8 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
      * reset), so it never buffers more; a body of max-chunk + 1 bytes still
      * reaches the handler, which answers 413 (docs/protocol.md) */
     relay->globalconf.max_request_entity_size = (size_t)cfg->max_chunk + 1;
+    /* request bodies start at a chunk's size (h2obuf.h) */
+    ptth_h2obuf_init((size_t)cfg->max_chunk);
     /* held listens, connects and chunks are long-lived requests: let h2o run
      * all the streams it accepts on one HTTP/2 connection at once */
     relay->globalconf.http2.max_concurrent_requests_per_connection = 65536;

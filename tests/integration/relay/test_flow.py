@@ -454,4 +454,46 @@ def h2_chunk_outlives_its_connection(ctx):
     print("# %d chunks, the last one's request gone before h2o sent it; %d bytes intact" % (len(sent) // (256 * 1024), len(sent)))
 
 
+@t.test
+def h2_held_requests_keep_no_body_buffer(ctx):
+    """HTTP/2 request bodies start at --max-chunk (relay/h2obuf.h), and curl
+    sends a POST's empty body as an empty DATA frame: 40 listens held over
+    HTTP/2 must not each keep a 256 KiB body buffer (the relay frees the
+    body of every request but a chunk). Measured as the growth of the
+    relay's address space (VmSize; malloc maps buffers this size apart)."""
+    import subprocess
+    relay, api, sk, ck = setup(ctx)
+
+    def vm_kib():
+        with open("/proc/%d/status" % relay.popen.pid) as f:
+            return int(re.search(r"VmSize:\s+(\d+)", f.read()).group(1))
+
+    with open("/proc/%d/maps" % relay.popen.pid) as f:
+        if "libasan" in f.read():
+            raise pt.Skip("ASan reserves its heap up front: VmSize shows nothing")
+
+    url = relay.url + api.listen_path("foo")
+    procs = []
+
+    def hold_listens(n):
+        for _ in range(n):
+            procs.append(subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "--max-time", "20", "-H",
+                                           "Authorization: Bearer " + sk.text, "-H", "PTTH-Ports: ssh", "-X", "POST",
+                                           "--data-binary", "", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.5)
+
+    try:
+        hold_listens(4)  # h2o's first allocations
+        before = vm_kib()
+        hold_listens(40)
+        grown = vm_kib() - before
+        print("# 40 held HTTP/2 listens: relay VmSize +%d KiB" % grown)
+        assert all(p.poll() is None for p in procs), "a listen was answered early"
+        assert grown < 40 * 64, "held listens grew the relay by %d KiB: body buffers kept?" % grown
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 t.run()
