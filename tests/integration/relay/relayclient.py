@@ -411,3 +411,60 @@ class CurlStream:
         self.proc.wait(timeout=10)
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+
+# ---- a raw HTTP/2 connection ------------------------------------------------
+
+class RawH2:
+    """A bare HTTP/2 client connection (prior knowledge) that sends frames
+    and never reads unless told: for tests that need the relay's writes to
+    one connection to wait (its socket buffers full) while the client keeps
+    several requests open on it. Header blocks are HPACK literals without
+    indexing and without Huffman coding (names and values under 127 bytes).
+    The client advertises windows of 2^31-1, so that only TCP holds the
+    relay back."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.next_id = 1
+        big = 0x7FFFFFFF
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                          self.frame(4, 0, 0, struct.pack(">HI", 4, big)) +  # SETTINGS_INITIAL_WINDOW_SIZE
+                          self.frame(8, 0, 0, struct.pack(">I", big - 65535)))  # connection WINDOW_UPDATE
+
+    @staticmethod
+    def frame(ftype, flags, stream_id, payload=b""):
+        return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream_id) + payload
+
+    @staticmethod
+    def literal(name, value):
+        name, value = name.encode(), value.encode()
+        assert len(name) < 127 and len(value) < 127
+        return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+    def post(self, path, headers=None, body=b""):
+        """Opens a stream with a POST of body (HEADERS, then one DATA frame
+        unless body is empty); returns its stream id. Nothing is read."""
+        sid = self.next_id
+        self.next_id += 2
+        block = b"".join(self.literal(k, v) for k, v in [(":method", "POST"), (":scheme", "http"), (":path", path),
+                                                          (":authority", "relay")] + list((headers or {}).items()))
+        if body:
+            self.sock.sendall(self.frame(1, 0x4, sid, block) + self.frame(0, 0x1, sid, body))
+        else:
+            self.sock.sendall(self.frame(1, 0x5, sid, block))
+        return sid
+
+    def ping(self):
+        self.sock.sendall(self.frame(6, 0, 0, b"\0" * 8))
+
+    def reset(self):
+        """Closes with SO_LINGER 0: the relay gets RST."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -496,4 +496,63 @@ def h2_held_requests_keep_no_body_buffer(ctx):
             p.wait()
 
 
+@t.test
+def h2_reset_of_a_connection_with_a_stream_and_held_chunks(ctx):
+    """One HTTP/2 connection carries a tunnel's accept stream and the same
+    server's held downstream chunks (1 to 7 wait for 0), as multiplexing
+    terminators do. The client sends data that the server does not read
+    until the relay's write to that connection waits; then, with a frame
+    unread by the relay (stopped), the connection is reset. The relay's
+    write fails first (h2o closes the connection with its streams while
+    still reading it). The tunnel ends (RST to the client) and the relay
+    keeps serving. (Ending the tunnel from inside that close answered the
+    held chunks on the dying connection: h2o 2.2.5 asserted, the relay
+    aborted.)"""
+    import signal
+    relay, api, sk, ck = setup(ctx)
+    lc = api.start(api.listen_path("foo"), sk, {"PTTH-Ports": "ssh"})
+    time.sleep(0.05)
+    cc = api.start(api.connect_path("foo", "ssh"), ck)
+    lr = lc.read_head()
+    lc.close()
+    assert lr.status == 200, lr
+    cid = lr.headers["ptth-conn"]
+    auth = {"authorization": "Bearer " + sk.text}
+    h2 = rc.RawH2(relay.port)
+    try:
+        h2.post(api.conn_path("foo", cid, "accept"), auth)
+        for seq in range(1, 8):
+            h2.post(api.conn_path("foo", cid, "downstream"), dict(auth, **{"ptth-seq": str(seq)}), b"held %d" % seq)
+        cr = cc.read_head()
+        assert cr.status == 200, cr
+        down = rc.H1Stream(cc, cr)
+        blocked = False
+        for seq in range(96):
+            c = api.start(api.conn_path("foo", cid, "upstream"), ck, {"PTTH-Seq": str(seq)}, os.urandom(256 * 1024))
+            try:
+                r = c.read_head(timeout=1.0)
+            except OSError:
+                blocked = True  # its bytes wait for the server's connection
+                break
+            assert r.status == 204, r
+            c.close()
+        assert blocked, "the server's connection never pushed back"
+        print("# the relay waits to write to the server's connection after %d upstream chunks" % seq)
+        relay.popen.send_signal(signal.SIGSTOP)
+        try:
+            h2.ping()  # unread when the reset comes: h2o's read succeeds, its write fails
+            time.sleep(0.1)
+            h2.reset()
+            time.sleep(0.1)
+        finally:
+            relay.popen.send_signal(signal.SIGCONT)
+        f = down.next_non_ping(timeout=10)
+        assert f is not None and f[0] == RST, f
+        assert tunnel_end_line(relay, cid)["reason"] == "rst"
+        assert relay.popen.poll() is None, "the relay died"
+        assert api.get("/healthz").status == 200
+    finally:
+        h2.close()
+
+
 t.run()
