@@ -34,9 +34,18 @@ static void
 buf_free(ptth_stream_buf *b)
 {
     free(b->bytes);
-    for (unsigned i = 0; i < b->nowned; i++)
-        h2o_buffer_dispose(&b->owned[i]);
+    if (b->owned != NULL) {
+        for (unsigned i = 0; i < b->owned->n; i++)
+            h2o_buffer_dispose(&b->owned->buf[i]);
+        free(b->owned);
+    }
     *b = (ptth_stream_buf){.bytes = NULL};
+}
+
+static unsigned
+buf_nowned(const ptth_stream_buf *b)
+{
+    return b->owned != NULL ? b->owned->n : 0;
 }
 
 /* The iovecs of b in order: its bytes, cut where the owned payloads go.
@@ -46,12 +55,13 @@ buf_iovecs(const ptth_stream_buf *b, h2o_iovec_t *vecs, size_t *total)
 {
     size_t n = 0, from = 0;
     *total = 0;
-    for (unsigned i = 0; i < b->nowned; i++) {
-        if (b->owned_at[i] > from)
-            vecs[n++] = h2o_iovec_init(b->bytes + from, b->owned_at[i] - from);
-        from = b->owned_at[i];
-        vecs[n++] = h2o_iovec_init(b->owned[i]->bytes, b->owned[i]->size);
-        *total += b->owned[i]->size;
+    for (unsigned i = 0; i < buf_nowned(b); i++) {
+        const h2o_buffer_t *o = b->owned->buf[i];
+        if (b->owned->at[i] > from)
+            vecs[n++] = h2o_iovec_init(b->bytes + from, b->owned->at[i] - from);
+        from = b->owned->at[i];
+        vecs[n++] = h2o_iovec_init(o->bytes, o->size);
+        *total += o->size;
     }
     if (b->size > from)
         vecs[n++] = h2o_iovec_init(b->bytes + from, b->size - from);
@@ -85,14 +95,11 @@ do_send(ptth_stream *s)
     if (s->sending || s->req == NULL)
         return;
     bool final = s->finishing;
-    if (s->pending.size == 0 && s->pending.nowned == 0 && !final)
+    if (s->pending.size == 0 && buf_nowned(&s->pending) == 0 && !final)
         return;
 
-    ptth_stream_buf t = s->inflight; /* empty: freed at proceed */
-    s->inflight = s->pending;
-    s->pending = t;
-    s->pending.size = 0;
-    s->pending.nowned = 0;
+    s->inflight = s->pending; /* inflight is empty: freed at proceed */
+    s->pending = (ptth_stream_buf){.bytes = NULL};
 
     h2o_iovec_t vecs[2 * PTTH_STREAM_MAX_OWNED + 1];
     size_t total;
@@ -246,14 +253,18 @@ ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body)
         err = -EPIPE;
     } else if (b->size > PTTH_FRAME_MAX_PAYLOAD) {
         err = -EINVAL;
-    } else if (b->size == 0 || s->pending.nowned == PTTH_STREAM_MAX_OWNED || s->pending.size > UINT32_MAX - PTTH_FRAME_HEADER_LEN) {
+    } else if (b->size == 0 || buf_nowned(&s->pending) == PTTH_STREAM_MAX_OWNED ||
+               s->pending.size > UINT32_MAX - PTTH_FRAME_HEADER_LEN) {
         err = ptth_stream_write(s, type, b->bytes, b->size); /* no slot left: copy */
+    } else if (s->pending.owned == NULL && (s->pending.owned = calloc(1, sizeof(*s->pending.owned))) == NULL) {
+        err = -ENOMEM;
     } else if ((err = ptth_stream_write(s, type, NULL, 0)) == 0) {
         /* the header just written carries b's length */
+        ptth_stream_owned *o = s->pending.owned;
         ptth_frame_header(s->pending.bytes + s->pending.size - PTTH_FRAME_HEADER_LEN, type, (uint32_t)b->size);
-        s->pending.owned[s->pending.nowned] = b;
-        s->pending.owned_at[s->pending.nowned] = (uint32_t)s->pending.size;
-        s->pending.nowned++;
+        o->buf[o->n] = b;
+        o->at[o->n] = (uint32_t)s->pending.size;
+        o->n++;
         return 0;
     }
     h2o_buffer_dispose(&b);
@@ -269,7 +280,7 @@ ptth_stream_flush(ptth_stream *s)
 bool
 ptth_stream_idle(const ptth_stream *s)
 {
-    return s->req != NULL && !s->sending && s->pending.size == 0 && s->pending.nowned == 0;
+    return s->req != NULL && !s->sending && s->pending.size == 0 && buf_nowned(&s->pending) == 0;
 }
 
 void

@@ -46,15 +46,21 @@ typedef struct ptth_stream_callbacks {
  * batch: tunnel.c batches at most the window of 8 chunks). */
 #define PTTH_STREAM_MAX_OWNED 8
 
-/* Frames on their way: headers and copied payloads in bytes, and payloads
- * that stay in their own h2o_buffer_t (owned[i] goes out after owned_at[i]
- * bytes of bytes). Everything here belongs to the stream. */
+/* Payloads that stay in their own h2o_buffer_t: buf[i] goes out after at[i]
+ * bytes of the frame bytes. */
+typedef struct ptth_stream_owned {
+    unsigned n;
+    uint32_t at[PTTH_STREAM_MAX_OWNED];
+    h2o_buffer_t *buf[PTTH_STREAM_MAX_OWNED];
+} ptth_stream_owned;
+
+/* Frames on their way: headers and copied payloads in bytes, and the owned
+ * payloads (allocated with the first one, so that an idle stream holds
+ * none). Everything here belongs to the stream. */
 typedef struct ptth_stream_buf {
     uint8_t *bytes;
     size_t size, capacity;
-    h2o_buffer_t *owned[PTTH_STREAM_MAX_OWNED];
-    uint32_t owned_at[PTTH_STREAM_MAX_OWNED];
-    unsigned nowned;
+    ptth_stream_owned *owned; /* NULL when none */
 } ptth_stream_buf;
 
 struct ptth_stream {
