@@ -458,6 +458,34 @@ class RawH2:
     def ping(self):
         self.sock.sendall(self.frame(6, 0, 0, b"\0" * 8))
 
+    def read_frames(self, timeout):
+        """The frames that arrive within timeout, as (type, flags, stream
+        id, payload); ends early at EOF, marked by a final (None, ...)."""
+        out = []
+        buf = getattr(self, "_rbuf", b"")
+        deadline = time.monotonic() + timeout
+        while True:
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                out.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
+                buf = buf[9 + n:]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                break
+            try:
+                piece = self.sock.recv(1 << 16)
+            except OSError:
+                piece = b""
+            if not piece:
+                out.append((None, 0, 0, b""))
+                break
+            buf += piece
+        self._rbuf = buf
+        return out
+
     def reset(self):
         """Closes with SO_LINGER 0: the relay gets RST."""
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

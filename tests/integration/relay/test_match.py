@@ -266,4 +266,48 @@ def client_gone_before_accept(ctx):
         c2.close()
 
 
+@t.test
+def hundred_held_streams_on_one_http2_connection(ctx):
+    """Multiplexing terminators keep up to 100 long-lived streams on one
+    HTTP/2 connection (listens, framed streams). h2o 2.2.5 advertises and
+    enforces SETTINGS_MAX_CONCURRENT_STREAMS = 100: the relay runs all 100
+    at once (nothing queued behind --max-listens-per-server or h2o's
+    per-connection request limit), its idle timeout (--request-timeout)
+    does not close a connection whose streams are all held, and a 101st
+    open stream is refused (RST_STREAM REFUSED_STREAM) without harming the
+    others."""
+    sk, ck, admin = pt.Key(), pt.Key(), pt.Key()
+    relay = ctx.relay(servers={"foo": sk}, clients={"alice": ck}, allow=["alice=*/*"], admin=admin,
+                      args=["--max-listens-per-server", "200", "--request-timeout", "1", "--listen-timeout", "20"])
+    api = rc.Api(relay.port)
+
+    def listens_held():
+        r = api.get("/metrics", {"Authorization": "Bearer " + admin.text})
+        assert r.status == 200, r
+        return int(re.search(rb"^ptth_listens_outstanding (\d+)$", r.body, re.M).group(1))
+
+    h2 = rc.RawH2(relay.port)
+    try:
+        auth = {"authorization": "Bearer " + sk.text, "ptth-ports": "ssh"}
+        ids = [h2.post(api.listen_path("foo"), auth) for _ in range(100)]
+        frames = h2.read_frames(3.0)  # three idle timeouts
+        assert (None, 0, 0, b"") not in frames, "the relay closed the connection: %r" % frames[-3:]
+        bad = [f for f in frames if f[0] in (1, 3, 7)]  # HEADERS, RST_STREAM, GOAWAY
+        assert not bad, "held listens answered, reset or the connection closed: %r" % bad[:3]
+        assert listens_held() == 100  # none waits in h2o's queue
+        extra = h2.post(api.listen_path("foo"), auth)
+        frames = h2.read_frames(1.0)
+        rst = [f for f in frames if f[0] == 3]
+        assert [(f[2], int.from_bytes(f[3], "big")) for f in rst] == [(extra, 7)], frames
+        # the 100 are still held: a client's connect gets one of them
+        cc = api.start(api.connect_path("foo", "ssh"), ck)
+        frames = h2.read_frames(3.0)
+        answered = [f[2] for f in frames if f[0] == 1]
+        assert len(answered) == 1 and answered[0] in ids, frames
+        print("# 100 listens held on one HTTP/2 connection past 3 idle timeouts; stream 101 refused; a connect matched one")
+        cc.close()
+    finally:
+        h2.close()
+
+
 t.run()
