@@ -726,6 +726,7 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
         s->ended = false;
         s->id = 0;
         queue_push(k->cl, s, true);
+        schedule_dispatch(k->cl);
         return 0;
     }
     if (error_code != NGHTTP2_NO_ERROR) {
@@ -774,6 +775,10 @@ on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *fram
     (void)session;
     h2_conn *k = user_data;
     h2_stream *s = source->ptr;
+    if (s->req == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* cancelled: its body may be gone; resets the stream */
+    if (k->queued >= OUT_GATHER)
+        return NGHTTP2_ERR_WOULDBLOCK; /* mem_send would queue a whole body at once: write first, then more */
     if (frame->data.padlen > 0 || s->body_sent + length > s->body_len)
         return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never pad */
     const uint8_t *p = s->body + s->body_sent;

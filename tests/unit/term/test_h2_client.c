@@ -1317,11 +1317,9 @@ script_refuse(fstream *st)
         respond(st, (resp){.status = 200, .h = {"ptth-seq", "5", NULL}, .text = "accepted"});
 }
 
-/* KNOWN FAILING with h2_client.c of 95954e7 (see /work/notes/for-lead.md,
- * "refused stream never re-dispatched"): on_stream_close() re-queues a
- * refused stream but schedules dispatch only when the queue was non-empty
- * before the push, so a lone refused request waits for the connection's
- * 60 s idle close. Passes with schedule_dispatch() after the queue_push(). */
+/* A lone refused request is sent again at once (h2_client.c of 95954e7
+ * re-queued it without scheduling a dispatch: it waited for the
+ * connection's 60 s idle close). */
 START_TEST(refused_stream_is_sent_again)
 {
     env_start("");
@@ -1356,7 +1354,7 @@ START_TEST(refused_stream_with_company_is_sent_again)
 }
 END_TEST
 
-/* KNOWN FAILING for the same reason as refused_stream_is_sent_again. */
+/* Refused more often than MAX_REFUSALS: on_done gets an error. */
 START_TEST(refused_four_times_fails)
 {
     env_start("");
@@ -1806,14 +1804,11 @@ START_TEST(cancel_with_body_queued_then_free_body)
 }
 END_TEST
 
-/* KNOWN FAILING with h2_client.c of 95954e7 (see /work/notes/for-lead.md,
- * "request body queue not bounded"): one nghttp2_session_mem_send() call
- * queues every NO_COPY DATA frame the relay's window allows (nghttp2 loops
- * over them inside the call; OUT_GATHER is only checked between calls), so
- * a request cancelled with most of its body unsent still sends all of it,
- * END_STREAM included, before the RST_STREAM: the relay sees a complete
- * request. Expected: the queue holds at most about OUT_GATHER bytes, and a
- * cancel stops the body there. */
+/* The request-body queue holds about OUT_GATHER bytes, so a cancel stops
+ * the body there and the relay never sees a complete request. (In
+ * h2_client.c of 95954e7 one nghttp2_session_mem_send() call queued every
+ * NO_COPY DATA frame the window allowed, END_STREAM included, ahead of the
+ * RST_STREAM.) */
 START_TEST(cancelled_upload_stops_short)
 {
     env_start("");
