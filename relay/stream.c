@@ -253,7 +253,7 @@ ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body)
         err = -EPIPE;
     } else if (b->size > PTTH_FRAME_MAX_PAYLOAD) {
         err = -EINVAL;
-    } else if (b->size == 0 || buf_nowned(&s->pending) == PTTH_STREAM_MAX_OWNED ||
+    } else if (b->size < PTTH_STREAM_COPY_BELOW || buf_nowned(&s->pending) == PTTH_STREAM_MAX_OWNED ||
                s->pending.size > UINT32_MAX - PTTH_FRAME_HEADER_LEN) {
         err = ptth_stream_write(s, type, b->bytes, b->size); /* no slot left: copy */
     } else if (s->pending.owned == NULL && (s->pending.owned = calloc(1, sizeof(*s->pending.owned))) == NULL) {

@@ -46,6 +46,9 @@ typedef struct ptth_stream_callbacks {
  * batch: tunnel.c batches at most the window of 8 chunks). */
 #define PTTH_STREAM_MAX_OWNED 8
 
+/* Smaller payloads are copied even when they could be sent by reference. */
+#define PTTH_STREAM_COPY_BELOW 4096
+
 /* Payloads that stay in their own h2o_buffer_t: buf[i] goes out after at[i]
  * bytes of the frame bytes. */
 typedef struct ptth_stream_owned {
@@ -99,7 +102,9 @@ int ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t 
  * takes over (*body is set to NULL, whatever the result): h2o sends the
  * payload from that buffer, which the stream disposes once h2o is done with
  * it (proceed, or the end of the response), so the payload is not copied
- * here. When PTTH_STREAM_MAX_OWNED payloads already wait, it is copied.
+ * here. A payload under PTTH_STREAM_COPY_BELOW bytes (cheaper to copy than
+ * to keep track of), or one when PTTH_STREAM_MAX_OWNED already wait, is
+ * copied.
  * Results as for ptth_stream_write(). */
 int ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body);
 
