@@ -30,6 +30,8 @@ ptth_h2obuf_init(size_t max_chunk)
         start = small_input._initial_buf.capacity;
     bulk_input.mmap_settings = p->mmap_settings;
     small_input.mmap_settings = p->mmap_settings;
+    if (!HAVE_H2_STREAM)
+        start = small_input._initial_buf.capacity; /* bodies could not be freed early: keep h2o's start */
     if (p->_initial_buf.capacity == start)
         return;
     /* h2o hands out a free buffer of the prototype without checking its
