@@ -53,6 +53,8 @@ fail(const char *what)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc;
+    (void)argv;
     ptth_log_init("fuzz_csd", getenv("PTTH_FUZZ_LOG") != NULL ? PTTH_LOG_DEBUG : PTTH_LOG_ERROR);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

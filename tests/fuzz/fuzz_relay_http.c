@@ -81,6 +81,7 @@ static int64_t clock_skew_ms;
 int
 gettimeofday(struct timeval *restrict tv, void *restrict tz)
 {
+    (void)tz;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + clock_skew_ms * 1000;
@@ -172,6 +173,8 @@ load_config(unsigned variant, ptth_relay_config *out)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc;
+    (void)argv;
     verbose = getenv("PTTH_FUZZ_LOG") != NULL;
     ptth_log_init("fuzz_relay_http", verbose ? PTTH_LOG_DEBUG : PTTH_LOG_ERROR);
     signal(SIGPIPE, SIG_IGN);
