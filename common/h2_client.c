@@ -618,6 +618,8 @@ on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_d
             k->max_streams = nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
             if (k->state == CONN_SETTINGS)
                 conn_became_ready(k);
+            else if (k->cl->queue_head != NULL)
+                schedule_dispatch(k->cl); /* the limit may have grown */
         }
         break;
     case NGHTTP2_GOAWAY:
@@ -1213,7 +1215,9 @@ pick_conn(ptth_h2_client *cl, bool *opening)
 {
     *opening = false;
     for (h2_conn *k = cl->conns; k != NULL; k = k->next) {
-        if (k->state != CONN_READY) {
+        if (k->state != CONN_READY || k->max_streams == 0) {
+            /* being opened, or the relay allows no streams for now (its
+             * SETTINGS may say 0): wait for it rather than open more */
             *opening = true;
             continue;
         }

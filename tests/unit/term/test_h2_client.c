@@ -1182,6 +1182,39 @@ START_TEST(max_concurrent_streams_opens_more_connections)
 }
 END_TEST
 
+/* A relay whose SETTINGS allow no streams for now: the requests wait on
+ * that one connection (no storm of new connections), and go out once a
+ * later SETTINGS raises the limit. */
+START_TEST(zero_stream_limit_waits_for_a_raised_limit)
+{
+    env_start("");
+    F.max_streams = 0;
+    F.on_request = script_echo_path;
+    for (int i = 0; i < 3; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "/v1/wait/%d", i);
+        start_req(path, NULL, 0);
+    }
+    run_for(200);
+    ck_assert_int_eq(F.accepted, 1);
+    ck_assert_int_eq(F.nreqs, 0);
+    for (int i = 0; i < NT; i++)
+        ck_assert_int_eq(T[i].done, 0);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 10}};
+    ck_assert_int_eq(nghttp2_submit_settings(F.conns->session, NGHTTP2_FLAG_NONE, iv, 1), 0);
+    fconn_want_flush(F.conns);
+    WAIT(all_done);
+    for (int i = 0; i < NT; i++) {
+        if (T[i].path[0] != '\0') {
+            assert_ok(&T[i], 200);
+            ck_assert_str_eq(T[i].text, T[i].path);
+        }
+    }
+    ck_assert_int_eq(F.accepted, 1);
+    env_stop();
+}
+END_TEST
+
 /* ---- 3. flow control per stream ---- */
 
 static void
@@ -2036,6 +2069,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, basic_post);
     tcase_add_test(tc, fifty_requests_one_connection);
     tcase_add_test(tc, max_concurrent_streams_opens_more_connections);
+    tcase_add_test(tc, zero_stream_limit_waits_for_a_raised_limit);
     tcase_add_test(tc, paused_stream_holds_only_its_window);
     tcase_add_test(tc, stream_ended_while_paused_completes_after_its_bytes);
     tcase_add_test(tc, refused_stream_is_sent_again);
