@@ -66,12 +66,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define INPUT_MAX (64 * 1024)
-#define NREQ 4           /* three started at once, one from an on_done() */
-#define MAX_SCONNS 16    /* connections the harness serves per input */
-#define REPLAY_CONNS 3   /* connections that get the input */
-#define GUARD_MS 2000    /* loop time for all requests to end */
-#define SMALL_BODY 100   /* request 3 */
-#define BIG_BODY 70000   /* request 5: above the initial windows of 65,535 */
+#define NREQ 4         /* three started at once, one from an on_done() */
+#define MAX_SCONNS 16  /* connections the harness serves per input */
+#define REPLAY_CONNS 3 /* connections that get the input */
+#define GUARD_MS 2000  /* loop time for all requests to end */
+#define SMALL_BODY 100 /* request 3 */
+#define BIG_BODY 70000 /* request 5: above the initial windows of 65,535 */
 #define CLIENT_PREFACE 24
 
 static const char KEY[] = "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKk";
@@ -353,7 +353,8 @@ on_done(ptth_req *r, const char *error)
         fail(t, "on_done without an error but without a final answer");
     check_fields(t);
     if (verbose)
-        fprintf(stderr, "fuzz_h2_client: request %d: status %ld conn '%s' port '%s' addr '%s' reason '%s' retry %ld "
+        fprintf(stderr,
+                "fuzz_h2_client: request %d: status %ld conn '%s' port '%s' addr '%s' reason '%s' retry %ld "
                 "seq %lld %zu body bytes in %u calls: %s\n",
                 t->index, r->status, r->conn, r->port, r->client_addr, r->reason, r->retry_after, r->seq, t->body_total,
                 t->body_calls, error != NULL ? error : "complete");
@@ -401,8 +402,8 @@ on_guard(ptth_timer *tm)
 {
     (void)tm;
     for (int i = 0; i < nsconns; i++)
-        fprintf(stderr, "fuzz_h2_client: harness connection %d: %s, %d HEADERS from the client, input %s, %zu bytes unwritten\n",
-                i, sconns[i].fd >= 0 ? (sconns[i].fin ? "half-closed" : "open") : "closed", sconns[i].headers_seen,
+        fprintf(stderr, "fuzz_h2_client: harness connection %d: %s, %d HEADERS from the client, input %s, %zu bytes unwritten\n", i,
+                sconns[i].fd >= 0 ? (sconns[i].fin ? "half-closed" : "open") : "closed", sconns[i].headers_seen,
                 sconns[i].input_queued ? "queued" : "not queued", sconns[i].wlen);
     for (int i = 0; i < NREQ; i++)
         if (reqs[i].started && !reqs[i].done)
