@@ -358,6 +358,68 @@ def relay_http_seeds():
     }
 
 
+# ---- h2_client: what a relay sends a terminator after its preface (the
+# harness writes the empty SETTINGS itself); streams 1 (framed stream),
+# 3 (short, 100-byte body) and 5 (short, 70,000-byte body) ----
+
+@target
+def h2_client_seeds():
+    # frame types: DATA 0, HEADERS 1, RST_STREAM 3, SETTINGS 4, PUSH_PROMISE 5,
+    # PING 6, GOAWAY 7, WINDOW_UPDATE 8, CONTINUATION 9
+    ack = h2_frame(4, 1, 0)
+
+    def headers(stream, status, fields=(), end_stream=False, end_headers=True):
+        block = hpack_literal(":status", status) + b"".join(hpack_literal(n, v) for n, v in fields)
+        return h2_frame(1, (0x4 if end_headers else 0) | (0x1 if end_stream else 0), stream, block)
+
+    def data(stream, payload, end_stream=False):
+        return h2_frame(0, 0x1 if end_stream else 0, stream, payload)
+
+    def rst(stream, code):
+        return h2_frame(3, 0, stream, code.to_bytes(4, "big"))
+
+    def goaway(last, code, debug=b""):
+        return h2_frame(7, 0, 0, last.to_bytes(4, "big") + code.to_bytes(4, "big") + debug)
+
+    def window_update(stream, inc):
+        return h2_frame(8, 0, stream, inc.to_bytes(4, "big"))
+
+    def settings(*pairs):
+        return h2_frame(4, 0, 0, b"".join(k.to_bytes(2, "big") + v.to_bytes(4, "big") for k, v in pairs))
+
+    def ptth_frame(ftype, payload=b""):  # SPEC §4 framed stream, inside DATA
+        return bytes([ftype]) + len(payload).to_bytes(3, "big") + payload
+
+    conn_id = "Zk3pQ9vR2mXc7LbN4sTe1w"
+    connect_ok = headers(1, "200", [("ptth-conn", conn_id), ("ptth-port", "ssh"), ("ptth-client-addr", "127.0.0.1:40000"),
+                                    ("ptth-max-chunk", "1024"), ("x-accel-buffering", "no")])
+    chunk_ok = headers(3, "200", [("ptth-seq", "0"), ("content-length", "0")], end_stream=True)
+    return {
+        "ok_200": ack + connect_ok + data(1, ptth_frame(0, b"SSH-2.0-OpenSSH_9.2\r\n")) + chunk_ok
+        + window_update(0, 65536) + window_update(5, 65536)
+        + data(1, ptth_frame(0, b"x" * 40) + ptth_frame(1)) + data(1, b"", end_stream=True)
+        + headers(5, "200", [("ptth-seq", "1")], end_stream=True),
+        "status_204": ack + headers(1, "204", [("ptth-reason", "no server listening")], end_stream=True)
+        + headers(3, "503", [("retry-after", "5")]) + data(3, b"relay busy\nsecond line", end_stream=True)
+        + h2_frame(1, 0x5, 5, b"\x88"),  # indexed :status 200
+        "rst_streams": ack + rst(1, 8) + rst(3, 7) + rst(5, 2),
+        "refused_then_ok": ack + rst(1, 7) + rst(3, 7) + headers(5, "413", [("ptth-reason", "chunk too large")], end_stream=True),
+        "goaway": ack + connect_ok + goaway(1, 0, b"graceful shutdown") + data(1, ptth_frame(0, b"last"), end_stream=True),
+        "goaway_error": ack + goaway(0, 2, b"internal error"),
+        "settings_ping": ack + settings((3, 0), (4, 1 << 20)) + h2_frame(6, 0, 0, b"pingpong") + settings((3, 10))
+        + chunk_ok,
+        "continuation": ack + headers(1, "200", [("ptth-conn", conn_id)], end_headers=False)
+        + h2_frame(9, 0x4, 1, hpack_literal("ptth-port", "web")) + data(1, ptth_frame(0, b"y" * 100), end_stream=True),
+        "big_data": ack + connect_ok + b"".join(data(1, bytes([i]) * 1200) for i in range(3)) + data(1, b"z" * 100, end_stream=True)
+        + chunk_ok,
+        "interim_trailers": ack + headers(1, "100") + connect_ok + data(1, ptth_frame(0, b"abc"))
+        + h2_frame(1, 0x5, 1, hpack_literal("ptth-reason", "done")),
+        "push_promise": ack + h2_frame(5, 0x4, 1, (2).to_bytes(4, "big") + hpack_literal(":method", "GET")),
+        "padded_data": ack + connect_ok + h2_frame(0, 0x9, 1, b"\x04" + ptth_frame(0, b"pad") + b"\x00" * 4) + chunk_ok,
+    }
+
+
+
 # ---- csd: [mode] then a request body (even) or a response body (odd) ----
 
 def nvme_cmd(opcode=0xC0, cdw10=0, cdw11=0, cdw12=0, cdw13=0, data_len=4096, timeout=0):
