@@ -309,20 +309,11 @@ conn_want_flush(h2_conn *k)
     ptth_defer_call(k->cl->loop, &k->flush_defer, on_flush_deferred, k);
 }
 
-/* Writes what the socket takes: ptth's bytes, or -EAGAIN, or -EIO with the
- * reason in why. */
+/* Writes what TLS takes (cleartext goes through out_write's sendmsg):
+ * bytes written, or -EAGAIN, or -EIO with the reason in why. */
 static ssize_t
-sock_write(h2_conn *k, const uint8_t *p, size_t len, char *why, size_t whylen)
+tls_write(h2_conn *k, const uint8_t *p, size_t len, char *why, size_t whylen)
 {
-    if (k->ssl == NULL) {
-        ssize_t n = send(k->fd, p, len, MSG_NOSIGNAL);
-        if (n >= 0)
-            return n;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return -EAGAIN;
-        snprintf(why, whylen, "send to relay: %s", strerror(errno));
-        return -EIO;
-    }
     ERR_clear_error();
     int n = SSL_write(k->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
     if (n > 0)
@@ -453,7 +444,7 @@ out_write(h2_conn *k, char *why, size_t whylen)
     struct out_seg *g = &k->segs[k->seg_head];
     if (k->ssl != NULL) {
         const uint8_t *p = (g->ext != NULL ? g->ext : k->out + g->off) + k->seg_sent;
-        return sock_write(k, p, g->len - k->seg_sent, why, whylen);
+        return tls_write(k, p, g->len - k->seg_sent, why, whylen);
     }
     struct iovec iov[64];
     int n = 0;
