@@ -93,7 +93,6 @@ struct h2_stream {
     h2_conn *conn; /* NULL while queued, or after its connection went away */
     int32_t id;
     ptth_req_kind kind;
-    char path[PATH_MAX_LEN]; /* the API path as given (without the prefix) */
     const char *headers[PTTH_REQ_HEADERS_MAX + 1];
     const uint8_t *body;
     size_t body_len, body_off, body_sent; /* body_off: given to nghttp2; body_sent: queued */
@@ -109,6 +108,7 @@ struct h2_stream {
     ptth_timer timer;     /* the request's timeout_ms */
     h2_stream *prev, *next; /* the queue, or the connection's list */
     h2_stream *done_next;
+    char path[]; /* the API path as given (without the prefix), allocated to its length */
 };
 
 struct ptth_h2_client {
@@ -883,7 +883,7 @@ fall_back(h2_conn *k)
         r->paused = false;
         ptth_req_kind kind = s->kind;
         char path[PATH_MAX_LEN];
-        memcpy(path, s->path, sizeof(path));
+        memcpy(path, s->path, strlen(s->path) + 1);
         const char *headers[PTTH_REQ_HEADERS_MAX + 1];
         memcpy(headers, s->headers, sizeof(headers));
         const void *body = s->body;
@@ -1275,7 +1275,7 @@ ptth_h2_req_start(ptth_h2_client *cl, ptth_req *r, ptth_req_kind kind, const cha
         if (colon == NULL || colon == headers[nh] || (size_t)(colon - headers[nh]) >= HEADER_NAME_MAX)
             return -EINVAL;
     }
-    h2_stream *s = calloc(1, sizeof(*s));
+    h2_stream *s = calloc(1, sizeof(*s) + plen + 1);
     if (s == NULL)
         return -ENOMEM;
     s->cl = cl;
@@ -1547,10 +1547,4 @@ bool
 ptth_h2_client_unavailable(const ptth_h2_client *cl)
 {
     return cl->unavailable;
-}
-
-size_t
-ptth_h2_client_connections(const ptth_h2_client *cl)
-{
-    return cl->nconns;
 }

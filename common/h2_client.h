@@ -79,7 +79,4 @@ int ptth_h2_req_start(ptth_h2_client *cl, ptth_req *r, ptth_req_kind kind, const
 void ptth_h2_req_cancel(ptth_req *r);
 void ptth_h2_req_resume(ptth_req *r);
 
-/* Connections open or being opened (for tests and the benchmark's counts). */
-size_t ptth_h2_client_connections(const ptth_h2_client *cl);
-
 #endif
