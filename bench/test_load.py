@@ -56,10 +56,13 @@ class Server:
 @test
 def help_and_usage_errors():
     r = run(["--help"])
-    assert r.returncode == 0 and "pingpong" in r.stdout and "--hold" in r.stdout, r
+    assert r.returncode == 0 and "pingpong" in r.stdout and "--hold" in r.stdout and "--duration" in r.stdout, r
     for args, what in ((["nope"], "unknown mode"), (["send"], "--connect"), (["send", "--connect", "x"], "bad address"),
-                       (["sink", "--bytes", "12Q"], "bad value"), (["conns", "--connect", "127.0.0.1:1", "--size", "0"],
-                                                                   "bad value"), (["echo", "--frob"], "unknown option")):
+                       (["sink", "--bytes", "12Q"], "bad value"),
+                       (["conns", "--connect", "127.0.0.1:1", "--size", "0"], "bad value"),
+                       (["echo", "--frob"], "unknown option"),
+                       (["rr", "--connect", "127.0.0.1:1", "--connections", "0"], "bad value"),
+                       (["rr", "--connect", "127.0.0.1:1", "--duration", "0"], "bad value")):
         r = run(args)
         assert r.returncode == 2 and what in r.stderr, (args, r.returncode, r.stderr)
 
@@ -192,6 +195,109 @@ def conns_reports_a_peer_that_closes():
     r = run(["conns", "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--count", "5", "--parallel", "1"])
     ls.close()
     assert r.returncode == 1 and "stage=eof" in r.stdout and fields(r.stdout)["failed"] == "5", r.stdout
+
+
+def fake_server(handle, conns):
+    """A listening socket whose first conns connections are each served by
+    handle(sock) in a thread; returns (addr, closer)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(128)
+
+    def accept_all():
+        for _ in range(conns):
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept_all, daemon=True).start()
+    return "127.0.0.1:%d" % ls.getsockname()[1], ls.close
+
+
+@test
+def rr_counts_round_trips_of_every_connection():
+    s = Server("echo")
+    try:
+        r = run(["rr", "--connect", s.addr, "--connections", "8", "--duration", "1", "--size", "100", "--warmup", "3"])
+        assert r.returncode == 0, r.stderr
+        f = fields(r.stdout)
+        n, secs = int(f["round_trips"]), float(f["seconds"])
+        assert f["ok"] == "1" and f["connections"] == "8" and f["failed"] == "0" and n > 0, f
+        assert abs(float(f["rate_per_s"]) - n / secs) < 1 and 0.99 < secs < 1.01, f
+        p50, p90, p99, mx = (int(f[k]) for k in ("p50_us", "p90_us", "p99_us", "max_us"))
+        assert 0 <= p50 <= p90 <= p99 <= mx, f
+    finally:
+        st = s.stop()
+    # Every connection ended cleanly, and the echo saw at least the counted
+    # and the warm-up round trips, in whole messages.
+    b = int(st["bytes"])
+    assert st["completed"] == "8" and st["errors"] == "0", st
+    assert b % 100 == 0 and b >= 100 * (n + 8 * 3), (b, n)
+
+
+@test
+def rr_connections_run_at_once():
+    # An echo that takes 50 ms per round trip: 10 connections at once make
+    # about 200 round trips/s together; one after the other would make 20.
+    def slow_echo(c):
+        with c:
+            while True:
+                b = c.recv(64)
+                if not b:
+                    return
+                time.sleep(0.05)
+                c.sendall(b)
+
+    addr, close = fake_server(slow_echo, 10)
+    try:
+        r = run(["rr", "--connect", addr, "--connections", "10", "--duration", "2", "--warmup", "1"])
+    finally:
+        close()
+    assert r.returncode == 0, r.stderr
+    f = fields(r.stdout)
+    assert 120 <= float(f["rate_per_s"]) <= 210 and int(f["p50_us"]) >= 50000, f
+
+
+@test
+def rr_fails_on_a_wrong_echo():
+    def bad_echo(c):
+        with c:
+            n = 0
+            while True:
+                b = c.recv(64)
+                if not b:
+                    return
+                n += 1
+                c.sendall(b if n < 5 else b[:-1] + b"!")
+
+    addr, close = fake_server(bad_echo, 2)
+    try:
+        r = run(["rr", "--connect", addr, "--connections", "2", "--duration", "1", "--warmup", "2"])
+    finally:
+        close()
+    assert r.returncode == 1 and "ok=0" in r.stdout, r
+    assert "event=failure stage=mismatch errno=- count=2" in r.stdout, r.stdout
+
+
+@test
+def rr_fails_without_an_echo_or_a_server():
+    s = Server("sink")  # reads, never answers
+    try:
+        t0 = time.monotonic()
+        r = run(["rr", "--connect", s.addr, "--connections", "3", "--duration", "1", "--timeout", "1"])
+        assert r.returncode == 1 and "stage=timeout errno=- count=3" in r.stdout, r
+        assert time.monotonic() - t0 < 10
+    finally:
+        s.stop()
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    port = ls.getsockname()[1]
+    ls.close()
+    r = run(["rr", "--connect", "127.0.0.1:%d" % port, "--connections", "4", "--duration", "1"])
+    assert r.returncode == 1 and "stage=connect errno=ECONNREFUSED count=4" in r.stdout, r.stdout
+    assert fields(r.stdout)["round_trips"] == "0", r.stdout
 
 
 def main():
