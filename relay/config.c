@@ -84,6 +84,21 @@ validate(void *config, ptth_problems *problems)
                           (unsigned long long)c->max_connections_per_server, (unsigned long long)c->max_connections);
 }
 
+static int
+check_on_off(const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "on") == 0 || strcmp(value, "off") == 0)
+        return 0;
+    snprintf(err, errlen, "'%s' is not on or off", value);
+    return -1;
+}
+
+bool
+ptth_relay_upgrade_on(const ptth_relay_config *cfg)
+{
+    return cfg->upgrade == NULL || strcmp(cfg->upgrade, "on") == 0;
+}
+
 #define OFF(field) offsetof(ptth_relay_config, field)
 
 static const ptth_option options[] = {
@@ -115,6 +130,8 @@ static const ptth_option options[] = {
      NULL},
     {"trusted-proxy", PTTH_OPT_LIST, OFF(trusted_proxy), "CIDR",
      "take the client address from X-Forwarded-For only from these peers", NULL, 0, 0, ptth_cidr_check},
+    {"upgrade", PTTH_OPT_STRING, OFF(upgrade), "on|off",
+     "let connect and accept requests over HTTP/1.1 leave HTTP (101) for the upgraded data path", "on", 0, 0, check_on_off},
 };
 
 const ptth_program ptth_relay_program = {
@@ -122,8 +139,9 @@ const ptth_program ptth_relay_program = {
     .version = PTTH_VERSION,
     .usage = "[OPTIONS]",
     .summary = "The public meeting point of ptth: servers (ptth_server) hold listens open, clients (ptth_proxy)\n"
-               "connect through it to a server's port; bytes flow as HTTP chunks and framed streams.",
-    .epilog = "Signals: SIGHUP reloads keys and ACLs from --config; SIGINT/SIGTERM end every tunnel and exit 0.\n"
+               "connect through it to a server's port; bytes flow as HTTP chunks and framed streams, or, once\n"
+               "both sides upgraded their HTTP/1.1 connections (101), straight between the two connections.",
+    .epilog = "Signals: SIGHUP reloads keys, ACLs and --upgrade from --config; SIGINT/SIGTERM end every tunnel and exit 0.\n"
               "Exit codes: 0 clean exit, 1 fatal error, 2 usage or configuration error.",
     .options = options,
     .n_options = sizeof(options) / sizeof(options[0]),

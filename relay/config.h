@@ -5,6 +5,7 @@
 #ifndef PTTH_RELAY_CONFIG_H
 #define PTTH_RELAY_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "options.h"
@@ -27,6 +28,7 @@ typedef struct ptth_relay_config {
     uint64_t max_connections_per_server;
     uint64_t max_listens_per_server;
     ptth_strlist trusted_proxy;
+    char *upgrade; /* --upgrade: "on" or "off" */
 } ptth_relay_config;
 
 extern const ptth_program ptth_relay_program;
@@ -34,5 +36,8 @@ extern const ptth_program ptth_relay_program;
 /* Option check of one --listen value: HOST:PORT or [V6]:PORT with a numeric
  * address, port 0 allowed (the kernel picks one). */
 int ptth_relay_check_listen(const char *value, char *err, size_t errlen);
+
+/* true unless --upgrade off (SPEC §9.1). */
+bool ptth_relay_upgrade_on(const ptth_relay_config *cfg);
 
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "registry.h"
 #include "sysutil.h"
+#include "joint.h"
 #include "tunnel.h"
 
 static int
@@ -121,6 +122,7 @@ ptth_relay_dispose(ptth_relay *relay)
     h2o_timeout_dispose(relay->loop, &relay->idle_timeout);
     h2o_context_dispose(&relay->ctx);
     ptth_peerset_dispose(&relay->peers);
+    ptth_joint_release_pool();
     h2o_config_dispose(&relay->globalconf);
     ptth_table_dispose(&relay->servers);
     ptth_table_dispose(&relay->tunnels);
@@ -233,6 +235,9 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
     swap_list(&cfg->client, &next->client);
     swap_list(&cfg->allow, &next->allow);
     swap_list(&cfg->trusted_proxy, &next->trusted_proxy);
+    char *u = cfg->upgrade; /* new tunnels only: joined ones keep their path */
+    cfg->upgrade = next->upgrade;
+    next->upgrade = u;
     char *t = cfg->admin_key_hash;
     cfg->admin_key_hash = next->admin_key_hash;
     next->admin_key_hash = t;

@@ -32,6 +32,11 @@ static void on_stream_broken(ptth_stream *s, void *owner);
 
 static const ptth_stream_callbacks stream_callbacks = {on_stream_writable, on_stream_broken};
 
+static void on_joint_moved(ptth_joint *j, void *owner, ptth_joint_side from, size_t n);
+static void on_joint_end(ptth_joint *j, void *owner, bool clean, const char *detail);
+
+static const ptth_joint_callbacks joint_callbacks = {on_joint_moved, on_joint_end};
+
 const char *
 ptth_end_reason_name(ptth_end_reason r)
 {
@@ -103,6 +108,7 @@ ptth_tunnel_new(ptth_relay *relay, ptth_srv *srv, h2o_req_t *connect_req, const 
         if (ptth_table_put(&relay->tunnels, t->id, PTTH_ID_LEN, t) == 0)
             break;
     }
+    t->connect_wants_upgrade = ptth_joint_wanted(connect_req);
     t->connect = ptth_hold_new(connect_req, sizeof(ptth_hold), on_connect_gone, t);
     ptth_hold_watch_peer(t->connect, &relay->peers);
     srv->ntunnels++;
@@ -125,6 +131,76 @@ ptth_tunnel_match(ptth_tunnel *t, h2o_req_t *listen_req)
     ptth_reply(listen_req, 200, NULL);
 }
 
+/* ---- the upgraded path ---------------------------------------------------- */
+
+/* Heartbeat and idle figures for the terminators: on this path they send
+ * the PINGs themselves (the relay does not write into the joined bytes). */
+static void
+add_upgrade_headers(ptth_tunnel *t, h2o_req_t *req)
+{
+    char v[24];
+    int n = snprintf(v, sizeof(v), "%" PRIu64, t->relay->cfg->heartbeat);
+    ptth_reply_header(req, "ptth-conn", t->id, strlen(t->id));
+    ptth_reply_header(req, "ptth-heartbeat", v, (size_t)n);
+    if (t->relay->cfg->idle_timeout != 0) {
+        n = snprintf(v, sizeof(v), "%" PRIu64, t->relay->cfg->idle_timeout);
+        ptth_reply_header(req, "ptth-idle-timeout", v, (size_t)n);
+    }
+}
+
+/* Both sides asked for the upgraded path: both get 101, then the joint
+ * carries the bytes. */
+static void
+open_joined(ptth_tunnel *t, h2o_req_t *accept_req)
+{
+    ptth_joint *j = ptth_joint_new(&joint_callbacks, t);
+    if (j == NULL) {
+        ptth_reply(accept_req, 500, "relay out of memory\n");
+        ptth_tunnel_end(t, PTTH_END_RST, "relay out of memory");
+        return;
+    }
+    h2o_req_t *connect_req = ptth_hold_release(t->connect);
+    t->connect = NULL;
+    h2o_timeout_unlink(&t->connect_timer);
+    t->state = PTTH_TUNNEL_OPEN;
+    t->joint = j;
+    add_upgrade_headers(t, connect_req);
+    add_upgrade_headers(t, accept_req);
+    ptth_joint_upgrade(j, PTTH_JOINT_CLIENT, connect_req);
+    ptth_joint_upgrade(j, PTTH_JOINT_SERVER, accept_req);
+    touch_idle(t);
+    ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s path=upgrade", t->id, t->server, t->port, t->client);
+}
+
+static void
+on_joint_moved(ptth_joint *j, void *owner, ptth_joint_side from, size_t n)
+{
+    (void)j;
+    ptth_tunnel *t = owner;
+    if (from == PTTH_JOINT_CLIENT) {
+        t->up.bytes += n;
+        t->relay->stats.bytes_up += n;
+    } else {
+        t->down.bytes += n;
+        t->relay->stats.bytes_down += n;
+    }
+    /* a lone 4-byte burst is a PING (or FIN) frame: heartbeats keep proxies
+     * open but are not traffic for --idle-timeout */
+    if (n != PTTH_FRAME_HEADER_LEN)
+        touch_idle(t);
+}
+
+static void
+on_joint_end(ptth_joint *j, void *owner, bool clean, const char *detail)
+{
+    (void)j;
+    ptth_tunnel *t = owner;
+    if (clean)
+        ptth_tunnel_end(t, PTTH_END_FIN, NULL);
+    else
+        ptth_tunnel_end(t, PTTH_END_RST, detail);
+}
+
 void
 ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
 {
@@ -137,6 +213,12 @@ ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
         ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
         return;
     }
+    bool accept_wants_upgrade = ptth_joint_wanted(req);
+    bool upgrade_on = ptth_relay_upgrade_on(t->relay->cfg);
+    if (upgrade_on && t->connect_wants_upgrade && accept_wants_upgrade) {
+        open_joined(t, req);
+        return;
+    }
     h2o_req_t *connect_req = ptth_hold_release(t->connect);
     t->connect = NULL;
     h2o_timeout_unlink(&t->connect_timer);
@@ -145,6 +227,12 @@ ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
     ptth_reply_header(connect_req, "ptth-conn", t->id, strlen(t->id));
     ptth_reply_max_chunk(connect_req, t->relay->cfg->max_chunk);
     ptth_reply_max_chunk(req, t->relay->cfg->max_chunk);
+    /* a side that asked for the upgraded path learns why it did not get it */
+    const char *why = upgrade_on ? "peer" : "off";
+    if (t->connect_wants_upgrade)
+        ptth_reply_header(connect_req, "ptth-upgrade", why, strlen(why));
+    if (accept_wants_upgrade)
+        ptth_reply_header(req, "ptth-upgrade", why, strlen(why));
     t->down.out = ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams,
                                    &t->relay->peers);
     t->up.out = ptth_stream_open(req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams,
@@ -468,12 +556,18 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
     }
     end_dir(t, &t->up, reason, rst_text);
     end_dir(t, &t->down, reason, rst_text);
+    const char *path = t->joint != NULL ? "upgrade" : "chunks";
+    if (t->joint != NULL) {
+        /* anything but both ends seen: each terminator must take it for an abort */
+        ptth_joint_close(t->joint, reason != PTTH_END_FIN);
+        t->joint = NULL;
+    }
 
     char quoted[PTTH_FRAME_REASON_MAX + 16];
     ptth_log_info("event=tunnel_end id=%s server=%s port=%s client=%s addr=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
-                  " duration_ms=%lld reason=%s detail=%s",
+                  " duration_ms=%lld reason=%s path=%s detail=%s",
                   t->id, t->server, t->port, t->client, t->addr, t->up.bytes, t->down.bytes, ptth_now_ms() - t->started_ms,
-                  ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""));
+                  ptth_end_reason_name(reason), path, ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""));
 
     relay->stats.tunnels_ended[reason]++;
     ptth_admin_on_tunnel_end(relay, t, reason, rst_text);

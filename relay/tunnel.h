@@ -19,6 +19,13 @@
  * writes RST (unless both FINs were delivered), finishes both streams,
  * answers held requests, logs event=tunnel_end and frees the tunnel.
  *
+ * The upgraded data path (SPEC §9.1, joint.h): when the connect and the
+ * accept both asked for it over HTTP/1.1 and --upgrade is on, OPEN has no
+ * framed streams and no chunks: both requests get 101 and the joint moves
+ * the bytes between the two connections (`path=upgrade` in the tunnel_end
+ * line). When only one of them asked, it gets the framed stream as usual,
+ * with `PTTH-Upgrade: peer` (or `off` when --upgrade is off) saying why.
+ *
  * Tunnels are malloc'd, owned by relay->tunnels (by id).
  */
 #ifndef PTTH_RELAY_TUNNEL_H
@@ -33,6 +40,7 @@
 #include "registry.h"
 #include "relay.h"
 #include "reply.h"
+#include "joint.h"
 #include "seqwin.h"
 #include "stream.h"
 
@@ -75,6 +83,8 @@ struct ptth_tunnel {
     h2o_timeout_entry_t idle_timer;
     long long started_ms;
     bool ending;
+    bool connect_wants_upgrade; /* the connect asked for the upgraded path */
+    ptth_joint *joint;          /* the upgraded path, once accepted on it */
 };
 
 /* Creates a tunnel for a connect request (already authorized and checked
