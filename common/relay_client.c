@@ -22,9 +22,14 @@ struct ptth_easy {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* The client's multi handles: one per request kind, and one for the
+ * connect-only connections of common/leg.c (ptth_conn_job). */
+#define MULTI_LEGS 2
+#define MULTI_COUNT 3
+
 struct multi_ctx {
     ptth_relay_client *client;
-    ptth_req_kind kind;
+    int kind; /* a ptth_req_kind, or MULTI_LEGS */
     CURLM *multi;
     ptth_timer timer;
     struct ptth_easy *pool[POOL_MAX];
@@ -52,10 +57,11 @@ struct ptth_relay_client {
     bool https;
     bool verbose; /* PTTH_CURL_VERBOSE set: libcurl traces on stderr */
     char auth[128];
-    struct multi_ctx m[2];
+    struct multi_ctx m[MULTI_COUNT];
     ptth_h2_client *h2; /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
     bool curl_fallback; /* the relay showed it does not speak HTTP/2 */
     ptth_req *active; /* every active request, for ptth_relay_client_free */
+    ptth_conn_job *jobs; /* every active connect-only job, likewise */
 };
 
 /* Constant header lines, as mutable arrays because curl_slist wants char *. */
@@ -213,30 +219,15 @@ on_curl_write(char *p, size_t size, size_t n, void *userp)
 
 /* ---- easy handles ---- */
 
-static struct ptth_easy *
-easy_new(struct multi_ctx *m)
+/* The options every easy handle of this client gets, requests and
+ * connect-only legs alike, so that both reach the relay the same way (same
+ * trust, timeouts, keepalive, traces). */
+static void
+easy_setup_common(ptth_relay_client *c, CURL *h, char *errbuf)
 {
-    ptth_relay_client *c = m->client;
-    struct ptth_easy *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return NULL;
-    e->curl = curl_easy_init();
-    if (e->curl == NULL) {
-        free(e);
-        return NULL;
-    }
-    CURL *h = e->curl;
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, e->errbuf);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, m->http_version);
-    if (m->fresh_connections) {
-        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
-    }
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_curl_header);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -251,6 +242,30 @@ easy_new(struct multi_ctx *m)
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+}
+
+static struct ptth_easy *
+easy_new(struct multi_ctx *m)
+{
+    ptth_relay_client *c = m->client;
+    struct ptth_easy *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->curl = curl_easy_init();
+    if (e->curl == NULL) {
+        free(e);
+        return NULL;
+    }
+    CURL *h = e->curl;
+    easy_setup_common(c, h, e->errbuf);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, m->http_version);
+    if (m->fresh_connections) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_curl_header);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_curl_write);
     if (m->kind == PTTH_REQ_STREAM) {
         curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)STREAM_BUFFER_SIZE);
     } else {
@@ -328,6 +343,8 @@ req_finish(ptth_req *r, bool clean)
     unlink_active(r->client, r);
 }
 
+static void job_done(CURL *h, CURLcode res);
+
 static void
 process_done(struct multi_ctx *m)
 {
@@ -336,6 +353,10 @@ process_done(struct multi_ctx *m)
     while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
+        if (m->kind == MULTI_LEGS) {
+            job_done(msg->easy_handle, msg->data.result);
+            continue;
+        }
         ptth_req *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         if (r == NULL)
@@ -391,7 +412,7 @@ choose_http_versions(ptth_relay_client *c, bool https)
 }
 
 static int
-multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind kind)
+multi_init(ptth_relay_client *c, struct multi_ctx *m, int kind)
 {
     m->client = c;
     m->kind = kind;
@@ -405,6 +426,9 @@ multi_init(ptth_relay_client *c, struct multi_ctx *m, ptth_req_kind kind)
     if (kind == PTTH_REQ_SHORT) {
         curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
         curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    } else if (kind == MULTI_LEGS) {
+        /* connect-only connections are never shared nor kept */
+        curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
     } else {
         /* one framed stream per connection, see the header */
         curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
@@ -479,7 +503,8 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     int rc = -ENOMEM;
     if (c->base == NULL || c->user_agent == NULL || (cfg->ca_file != NULL && c->ca_file == NULL) ||
         (rc = multi_init(c, &c->m[PTTH_REQ_SHORT], PTTH_REQ_SHORT)) != 0 ||
-        (rc = multi_init(c, &c->m[PTTH_REQ_STREAM], PTTH_REQ_STREAM)) != 0) {
+        (rc = multi_init(c, &c->m[PTTH_REQ_STREAM], PTTH_REQ_STREAM)) != 0 ||
+        (rc = multi_init(c, &c->m[MULTI_LEGS], MULTI_LEGS)) != 0) {
         ptth_relay_client_free(c);
         snprintf(err, errlen, "out of memory");
         return rc;
@@ -516,9 +541,11 @@ ptth_relay_client_free(ptth_relay_client *c)
         return;
     while (c->active != NULL)
         ptth_req_cancel(c->active);
+    while (c->jobs != NULL)
+        ptth_conn_job_end(c->jobs);
     ptth_h2_client_free(c->h2);
-    multi_cleanup(&c->m[PTTH_REQ_SHORT]);
-    multi_cleanup(&c->m[PTTH_REQ_STREAM]);
+    for (int i = 0; i < MULTI_COUNT; i++)
+        multi_cleanup(&c->m[i]);
     free(c->base);
     free(c->user_agent);
     free(c->ca_file);
@@ -532,6 +559,24 @@ const char *
 ptth_relay_client_url(const ptth_relay_client *c)
 {
     return c->base;
+}
+
+const char *
+ptth_relay_client_auth_value(const ptth_relay_client *c)
+{
+    return c->auth + strlen("Authorization: ");
+}
+
+const char *
+ptth_relay_client_user_agent(const ptth_relay_client *c)
+{
+    return c->user_agent;
+}
+
+ptth_loop *
+ptth_relay_client_loop(const ptth_relay_client *c)
+{
+    return c->loop;
 }
 
 /* Sends r through libcurl; r->active and the active list are the caller's. */
@@ -597,7 +642,7 @@ on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const char *path, co
     ptth_relay_client *c = data;
     if (!c->curl_fallback) {
         c->curl_fallback = true;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < MULTI_LEGS; i++) {
             struct multi_ctx *m = &c->m[i];
             m->http_version = c->https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1;
             m->fresh_connections = false;
@@ -682,4 +727,81 @@ ptth_req_header_value(char *out, size_t outlen, const char *in)
     }
     if (outlen > 0)
         out[j] = '\0';
+}
+
+/* ---- connect-only jobs (common/leg.c) ---- */
+
+/* A connect-only transfer is done: the connection is up (res CURLE_OK) or
+ * failed. The handle stays in the multi either way (removing it would close
+ * the connection, libcurl 7.88) until ptth_conn_job_end(). Runs from
+ * process_done(), outside libcurl, so on_done may end the job or free
+ * anything. */
+static void
+job_done(CURL *h, CURLcode res)
+{
+    ptth_conn_job *job = NULL;
+    curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&job);
+    if (job == NULL || job->done)
+        return;
+    job->done = true;
+    char error[CURL_ERROR_SIZE + 64];
+    const char *errp = NULL;
+    if (res != CURLE_OK) {
+        snprintf(error, sizeof(error), "%s", job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(res));
+        errp = error;
+    }
+    job->on_done(job, errp);
+}
+
+int
+ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job)
+{
+    if (job->active)
+        return -EBUSY;
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return -ENOMEM;
+    job->errbuf[0] = '\0';
+    easy_setup_common(c, h, job->errbuf);
+    /* HTTP/1.1 only: on https:// ALPN then offers http/1.1 alone, and the
+     * leg writes an HTTP/1.1 request on the connection itself */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_URL, c->base);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)job);
+    job->client = c;
+    job->curl = h;
+    job->done = false;
+    CURLMcode mc = curl_multi_add_handle(c->m[MULTI_LEGS].multi, h);
+    if (mc != CURLM_OK) {
+        curl_easy_cleanup(h);
+        job->curl = NULL;
+        return mc == CURLM_RECURSIVE_API_CALL ? -EDEADLK : -ENOMEM;
+    }
+    job->active = true;
+    job->prev = NULL;
+    job->next = c->jobs;
+    if (c->jobs != NULL)
+        c->jobs->prev = job;
+    c->jobs = job;
+    return 0;
+}
+
+void
+ptth_conn_job_end(ptth_conn_job *job)
+{
+    if (!job->active)
+        return;
+    ptth_relay_client *c = job->client;
+    curl_multi_remove_handle(c->m[MULTI_LEGS].multi, job->curl);
+    curl_easy_cleanup(job->curl);
+    job->curl = NULL;
+    job->active = false;
+    if (job->prev != NULL)
+        job->prev->next = job->next;
+    else
+        c->jobs = job->next;
+    if (job->next != NULL)
+        job->next->prev = job->prev;
+    job->prev = job->next = NULL;
 }

@@ -119,7 +119,8 @@ struct ptth_req {
 };
 
 /* Creates the client: checks the URL, prepares the Authorization header and
- * the two curl multi handles. 0, or a negative errno with the reason in err. */
+ * the curl multi handles (short requests, framed streams, connect-only
+ * jobs). 0, or a negative errno with the reason in err. */
 int ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth_relay_client **out, char *err, size_t errlen);
 /* Cancels whatever is still active (without callbacks) and frees the client. */
 void ptth_relay_client_free(ptth_relay_client *c);
@@ -141,6 +142,50 @@ void ptth_req_cancel(ptth_req *r);
 /* Delivery of the body continues after on_body() returned PTTH_REQ_PAUSE
  * (on_body may be called before this returns). Not from inside libcurl. */
 void ptth_req_resume(ptth_req *r);
+
+/* ---- for common/leg.c (the upgraded data path) ----
+ *
+ * A connect-only job: libcurl connects to the relay of the base URL (TCP,
+ * then TLS on https:// with ALPN offering http/1.1 only, the certificate
+ * checked as for every request; same CA file, --insecure, user agent,
+ * timeouts, keepalive and traces as the requests) with
+ * CURLOPT_CONNECT_ONLY on a multi handle of its own, and hands the
+ * connection over: once on_done(job, NULL) ran, job->curl carries it
+ * (CURLINFO_ACTIVESOCKET, curl_easy_send/recv). on_done(job, error) runs
+ * once, from the loop (not inside libcurl), with error NULL when connected,
+ * else a text saying what failed (no secret in it).
+ *
+ * The easy handle stays in the multi handle until ptth_conn_job_end()
+ * (libcurl 7.88 closes a connect-only connection when it is removed), so
+ * the connection lives until then, also after on_done.
+ *
+ * Ownership: the job is the caller's, zeroed before its first start; active
+ * from ptth_conn_job_start() until ptth_conn_job_end(), which the caller
+ * calls exactly once (it may do so inside on_done). Jobs still active when
+ * the client is freed are ended then (without callback). */
+typedef struct ptth_conn_job ptth_conn_job;
+struct ptth_conn_job {
+    void (*on_done)(ptth_conn_job *job, const char *error);
+    void *data;
+    CURL *curl; /* while active */
+    /* private */
+    ptth_relay_client *client;
+    bool active;
+    bool done;
+    ptth_conn_job *prev, *next;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* 0, or a negative errno (-EBUSY active, -ENOMEM) and nothing started. */
+int ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job);
+/* Closes the connection and frees the handle; a no-op when not active. Not
+ * from inside libcurl. */
+void ptth_conn_job_end(ptth_conn_job *job);
+
+/* "Bearer KEY", the Authorization value: a secret, never to be logged. */
+const char *ptth_relay_client_auth_value(const ptth_relay_client *c);
+const char *ptth_relay_client_user_agent(const ptth_relay_client *c);
+ptth_loop *ptth_relay_client_loop(const ptth_relay_client *c);
 
 /* Copies text for use as a request header value: printable ASCII only,
  * anything else becomes '?', truncated to outlen. */

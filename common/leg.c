@@ -1,0 +1,1001 @@
+/*
+ * leg.c: an upgraded relay leg; see leg.h.
+ *
+ * The leg is a small state machine (enum leg_state, changed only by
+ * set_state(), which asserts the transitions):
+ *
+ *   CONNECTING --> SENDING --> READING_HEAD --> UPGRADED      (101 + token)
+ *        |            |             |      \--> BODY          (2xx)
+ *        |            |             \--> READING_ERROR_BODY   (other status)
+ *        v            v             v              |
+ *      CLOSED <-------+-------------+--------------/          (failure, end)
+ *
+ * CLOSED means the connection is gone and on_response() was (being) called;
+ * UPGRADED and BODY last until ptth_leg_close(), which frees everything in
+ * any state. The connection is made by a ptth_conn_job of relay_client.c
+ * (libcurl, CURLOPT_CONNECT_ONLY); the request and response heads are ours.
+ */
+#include "leg.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#define REQ_PATH_MAX 2048     /* base path + path */
+#define REQ_HEADER_MAX 1024   /* one extra header line */
+#define RESP_HEADERS_MAX 256  /* header lines of a response head */
+#define ERROR_BODY_WAIT_MS 2000
+#define DAY_S 86400L
+
+enum leg_state {
+    LEG_CONNECTING,
+    LEG_SENDING,
+    LEG_READING_HEAD,
+    LEG_READING_ERROR_BODY,
+    LEG_UPGRADED,
+    LEG_BODY,
+    LEG_CLOSED,
+};
+
+enum leg_cb { CB_RESPONSE, CB_READABLE, CB_WRITABLE };
+
+struct ptth_leg_impl {
+    ptth_leg *leg;
+    ptth_loop *loop;
+    enum leg_state state;
+    bool tls;
+    bool want_read, want_write;
+    bool watching;
+    bool *gone; /* set by ptth_leg_close() while a callback runs, see run_cb() */
+    curl_socket_t fd; /* CURL_SOCKET_BAD until connected */
+    long timeout_ms;
+    ptth_conn_job job;
+    ptth_watch watch;
+    ptth_timer timer;     /* the response head's timeout, then the error body's wait */
+    ptth_defer readable;  /* the on_readable() that ptth_leg_want() promises */
+    char *url;            /* the base URL, for error texts */
+    char *req;            /* the request head; carries the key, wiped when done */
+    size_t req_len, req_off;
+    char *in;             /* PTTH_LEG_HEAD_MAX bytes: the head, then what followed it */
+    size_t in_len;
+    size_t pend_off, pend_len; /* bytes after the head in in[] not read yet */
+    ptth_leg_body body;
+    ptth_leg_response res;
+    char ebody[PTTH_LEG_REASON_MAX]; /* the start of a non-2xx body */
+    size_t ebody_len;
+    char error[CURL_ERROR_SIZE + 256];
+};
+
+/* ==== the response parser (pure) ==== */
+
+static bool
+name_is(const struct phr_header *h, const char *lit)
+{
+    size_t n = strlen(lit);
+    return h->name_len == n && strncasecmp(h->name, lit, n) == 0;
+}
+
+static void
+trim(const char **v, size_t *len)
+{
+    while (*len > 0 && (**v == ' ' || **v == '\t')) {
+        (*v)++;
+        (*len)--;
+    }
+    while (*len > 0 && ((*v)[*len - 1] == ' ' || (*v)[*len - 1] == '\t'))
+        (*len)--;
+}
+
+/* Copies an untrusted value into a bounded field: trimmed, anything that
+ * is not printable ASCII becomes '?', so that it is safe in a log line. */
+static void
+copy_text(char *dst, size_t dstlen, const char *v, size_t vlen)
+{
+    trim(&v, &vlen);
+    if (vlen >= dstlen)
+        vlen = dstlen - 1;
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        dst[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    dst[vlen] = '\0';
+}
+
+/* A value of decimal digits only, capped at max; absent when it is
+ * anything else (an HTTP date in Retry-After counts as absent). */
+static long
+parse_seconds(const char *v, size_t len, long max, long absent)
+{
+    trim(&v, &len);
+    if (len == 0)
+        return absent;
+    long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)v[i]))
+            return absent;
+        if (n < max)
+            n = n * 10 + (v[i] - '0');
+    }
+    return n > max ? max : n;
+}
+
+/* Content-Length: digits only, below 2^62; -1 otherwise. */
+static int
+parse_length(const char *v, size_t len, unsigned long long *out)
+{
+    trim(&v, &len);
+    if (len == 0 || len > 18)
+        return -1;
+    unsigned long long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)v[i]))
+            return -1;
+        n = n * 10 + (unsigned)(v[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* Transfer-Encoding is chunked when chunked is its last coding. */
+static bool
+last_coding_chunked(const char *v, size_t len)
+{
+    trim(&v, &len);
+    const char *comma = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (v[i] == ',')
+            comma = v + i;
+    if (comma != NULL) {
+        len -= (size_t)(comma + 1 - v);
+        v = comma + 1;
+        trim(&v, &len);
+    }
+    return len == 7 && strncasecmp(v, "chunked", 7) == 0;
+}
+
+/* The start of untrusted bytes for an error text. */
+static void
+quote_start(char *dst, size_t dstlen, const char *p, size_t len)
+{
+    if (len > 32)
+        len = 32;
+    copy_text(dst, dstlen < len + 1 ? dstlen : len + 1, p, len);
+}
+
+static void
+response_reset(ptth_leg_response *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->retry_after = -1;
+}
+
+/* One header line into res (the PTTH-* fields, Retry-After). */
+static void
+take_field(ptth_leg_response *res, const struct phr_header *h)
+{
+    if (name_is(h, "retry-after"))
+        res->retry_after = parse_seconds(h->value, h->value_len, DAY_S, -1);
+    else if (name_is(h, "ptth-heartbeat"))
+        res->heartbeat = parse_seconds(h->value, h->value_len, DAY_S, 0);
+    else if (name_is(h, "ptth-idle-timeout"))
+        res->idle_timeout = parse_seconds(h->value, h->value_len, DAY_S, 0);
+    else if (name_is(h, "ptth-max-chunk"))
+        res->max_chunk = parse_seconds(h->value, h->value_len, 1L << 30, 0);
+    else if (name_is(h, "ptth-conn"))
+        copy_text(res->conn, sizeof(res->conn), h->value, h->value_len);
+    else if (name_is(h, "ptth-upgrade"))
+        copy_text(res->upgrade_note, sizeof(res->upgrade_note), h->value, h->value_len);
+    else if (name_is(h, "ptth-reason"))
+        copy_text(res->reason, sizeof(res->reason), h->value, h->value_len);
+}
+
+/* How the body after a head of this status is delimited (RFC 9112 §6.3:
+ * Transfer-Encoding wins over Content-Length; no body after 1xx, 204, 304). */
+static int
+choose_framing(int status, const struct phr_header *h, size_t nh, ptth_leg_body *body, char *err, size_t errlen)
+{
+    memset(body, 0, sizeof(*body));
+    bool te = false, chunked = false, has_cl = false;
+    unsigned long long cl = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (h[i].name == NULL)
+            continue;
+        if (name_is(&h[i], "transfer-encoding")) {
+            te = true;
+            chunked = last_coding_chunked(h[i].value, h[i].value_len);
+        } else if (name_is(&h[i], "content-length")) {
+            unsigned long long v;
+            if (parse_length(h[i].value, h[i].value_len, &v) != 0 || (has_cl && v != cl)) {
+                char q[40];
+                quote_start(q, sizeof(q), h[i].value, h[i].value_len);
+                snprintf(err, errlen, "the relay's response has an invalid Content-Length '%s'", q);
+                return -EBADMSG;
+            }
+            has_cl = true;
+            cl = v;
+        }
+    }
+    if (status < 200 || status == 204 || status == 304) {
+        body->framing = PTTH_LEG_BODY_NONE;
+        body->done = true;
+    } else if (te) {
+        body->framing = chunked ? PTTH_LEG_BODY_CHUNKED : PTTH_LEG_BODY_CLOSE;
+        body->chunked.consume_trailer = 1;
+    } else if (has_cl) {
+        body->framing = PTTH_LEG_BODY_LENGTH;
+        body->left = cl;
+        body->done = cl == 0;
+    } else {
+        body->framing = PTTH_LEG_BODY_CLOSE;
+    }
+    return 0;
+}
+
+/* A 101 is ours only with our token in Upgrade. */
+static void
+check_upgrade(ptth_leg_response *res, const struct phr_header *h, size_t nh, char *err, size_t errlen)
+{
+    const char *up = NULL;
+    size_t uplen = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (h[i].name != NULL && name_is(&h[i], "upgrade")) {
+            up = h[i].value;
+            uplen = h[i].value_len;
+        }
+    }
+    if (up != NULL) {
+        trim(&up, &uplen);
+        if (uplen == strlen(PTTH_LEG_UPGRADE_TOKEN) && strncasecmp(up, PTTH_LEG_UPGRADE_TOKEN, uplen) == 0) {
+            res->upgraded = true;
+            return;
+        }
+        char q[40];
+        quote_start(q, sizeof(q), up, uplen);
+        snprintf(err, errlen, "the relay answered 101 with Upgrade: '%s', not " PTTH_LEG_UPGRADE_TOKEN, q);
+    } else {
+        snprintf(err, errlen, "the relay answered 101 without an Upgrade header");
+    }
+    res->error = err;
+}
+
+int
+ptth_leg_parse_head(const char *buf, size_t len, ptth_leg_response *res, ptth_leg_body *body, char *err, size_t errlen)
+{
+    struct phr_header h[RESP_HEADERS_MAX];
+    size_t nh = RESP_HEADERS_MAX;
+    int minor = 0, status = 0;
+    const char *msg = NULL;
+    size_t msg_len = 0;
+    size_t plen = len > PTTH_LEG_HEAD_MAX ? PTTH_LEG_HEAD_MAX : len;
+    int n = phr_parse_response(buf, plen, &minor, &status, &msg, &msg_len, h, &nh, 0);
+    if (n == -2) {
+        if (len < PTTH_LEG_HEAD_MAX)
+            return 0;
+        snprintf(err, errlen, "the relay's response head is larger than %d bytes", PTTH_LEG_HEAD_MAX);
+        return -EMSGSIZE;
+    }
+    if (n < 0 || status < 100) {
+        char q[40];
+        quote_start(q, sizeof(q), buf, plen);
+        snprintf(err, errlen, "the relay's answer is not an HTTP/1.x response head (or has over %d header lines): '%s'",
+                 RESP_HEADERS_MAX, q);
+        return -EBADMSG;
+    }
+    response_reset(res);
+    res->status = status;
+    for (size_t i = 0; i < nh; i++)
+        if (h[i].name != NULL)
+            take_field(res, &h[i]);
+    int rc = choose_framing(status, h, nh, body, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (status == 101)
+        check_upgrade(res, h, nh, err, errlen);
+    return n;
+}
+
+int
+ptth_leg_body_decode(ptth_leg_body *body, char *buf, size_t *len)
+{
+    if (body->done) {
+        *len = 0;
+        return 1;
+    }
+    switch (body->framing) {
+    case PTTH_LEG_BODY_CLOSE:
+        return 0;
+    case PTTH_LEG_BODY_LENGTH:
+        if (*len < body->left) {
+            body->left -= *len;
+            return 0;
+        }
+        *len = (size_t)body->left;
+        body->left = 0;
+        body->done = true;
+        return 1;
+    case PTTH_LEG_BODY_CHUNKED: {
+        ssize_t r = phr_decode_chunked(&body->chunked, buf, len);
+        if (r == -2)
+            return 0;
+        if (r == -1) {
+            *len = 0;
+            return -EBADMSG;
+        }
+        body->done = true;
+        return 1;
+    }
+    case PTTH_LEG_BODY_NONE:
+    default:
+        *len = 0;
+        body->done = true;
+        return 1;
+    }
+}
+
+int
+ptth_leg_body_closed(const ptth_leg_body *body)
+{
+    return body->done || body->framing == PTTH_LEG_BODY_CLOSE ? 0 : -EPROTO;
+}
+
+void
+ptth_leg_reason_from_body(ptth_leg_response *res, const char *body, size_t len)
+{
+    if (res->reason[0] != '\0')
+        return;
+    size_t j = 0;
+    bool blank = false;
+    for (size_t i = 0; i < len && j < sizeof(res->reason) - 1; i++) {
+        unsigned char ch = (unsigned char)body[i];
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+            blank = j > 0;
+            continue;
+        }
+        if (ch < 0x20 || ch >= 0x7f)
+            ch = '?';
+        if (blank && j + 2 < sizeof(res->reason))
+            res->reason[j++] = ' ';
+        blank = false;
+        res->reason[j++] = (char)ch;
+    }
+    res->reason[j] = '\0';
+}
+
+/* ==== the request ==== */
+
+static bool
+text_ok(const char *s, bool spaces)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x7f || (ch < 0x20 && !(spaces && ch == '\t')) || (!spaces && ch == ' '))
+            return false;
+    }
+    return true;
+}
+
+/* Scheme, Host header value and path prefix of the base URL, with libcurl's
+ * URL parser (the one that connects), so both agree on host and port. */
+static int
+split_base_url(const char *base, bool *tls, char *host, size_t hostlen, char *prefix, size_t prefixlen)
+{
+    CURLU *u = curl_url();
+    if (u == NULL)
+        return -ENOMEM;
+    char *scheme = NULL, *h = NULL, *port = NULL, *path = NULL;
+    int rc = -EINVAL;
+    if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        goto out;
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT) != CURLUE_OK)
+        port = NULL;
+    *tls = strcasecmp(scheme, "https") == 0;
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    int n1 = snprintf(host, hostlen, "%s%s%s", h, port != NULL ? ":" : "", port != NULL ? port : "");
+    int n2 = snprintf(prefix, prefixlen, "%.*s", (int)plen, path);
+    rc = (n1 < 0 || (size_t)n1 >= hostlen || n2 < 0 || (size_t)n2 >= prefixlen) ? -E2BIG : 0;
+out:
+    curl_free(scheme);
+    curl_free(h);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* The request head, in one allocation: sent as it is, wiped afterwards
+ * (it carries the key). */
+static int
+build_request(struct ptth_leg_impl *L, ptth_relay_client *c, const char *path, const char *const *headers)
+{
+    size_t nh = 0, hbytes = 0;
+    for (; headers != NULL && headers[nh] != NULL; nh++) {
+        size_t hl = strlen(headers[nh]);
+        if (nh == PTTH_REQ_HEADERS_MAX || hl > REQ_HEADER_MAX)
+            return -E2BIG;
+        if (!text_ok(headers[nh], true))
+            return -EINVAL;
+        hbytes += hl + 2;
+    }
+    if (strlen(path) >= REQ_PATH_MAX)
+        return -E2BIG;
+    if (path[0] != '/' || !text_ok(path, false))
+        return -EINVAL;
+    char host[512], prefix[REQ_PATH_MAX];
+    int rc = split_base_url(ptth_relay_client_url(c), &L->tls, host, sizeof(host), prefix, sizeof(prefix));
+    if (rc != 0)
+        return rc;
+    if (strlen(prefix) + strlen(path) >= REQ_PATH_MAX)
+        return -E2BIG;
+    const char *auth = ptth_relay_client_auth_value(c), *ua = ptth_relay_client_user_agent(c);
+    size_t cap = 256 + strlen(prefix) + strlen(path) + strlen(host) + strlen(auth) + strlen(ua) + hbytes;
+    L->req = malloc(cap);
+    if (L->req == NULL)
+        return -ENOMEM;
+    int n = snprintf(L->req, cap,
+                     "POST %s%s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nUser-Agent: %s\r\nContent-Length: 0\r\n"
+                     "Connection: Upgrade\r\nUpgrade: " PTTH_LEG_UPGRADE_TOKEN "\r\n",
+                     prefix, path, host, auth, ua);
+    size_t len = (size_t)n;
+    for (size_t i = 0; i < nh; i++)
+        len += (size_t)snprintf(L->req + len, cap - len, "%s\r\n", headers[i]);
+    len += (size_t)snprintf(L->req + len, cap - len, "\r\n");
+    assert(len < cap);
+    L->req_len = len;
+    return 0;
+}
+
+static void
+wipe_request(struct ptth_leg_impl *L)
+{
+    if (L->req == NULL)
+        return;
+    explicit_bzero(L->req, L->req_len);
+    free(L->req);
+    L->req = NULL;
+}
+
+/* ==== states, events, callbacks ==== */
+
+static uint32_t
+wanted_events(const struct ptth_leg_impl *L)
+{
+    switch (L->state) {
+    case LEG_SENDING:
+        return EPOLLOUT;
+    case LEG_READING_HEAD:
+    case LEG_READING_ERROR_BODY:
+        return EPOLLIN;
+    case LEG_UPGRADED:
+        return (L->want_read ? EPOLLIN : 0) | (L->want_write ? EPOLLOUT : 0);
+    case LEG_BODY:
+        return L->want_read ? EPOLLIN : 0;
+    default:
+        return 0;
+    }
+}
+
+static void
+update_watch(struct ptth_leg_impl *L)
+{
+    if (L->watching)
+        ptth_watch_set(&L->watch, wanted_events(L));
+}
+
+static void on_readable_defer(ptth_defer *d);
+
+/* The one place the state changes; a transition not in the diagram at the
+ * top is a bug. Entering UPGRADED or BODY keeps the promise of an early
+ * ptth_leg_want(read). */
+static void
+set_state(struct ptth_leg_impl *L, enum leg_state to)
+{
+    static const unsigned allowed[] = {
+        [LEG_CONNECTING] = 1u << LEG_SENDING | 1u << LEG_CLOSED,
+        [LEG_SENDING] = 1u << LEG_READING_HEAD | 1u << LEG_CLOSED,
+        [LEG_READING_HEAD] = 1u << LEG_READING_ERROR_BODY | 1u << LEG_UPGRADED | 1u << LEG_BODY | 1u << LEG_CLOSED,
+        [LEG_READING_ERROR_BODY] = 1u << LEG_CLOSED,
+        [LEG_UPGRADED] = 0,
+        [LEG_BODY] = 0,
+        [LEG_CLOSED] = 0,
+    };
+    assert(allowed[L->state] & (1u << to));
+    L->state = to;
+    update_watch(L);
+    if ((to == LEG_UPGRADED || to == LEG_BODY) && L->want_read)
+        ptth_defer_call(L->loop, &L->readable, on_readable_defer, L);
+}
+
+/* Calls one of the user's callbacks. false when the leg was closed inside
+ * it: L is freed then and the caller must return at once. */
+static bool
+run_cb(struct ptth_leg_impl *L, enum leg_cb which)
+{
+    bool gone = false;
+    bool *outer = L->gone;
+    ptth_leg *leg = L->leg;
+    L->gone = &gone;
+    if (which == CB_RESPONSE)
+        leg->ops->on_response(leg, &L->res);
+    else if (which == CB_READABLE)
+        leg->ops->on_readable(leg);
+    else
+        leg->ops->on_writable(leg);
+    if (gone) {
+        if (outer != NULL)
+            *outer = true;
+        return false;
+    }
+    L->gone = outer;
+    return true;
+}
+
+/* Lets the connection go once the leg can no longer use it. */
+static void
+release_connection(struct ptth_leg_impl *L)
+{
+    if (L->watching)
+        ptth_watch_stop(&L->watch);
+    L->watching = false;
+    ptth_timer_stop(L->loop, &L->timer);
+    ptth_defer_cancel(L->loop, &L->readable);
+    ptth_conn_job_end(&L->job);
+    L->fd = CURL_SOCKET_BAD;
+    wipe_request(L);
+    free(L->in);
+    L->in = NULL;
+    L->in_len = L->pend_len = L->pend_off = 0;
+}
+
+/* The leg ends with res as it is (an answer that is not ours to use). */
+static void
+finish(struct ptth_leg_impl *L)
+{
+    release_connection(L);
+    set_state(L, LEG_CLOSED);
+    run_cb(L, CB_RESPONSE);
+}
+
+/* The leg ends without an answer: status 0 and what failed. */
+__attribute__((format(printf, 2, 3))) static void
+fail(struct ptth_leg_impl *L, const char *fmt, ...)
+{
+    char text[sizeof(L->error)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    memcpy(L->error, text, sizeof(L->error));
+    response_reset(&L->res);
+    L->res.error = L->error;
+    finish(L);
+}
+
+/* ==== bytes on the connection ==== */
+
+static int
+curl_errno(int saved, int fallback)
+{
+    return saved == ECONNRESET || saved == EPIPE || saved == ETIMEDOUT ? -saved : -fallback;
+}
+
+/* One read: >0, 0 at the end, -EAGAIN, or a negative errno. Over TLS
+ * through libcurl (the TLS state is its own), else from the socket. */
+static ssize_t
+conn_recv(struct ptth_leg_impl *L, void *buf, size_t len)
+{
+    if (L->tls) {
+        size_t n = 0;
+        errno = 0;
+        CURLcode rc = curl_easy_recv(L->job.curl, buf, len, &n);
+        int saved = errno;
+        if (rc == CURLE_OK)
+            return (ssize_t)n;
+        return rc == CURLE_AGAIN ? -EAGAIN : curl_errno(saved, EIO);
+    }
+    ssize_t n = recv(L->fd, buf, len, 0);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+static ssize_t
+conn_send(struct ptth_leg_impl *L, const void *buf, size_t len)
+{
+    if (L->tls) {
+        size_t n = 0;
+        errno = 0;
+        CURLcode rc = curl_easy_send(L->job.curl, buf, len, &n);
+        int saved = errno;
+        if (rc == CURLE_OK)
+            return (ssize_t)n;
+        return rc == CURLE_AGAIN ? -EAGAIN : curl_errno(saved, EPIPE);
+    }
+    ssize_t n = send(L->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/* libcurl's OpenSSL handle, or NULL. */
+static SSL *
+conn_ssl(struct ptth_leg_impl *L)
+{
+    struct curl_tlssessioninfo *info = NULL;
+    if (!L->tls || curl_easy_getinfo(L->job.curl, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || info == NULL ||
+        info->backend != CURLSSLBACKEND_OPENSSL)
+        return NULL;
+    return info->internals;
+}
+
+/* ==== the phases ==== */
+
+static void read_head(struct ptth_leg_impl *L);
+static void read_error_body(struct ptth_leg_impl *L);
+static void on_event(ptth_watch *w, uint32_t events);
+static void on_timer(ptth_timer *t);
+
+static void
+send_request(struct ptth_leg_impl *L)
+{
+    while (L->req_off < L->req_len) {
+        ssize_t n = conn_send(L, L->req + L->req_off, L->req_len - L->req_off);
+        if (n == -EAGAIN)
+            return; /* the watch wants EPOLLOUT in this state */
+        if (n < 0) {
+            fail(L, "sending the upgrade request to %s failed: %s", L->url, strerror((int)-n));
+            return;
+        }
+        L->req_off += (size_t)n;
+    }
+    wipe_request(L);
+    L->in = malloc(PTTH_LEG_HEAD_MAX);
+    if (L->in == NULL) {
+        fail(L, "out of memory for the response head from %s", L->url);
+        return;
+    }
+    set_state(L, LEG_READING_HEAD);
+    read_head(L); /* over TLS the answer may already wait inside OpenSSL */
+}
+
+/* The connect-only job is done: the connection is ours (or failed). */
+static void
+on_connected(ptth_conn_job *job, const char *error)
+{
+    struct ptth_leg_impl *L = job->data;
+    if (error != NULL) {
+        fail(L, "connecting to the relay %s failed: %s", L->url, error);
+        return;
+    }
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(job->curl, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD) {
+        fail(L, "libcurl gave no socket for the connection to %s", L->url);
+        return;
+    }
+    SSL *ssl = conn_ssl(L);
+    if (ssl != NULL) /* so that a write repeated after -EAGAIN may come from a moved buffer */
+        SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    int rc = ptth_watch_start(L->loop, &L->watch, fd, 0, on_event, L);
+    if (rc != 0) {
+        fail(L, "watching the connection to %s (fd %d) failed: %s", L->url, (int)fd, strerror(-rc));
+        return;
+    }
+    L->fd = fd;
+    L->watching = true;
+    set_state(L, LEG_SENDING);
+    send_request(L);
+}
+
+/* Bytes of a non-2xx body: the start is kept for the reason. */
+static void
+keep_error_body(struct ptth_leg_impl *L, const char *p, size_t len)
+{
+    size_t room = sizeof(L->ebody) - L->ebody_len;
+    if (len > room)
+        len = room;
+    memcpy(L->ebody + L->ebody_len, p, len);
+    L->ebody_len += len;
+}
+
+static void
+end_error_body(struct ptth_leg_impl *L)
+{
+    ptth_leg_reason_from_body(&L->res, L->ebody, L->ebody_len);
+    finish(L);
+}
+
+/* The head buffer is kept only while bytes that followed the head wait in
+ * it (a few KiB per open leg otherwise). */
+static void
+drop_head_buffer(struct ptth_leg_impl *L)
+{
+    if (L->pend_len > 0)
+        return;
+    free(L->in);
+    L->in = NULL;
+    L->in_len = L->pend_off = 0;
+}
+
+/* A complete head was parsed and L->in[pend_off..] follows it. */
+static void
+take_answer(struct ptth_leg_impl *L)
+{
+    ptth_timer_stop(L->loop, &L->timer);
+    int s = L->res.status;
+    if (s == 101 && !L->res.upgraded) {
+        finish(L);
+    } else if (s == 101) {
+        drop_head_buffer(L);
+        set_state(L, LEG_UPGRADED);
+        run_cb(L, CB_RESPONSE);
+    } else if (s >= 200 && s <= 299) {
+        if (ptth_leg_body_decode(&L->body, L->in + L->pend_off, &L->pend_len) < 0) {
+            fail(L, "the relay's %d response from %s has a broken chunked body", s, L->url);
+            return;
+        }
+        drop_head_buffer(L);
+        set_state(L, LEG_BODY);
+        run_cb(L, CB_RESPONSE);
+    } else {
+        set_state(L, LEG_READING_ERROR_BODY);
+        ptth_timer_start(L->loop, &L->timer, ERROR_BODY_WAIT_MS, on_timer, L);
+        size_t len = L->pend_len;
+        int rc = ptth_leg_body_decode(&L->body, L->in + L->pend_off, &len);
+        keep_error_body(L, L->in + L->pend_off, len);
+        L->pend_len = 0;
+        if (rc != 0)
+            end_error_body(L);
+        else
+            read_error_body(L);
+    }
+}
+
+/* Parses what arrived of the head: false when the leg moved on (answer
+ * taken, or failed), true when more bytes are needed. */
+static bool
+parse_head(struct ptth_leg_impl *L)
+{
+    for (;;) {
+        int n = ptth_leg_parse_head(L->in, L->in_len, &L->res, &L->body, L->error, sizeof(L->error));
+        if (n == 0)
+            return true;
+        if (n < 0) {
+            fail(L, "%s (from %s)", L->error, L->url);
+            return false;
+        }
+        if (L->res.status >= 200 || L->res.status == 101) {
+            L->pend_off = (size_t)n;
+            L->pend_len = L->in_len - (size_t)n;
+            take_answer(L);
+            return false;
+        }
+        /* an interim answer (100 Continue...): the real one follows */
+        memmove(L->in, L->in + n, L->in_len - (size_t)n);
+        L->in_len -= (size_t)n;
+    }
+}
+
+static void
+read_head(struct ptth_leg_impl *L)
+{
+    for (;;) {
+        ssize_t n = conn_recv(L, L->in + L->in_len, PTTH_LEG_HEAD_MAX - L->in_len);
+        if (n == -EAGAIN)
+            return;
+        if (n == 0) {
+            fail(L, "the relay %s closed the connection before a complete response head (%zu bytes came)", L->url, L->in_len);
+            return;
+        }
+        if (n < 0) {
+            fail(L, "reading the response head from %s failed: %s", L->url, strerror((int)-n));
+            return;
+        }
+        L->in_len += (size_t)n;
+        if (!parse_head(L))
+            return;
+    }
+}
+
+static void
+read_error_body(struct ptth_leg_impl *L)
+{
+    for (;;) {
+        ssize_t n = conn_recv(L, L->in, PTTH_LEG_HEAD_MAX);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) { /* the end, or broken: the answer is what came */
+            end_error_body(L);
+            return;
+        }
+        size_t len = (size_t)n;
+        int rc = ptth_leg_body_decode(&L->body, L->in, &len);
+        keep_error_body(L, L->in, len);
+        if (rc != 0) {
+            end_error_body(L);
+            return;
+        }
+    }
+}
+
+static void
+on_timer(ptth_timer *t)
+{
+    struct ptth_leg_impl *L = t->data;
+    if (L->state == LEG_READING_ERROR_BODY)
+        end_error_body(L);
+    else
+        fail(L, "no response head from the relay %s within %ld ms", L->url, L->timeout_ms);
+}
+
+static void
+on_event(ptth_watch *w, uint32_t events)
+{
+    struct ptth_leg_impl *L = w->data;
+    switch (L->state) {
+    case LEG_SENDING:
+        send_request(L);
+        return;
+    case LEG_READING_HEAD:
+        read_head(L);
+        return;
+    case LEG_READING_ERROR_BODY:
+        read_error_body(L);
+        return;
+    case LEG_UPGRADED:
+    case LEG_BODY:
+        if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && L->want_read && !run_cb(L, CB_READABLE))
+            return;
+        if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && L->want_write && L->state == LEG_UPGRADED)
+            run_cb(L, CB_WRITABLE);
+        return;
+    default:
+        return;
+    }
+}
+
+static void
+on_readable_defer(ptth_defer *d)
+{
+    struct ptth_leg_impl *L = d->data;
+    if (L->want_read && (L->state == LEG_UPGRADED || L->state == LEG_BODY))
+        run_cb(L, CB_READABLE);
+}
+
+/* ==== public ==== */
+
+int
+ptth_leg_open(ptth_relay_client *c, ptth_leg *leg, const char *path, const char *const *headers, long timeout_ms,
+              const ptth_leg_ops *ops, void *data)
+{
+    if (leg->impl != NULL)
+        return -EBUSY;
+    struct ptth_leg_impl *L = calloc(1, sizeof(*L));
+    if (L == NULL)
+        return -ENOMEM;
+    L->url = strdup(ptth_relay_client_url(c));
+    int rc = L->url == NULL ? -ENOMEM : build_request(L, c, path, headers);
+    if (rc != 0)
+        goto fail;
+    L->leg = leg;
+    L->loop = ptth_relay_client_loop(c);
+    L->state = LEG_CONNECTING;
+    L->fd = CURL_SOCKET_BAD;
+    L->timeout_ms = timeout_ms;
+    L->job.on_done = on_connected;
+    L->job.data = L;
+    if ((rc = ptth_conn_job_start(c, &L->job)) != 0)
+        goto fail;
+    if (timeout_ms > 0)
+        ptth_timer_start(L->loop, &L->timer, timeout_ms, on_timer, L);
+    leg->ops = ops;
+    leg->data = data;
+    leg->impl = L;
+    return 0;
+fail:
+    wipe_request(L);
+    free(L->url);
+    free(L);
+    return rc;
+}
+
+ssize_t
+ptth_leg_read(ptth_leg *leg, void *buf, size_t len)
+{
+    struct ptth_leg_impl *L = leg->impl;
+    if (L == NULL || (L->state != LEG_UPGRADED && L->state != LEG_BODY))
+        return -ENOTCONN;
+    if (len == 0)
+        return -EINVAL;
+    if (L->pend_len > 0) {
+        size_t n = L->pend_len < len ? L->pend_len : len;
+        memcpy(buf, L->in + L->pend_off, n);
+        L->pend_off += n;
+        L->pend_len -= n;
+        drop_head_buffer(L);
+        return (ssize_t)n;
+    }
+    if (L->state == LEG_BODY && L->body.done)
+        return 0;
+    for (;;) {
+        ssize_t n = conn_recv(L, buf, len);
+        if (n < 0 || L->state == LEG_UPGRADED)
+            return n;
+        if (n == 0)
+            return ptth_leg_body_closed(&L->body);
+        size_t got = (size_t)n;
+        int rc = ptth_leg_body_decode(&L->body, buf, &got);
+        if (rc < 0)
+            return -EPROTO;
+        if (got > 0 || rc == 1)
+            return (ssize_t)got;
+        /* only chunk framing came: read on */
+    }
+}
+
+ssize_t
+ptth_leg_write(ptth_leg *leg, const void *buf, size_t len)
+{
+    struct ptth_leg_impl *L = leg->impl;
+    if (L == NULL || L->state != LEG_UPGRADED)
+        return -EPIPE;
+    if (len == 0)
+        return 0;
+    return conn_send(L, buf, len);
+}
+
+void
+ptth_leg_want(ptth_leg *leg, bool read, bool write)
+{
+    struct ptth_leg_impl *L = leg->impl;
+    if (L == NULL)
+        return;
+    L->want_read = read;
+    L->want_write = write;
+    if (L->state != LEG_UPGRADED && L->state != LEG_BODY)
+        return; /* applied when the answer comes (set_state) */
+    update_watch(L);
+    if (read)
+        ptth_defer_call(L->loop, &L->readable, on_readable_defer, L);
+    else
+        ptth_defer_cancel(L->loop, &L->readable);
+}
+
+bool
+ptth_leg_is_tls(const ptth_leg *leg)
+{
+    return leg->impl != NULL && leg->impl->tls;
+}
+
+void
+ptth_leg_close(ptth_leg *leg, bool abort)
+{
+    struct ptth_leg_impl *L = leg->impl;
+    if (L == NULL)
+        return;
+    leg->impl = NULL;
+    if (L->gone != NULL)
+        *L->gone = true;
+    if (abort && L->fd != CURL_SOCKET_BAD) {
+        /* a TCP reset, and no TLS close_notify before it: the other end must
+         * see a broken connection, not an end */
+        SSL *ssl = conn_ssl(L);
+        if (ssl != NULL)
+            SSL_set_quiet_shutdown(ssl, 1);
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(L->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    release_connection(L);
+    free(L->url);
+    free(L);
+}
