@@ -75,16 +75,16 @@
 typedef struct ptth_leg ptth_leg;
 
 typedef struct ptth_leg_response {
-    int status;       /* 0: no HTTP answer (see error) */
-    bool upgraded;    /* 101 with our Upgrade token */
-    const char *error; /* status 0 (or a 101 without our token): what failed, for logs; else NULL */
-    long retry_after;  /* Retry-After in seconds, -1 when absent */
-    long heartbeat;    /* PTTH-Heartbeat in seconds, 0 when absent */
-    long idle_timeout; /* PTTH-Idle-Timeout in seconds, 0 when absent */
-    long max_chunk;    /* PTTH-Max-Chunk, 0 when absent */
-    char conn[PTTH_REQ_FIELD_MAX];       /* PTTH-Conn, "" when absent */
+    int status;                            /* 0: no HTTP answer (see error) */
+    bool upgraded;                         /* 101 with our Upgrade token */
+    const char *error;                     /* status 0 (or a 101 without our token): what failed, for logs; else NULL */
+    long retry_after;                      /* Retry-After in seconds, -1 when absent */
+    long heartbeat;                        /* PTTH-Heartbeat in seconds, 0 when absent */
+    long idle_timeout;                     /* PTTH-Idle-Timeout in seconds, 0 when absent */
+    long max_chunk;                        /* PTTH-Max-Chunk, 0 when absent */
+    char conn[PTTH_REQ_FIELD_MAX];         /* PTTH-Conn, "" when absent */
     char upgrade_note[PTTH_REQ_FIELD_MAX]; /* PTTH-Upgrade (why the relay did not upgrade), "" when absent */
-    char reason[PTTH_LEG_REASON_MAX];    /* PTTH-Reason or the start of a non-2xx body */
+    char reason[PTTH_LEG_REASON_MAX];      /* PTTH-Reason or the start of a non-2xx body */
 } ptth_leg_response;
 
 typedef struct ptth_leg_ops {
@@ -130,7 +130,7 @@ bool ptth_leg_is_tls(const ptth_leg *leg);
  * frees what open allocated. No callback follows. A no-op when not active. */
 void ptth_leg_close(ptth_leg *leg, bool abort);
 
-/* ---- the response parser ----
+/* ---- the response parser (leg_parse.c) ----
  * Pure functions on bytes (no socket, no loop): what the leg does with the
  * relay's answer. In this header for tests/unit/term/test_leg.c and
  * tests/fuzz/fuzz_leg.c; a leg's user does not need them. Every byte is
@@ -146,10 +146,13 @@ typedef enum ptth_leg_framing {
 
 typedef struct ptth_leg_body {
     ptth_leg_framing framing;
-    bool done;                /* the end of the body was seen */
-    unsigned long long left;  /* LENGTH: bytes still to come */
+    bool done;               /* the end of the body was seen */
+    unsigned long long left; /* LENGTH: bytes still to come */
     struct phr_chunked_decoder chunked;
 } ptth_leg_body;
+
+/* Clears res to "no answer": status 0, retry_after -1, texts empty. */
+void ptth_leg_response_reset(ptth_leg_response *res);
 
 /* Parses the response head at the start of buf[0..len). >0: the head's
  * length; res (all fields; error points into err for a 101 without our

@@ -58,9 +58,9 @@ struct ptth_relay_client {
     bool verbose; /* PTTH_CURL_VERBOSE set: libcurl traces on stderr */
     char auth[128];
     struct multi_ctx m[MULTI_COUNT];
-    ptth_h2_client *h2; /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
-    bool curl_fallback; /* the relay showed it does not speak HTTP/2 */
-    ptth_req *active; /* every active request, for ptth_relay_client_free */
+    ptth_h2_client *h2;  /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
+    bool curl_fallback;  /* the relay showed it does not speak HTTP/2 */
+    ptth_req *active;    /* every active request, for ptth_relay_client_free */
     ptth_conn_job *jobs; /* every active connect-only job, likewise */
 };
 

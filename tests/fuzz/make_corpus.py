@@ -456,6 +456,32 @@ def write(name, seeds):
             f.write(content)
 
 
+# ---- leg: [split seed] then what a relay answers an upgraded leg ----
+
+H101 = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ptth-tunnel/1\r\nConnection: Upgrade\r\n"
+
+
+@target
+def leg_seeds():
+    return {
+        "upgraded": b"\x01" + H101 + b"PTTH-Heartbeat: 30\r\nPTTH-Idle-Timeout: 120\r\nPTTH-Conn: c-1\r\n\r\nraw bytes",
+        "wrong_token": b"\x02HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        "interim": b"\x03HTTP/1.1 100 Continue\r\n\r\n" + H101 + b"\r\n",
+        "chunked": b"\x04HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nPTTH-Max-Chunk: 65536\r\n\r\n"
+        b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\nafter",
+        "length": b"\x05HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world and more",
+        "until_close": b"\x06HTTP/1.0 200 OK\r\n\r\nhello world",
+        "forbidden": b"\x07HTTP/1.1 403 Forbidden\r\nPTTH-Reason: client alice may not reach foo/ssh\r\n"
+        b"Content-Length: 9\r\n\r\nforbidden",
+        "unavailable": b"\x08HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nPTTH-Upgrade: off\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n10\r\n  relay busy:\r\n \r\n0\r\n\r\n",
+        "bad_length": b"\x09HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "garbage": b"\x0aSSH-2.0-OpenSSH_9.2\r\n",
+        "partial": b"\x0bHTTP/1.1 101 Switching Protoc",
+        "big_head": b"\x0cHTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 17000 + b"\r\n\r\n",  # above PTTH_LEG_HEAD_MAX, and sets libFuzzer's default -max_len
+    }
+
+
 def main():
     wanted = sys.argv[1:] or [n[: -len("_seeds")] for n in TARGETS]
     for name in wanted:

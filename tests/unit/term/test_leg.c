@@ -9,8 +9,7 @@
  * made here) checks ALPN, curl_easy_send/recv and a transfer of a few MiB
  * with backpressure.
  *
- * Also the pure response parser of leg.h (ptth_leg_parse_head,
- * ptth_leg_body_decode) on split inputs.
+ * The pure response parser (leg_parse.c) has its own suite, test_leg_parse.c.
  *
  * Every wait is bounded (run_until() fails the test when its guard fires).
  */
@@ -50,18 +49,18 @@ static struct {
     int lfd, port;
     bool tls;
     SSL_CTX *ctx;
-    bool close_at_once;        /* close before reading the request */
+    bool close_at_once;            /* close before reading the request */
     const char *piece[MAX_PIECES]; /* the answer, sent piece by piece */
-    size_t piece_len[MAX_PIECES]; /* 0: strlen */
+    size_t piece_len[MAX_PIECES];  /* 0: strlen */
     int npieces;
     int piece_delay_ms;
     enum after after;
-    int echo_delay_ms;         /* before the echo starts reading */
-    char req[8192];            /* the request head as received */
+    int echo_delay_ms; /* before the echo starts reading */
+    char req[8192];    /* the request head as received */
     size_t req_len;
-    char alpn[64];             /* the protocols the client offered */
+    char alpn[64]; /* the protocols the client offered */
     size_t alpn_len;
-    int end_errno;             /* AFTER_HOLD/ECHO: 0 EOF, else the errno of the failed read */
+    int end_errno; /* AFTER_HOLD/ECHO: 0 EOF, else the errno of the failed read */
     size_t echoed;
     atomic_bool done;
     pthread_t thread;
@@ -567,9 +566,14 @@ START_TEST(request_bytes)
     fake_join();
     char host[64];
     snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", F.port);
-    const char *want[] = {"\r\nAuthorization: Bearer " KEY "\r\n", "\r\nUpgrade: ptth-tunnel/1\r\n", "\r\nConnection: Upgrade\r\n",
-                          "\r\nContent-Length: 0\r\n", "\r\nUser-Agent: ptth-test/1\r\n", "\r\nPTTH-Name: foo\r\n",
-                          "\r\nX-Extra: 1 2\r\n\r\n", host};
+    const char *want[] = {"\r\nAuthorization: Bearer " KEY "\r\n",
+                          "\r\nUpgrade: ptth-tunnel/1\r\n",
+                          "\r\nConnection: Upgrade\r\n",
+                          "\r\nContent-Length: 0\r\n",
+                          "\r\nUser-Agent: ptth-test/1\r\n",
+                          "\r\nPTTH-Name: foo\r\n",
+                          "\r\nX-Extra: 1 2\r\n\r\n",
+                          host};
     ck_assert_msg(strncmp(F.req, "POST /ptth/v1/connect/foo/ssh HTTP/1.1\r\n", 40) == 0, "%s", F.req);
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         ck_assert_msg(strstr(F.req, want[i]) != NULL, "no '%s' in:\n%s", want[i], F.req);
@@ -938,59 +942,6 @@ START_TEST(conn_job_keeps_the_connection_until_ended)
 }
 END_TEST
 
-/* ---- tests: the pure parser ---- */
-
-START_TEST(parser_head_in_every_split)
-{
-    const char *head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nRetry-After: 99999999\r\n\r\n";
-    size_t len = strlen(head);
-    for (size_t cut = 0; cut < len; cut++) {
-        ptth_leg_response res;
-        ptth_leg_body body;
-        char err[256];
-        ck_assert_int_eq(ptth_leg_parse_head(head, cut, &res, &body, err, sizeof(err)), 0);
-    }
-    ptth_leg_response res;
-    ptth_leg_body body;
-    char err[256];
-    ck_assert_int_eq(ptth_leg_parse_head(head, len, &res, &body, err, sizeof(err)), (int)len);
-    ck_assert_int_eq(body.framing, PTTH_LEG_BODY_CHUNKED);
-    ck_assert_int_eq(res.retry_after, 86400);
-    ck_assert_int_eq(ptth_leg_parse_head("HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", 39, &res, &body, err, sizeof(err)),
-                     -EBADMSG);
-    ck_assert_int_eq(ptth_leg_parse_head("HTTP/1.1 000 OK\r\n\r\n", 19, &res, &body, err, sizeof(err)), -EBADMSG);
-    ck_assert_int_eq(ptth_leg_parse_head("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 46, &res, &body, err, sizeof(err)),
-                     46);
-    ck_assert(body.done);
-}
-END_TEST
-
-START_TEST(parser_chunked_byte_by_byte)
-{
-    const char *wire = "3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\nAFTER";
-    ptth_leg_body body = {.framing = PTTH_LEG_BODY_CHUNKED};
-    body.chunked.consume_trailer = 1;
-    char out[64];
-    size_t out_len = 0;
-    int rc = 0;
-    for (size_t i = 0; wire[i] != '\0'; i++) {
-        char b = wire[i];
-        size_t n = 1;
-        rc = ptth_leg_body_decode(&body, &b, &n);
-        ck_assert_int_ge(rc, 0);
-        memcpy(out + out_len, &b, n);
-        out_len += n;
-    }
-    ck_assert_int_eq(rc, 1);
-    ck_assert_int_eq(out_len, 19);
-    ck_assert(memcmp(out, "abc0123456789abcdef", 19) == 0);
-    char bad[] = "zz\r\n";
-    size_t n = 4;
-    ptth_leg_body b2 = {.framing = PTTH_LEG_BODY_CHUNKED};
-    ck_assert_int_eq(ptth_leg_body_decode(&b2, bad, &n), -EBADMSG);
-}
-END_TEST
-
 Suite *
 ptth_test_suite(void)
 {
@@ -1022,8 +973,6 @@ ptth_test_suite(void)
     tcase_add_test(tc, tls_upgrade_echo_megabytes);
     tcase_add_test(tc, tls_abort_resets_without_close_notify);
     tcase_add_test(tc, conn_job_keeps_the_connection_until_ended);
-    tcase_add_test(tc, parser_head_in_every_split);
-    tcase_add_test(tc, parser_chunked_byte_by_byte);
     suite_add_tcase(s, tc);
     return s;
 }
