@@ -54,7 +54,8 @@
  * Ownership: a ptth_leg is the caller's (embedded in a bigger object); it is
  * active from ptth_leg_open() until ptth_leg_close(), which the caller must
  * call exactly once after a successful open (also after a failure reported
- * by on_response). The extra header lines are copied.
+ * by on_response). The extra header lines are copied. Every leg is closed
+ * before its ptth_relay_client is freed.
  */
 #ifndef PTTH_LEG_H
 #define PTTH_LEG_H
@@ -112,7 +113,9 @@ int ptth_leg_open(ptth_relay_client *c, ptth_leg *leg, const char *path, const c
 
 /* >0 bytes read, 0 end of stream (the relay closed, or the end of a 2xx
  * body), -EAGAIN nothing now, -ECONNRESET the connection was reset, another
- * negative errno when it broke. */
+ * negative errno when it broke (-EPROTO: a 2xx body with broken chunked
+ * framing or cut short; -ENOTCONN: no usable answer yet, or none came;
+ * -EINVAL: len 0). */
 ssize_t ptth_leg_read(ptth_leg *leg, void *buf, size_t len);
 
 /* >0 bytes taken (maybe fewer than len), -EAGAIN full (see above), -EPIPE
