@@ -34,6 +34,10 @@
  *
  * Ownership: the client copies the path; the header lines and the body stay
  * the caller's and must not change while the request is active.
+ *
+ * Inside: h2_client.c is the pool and the requests, h2_session.c one
+ * connection (nghttp2 on a byte stream: bstream_sock.h, bstream_tls.h);
+ * h2_internal.h is what the two share.
  */
 #ifndef PTTH_H2_CLIENT_H
 #define PTTH_H2_CLIENT_H
