@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "data_path.h"
 #include "keys.h"
 #include "log.h"
 #include "graceful_stop.h"
@@ -34,6 +35,7 @@ typedef struct proxy_config {
     char *ca_file;
     bool insecure;
     uint64_t max_chunk;
+    char *data_path;
     /* filled in by validate() */
     ptth_key key;
     ptth_forward_spec *specs;
@@ -120,6 +122,10 @@ static const ptth_option options[] = {
      0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(proxy_config, max_chunk), "BYTES",
      "largest upstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
+    {"data-path", PTTH_OPT_STRING, offsetof(proxy_config, data_path), "auto|upgrade|chunks",
+     "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
+     "auto: upgrade where the relay and every proxy in between allow it, else chunks",
+     "auto", 0, 0, ptth_data_path_check},
 };
 
 static const ptth_program program = {
@@ -205,6 +211,8 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
         goto out;
     }
+    static ptth_data_path data_path;                      /* shared by every bridge; lives for the run */
+    (void)ptth_data_path_init(&data_path, cfg.data_path); /* checked by the option parser */
     ptth_relay_client_config rcc = {
         .url = cfg.relay,
         .key = cfg.key.text,
@@ -220,6 +228,7 @@ main(int argc, char **argv)
         .forwards = cfg.specs,
         .n_forwards = cfg.n_specs,
         .max_chunk = (size_t)cfg.max_chunk,
+        .data_path = &data_path,
         .stdio = cfg.stdio,
         .on_stdio_end = on_stdio_end,
         .data = &a,

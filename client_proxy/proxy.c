@@ -189,6 +189,7 @@ start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
         .chunk_kind = "upstream",
         .local_name = "client",
         .max_chunk = px->p->max_chunk,
+        .data_path = px->p->data_path,
         .on_end = on_tunnel_end,
         .data = t,
     };

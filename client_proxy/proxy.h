@@ -39,6 +39,7 @@ typedef struct ptth_proxy_params {
     const ptth_forward_spec *forwards; /* listening forwards, or in stdio mode the one target */
     size_t n_forwards;
     size_t max_chunk;
+    struct ptth_data_path *data_path; /* --data-path; the caller's, outlives the program object */
     bool stdio;
     /* stdio mode: the tunnel is over; ok when it was established */
     void (*on_stdio_end)(bool ok, void *data);

@@ -1,5 +1,6 @@
 /* bridge.c: a tunnel between a local byte stream and the relay; see bridge.h. */
 #include "bridge.h"
+#include "bridge_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,7 +36,6 @@ static const long chunk_retry_ms[] = {0, 100, 300, 1000};
  * (a backlog): a quiet tunnel holds no output buffer. */
 #define OUT_KEEP_BATCH 16384
 #define OUT_KEEP_CAP (2 * OUT_FLUSH_AT)
-#define PATH_MAX_LEN 512
 
 /* ---- chunk buffers: one process-wide free list, so that the hot path does
  * not allocate (every bridge of a process uses the same max_chunk) ---- */
@@ -46,16 +46,16 @@ static struct {
     void *bufs[POOL_KEEP];
 } pool;
 
-static void *
-buf_get(size_t size)
+void *
+ptth_bridge_buf_get(size_t size)
 {
     if (pool.size == size && pool.count > 0)
         return pool.bufs[--pool.count];
     return malloc(size);
 }
 
-static void
-buf_put(void *buf, size_t size)
+void
+ptth_bridge_buf_put(void *buf, size_t size)
 {
     if (buf == NULL)
         return;
@@ -76,173 +76,12 @@ ptth_bridge_release_pool(void)
         free(pool.bufs[--pool.count]);
 }
 
-/* ---- local ends over plain descriptors ---- */
-
-struct fd_pair {
-    int rfd, wfd;
-};
-
-static ssize_t
-fds_read(void *ctx, void *buf, size_t len)
-{
-    struct fd_pair *p = ctx;
-    ssize_t n = read(p->rfd, buf, len);
-    return n >= 0 ? n : -errno;
-}
-
-static ssize_t
-fds_write(void *ctx, const void *buf, size_t len)
-{
-    struct fd_pair *p = ctx;
-    if (p->wfd < 0)
-        return -EPIPE;
-    ssize_t n = write(p->wfd, buf, len);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return n > 0 ? n : -EIO;
-}
-
-static int
-fds_shutdown_write(void *ctx)
-{
-    struct fd_pair *p = ctx;
-    if (p->wfd < 0)
-        return 0;
-    if (p->rfd == p->wfd)
-        return shutdown(p->wfd, SHUT_WR) == 0 ? 0 : -errno;
-    close(p->wfd);
-    p->wfd = -1;
-    return 0;
-}
-
-static void
-fds_close(void *ctx)
-{
-    struct fd_pair *p = ctx;
-    if (p->rfd >= 0)
-        close(p->rfd);
-    if (p->wfd >= 0 && p->wfd != p->rfd)
-        close(p->wfd);
-    free(p);
-}
-
-/* A broken tunnel resets a socket peer (RST) instead of a clean close, so
- * that it cannot mistake the cut for the end of the stream. */
-static void
-fds_abort(void *ctx)
-{
-    struct fd_pair *p = ctx;
-    if (p->rfd >= 0 && p->rfd == p->wfd) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(p->rfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)); /* not a socket: nothing to do */
-    }
-    fds_close(ctx);
-}
-
-static const ptth_local_ops fd_ops = {
-    .read = fds_read,
-    .write = fds_write,
-    .shutdown_write = fds_shutdown_write,
-    .close = fds_close,
-    .abort = fds_abort,
-};
-
-int
-ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd)
-{
-    struct fd_pair *p = malloc(sizeof(*p));
-    if (p == NULL)
-        return -ENOMEM;
-    p->rfd = read_fd;
-    p->wfd = write_fd;
-    end->ops = &fd_ops;
-    end->ctx = p;
-    end->read_fd = read_fd;
-    end->write_fd = write_fd;
-    return 0;
-}
-
 /* ---- the bridge ---- */
-
-typedef enum bridge_state {
-    ST_NEW,     /* created, stream not requested yet */
-    ST_OPENING, /* framed-stream request sent, no 200 yet */
-    ST_OPEN,    /* bridging */
-    ST_CLOSING, /* local error: `close` POST in flight, the rest stopped */
-    ST_ENDED,   /* on_end queued */
-} bridge_state;
-
-struct chunk {
-    ptth_req req;
-    ptth_bridge *b;
-    uint8_t *buf;
-    size_t len;
-    uint64_t seq;
-    bool fin;
-    int attempts;
-    ptth_timer retry_timer;
-    char seq_header[32];
-};
 
 static const char fin_header[] = "PTTH-Fin: 1";
 
-struct ptth_bridge {
-    ptth_loop *loop;
-    ptth_relay_client *client;
-    ptth_bridge_end_cb on_end;
-    void *data;
-    char server[PTTH_REQ_FIELD_MAX];
-    char chunk_kind[16];
-    char local_name[16]; /* "backend" or "client": for reasons */
-    size_t max_chunk;    /* size of the chunk buffers */
-    size_t read_limit;   /* bytes per chunk: max_chunk, or less when the relay says so */
-    char conn[PTTH_REQ_FIELD_MAX];
-    bool conn_known;
-    char chunk_path[PATH_MAX_LEN];
-
-    ptth_local_end local;
-    bool local_closed;
-    bool same_fd;
-    ptth_watch rwatch, wwatch;
-
-    bridge_state state;
-    long long started_ms;
-
-    /* relay -> local */
-    ptth_req stream;
-    ptth_frame_decoder dec;
-    uint8_t *out; /* DATA not written yet: coalesced this round, or refused by a full local end */
-    size_t out_off, out_len, out_cap;
-    ptth_defer out_defer; /* writes `out` after the round's events */
-    bool out_blocked;     /* the local end said -EAGAIN: wait for EPOLLOUT (the stream pauses) */
-    bool out_broken;      /* a write to the local end failed */
-    bool stream_paused;
-    bool fin_received;
-    bool write_shut;
-    bool stream_done;
-
-    /* local -> relay */
-    struct chunk chunks[PTTH_BRIDGE_WINDOW];
-    unsigned in_flight;
-    uint64_t next_seq;
-    bool local_eof;
-    bool fin_acked;
-
-    /* the end */
-    ptth_req close_req;
-    char close_header[240];
-    ptth_timer close_timer;
-    ptth_defer defer;
-    bool failed;     /* a failure was recorded; reason holds it */
-    bool tell_relay; /* the failure is ours: POST close */
-    char reason[PTTH_REQ_REASON_MAX];
-    bool clean;
-    uint64_t bytes_to_relay, bytes_from_relay;
-};
-
 static void on_defer(ptth_defer *d);
 static void on_out_defer(ptth_defer *d);
-static void update_watches(ptth_bridge *b);
 static void post_chunk(struct chunk *c);
 static void on_chunk_retry_timer(ptth_timer *t);
 
@@ -262,9 +101,8 @@ ptth_conn_id_valid(const char *id)
 
 /* Records the first failure and lets the loop act on it (we may be inside
  * libcurl here). tell_relay: the relay does not know yet, send `close`. */
-static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void
-fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
+void
+ptth_bridge_fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
 {
     if (b->failed || b->state == ST_ENDED)
         return;
@@ -277,8 +115,8 @@ fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
     ptth_defer_call(b->loop, &b->defer, on_defer, b);
 }
 
-static void
-schedule(ptth_bridge *b)
+void
+ptth_bridge_schedule(ptth_bridge *b)
 {
     ptth_defer_call(b->loop, &b->defer, on_defer, b);
 }
@@ -304,7 +142,7 @@ release_chunks(ptth_bridge *b)
         struct chunk *c = &b->chunks[i];
         ptth_req_cancel(&c->req);
         ptth_timer_stop(b->loop, &c->retry_timer);
-        buf_put(c->buf, b->max_chunk);
+        ptth_bridge_buf_put(c->buf, b->max_chunk);
         c->buf = NULL;
     }
     b->in_flight = 0;
@@ -320,6 +158,7 @@ destroy(ptth_bridge *b)
     ptth_req_cancel(&b->close_req);
     release_chunks(b);
     close_local(b);
+    ptth_bridge_leg_close(b, true);
     free(b->out);
     free(b);
 }
@@ -336,9 +175,11 @@ ptth_bridge_shutdown(ptth_bridge *b)
 {
     /* before the tunnel id is known there is nothing to close at the relay:
      * dropping the connect request is enough */
-    if (b->state == ST_OPENING && !b->conn_known)
+    if (b->state == ST_OPENING && !b->conn_known) {
         ptth_req_cancel(&b->stream);
-    fail(b, true, "shutdown");
+        ptth_bridge_leg_close(b, true);
+    }
+    ptth_bridge_fail(b, true, "shutdown");
 }
 
 const char *
@@ -356,8 +197,9 @@ finish(ptth_bridge *b)
     ptth_req_cancel(&b->close_req);
     release_chunks(b);
     close_local(b);
+    ptth_bridge_leg_close(b, !b->clean);
     ptth_bridge_result res = {
-        .established = b->stream.status >= 200 && b->stream.status <= 299,
+        .established = b->established,
         .status = b->stream.status,
         .retry_after = b->stream.retry_after,
         .reason = b->reason,
@@ -386,6 +228,7 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     snprintf(b->chunk_kind, sizeof(b->chunk_kind), "%s", cfg->chunk_kind);
     snprintf(b->local_name, sizeof(b->local_name), "%s", cfg->local_name != NULL ? cfg->local_name : "local");
     b->max_chunk = cfg->max_chunk > 0 ? cfg->max_chunk : 262144;
+    b->data_path = cfg->data_path;
     b->read_limit = b->max_chunk;
     b->local = *local;
     b->same_fd = local->read_fd == local->write_fd;
@@ -464,43 +307,50 @@ shut_local_write(ptth_bridge *b)
         ptth_watch_stop(&b->wwatch);
     int rc = b->local.ops->shutdown_write(b->local.ctx);
     if (rc != 0 && rc != -ENOTCONN)
-        fail(b, true, "%s shutdown failed: %s", b->local_name, strerror(-rc));
+        ptth_bridge_fail(b, true, "%s shutdown failed: %s", b->local_name, strerror(-rc));
+}
+
+bool
+ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk)
+{
+    if (!b->conn_known) {
+        if (!ptth_conn_id_valid(conn)) {
+            ptth_bridge_fail(b, false, "relay answered without a valid PTTH-Conn");
+            return false;
+        }
+        snprintf(b->conn, sizeof(b->conn), "%s", conn);
+        b->conn_known = true;
+    }
+    int n = snprintf(b->chunk_path, sizeof(b->chunk_path), "/v1/servers/%s/conns/%s/%s", b->server, b->conn, b->chunk_kind);
+    if (n < 0 || (size_t)n >= sizeof(b->chunk_path)) {
+        ptth_bridge_fail(b, false, "chunk path too long");
+        return false;
+    }
+    /* the relay refuses bodies above its --max-chunk and says which */
+    if (max_chunk > 0 && (size_t)max_chunk < b->read_limit)
+        b->read_limit = (size_t)max_chunk;
+    b->state = ST_OPEN;
+    b->established = true;
+    ptth_bridge_update_watches(b);
+    return true;
 }
 
 static void
 on_stream_headers(ptth_req *r)
 {
     ptth_bridge *b = r->data;
-    if (r->status < 200 || r->status > 299 || b->state != ST_OPENING)
-        return;
-    if (!b->conn_known) {
-        if (!ptth_conn_id_valid(r->conn)) {
-            fail(b, false, "relay answered 200 without a valid PTTH-Conn");
-            return;
-        }
-        snprintf(b->conn, sizeof(b->conn), "%s", r->conn);
-        b->conn_known = true;
-    }
-    int n = snprintf(b->chunk_path, sizeof(b->chunk_path), "/v1/servers/%s/conns/%s/%s", b->server, b->conn, b->chunk_kind);
-    if (n < 0 || (size_t)n >= sizeof(b->chunk_path)) {
-        fail(b, false, "chunk path too long");
-        return;
-    }
-    /* the relay refuses bodies above its --max-chunk and says which */
-    if (r->max_chunk > 0 && (size_t)r->max_chunk < b->read_limit)
-        b->read_limit = (size_t)r->max_chunk;
-    b->state = ST_OPEN;
-    update_watches(b);
+    if (r->status >= 200 && r->status <= 299 && b->state == ST_OPENING)
+        (void)ptth_bridge_opened(b, r->conn, r->max_chunk);
 }
 
-/* The framed stream's body: decode, and queue DATA for the local end. Runs
- * inside libcurl, which hands over one HTTP/2 DATA frame (16 KiB) per call:
- * the payloads of one loop round are written with one call after the round
- * (on_out_defer), so a 256 KiB chunk costs one or two writes, not 17. */
-static size_t
-on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
+/* The framed stream's bytes: decode, and queue DATA for the local end.
+ * From libcurl or nghttp2 (one HTTP/2 DATA frame of 16 KiB per call) the
+ * payloads of one loop round are written with one call after the round
+ * (on_out_defer), so a 256 KiB chunk costs one or two writes, not 17; a
+ * leg's reads are large, and written at once (flush_now). */
+size_t
+ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
 {
-    ptth_bridge *b = r->data;
     if (b->state != ST_OPEN || b->failed)
         return len; /* ending: nothing more goes to the local end */
     if (b->out_blocked) {
@@ -519,7 +369,7 @@ on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
             b->bytes_from_relay += ev.len;
             int rc = out_append(b, ev.data, ev.len);
             if (rc != 0) {
-                fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+                ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
                 return len;
             }
             break;
@@ -528,21 +378,21 @@ on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
             b->fin_received = true;
             break;
         case PTTH_FRAME_EV_RST:
-            fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
+            ptth_bridge_fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
             return len;
         case PTTH_FRAME_EV_PING:
             break;
         case PTTH_FRAME_EV_ERROR:
-            fail(b, true, "bad frame from relay: %s", ev.error);
+            ptth_bridge_fail(b, true, "bad frame from relay: %s", ev.error);
             return len;
         }
         if (ev.type == PTTH_FRAME_EV_NEED_MORE)
             break;
     }
-    if (out_pending(b) && b->out_len - b->out_off >= OUT_FLUSH_AT) {
+    if (out_pending(b) && (flush_now || b->out_len - b->out_off >= OUT_FLUSH_AT)) {
         int rc = write_out(b);
         if (rc != 0 && rc != -EAGAIN) {
-            fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+            ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
             return len;
         }
     }
@@ -550,10 +400,35 @@ on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
         ptth_defer_call(b->loop, &b->out_defer, on_out_defer, b);
     if (b->fin_received && !out_pending(b))
         shut_local_write(b);
-    update_watches(b);
+    ptth_bridge_update_watches(b);
     if (b->fin_received)
-        schedule(b);
+        ptth_bridge_schedule(b);
     return len;
+}
+
+static size_t
+on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
+{
+    return ptth_bridge_feed(r->data, p, len, false);
+}
+
+void
+ptth_bridge_refused(ptth_bridge *b, long status, long retry_after, const char *why)
+{
+    b->stream_done = true;
+    b->stream.status = status;
+    b->stream.retry_after = retry_after;
+    if (status == 0 && b->conn_known) {
+        /* the accept failed in transport: the relay may still hold the
+         * tunnel, and the client waits on it; say it is over */
+        ptth_bridge_fail(b, true, "%s", why);
+        return;
+    }
+    if (why != NULL && why[0] != '\0')
+        snprintf(b->reason, sizeof(b->reason), "%s", why);
+    else
+        snprintf(b->reason, sizeof(b->reason), "HTTP %ld", status);
+    finish(b);
 }
 
 static void
@@ -562,28 +437,16 @@ on_stream_done(ptth_req *r, const char *error)
     ptth_bridge *b = r->data;
     b->stream_done = true;
     if (b->state == ST_OPENING) {
-        if (error != NULL && b->conn_known) {
-            /* the accept failed in transport: the relay may still hold the
-             * tunnel, and the client waits on it; say it is over */
-            fail(b, true, "%s", error);
-            return;
-        }
-        if (error != NULL)
-            snprintf(b->reason, sizeof(b->reason), "%s", error);
-        else if (r->reason[0] != '\0')
-            snprintf(b->reason, sizeof(b->reason), "%s", r->reason);
-        else
-            snprintf(b->reason, sizeof(b->reason), "HTTP %ld", r->status);
-        finish(b);
+        ptth_bridge_refused(b, error != NULL ? 0 : r->status, r->retry_after, error != NULL ? error : r->reason);
         return;
     }
     if (b->state == ST_OPEN) {
         if (error != NULL) /* the relay may not know yet: tell it if it is there */
-            fail(b, true, "relay stream failed: %s", error);
+            ptth_bridge_fail(b, true, "relay stream failed: %s", error);
         else if (!b->fin_received)
-            fail(b, false, "relay ended the stream without FIN");
+            ptth_bridge_fail(b, false, "relay ended the stream without FIN");
     }
-    schedule(b);
+    ptth_bridge_schedule(b);
 }
 
 static const ptth_req_ops stream_ops = {
@@ -603,7 +466,7 @@ flush_out(ptth_bridge *b)
     if (rc == -EAGAIN)
         return;
     if (rc != 0) {
-        fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+        ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
         return;
     }
     if (b->out_cap > OUT_KEEP_CAP || batch < OUT_KEEP_BATCH) {
@@ -616,10 +479,13 @@ flush_out(ptth_bridge *b)
         shut_local_write(b);
     if (b->stream_paused) {
         b->stream_paused = false;
-        /* may deliver more right away (on_stream_body) */
-        ptth_req_resume(&b->stream);
+        /* may deliver more right away (ptth_bridge_feed) */
+        if (b->path == PATH_CHUNKS)
+            ptth_req_resume(&b->stream);
+        else
+            ptth_bridge_leg_resume(b);
     }
-    schedule(b);
+    ptth_bridge_schedule(b);
 }
 
 /* The end of the round in which DATA arrived: write it (never later, so
@@ -632,7 +498,7 @@ on_out_defer(ptth_defer *d)
         return;
     flush_out(b);
     if (!b->local_closed)
-        update_watches(b);
+        ptth_bridge_update_watches(b);
 }
 
 /* ---- local -> relay ---- */
@@ -640,11 +506,13 @@ on_out_defer(ptth_defer *d)
 static bool
 reading_wanted(const ptth_bridge *b)
 {
+    if (b->path == PATH_UPGRADE)
+        return ptth_bridge_leg_reading_wanted(b);
     return b->state == ST_OPEN && !b->failed && !b->local_eof && b->in_flight < PTTH_BRIDGE_WINDOW;
 }
 
-static void
-update_watches(ptth_bridge *b)
+void
+ptth_bridge_update_watches(ptth_bridge *b)
 {
     if (b->local_closed)
         return;
@@ -662,6 +530,10 @@ update_watches(ptth_bridge *b)
 static void
 read_local(ptth_bridge *b)
 {
+    if (b->path == PATH_UPGRADE) {
+        ptth_bridge_leg_read_local(b);
+        return;
+    }
     struct chunk *c = NULL;
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
         if (!b->chunks[i].req.active && b->chunks[i].buf == NULL && !ptth_timer_active(&b->chunks[i].retry_timer)) {
@@ -671,23 +543,23 @@ read_local(ptth_bridge *b)
     }
     if (c == NULL)
         return;
-    uint8_t *buf = buf_get(b->max_chunk);
+    uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
     if (buf == NULL) {
-        fail(b, true, "out of memory");
+        ptth_bridge_fail(b, true, "out of memory");
         return;
     }
     ssize_t n = b->local.ops->read(b->local.ctx, buf, b->read_limit);
     if (n == -EAGAIN) {
-        buf_put(buf, b->max_chunk);
+        ptth_bridge_buf_put(buf, b->max_chunk);
         return;
     }
     if (n < 0) {
-        buf_put(buf, b->max_chunk);
-        fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
+        ptth_bridge_buf_put(buf, b->max_chunk);
+        ptth_bridge_fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
         return;
     }
     if (n == 0) {
-        buf_put(buf, b->max_chunk);
+        ptth_bridge_buf_put(buf, b->max_chunk);
         b->local_eof = true;
         c->buf = NULL;
         c->len = 0;
@@ -712,7 +584,7 @@ on_local_event(ptth_watch *w, uint32_t events)
     if (w == &b->rwatch && !b->local_closed && reading_wanted(b) && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         read_local(b);
     if (!b->local_closed)
-        update_watches(b);
+        ptth_bridge_update_watches(b);
 }
 
 static void
@@ -750,11 +622,11 @@ on_chunk_done(ptth_req *r, const char *error)
         return;
     }
     if (error != NULL) {
-        fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
+        ptth_bridge_fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
         return;
     }
     if (r->status == 404 && !(b->stream_done && b->fin_received)) {
-        fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
+        ptth_bridge_fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
         return;
     }
     /* a 404 after our stream ended cleanly: the relay ends a tunnel that way
@@ -763,17 +635,17 @@ on_chunk_done(ptth_req *r, const char *error)
     if (r->status == 404)
         r->status = 204;
     if (r->status < 200 || r->status > 299) {
-        fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
+        ptth_bridge_fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
         return;
     }
     b->bytes_to_relay += c->len;
     if (c->fin)
         b->fin_acked = true;
-    buf_put(c->buf, b->max_chunk);
+    ptth_bridge_buf_put(c->buf, b->max_chunk);
     c->buf = NULL;
     b->in_flight--;
-    update_watches(b);
-    schedule(b);
+    ptth_bridge_update_watches(b);
+    ptth_bridge_schedule(b);
 }
 
 static const ptth_req_ops chunk_ops = {
@@ -800,7 +672,7 @@ post_chunk(struct chunk *c)
     c->attempts++;
     int rc = ptth_req_start(b->client, &c->req, PTTH_REQ_SHORT, b->chunk_path, headers, c->buf, c->len);
     if (rc != 0)
-        fail(b, true, "cannot send chunk: %s", strerror(-rc));
+        ptth_bridge_fail(b, true, "cannot send chunk: %s", strerror(-rc));
 }
 
 /* ---- the end ---- */
@@ -840,9 +712,12 @@ on_defer(ptth_defer *d)
             (void)write_out(b);
         close_local(b);
         release_chunks(b);
-        if (b->tell_relay && b->conn_known) {
+        /* upgraded: the leg's reset tells the relay (and the other side) */
+        bool upgraded = b->path == PATH_UPGRADE;
+        ptth_bridge_leg_close(b, true);
+        if (b->tell_relay && b->conn_known && !upgraded) {
             /* tell the relay first, then drop the stream */
-            char path[PATH_MAX_LEN], value[200];
+            char path[PTTH_BRIDGE_PATH_MAX], value[200];
             snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/close", b->server, b->conn);
             ptth_req_header_value(value, sizeof(value), b->reason);
             snprintf(b->close_header, sizeof(b->close_header), "PTTH-Reason: %s", value);
@@ -859,11 +734,22 @@ on_defer(ptth_defer *d)
         finish(b);
         return;
     }
-    if (b->state == ST_OPEN && b->fin_received && b->write_shut && b->stream_done && b->fin_acked && b->in_flight == 0) {
+    bool relay_done = b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b) : b->stream_done && b->fin_acked && b->in_flight == 0;
+    if (b->state == ST_OPEN && b->fin_received && b->write_shut && relay_done) {
         b->clean = true;
         snprintf(b->reason, sizeof(b->reason), "fin");
         finish(b);
     }
+}
+
+int
+ptth_bridge_start_chunks(ptth_bridge *b)
+{
+    b->path = PATH_CHUNKS;
+    b->stream.ops = &stream_ops;
+    b->stream.data = b;
+    b->stream.timeout_ms = 0;
+    return ptth_req_start(b->client, &b->stream, PTTH_REQ_STREAM, b->stream_path, NULL, NULL, 0);
 }
 
 int
@@ -882,18 +768,20 @@ ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_id)
         if (rc != 0)
             ptth_watch_stop(&b->rwatch);
     }
+    if (rc == 0 && snprintf(b->stream_path, sizeof(b->stream_path), "%s", stream_path) >= (int)sizeof(b->stream_path))
+        rc = -E2BIG;
     if (rc == 0) {
-        b->stream.ops = &stream_ops;
-        b->stream.data = b;
-        b->stream.timeout_ms = 0;
-        rc = ptth_req_start(b->client, &b->stream, PTTH_REQ_STREAM, stream_path, NULL, NULL, 0);
+        if (b->data_path != NULL && ptth_data_path_try_upgrade(b->data_path, ptth_loop_now(b->loop)))
+            rc = ptth_bridge_leg_start(b);
+        else
+            rc = ptth_bridge_start_chunks(b);
     }
     if (rc != 0) {
         b->state = ST_OPENING;
         snprintf(b->reason, sizeof(b->reason), "cannot start request: %s", strerror(-rc));
         b->failed = true;
         b->tell_relay = false;
-        schedule(b);
+        ptth_bridge_schedule(b);
         return rc;
     }
     b->state = ST_OPENING;

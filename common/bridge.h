@@ -87,7 +87,7 @@ int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd);
 typedef struct ptth_bridge ptth_bridge;
 
 typedef struct ptth_bridge_result {
-    bool established;          /* the framed stream answered 200 */
+    bool established;          /* the tunnel opened (200 with a framed stream, or 101 upgraded) */
     long status;               /* HTTP status of the framed-stream request; 0: none */
     long retry_after;          /* its Retry-After in seconds, or -1 */
     const char *reason;        /* "fin", or what ended the tunnel / why it was refused */
@@ -106,6 +106,9 @@ typedef struct ptth_bridge_config {
     const char *chunk_kind; /* "upstream" (ptth_proxy) or "downstream" (ptth_server) */
     const char *local_name; /* what the local end is, for reasons: "client", "backend" */
     size_t max_chunk;       /* largest chunk body */
+    /* --data-path and what was learned about the relay connection (shared by
+     * the terminator's bridges); NULL: the chunked path only */
+    struct ptth_data_path *data_path;
     ptth_bridge_end_cb on_end;
     void *data;
 } ptth_bridge_config;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "data_path.h"
 #include "keys.h"
 #include "log.h"
 #include "graceful_stop.h"
@@ -35,6 +36,7 @@ typedef struct server_config {
     bool insecure;
     bool proxy_protocol;
     uint64_t max_chunk;
+    char *data_path;
     /* filled in by validate() */
     ptth_key key;
     ptth_server_port *ports;
@@ -135,6 +137,10 @@ static const ptth_option options[] = {
      "send a PROXY protocol v2 header with the client's address to TCP backends", NULL, 0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(server_config, max_chunk), "BYTES",
      "largest downstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
+    {"data-path", PTTH_OPT_STRING, offsetof(server_config, data_path), "auto|upgrade|chunks",
+     "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
+     "auto: upgrade where the relay and every proxy in between allow it, else chunks",
+     "auto", 0, 0, ptth_data_path_check},
 };
 
 static const ptth_program program = {
@@ -208,6 +214,8 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: cannot set up signals: %s\n", PROGRAM, strerror(-rc));
         goto out;
     }
+    static ptth_data_path data_path;                      /* shared by every bridge; lives for the run */
+    (void)ptth_data_path_init(&data_path, cfg.data_path); /* checked by the option parser */
     ptth_relay_client_config rcc = {
         .url = cfg.relay,
         .key = cfg.key.text,
@@ -225,6 +233,7 @@ main(int argc, char **argv)
         .n_ports = cfg.n_ports,
         .listens = (unsigned)cfg.listens,
         .max_chunk = (size_t)cfg.max_chunk,
+        .data_path = &data_path,
         .proxy_protocol = cfg.proxy_protocol,
     };
     for (size_t i = 0; i < cfg.n_ports; i++)

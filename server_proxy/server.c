@@ -291,6 +291,7 @@ backend_open(tunnel *t)
         .chunk_kind = "downstream",
         .local_name = "backend",
         .max_chunk = s->p->max_chunk,
+        .data_path = s->p->data_path,
         .on_end = on_bridge_end,
         .data = t,
     };

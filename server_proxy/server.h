@@ -38,6 +38,7 @@ typedef struct ptth_server_params {
     size_t n_ports;
     unsigned listens;
     size_t max_chunk;
+    struct ptth_data_path *data_path; /* --data-path; the caller's, outlives the program object */
     bool proxy_protocol;
 } ptth_server_params;
 

@@ -40,7 +40,9 @@ HOSTILE_TEXT = ('<script>alert("x")</script> & \'q\' <img src=x onerror=alert(1)
 class World:
     """A relay with an admin key, ptth_server 'foo' (ports echo and down,
     down's backend refuses), a raw server 'evil' driven by the test, and
-    ptth_proxy forwards for client alice."""
+    ptth_proxy forwards for client alice. The terminators take the chunked
+    path: the counts checked here are payload bytes, which the relay knows
+    exactly only there (on the upgraded path it counts frame bytes too)."""
 
     def __init__(self, ctx, relay_args=()):
         self.ctx = ctx
@@ -52,10 +54,10 @@ class World:
         ctx.cleanups.append(self.echo.close)
         closed = pt.free_port()
         self.server = ctx.server(self.relay.url, "foo", self.skey, ["echo=%d" % self.echo.port, "down=%d" % closed],
-                                 args=["--listens", "3"])
+                                 args=["--listens", "3", "--data-path", "chunks"])
         self.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
         self.proxy = ctx.proxy(self.relay.url, self.ckey,
-                               args=["--forward", "0=foo/echo", "--forward", "0=foo/down"], wait=False)
+                               args=["--forward", "0=foo/echo", "--forward", "0=foo/down", "--data-path", "chunks"], wait=False)
         ports = [int(m.group(1)) for m in re.finditer(r"listening on \S+:(\d+)", wait_lines(self.proxy, 2))]
         self.echo_port, self.down_port = ports
         self.api = rc.Api(self.relay.port)

@@ -73,7 +73,9 @@ def table_options(sec):
         if not cells:
             continue
         for m in re.finditer(r"`(--[a-z][a-z0-9-]*)(?: ([^`]+))?`", cells[0]):
-            out.setdefault(m.group(1), []).append((m.group(2), line))
+            # a | inside a table cell is written \| in Markdown
+            value = m.group(2).replace("\\|", "|") if m.group(2) is not None else None
+            out.setdefault(m.group(1), []).append((value, line))
     return out
 
 

@@ -1,0 +1,380 @@
+/*
+ * bridge_leg.c: a bridge's relay side over a ptth_leg (see
+ * bridge_internal.h): the upgraded path of SPEC §9.1, where both directions
+ * are frames on one raw connection, and the fallbacks when the relay or a
+ * proxy does not upgrade.
+ *
+ * Upgraded (PATH_UPGRADE), docs/protocol.md "Upgraded data path":
+ *   - local -> relay: one read of the local end (up to max_chunk - 8 bytes)
+ *     becomes one DATA frame, read into a pooled buffer behind the 4 header
+ *     bytes so that it is written without a copy; the local end is not read
+ *     again until the frame is written (TCP's backpressure). End of stream
+ *     is a FIN frame. After --heartbeat idle seconds of sending nothing, a
+ *     PING frame (the relay does not write into joined connections, so the
+ *     terminators keep proxies in between from timing the tunnel out).
+ *   - relay -> local: what the leg delivers goes through the frame decoder
+ *     of bridge.c (ptth_bridge_feed) and is written at once; the leg is not
+ *     read while the local end is full.
+ *   - the end: when our FIN was written and the peer's FIN received (and
+ *     written through), the leg is closed normally; the relay sees both
+ *     ends and logs reason=fin. On a failure, an RST frame (when no frame is
+ *     half written) and a TCP reset. A leg that ends (EOF) before the peer's
+ *     FIN, or is reset, is a broken tunnel.
+ *   - --idle-timeout of the relay (PTTH-Idle-Timeout) is applied here: no
+ *     DATA either way for that long ends the tunnel ("idle").
+ *
+ * Not upgraded: a 2xx answer's body is the framed stream (PATH_HYBRID, with
+ * chunk POSTs upstream as on the chunked path); any other answer that is
+ * not one of the relay's own refusals, or no answer, sends the request again
+ * on the chunked path (auto), and data_path.h remembers when the relay
+ * connection itself is the reason.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge_internal.h"
+#include "log.h"
+
+#define LEG_READ_MAX (256 * 1024)
+#define LEG_READ_ROUNDS 8
+#define DEFAULT_HEARTBEAT_MS 20000L
+/* room kept behind a DATA frame in the up buffer (a FIN may follow) */
+#define UP_SLACK 8
+
+/* Leg reads land here and are decoded at once (DATA is copied out to the
+ * local end or bridge.c's out buffer), so no tunnel holds a read buffer. */
+static uint8_t leg_rbuf[LEG_READ_MAX];
+
+static void on_leg_response(ptth_leg *leg, const ptth_leg_response *res);
+static void on_leg_readable(ptth_leg *leg);
+static void on_leg_writable(ptth_leg *leg);
+static void on_beat(ptth_timer *t);
+
+static const ptth_leg_ops leg_ops = {
+    .on_response = on_leg_response,
+    .on_readable = on_leg_readable,
+    .on_writable = on_leg_writable,
+};
+
+static bool
+up_pending(const ptth_bridge *b)
+{
+    return b->up_off < b->up_len;
+}
+
+static bool
+leg_reading_wanted(const ptth_bridge *b)
+{
+    return b->state == ST_OPEN && !b->failed && !b->leg_eof && !b->out_blocked;
+}
+
+static void
+leg_want(ptth_bridge *b)
+{
+    if (b->out_blocked)
+        b->stream_paused = true; /* flush_out() resumes the leg once the local end drained */
+    if (b->leg_open)
+        ptth_leg_want(&b->leg, leg_reading_wanted(b), b->path == PATH_UPGRADE && up_pending(b));
+}
+
+int
+ptth_bridge_leg_start(ptth_bridge *b)
+{
+    memset(&b->leg, 0, sizeof(b->leg));
+    b->path = PATH_HYBRID; /* until the answer says more */
+    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, NULL, 0, &leg_ops, b);
+    if (rc == 0)
+        b->leg_open = true;
+    return rc;
+}
+
+/* ---- the answer ---- */
+
+/* The relay's own refusals (SPEC §4): the same on every path. */
+static bool
+relay_refusal(int status)
+{
+    switch (status) {
+    case 401:
+    case 403:
+    case 404:
+    case 409:
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The upgrade request did not get a tunnel, for a reason of the path in
+ * between (or none known): send it again on the chunked path. */
+static void
+fall_back(ptth_bridge *b, const char *why, bool remember)
+{
+    if (b->data_path->mode == PTTH_DATA_PATH_UPGRADE) {
+        ptth_bridge_refused(b, 0, -1, why);
+        return;
+    }
+    if (remember)
+        ptth_data_path_unavailable(b->data_path, ptth_loop_now(b->loop), why);
+    ptth_log_debug("event=upgrade_fallback conn=%s reason=\"%s\"", b->conn_known ? b->conn : "-", why);
+    ptth_leg_close(&b->leg, false);
+    b->leg_open = false;
+    int rc = ptth_bridge_start_chunks(b);
+    if (rc != 0)
+        ptth_bridge_refused(b, 0, -1, "cannot start request on the chunked path");
+}
+
+static void
+open_upgraded(ptth_bridge *b, const ptth_leg_response *res)
+{
+    b->path = PATH_UPGRADE;
+    b->stream.status = 101;
+    b->heartbeat_ms = res->heartbeat > 0 ? res->heartbeat * 1000 : DEFAULT_HEARTBEAT_MS;
+    b->idle_ms = res->idle_timeout > 0 ? res->idle_timeout * 1000 : 0;
+    if (!ptth_bridge_opened(b, res->conn, 0))
+        return;
+    b->last_sent_ms = b->last_data_ms = ptth_loop_now(b->loop);
+    ptth_timer_start(b->loop, &b->beat_timer, b->idle_ms > 0 && b->idle_ms < b->heartbeat_ms ? b->idle_ms : b->heartbeat_ms,
+                     on_beat, b);
+    leg_want(b);
+}
+
+static void
+on_leg_response(ptth_leg *leg, const ptth_leg_response *res)
+{
+    ptth_bridge *b = leg->data;
+    if (b->state != ST_OPENING || b->failed)
+        return; /* ending: the leg goes with the bridge */
+    if (res->upgraded) {
+        open_upgraded(b, res);
+        return;
+    }
+    char why[PTTH_LEG_REASON_MAX + 64];
+    if (res->status >= 200 && res->status <= 299) {
+        /* not upgraded, but the tunnel is open: the body is its framed stream */
+        bool peer = strcmp(res->upgrade_note, "peer") == 0;
+        if (!peer)
+            ptth_data_path_unavailable(
+                b->data_path, ptth_loop_now(b->loop),
+                strcmp(res->upgrade_note, "off") == 0
+                    ? "the relay has --upgrade off"
+                    : "the upgrade request was answered without upgrading (a proxy in between drops Upgrade?)");
+        if (b->data_path->mode == PTTH_DATA_PATH_UPGRADE) {
+            ptth_bridge_fail(b, true, "--data-path upgrade: %s",
+                             peer ? "the other side of the tunnel is on the chunked path" : "the relay did not upgrade");
+            return;
+        }
+        b->stream.status = res->status;
+        if (ptth_bridge_opened(b, res->conn, res->max_chunk))
+            leg_want(b);
+        return;
+    }
+    if (relay_refusal(res->status)) {
+        ptth_bridge_refused(b, res->status, res->retry_after, res->reason);
+        return;
+    }
+    if (res->status == 0) {
+        /* no answer at all: perhaps the relay is down, perhaps a proxy hung
+         * up on the Upgrade; try once the other way, remember nothing */
+        snprintf(why, sizeof(why), "upgrade request failed: %s", res->error != NULL ? res->error : "no answer");
+        fall_back(b, why, false);
+        return;
+    }
+    snprintf(why, sizeof(why), "upgrade request answered HTTP %d%s%s", res->status, res->reason[0] != '\0' ? ": " : "",
+             res->reason);
+    fall_back(b, why, true);
+}
+
+/* ---- relay -> local ---- */
+
+static void
+leg_ended(ptth_bridge *b)
+{
+    b->leg_eof = true;
+    if (b->path == PATH_HYBRID)
+        b->stream_done = true;
+    if (!b->fin_received)
+        ptth_bridge_fail(b, false, "relay ended the stream without FIN");
+    ptth_bridge_schedule(b);
+}
+
+static void
+on_leg_readable(ptth_leg *leg)
+{
+    ptth_bridge *b = leg->data;
+    for (int round = 0; round < LEG_READ_ROUNDS; round++) {
+        if (!leg_reading_wanted(b)) {
+            leg_want(b);
+            return;
+        }
+        ssize_t n = ptth_leg_read(leg, leg_rbuf, sizeof(leg_rbuf));
+        if (n == -EAGAIN)
+            return;
+        if (n == 0) {
+            leg_ended(b);
+            return;
+        }
+        if (n < 0) {
+            if (n == -ECONNRESET)
+                ptth_bridge_fail(b, false, "tunnel reset (the relay or the other side broke it)");
+            else
+                ptth_bridge_fail(b, false, "relay connection failed: %s", strerror((int)-n));
+            return;
+        }
+        if (n != PTTH_FRAME_HEADER_LEN) /* a lone PING is not traffic */
+            b->last_data_ms = ptth_loop_now(b->loop);
+        (void)ptth_bridge_feed(b, leg_rbuf, (size_t)n, true);
+    }
+    leg_want(b); /* more may wait: one more on_readable */
+}
+
+void
+ptth_bridge_leg_resume(ptth_bridge *b)
+{
+    leg_want(b);
+}
+
+/* ---- local -> relay ---- */
+
+bool
+ptth_bridge_leg_reading_wanted(const ptth_bridge *b)
+{
+    return b->state == ST_OPEN && !b->failed && !b->local_eof && !up_pending(b);
+}
+
+/* Writes the frames that wait; when all went, the buffer goes back. */
+static void
+flush_up(ptth_bridge *b)
+{
+    while (up_pending(b)) {
+        ssize_t n = ptth_leg_write(&b->leg, b->up + b->up_off, b->up_len - b->up_off);
+        if (n == -EAGAIN) {
+            leg_want(b);
+            return;
+        }
+        if (n < 0) {
+            ptth_bridge_fail(b, false, "relay connection failed: %s", n == -ECONNRESET ? "reset" : strerror((int)-n));
+            return;
+        }
+        b->up_off += (size_t)n;
+    }
+    b->last_sent_ms = ptth_loop_now(b->loop);
+    ptth_bridge_buf_put(b->up, b->max_chunk);
+    b->up = NULL;
+    b->up_off = b->up_len = 0;
+    if (b->local_eof)
+        b->fin_sent = true;
+    leg_want(b);
+    ptth_bridge_update_watches(b);
+    ptth_bridge_schedule(b);
+}
+
+void
+ptth_bridge_leg_read_local(ptth_bridge *b)
+{
+    uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
+    if (buf == NULL) {
+        ptth_bridge_fail(b, true, "out of memory");
+        return;
+    }
+    size_t room = b->max_chunk - PTTH_FRAME_HEADER_LEN - UP_SLACK;
+    ssize_t n = b->local.ops->read(b->local.ctx, buf + PTTH_FRAME_HEADER_LEN, room);
+    if (n == -EAGAIN) {
+        ptth_bridge_buf_put(buf, b->max_chunk);
+        return;
+    }
+    if (n < 0) {
+        ptth_bridge_buf_put(buf, b->max_chunk);
+        ptth_bridge_fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
+        return;
+    }
+    if (n == 0) {
+        b->local_eof = true;
+        ptth_frame_header(buf, PTTH_FRAME_FIN, 0);
+        b->up_len = PTTH_FRAME_HEADER_LEN;
+    } else {
+        ptth_frame_header(buf, PTTH_FRAME_DATA, (uint32_t)n);
+        b->up_len = PTTH_FRAME_HEADER_LEN + (size_t)n;
+        b->bytes_to_relay += (uint64_t)n;
+        b->last_data_ms = ptth_loop_now(b->loop);
+    }
+    b->up = buf;
+    b->up_off = 0;
+    flush_up(b);
+}
+
+static void
+on_leg_writable(ptth_leg *leg)
+{
+    ptth_bridge *b = leg->data;
+    if (b->state == ST_OPEN && !b->failed && b->path == PATH_UPGRADE)
+        flush_up(b);
+}
+
+/* Heartbeat and idle timeout of the upgraded path. */
+static void
+on_beat(ptth_timer *t)
+{
+    ptth_bridge *b = t->data;
+    if (b->state != ST_OPEN || b->failed)
+        return;
+    long long now = ptth_loop_now(b->loop);
+    if (b->idle_ms > 0 && now - b->last_data_ms >= b->idle_ms) {
+        ptth_bridge_fail(b, false, "idle");
+        return;
+    }
+    if (!b->fin_sent && !b->local_eof && !up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
+        uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
+        if (buf != NULL) {
+            ptth_frame_header(buf, PTTH_FRAME_PING, 0);
+            b->up = buf;
+            b->up_off = 0;
+            b->up_len = PTTH_FRAME_HEADER_LEN;
+            flush_up(b);
+            if (b->failed)
+                return;
+        }
+    }
+    long long next = b->heartbeat_ms - (now - b->last_sent_ms);
+    if (b->idle_ms > 0 && b->idle_ms - (now - b->last_data_ms) < next)
+        next = b->idle_ms - (now - b->last_data_ms);
+    ptth_timer_start(b->loop, &b->beat_timer, next < 1000 ? 1000 : next, on_beat, b);
+}
+
+/* ---- the end ---- */
+
+bool
+ptth_bridge_leg_done(const ptth_bridge *b)
+{
+    return b->fin_sent && b->fin_received;
+}
+
+void
+ptth_bridge_leg_close(ptth_bridge *b, bool failed)
+{
+    if (!b->leg_open)
+        return;
+    ptth_timer_stop(b->loop, &b->beat_timer);
+    if (failed && b->path == PATH_UPGRADE && b->state == ST_OPEN && !up_pending(b)) {
+        /* best effort: the reason reaches the other side unless the reset
+         * that follows overtakes it */
+        uint8_t frame[PTTH_FRAME_HEADER_LEN + 200];
+        size_t n = strlen(b->reason);
+        if (n > sizeof(frame) - PTTH_FRAME_HEADER_LEN)
+            n = sizeof(frame) - PTTH_FRAME_HEADER_LEN;
+        ptth_frame_header(frame, PTTH_FRAME_RST, (uint32_t)n);
+        memcpy(frame + PTTH_FRAME_HEADER_LEN, b->reason, n);
+        (void)ptth_leg_write(&b->leg, frame, PTTH_FRAME_HEADER_LEN + n);
+    }
+    ptth_leg_close(&b->leg, failed);
+    b->leg_open = false;
+    ptth_bridge_buf_put(b->up, b->max_chunk);
+    b->up = NULL;
+    b->up_off = b->up_len = 0;
+}
