@@ -20,8 +20,9 @@
  *     ends and logs reason=fin. On a failure, an RST frame (when no frame is
  *     half written) and a TCP reset. A leg that ends (EOF) before the peer's
  *     FIN, or is reset, is a broken tunnel.
- *   - --idle-timeout of the relay (PTTH-Idle-Timeout) is applied here: no
- *     DATA either way for that long ends the tunnel ("idle").
+ *   - --idle-timeout of the relay (PTTH-Idle-Timeout): the relay ends an
+ *     idle tunnel (it does not count lone 4-byte bursts, PINGs, as traffic);
+ *     here, 2 s later, the same rule ends it should the relay not have.
  *
  * Not upgraded: a 2xx answer's body is the framed stream (PATH_HYBRID, with
  * chunk POSTs upstream as on the chunked path); any other answer that is
@@ -40,6 +41,7 @@
 #define LEG_READ_MAX (256 * 1024)
 #define LEG_READ_ROUNDS 8
 #define DEFAULT_HEARTBEAT_MS 20000L
+#define IDLE_GRACE_MS 2000L
 /* room kept behind a DATA frame in the up buffer (a FIN may follow) */
 #define UP_SLACK 8
 
@@ -136,7 +138,9 @@ open_upgraded(ptth_bridge *b, const ptth_leg_response *res)
     b->path = PATH_UPGRADE;
     b->stream.status = 101;
     b->heartbeat_ms = res->heartbeat > 0 ? res->heartbeat * 1000 : DEFAULT_HEARTBEAT_MS;
-    b->idle_ms = res->idle_timeout > 0 ? res->idle_timeout * 1000 : 0;
+    /* the relay ends an idle tunnel itself (reason=idle in its log); ours is
+     * the backstop, a little later, should its guess at PINGs be wrong */
+    b->idle_ms = res->idle_timeout > 0 ? res->idle_timeout * 1000 + IDLE_GRACE_MS : 0;
     if (!ptth_bridge_opened(b, res->conn, 0))
         return;
     b->last_sent_ms = b->last_data_ms = ptth_loop_now(b->loop);
@@ -365,11 +369,13 @@ ptth_bridge_leg_close(ptth_bridge *b, bool failed)
         /* best effort: the reason reaches the other side unless the reset
          * that follows overtakes it */
         uint8_t frame[PTTH_FRAME_HEADER_LEN + 200];
-        size_t n = strlen(b->reason);
-        if (n > sizeof(frame) - PTTH_FRAME_HEADER_LEN)
-            n = sizeof(frame) - PTTH_FRAME_HEADER_LEN;
+        /* worded as the relay words a `close` on the chunked path */
+        int len = snprintf((char *)frame + PTTH_FRAME_HEADER_LEN, sizeof(frame) - PTTH_FRAME_HEADER_LEN, "closed by %s: %s",
+                           strcmp(b->chunk_kind, "downstream") == 0 ? "server" : "client", b->reason);
+        size_t n = len < 0 ? 0 : (size_t)len;
+        if (n > sizeof(frame) - PTTH_FRAME_HEADER_LEN - 1)
+            n = sizeof(frame) - PTTH_FRAME_HEADER_LEN - 1;
         ptth_frame_header(frame, PTTH_FRAME_RST, (uint32_t)n);
-        memcpy(frame + PTTH_FRAME_HEADER_LEN, b->reason, n);
         (void)ptth_leg_write(&b->leg, frame, PTTH_FRAME_HEADER_LEN + n);
     }
     ptth_leg_close(&b->leg, failed);

@@ -668,9 +668,13 @@ ptth_leg_want(ptth_leg *leg, bool read, bool write)
     if (L->state != LEG_UPGRADED && L->state != LEG_BODY)
         return; /* applied when the answer comes (set_state) */
     update_watch(L);
-    if (read)
+    /* Only bytes epoll cannot see need the promised call: decrypted ones
+     * inside OpenSSL, or what came with the response head. On cleartext the
+     * level-triggered watch reports the socket itself (a call per want
+     * would cost a recv() that finds nothing, on every round trip). */
+    if (read && (L->tls || L->pend_len > 0))
         ptth_defer_call(L->loop, &L->readable, on_readable_defer, L);
-    else
+    else if (!read)
         ptth_defer_cancel(L->loop, &L->readable);
 }
 

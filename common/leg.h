@@ -42,8 +42,10 @@
  * asks with ptth_leg_want(). on_readable() means "call ptth_leg_read() until
  * it returns -EAGAIN"; the leg calls it again only when more can be read
  * (over TLS bytes may wait decrypted inside libcurl/OpenSSL where epoll does
- * not see them: ptth_leg_want() with read set therefore always schedules one
- * on_readable() from the loop). on_writable() means a write may take bytes
+ * not see them, and bytes may have come with the response head: there
+ * ptth_leg_want() with read set schedules one on_readable() from the loop;
+ * on cleartext the level-triggered watch reports what the socket holds, so
+ * a caller that stopped before -EAGAIN is called again). on_writable() means a write may take bytes
  * again. A write over TLS that returned -EAGAIN must be repeated with the
  * same bytes (at least as many; the buffer may move) before anything else
  * is written.

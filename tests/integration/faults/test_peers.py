@@ -241,8 +241,9 @@ def shared_connection_cut_ends_its_tunnels_cleanly(ctx):
     w = kit.World(ctx, start_server=False)
     mid = fk.TcpProxy(w.relay.port)
     ctx.cleanups.append(mid.close)
+    # the chunked path: on the upgraded path each tunnel has its own connection
     w.server = ctx.server("http://127.0.0.1:%d" % mid.port, "foo", w.skey, ["echo=%d" % echo.port],
-                          args=["--log-level", "debug"])
+                          args=["--log-level", "debug", "--data-path", "chunks"])
     w.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
     px = w.proxy("echo")
     results = []
