@@ -213,6 +213,15 @@ class Context:
         p.url = "http://127.0.0.1:%d" % p.port
         return p
 
+    @staticmethod
+    def data_path_args(args):
+        """PTTH_TEST_DATA_PATH (chunks, upgrade) runs a whole script on that
+        data path (meson's *_chunks tests); a test that names its own keeps it."""
+        want = os.environ.get("PTTH_TEST_DATA_PATH")
+        if want and "--data-path" not in args:
+            return list(args) + ["--data-path", want]
+        return list(args)
+
     def server(self, relay_url, name, key, port_maps, args=(), env=None):
         """Starts ptth_server. port_maps: list of "NAME=TARGET"."""
         if not hasattr(key, "path"):
@@ -220,7 +229,7 @@ class Context:
         argv = [program("ptth_server"), "--relay", relay_url, "--name", name, "--key-file", key.path]
         for pm in port_maps:
             argv += ["--port-map", pm]
-        argv += list(args)
+        argv += self.data_path_args(args)
         return self.start(argv, name="ptth_server", env=env)
 
     def proxy(self, relay_url, key, server=None, port=None, args=(), env=None, wait=True):
@@ -231,7 +240,7 @@ class Context:
         argv = [program("ptth_proxy"), "--relay", relay_url, "--key-file", key.path]
         if server is not None:
             argv += ["--server", server, "--port", port, "--listen", "127.0.0.1:0"]
-        argv += list(args)
+        argv += self.data_path_args(args)
         p = self.start(argv, name="ptth_proxy", env=env)
         if wait:
             m = p.wait_for(r"listening on (\S+):(\d+)")
