@@ -527,6 +527,25 @@ ptth_bridge_update_watches(ptth_bridge *b)
     }
 }
 
+ssize_t
+ptth_bridge_read_local_into(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp)
+{
+    uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
+    if (buf == NULL) {
+        ptth_bridge_fail(b, true, "out of memory");
+        return -ENOMEM;
+    }
+    ssize_t n = b->local.ops->read(b->local.ctx, buf + at, room);
+    if (n < 0) {
+        ptth_bridge_buf_put(buf, b->max_chunk);
+        if (n != -EAGAIN)
+            ptth_bridge_fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
+        return n;
+    }
+    *bufp = buf;
+    return n;
+}
+
 static void
 read_local(ptth_bridge *b)
 {
@@ -543,21 +562,10 @@ read_local(ptth_bridge *b)
     }
     if (c == NULL)
         return;
-    uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
-    if (buf == NULL) {
-        ptth_bridge_fail(b, true, "out of memory");
+    uint8_t *buf;
+    ssize_t n = ptth_bridge_read_local_into(b, 0, b->read_limit, &buf);
+    if (n < 0)
         return;
-    }
-    ssize_t n = b->local.ops->read(b->local.ctx, buf, b->read_limit);
-    if (n == -EAGAIN) {
-        ptth_bridge_buf_put(buf, b->max_chunk);
-        return;
-    }
-    if (n < 0) {
-        ptth_bridge_buf_put(buf, b->max_chunk);
-        ptth_bridge_fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
-        return;
-    }
     if (n == 0) {
         ptth_bridge_buf_put(buf, b->max_chunk);
         b->local_eof = true;

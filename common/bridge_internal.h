@@ -130,6 +130,10 @@ void ptth_bridge_buf_put(void *buf, size_t size);
 void ptth_bridge_fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void ptth_bridge_schedule(ptth_bridge *b);
 void ptth_bridge_update_watches(ptth_bridge *b);
+/* One read of the local end into a pooled buffer, at offset at, at most
+ * room bytes: >0 bytes or 0 (end of stream) with *bufp set (the caller's
+ * now); -EAGAIN nothing; another negative errno: the failure is recorded. */
+ssize_t ptth_bridge_read_local_into(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp);
 /* The framed stream's bytes, from whichever path carries them: decoded, and
  * DATA queued for the local end (written now when flush_now, else at the end
  * of the round). len, or PTTH_REQ_PAUSE when the local end is full (the same

@@ -282,22 +282,10 @@ flush_up(ptth_bridge *b)
 void
 ptth_bridge_leg_read_local(ptth_bridge *b)
 {
-    uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
-    if (buf == NULL) {
-        ptth_bridge_fail(b, true, "out of memory");
+    uint8_t *buf;
+    ssize_t n = ptth_bridge_read_local_into(b, PTTH_FRAME_HEADER_LEN, b->max_chunk - PTTH_FRAME_HEADER_LEN - UP_SLACK, &buf);
+    if (n < 0)
         return;
-    }
-    size_t room = b->max_chunk - PTTH_FRAME_HEADER_LEN - UP_SLACK;
-    ssize_t n = b->local.ops->read(b->local.ctx, buf + PTTH_FRAME_HEADER_LEN, room);
-    if (n == -EAGAIN) {
-        ptth_bridge_buf_put(buf, b->max_chunk);
-        return;
-    }
-    if (n < 0) {
-        ptth_bridge_buf_put(buf, b->max_chunk);
-        ptth_bridge_fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
-        return;
-    }
     if (n == 0) {
         b->local_eof = true;
         ptth_frame_header(buf, PTTH_FRAME_FIN, 0);
