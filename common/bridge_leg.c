@@ -234,6 +234,11 @@ on_leg_readable(ptth_leg *leg)
         if (n != PTTH_FRAME_HEADER_LEN) /* a lone PING is not traffic */
             b->last_data_ms = ptth_loop_now(b->loop);
         (void)ptth_bridge_feed(b, leg_rbuf, (size_t)n, true);
+        /* a short read drained a cleartext socket: the next recv() would
+         * find nothing (and the watch reports more if it comes); over TLS
+         * decrypted bytes may still wait in OpenSSL */
+        if ((size_t)n < sizeof(leg_rbuf) && !ptth_leg_is_tls(leg))
+            return;
     }
     leg_want(b); /* more may wait: one more on_readable */
 }
