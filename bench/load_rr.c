@@ -289,7 +289,8 @@ report(rr_run *r)
     long long sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += r->lat[i];
-    qsort(r->lat, n, sizeof(*r->lat), load_cmp_ll);
+    if (n > 0) /* r->lat may be NULL then, and qsort's argument must not be */
+        qsort(r->lat, n, sizeof(*r->lat), load_cmp_ll);
     long long p50 = load_percentile(r->lat, n, 0.50), p90 = load_percentile(r->lat, n, 0.90);
     long long p99 = load_percentile(r->lat, n, 0.99), max = n > 0 ? r->lat[n - 1] : 0;
     double mean = n > 0 ? (double)sum / (double)n : 0;
