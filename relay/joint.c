@@ -341,23 +341,33 @@ wait_writable(struct dir *d)
     }
 }
 
+/* Writes what waits in the pipe. true when it all went; false when the
+ * destination is full (the direction waits for it) or broke (ended). */
+static bool
+drain_pipe(struct dir *d, int dst_fd)
+{
+    while (d->in_pipe > 0) {
+        ssize_t n = splice(d->pipe[0], NULL, dst_fd, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            d->in_pipe -= (size_t)n;
+        } else if (n < 0 && errno == EAGAIN) {
+            wait_writable(d);
+            return false;
+        } else if (n < 0 && errno != EINTR) {
+            broken_errno(d, d->dst, errno);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void
 pump_splice(struct dir *d)
 {
     int src_fd = h2o_socket_get_fd(d->src->sock), dst_fd = h2o_socket_get_fd(d->dst->sock);
     for (int round = 0; round < SPLICE_ROUNDS; round++) {
-        while (d->in_pipe > 0) {
-            ssize_t n = splice(d->pipe[0], NULL, dst_fd, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                d->in_pipe -= (size_t)n;
-            } else if (n < 0 && errno == EAGAIN) {
-                wait_writable(d);
-                return;
-            } else if (n < 0 && errno != EINTR) {
-                broken_errno(d, d->dst, errno);
-                return;
-            }
-        }
+        if (!drain_pipe(d, dst_fd))
+            return;
         if (d->state == DIR_EOF) {
             pass_end(d);
             return;
@@ -372,6 +382,16 @@ pump_splice(struct dir *d)
             moved(d, (size_t)n);
             if (d->joint->state != JOINT_OPEN)
                 return;
+            if ((size_t)n < pipes.capacity) {
+                /* a short read emptied the socket: another splice now would
+                 * only say EAGAIN (one system call per burst saved); the
+                 * level-triggered watch reports the next bytes */
+                if (drain_pipe(d, dst_fd)) {
+                    pipe_give_back(d);
+                    h2o_socket_read_start(d->src->sock, on_splice_readable);
+                }
+                return;
+            }
         } else if (n == 0) {
             source_ended(d);
         } else if (errno == EAGAIN) {
