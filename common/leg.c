@@ -20,6 +20,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ struct ptth_leg_impl {
     bool watching;
     bool *gone;       /* set by ptth_leg_close() while a callback runs, see run_cb() */
     curl_socket_t fd; /* CURL_SOCKET_BAD until connected */
+    bool own_fd;      /* cleartext: fd is our duplicate, libcurl let go of the connection */
     long timeout_ms;
     ptth_conn_job job;
     ptth_watch watch;
@@ -254,6 +256,9 @@ release_connection(struct ptth_leg_impl *L)
     ptth_timer_stop(L->loop, &L->timer);
     ptth_defer_cancel(L->loop, &L->readable);
     ptth_conn_job_end(&L->job);
+    if (L->own_fd && L->fd != CURL_SOCKET_BAD)
+        close(L->fd);
+    L->own_fd = false;
     L->fd = CURL_SOCKET_BAD;
     wipe_request(L);
     free(L->in);
@@ -389,6 +394,18 @@ on_connected(ptth_conn_job *job, const char *error)
     SSL *ssl = conn_ssl(L);
     if (ssl != NULL) /* so that a write repeated after -EAGAIN may come from a moved buffer */
         SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!L->tls) {
+        /* cleartext needs nothing more from libcurl: keep a duplicate of the
+         * socket and let the easy handle go, so that an open tunnel holds
+         * no libcurl state (memory per tunnel) and the multi handle only
+         * the legs still connecting (its work grows with the handles in it) */
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own >= 0) {
+            ptth_conn_job_end(&L->job);
+            fd = own;
+            L->own_fd = true;
+        }
+    }
     int rc = ptth_watch_start(L->loop, &L->watch, fd, 0, on_event, L);
     if (rc != 0) {
         fail(L, "watching the connection to %s (fd %d) failed: %s", L->url, (int)fd, strerror(-rc));
