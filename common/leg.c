@@ -392,8 +392,14 @@ on_connected(ptth_conn_job *job, const char *error)
         return;
     }
     SSL *ssl = conn_ssl(L);
-    if (ssl != NULL) /* so that a write repeated after -EAGAIN may come from a moved buffer */
+    if (ssl != NULL) {
+        /* so that a write repeated after -EAGAIN may come from a moved buffer */
         SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        /* one socket read for many records instead of two (header, body)
+         * per 16 KiB record: the decrypted bytes that wait are why
+         * ptth_leg_want() schedules a read over TLS */
+        SSL_set_read_ahead(ssl, 1);
+    }
     if (!L->tls) {
         /* cleartext needs nothing more from libcurl: keep a duplicate of the
          * socket and let the easy handle go, so that an open tunnel holds
