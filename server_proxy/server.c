@@ -263,11 +263,18 @@ stream_close(void *ctx)
     ptth_stream_close(ctx);
 }
 
+static void
+stream_abort(void *ctx)
+{
+    ptth_stream_abort(ctx);
+}
+
 static const ptth_local_ops stream_local_ops = {
     .read = stream_read,
     .write = stream_write,
     .shutdown_write = stream_shutdown_write,
     .close = stream_close,
+    .abort = stream_abort,
 };
 
 /* The backend is open: accept the tunnel and bridge. */

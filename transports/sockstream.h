@@ -14,5 +14,8 @@
 ssize_t ptth_sock_read(int fd, void *buf, size_t len);
 ssize_t ptth_sock_write(int fd, const void *buf, size_t len);
 int ptth_sock_shutdown_write(int fd);
+/* The coming close() resets the connection (TCP RST, SO_LINGER 0): the peer
+ * must take it for a broken stream, not an end. Nothing for other sockets. */
+void ptth_sock_reset_on_close(int fd);
 
 #endif

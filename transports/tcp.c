@@ -381,6 +381,15 @@ tcp_close(ptth_stream *base)
     free(s);
 }
 
+/* A broken tunnel resets the backend connection. */
+static void
+tcp_abort(ptth_stream *s)
+{
+    if (s->fd >= 0)
+        ptth_sock_reset_on_close(s->fd);
+    tcp_close(s);
+}
+
 const ptth_transport ptth_transport_tcp = {
     .name = "tcp",
     .open = tcp_open,
@@ -389,4 +398,5 @@ const ptth_transport ptth_transport_tcp = {
     .write = tcp_write,
     .shutdown_write = tcp_shutdown_write,
     .close = tcp_close,
+    .abort = tcp_abort,
 };

@@ -103,3 +103,10 @@ ptth_sock_shutdown_write(int fd)
 {
     return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
 }
+
+void
+ptth_sock_reset_on_close(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)); /* a UNIX socket has no reset: a plain close */
+}

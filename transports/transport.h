@@ -51,6 +51,10 @@ typedef struct ptth_transport {
     ssize_t (*write)(ptth_stream *s, const void *buf, size_t len);
     int (*shutdown_write)(ptth_stream *s);
     void (*close)(ptth_stream *s);
+    /* optional: like close, when the tunnel broke (the client reset, the
+     * relay gone): the backend is told the stream did not end normally (TCP
+     * reset) where the kind can; NULL: close */
+    void (*abort)(ptth_stream *s);
 } ptth_transport;
 
 struct ptth_stream {
@@ -88,6 +92,14 @@ static inline void
 ptth_stream_close(ptth_stream *s)
 {
     s->transport->close(s);
+}
+static inline void
+ptth_stream_abort(ptth_stream *s)
+{
+    if (s->transport->abort != NULL)
+        s->transport->abort(s);
+    else
+        s->transport->close(s);
 }
 
 /* Call once at exit, after closing every stream: waits (at most 3 s) for the
