@@ -208,6 +208,31 @@ leg_ended(ptth_bridge *b)
     ptth_bridge_schedule(b);
 }
 
+/* One batch from the leg into leg_rbuf: a cleartext socket gives it in one
+ * recv(); over TLS each read is one record (16 KiB at most), so records are
+ * gathered until the buffer is full or nothing more waits, and the local
+ * end gets one write per batch instead of one per record. *last is the
+ * result that ended the batch when it was not a byte count (-EAGAIN, 0 the
+ * end, an error), else 1. */
+static size_t
+read_leg_batch(ptth_leg *leg, ssize_t *last)
+{
+    bool gather = ptth_leg_is_tls(leg);
+    size_t got = 0;
+    *last = 1;
+    while (got < sizeof(leg_rbuf)) {
+        ssize_t n = ptth_leg_read(leg, leg_rbuf + got, sizeof(leg_rbuf) - got);
+        if (n <= 0) {
+            *last = n;
+            break;
+        }
+        got += (size_t)n;
+        if (!gather)
+            break;
+    }
+    return got;
+}
+
 static void
 on_leg_readable(ptth_leg *leg)
 {
@@ -217,27 +242,32 @@ on_leg_readable(ptth_leg *leg)
             leg_want(b);
             return;
         }
-        ssize_t n = ptth_leg_read(leg, leg_rbuf, sizeof(leg_rbuf));
-        if (n == -EAGAIN)
+        ssize_t last;
+        size_t got = read_leg_batch(leg, &last);
+        if (got > 0) {
+            if (got != PTTH_FRAME_HEADER_LEN) /* a lone PING is not traffic */
+                b->last_data_ms = ptth_loop_now(b->loop);
+            /* an end or an error read after these bytes is acted on below
+             * even when the local end is full now: over TLS it may not be
+             * read a second time */
+            (void)ptth_bridge_feed(b, leg_rbuf, got, true);
+        }
+        if (last == -EAGAIN)
             return;
-        if (n == 0) {
+        if (last == 0) {
             leg_ended(b);
             return;
         }
-        if (n < 0) {
-            if (n == -ECONNRESET)
+        if (last < 0) {
+            if (last == -ECONNRESET)
                 ptth_bridge_fail(b, false, "tunnel reset (the relay or the other side broke it)");
             else
-                ptth_bridge_fail(b, false, "relay connection failed: %s", strerror((int)-n));
+                ptth_bridge_fail(b, false, "relay connection failed: %s", strerror((int)-last));
             return;
         }
-        if (n != PTTH_FRAME_HEADER_LEN) /* a lone PING is not traffic */
-            b->last_data_ms = ptth_loop_now(b->loop);
-        (void)ptth_bridge_feed(b, leg_rbuf, (size_t)n, true);
         /* a short read drained a cleartext socket: the next recv() would
-         * find nothing (and the watch reports more if it comes); over TLS
-         * decrypted bytes may still wait in OpenSSL */
-        if ((size_t)n < sizeof(leg_rbuf) && !ptth_leg_is_tls(leg))
+         * find nothing (and the watch reports more if it comes) */
+        if (got < sizeof(leg_rbuf) && !ptth_leg_is_tls(leg))
             return;
     }
     leg_want(b); /* more may wait: one more on_readable */

@@ -395,10 +395,8 @@ on_connected(ptth_conn_job *job, const char *error)
     if (ssl != NULL) {
         /* so that a write repeated after -EAGAIN may come from a moved buffer */
         SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        /* one socket read for many records instead of two (header, body)
-         * per 16 KiB record: the decrypted bytes that wait are why
-         * ptth_leg_want() schedules a read over TLS */
-        SSL_set_read_ahead(ssl, 1);
+        /* it reads ahead (relay_client.c, on_leg_ssl_ctx): the decrypted
+         * bytes that wait are why ptth_leg_want() schedules a read over TLS */
     }
     if (!L->tls) {
         /* cleartext needs nothing more from libcurl: keep a duplicate of the

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/ssl.h>
+
 #include "h2_client.h"
 #include "keys.h"
 #include "req_response.h"
@@ -753,6 +755,23 @@ job_done(CURL *h, CURLcode res)
     job->on_done(job, errp);
 }
 
+/* TLS of a leg reads ahead into a buffer of this size: one socket read
+ * then brings several 16 KiB records instead of two reads (header, body)
+ * per record. It stays allocated while the leg is open. */
+#define LEG_TLS_READ_BUFFER (64 * 1024)
+
+/* Called by libcurl with the SSL_CTX of a leg's connection before the
+ * connection's SSL object is made from it. */
+static CURLcode
+on_leg_ssl_ctx(CURL *h, void *ssl_ctx, void *data)
+{
+    (void)h;
+    (void)data;
+    SSL_CTX_set_read_ahead(ssl_ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ssl_ctx, LEG_TLS_READ_BUFFER);
+    return CURLE_OK;
+}
+
 int
 ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job)
 {
@@ -767,6 +786,7 @@ ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job)
      * leg writes an HTTP/1.1 request on the connection itself */
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_leg_ssl_ctx);
     curl_easy_setopt(h, CURLOPT_URL, c->base);
     curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)job);
     job->client = c;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Bulk data through one tunnel: 200 MB each direction at the same time
 (client -> echo backend -> client), compared by SHA-256, and a slow reader
-that makes the tunnel apply backpressure both ways.
+that makes the tunnel apply backpressure both ways; both again with the
+relay on HTTPS (64 MB), where the terminators gather TLS records into one
+batch per local write.
 
 The full 200 MB also run in the sanitizer build (about 10 s there on two
 cores); PTTH_BULK_MB overrides the size for experiments."""
@@ -21,17 +23,19 @@ t = pt.Tap()
 MB = int(os.environ.get("PTTH_BULK_MB") or 200)
 
 
-def setup(ctx):
+def setup(ctx, tls=False):
     echo = kit.Backend(kit.echo_handler)
     ctx.cleanups.append(echo.close)
+    if tls:
+        w, cert = kit.tls_world(ctx, {"echo": str(echo.port)})
+        return w, w.proxy("echo", args=["--ca-file", cert])
     w = kit.World(ctx, {"echo": str(echo.port)})
     return w, w.proxy("echo")
 
 
-@t.test
-def bulk_both_directions_at_once(ctx):
-    w, px = setup(ctx)
-    size = MB * 1024 * 1024
+def bulk_both_ways(ctx, mb, tls):
+    w, px = setup(ctx, tls)
+    size = mb * 1024 * 1024
     sent, received, n, secs = kit.bulk_both_ways(px.port, size, timeout=150)
     assert n == size, "received %d of %d bytes" % (n, size)
     assert sent == received, "SHA-256 differs"
@@ -47,16 +51,16 @@ def bulk_both_directions_at_once(ctx):
     # the terminators count the payload
     pline = px.wait_for(r"event=tunnel_end [^\n]*").group(0)
     assert "bytes_up=%d" % size in pline and "bytes_down=%d" % size in pline, pline
-    print("# %d MB each way in %.2fs: %.0f MB/s each way%s" % (MB, secs, MB * 1.048576 / secs,
-                                                                  " (sanitizer build)" if kit.sanitized() else ""))
+    print("# %d MB each way%s in %.2fs: %.0f MB/s each way%s" % (mb, " over TLS" if tls else "", secs,
+                                                                    mb * 1.048576 / secs,
+                                                                    " (sanitizer build)" if kit.sanitized() else ""))
 
 
-@t.test
-def slow_reader_gets_everything(ctx):
+def slow_reader(ctx, tls):
     """The client sends 16 MB at once but reads the echo at about 20 MB/s:
     the echo backend and the tunnel fill up and must hold back (pause the
     framed stream, stop reading the backend) without losing or reordering."""
-    w, px = setup(ctx)
+    w, px = setup(ctx, tls)
     size = 16 * 1024 * 1024
     s = pt.connect(px.port, timeout=60)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -87,6 +91,26 @@ def slow_reader_gets_everything(ctx):
             time.sleep(0.001)
     s.close()
     assert b"".join(got) == data
+
+
+@t.test
+def bulk_both_directions_at_once(ctx):
+    bulk_both_ways(ctx, MB, tls=False)
+
+
+@t.test
+def slow_reader_gets_everything(ctx):
+    slow_reader(ctx, tls=False)
+
+
+@t.test
+def bulk_both_directions_over_tls(ctx):
+    bulk_both_ways(ctx, min(MB, 64), tls=True)
+
+
+@t.test
+def slow_reader_over_tls(ctx):
+    slow_reader(ctx, tls=True)
 
 
 t.run()

@@ -273,15 +273,8 @@ def https_relay(ctx):
     """The relay on HTTPS: the server trusts its certificate with --ca-file,
     a proxy with --insecure works (and warns), a proxy that trusts neither
     is refused by the certificate check and says so."""
-    cert, key = ctx.path("cert.pem"), ctx.path("key.pem")
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
-    assert r.returncode == 0, r.stderr
     echo = kit.echo_backend(ctx)
-    w = kit.World(ctx, {}, start_server=False, relay_args=["--tls-cert", cert, "--tls-key", key])
-    w.relay.url = "https://127.0.0.1:%d" % w.relay.port
-    w.start_server({"echo": str(echo.port)}, args=["--ca-file", cert])
+    w, cert = kit.tls_world(ctx, {"echo": str(echo.port)})
     px = w.proxy("echo", args=["--insecure"])
     px.wait_for(r"warn [^\n]*event=insecure")
     data = os.urandom(1 << 20)

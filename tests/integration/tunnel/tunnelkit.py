@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +29,27 @@ def sanitized():
     except (OSError, ValueError):
         pass
     return False
+
+
+def make_cert(ctx):
+    """A self-signed P-256 certificate for 127.0.0.1 in the test's
+    directory: (cert path, key path)."""
+    cert, key = ctx.path("cert.pem"), ctx.path("key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return cert, key
+
+
+def tls_world(ctx, ports, server_args=()):
+    """A World whose relay serves HTTPS, with a server (trusting the relay's
+    certificate with --ca-file) for ports; returns (world, cert)."""
+    cert, key = make_cert(ctx)
+    w = World(ctx, {}, start_server=False, relay_args=["--tls-cert", cert, "--tls-key", key])
+    w.relay.url = "https://127.0.0.1:%d" % w.relay.port
+    w.start_server(ports, args=["--ca-file", cert] + list(server_args))
+    return w, cert
 
 
 class World:
