@@ -100,6 +100,22 @@ trusted_addr(const ptth_cidr *trusted, size_t n, int family, const uint8_t *addr
     return false;
 }
 
+bool
+ptth_addr_trusted(const struct sockaddr *peer, const ptth_cidr *trusted, size_t n)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (n == 0 || peer == NULL)
+        return false;
+    if (peer->sa_family == AF_INET)
+        return trusted_addr(trusted, n, AF_INET, (const uint8_t *)&((const struct sockaddr_in *)peer)->sin_addr);
+    if (peer->sa_family != AF_INET6)
+        return false;
+    const uint8_t *a6 = ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr;
+    if (memcmp(a6, mapped, sizeof(mapped)) == 0)
+        return trusted_addr(trusted, n, AF_INET, a6 + 12);
+    return trusted_addr(trusted, n, AF_INET6, a6);
+}
+
 static void
 format_addr(int family, const uint8_t *addr, unsigned port, char *out, size_t outlen)
 {

@@ -34,6 +34,10 @@ int ptth_cidr_check(const char *value, char *err, size_t errlen);
 /* true when the address (family, 4 or 16 bytes) lies in c. */
 bool ptth_cidr_match(const ptth_cidr *c, int family, const uint8_t *addr);
 
+/* true when the peer (AF_INET or AF_INET6; IPv4-mapped IPv6 as IPv4) lies in
+ * one of the n networks. */
+bool ptth_addr_trusted(const struct sockaddr *peer, const ptth_cidr *trusted, size_t n);
+
 /* Writes the client address of a request into out (see above). xff may be
  * NULL. Never fails: a malformed X-Forwarded-For falls back to the peer. */
 void ptth_client_addr(const struct sockaddr *peer, const char *xff, size_t xff_len, const ptth_cidr *trusted, size_t ntrusted,

@@ -28,6 +28,10 @@ typedef struct ptth_relay_config {
     uint64_t max_connections_per_server;
     uint64_t max_listens_per_server;
     ptth_strlist trusted_proxy;
+    uint64_t max_connections_per_address; /* 0: no cap */
+    uint64_t auth_fail_limit;             /* 0: no penalty */
+    uint64_t auth_fail_penalty;           /* seconds */
+    uint64_t address_table_size;          /* entries of the per-address table */
     char *upgrade; /* --upgrade: "on" or "off" */
 } ptth_relay_config;
 

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "frame.h"
+#include "guard.h"
 #include "h2obuf.h"
 #include "log.h"
 #include "registry.h"
@@ -48,12 +49,7 @@ identify(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, caller *c)
 static void
 client_addr(ptth_relay *relay, h2o_req_t *req, char *out, size_t outlen)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    size_t xlen;
-    const char *xff = ptth_req_header(req, "x-forwarded-for", &xlen);
-    ptth_client_addr(n != 0 ? (struct sockaddr *)&ss : NULL, xff, xlen, relay->trusted, relay->ntrusted, out, outlen);
+    ptth_guard_client_addr(relay, req, out, outlen);
 }
 
 void
@@ -61,6 +57,13 @@ ptth_handler_log_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reas
 {
     char addr[PTTH_ADDR_STRLEN], path[160];
     client_addr(relay, req, addr, sizeof(addr));
+    /* counted per address (IPv6: /64); beyond --auth-fail-limit the address
+     * is in a penalty and one auth_penalty line stands for what follows, so
+     * that one address cannot fill the disk (SPEC §9.6) */
+    uint32_t failures;
+    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
+    if (verdict == PTTH_PEER_FAIL_QUIET)
+        return;
     /* the address without its port: what fail2ban bans */
     char *ip = addr, *end;
     if (addr[0] == '[') {
@@ -81,6 +84,14 @@ ptth_handler_log_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reas
     p[n] = '\0';
     ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
                   ptth_log_quote(path, sizeof(path), p));
+    if (verdict == PTTH_PEER_FAIL_PENALTY) {
+        ptth_peer_key k;
+        char group[PTTH_PEER_KEY_STRLEN] = "";
+        if (ptth_peer_key_from_text(&k, ip) == 0 && k.family == AF_INET6)
+            ptth_peer_key_format(&k, group, sizeof(group));
+        ptth_log_warn("event=auth_penalty addr=%s failures=%u for_s=%llu%s%s", ip, failures,
+                      (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
+    }
 }
 
 /* 401 when the key is missing or unknown, 403 when it is known but not for
@@ -245,6 +256,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     ptth_route route;
     ptth_route_parse(req->input.path.base, req->input.path.len, &route);
     ptth_h2obuf_on_request(req, route.kind == PTTH_ROUTE_UPSTREAM || route.kind == PTTH_ROUTE_DOWNSTREAM);
+    ptth_guard_note_request(req);
 
     if (route.kind == PTTH_ROUTE_NOT_FOUND) {
         ptth_reply(req, 404, "not found\n");
@@ -256,10 +268,15 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         ptth_reply(req, 405, "method not allowed\n");
         return 0;
     }
-    switch (route.kind) {
-    case PTTH_ROUTE_HEALTHZ:
+    if (route.kind == PTTH_ROUTE_HEALTHZ) {
         ptth_reply(req, 200, "ok\n");
         return 0;
+    }
+    /* every other route takes a key: an address in a penalty, or a proxy's
+     * client over its connection cap, is answered before any key is looked at */
+    if (ptth_guard_request(relay, req))
+        return 0;
+    switch (route.kind) {
     case PTTH_ROUTE_METRICS:
     case PTTH_ROUTE_STATUS:
     case PTTH_ROUTE_INDEX:

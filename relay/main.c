@@ -226,7 +226,7 @@ main(int argc, char **argv)
         fprintf(stderr, "ptth_relay: cannot set up signal handling: %s\n", strerror(errno));
         goto Exit;
     }
-    if (ptth_listeners_open(&ls, &relay.ctx, &cfg.listen, ssl_ctx, err, sizeof(err)) != 0) {
+    if (ptth_listeners_open(&ls, &relay, &cfg.listen, ssl_ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "ptth_relay: %s\n", err);
         goto Exit;
     }

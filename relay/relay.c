@@ -83,6 +83,15 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
         ptth_auth_free(&relay->auth);
         return -1;
     }
+    if ((rc = ptth_peertable_init(&relay->addrs, (uint32_t)cfg->address_table_size)) != 0) {
+        ptth_problems_add(problems, "--address-table-size %llu: cannot make the table: %s",
+                          (unsigned long long)cfg->address_table_size, strerror(-rc));
+        ptth_peerset_dispose(&relay->peers);
+        h2o_config_dispose(&relay->globalconf);
+        free(relay->trusted);
+        ptth_auth_free(&relay->auth);
+        return -1;
+    }
     h2o_context_init(&relay->ctx, loop, &relay->globalconf);
     h2o_timeout_init(loop, &relay->listen_timeout, cfg->listen_timeout * 1000);
     h2o_timeout_init(loop, &relay->connect_timeout, cfg->connect_timeout * 1000);
@@ -122,6 +131,7 @@ ptth_relay_dispose(ptth_relay *relay)
     h2o_timeout_dispose(relay->loop, &relay->idle_timeout);
     h2o_context_dispose(&relay->ctx);
     ptth_peerset_dispose(&relay->peers);
+    ptth_peertable_dispose(&relay->addrs);
     ptth_joint_release_pool();
     h2o_config_dispose(&relay->globalconf);
     ptth_table_dispose(&relay->servers);
@@ -213,13 +223,14 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
     }
 
     static const char *const restart_only[] = {"listen",    "tls-cert",     "tls-key",   "listen-timeout", "connect-timeout",
-                                               "heartbeat", "idle-timeout", "max-chunk", "request-timeout"};
+                                               "heartbeat", "idle-timeout", "max-chunk", "request-timeout",
+                                               "address-table-size"};
     const bool changed[] = {
         !same_list(&cfg->listen, &next->listen),       !same_str(cfg->tls_cert, next->tls_cert),
         !same_str(cfg->tls_key, next->tls_key),        cfg->listen_timeout != next->listen_timeout,
         cfg->connect_timeout != next->connect_timeout, cfg->heartbeat != next->heartbeat,
         cfg->idle_timeout != next->idle_timeout,       cfg->max_chunk != next->max_chunk,
-        cfg->request_timeout != next->request_timeout,
+        cfg->request_timeout != next->request_timeout, cfg->address_table_size != next->address_table_size,
     };
     for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
         if (changed[i])
@@ -244,5 +255,10 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
     cfg->max_connections = next->max_connections;
     cfg->max_connections_per_server = next->max_connections_per_server;
     cfg->max_listens_per_server = next->max_listens_per_server;
+    /* per-address limits: new connections and requests from now on; what an
+     * address holds or has failed so far is kept */
+    cfg->max_connections_per_address = next->max_connections_per_address;
+    cfg->auth_fail_limit = next->auth_fail_limit;
+    cfg->auth_fail_penalty = next->auth_fail_penalty;
     return 0;
 }

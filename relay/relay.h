@@ -20,6 +20,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "config.h"
+#include "peerlimit.h"
 #include "peerwatch.h"
 #include "table.h"
 
@@ -51,6 +52,7 @@ typedef struct ptth_relay {
     h2o_timeout_t heartbeat;       /* --heartbeat */
     h2o_timeout_t idle_timeout;    /* --idle-timeout (only used when > 0) */
     ptth_peerset peers;            /* HTTP/1 peers of held requests and streams */
+    ptth_peertable addrs;          /* per client address: connections, auth failures, penalties */
 
     ptth_table servers; /* name -> ptth_srv */
     ptth_table tunnels; /* id -> ptth_tunnel */
@@ -62,6 +64,14 @@ typedef struct ptth_relay {
         uint64_t tunnels_opened;
         uint64_t tunnels_ended[PTTH_END__COUNT];
         uint64_t bytes_up, bytes_down;
+        /* hardening (SPEC §9.6, docs/security.md) */
+        uint64_t conns_refused_address;    /* closed at accept: --max-connections-per-address */
+        uint64_t requests_refused_address; /* 429: a trusted proxy's client over that cap */
+        uint64_t accept_pauses;            /* listeners paused: out of descriptors */
+        uint64_t conns_shed;               /* unused connections closed: out of descriptors */
+        uint64_t auth_failures;            /* 401/403 answers */
+        uint64_t auth_penalties;           /* penalties started (--auth-fail-limit) */
+        uint64_t penalty_refused;          /* requests answered 429 during a penalty */
     } stats;
     long long started_ms;           /* ptth_now_ms() at init (admin pages) */
     struct ptth_admin_state *admin; /* admin.c: per server/port totals, recent ends */
@@ -83,7 +93,7 @@ void ptth_relay_end_all(ptth_relay *relay);
 void ptth_relay_dispose(ptth_relay *relay);
 
 /* SIGHUP: applies a freshly loaded configuration. Keys, ACLs, the admin key,
- * trusted proxies and the connection and listen limits take effect (tunnels and
+ * trusted proxies, the connection, listen and per-address limits take effect (tunnels and
  * listens of removed or changed keys end); a change to any other option is
  * logged as needing a restart. next is left for the caller to free. Returns
  * 0, or -1 with the problems added (nothing changed). */
