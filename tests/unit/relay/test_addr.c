@@ -133,6 +133,34 @@ START_TEST(forwarded_for)
 }
 END_TEST
 
+START_TEST(trusted_peers)
+{
+    ptth_cidr c[2];
+    ck_assert_int_eq(ptth_cidr_parse("127.0.0.0/8", &c[0]), 0);
+    ck_assert_int_eq(ptth_cidr_parse("fd00::/8", &c[1]), 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.9", &sin.sin_addr);
+    ck_assert(ptth_addr_trusted((struct sockaddr *)&sin, c, 2));
+    ck_assert(!ptth_addr_trusted((struct sockaddr *)&sin, c, 0));
+    inet_pton(AF_INET, "10.0.0.1", &sin.sin_addr);
+    ck_assert(!ptth_addr_trusted((struct sockaddr *)&sin, c, 2));
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr); /* mapped: as IPv4 */
+    ck_assert(ptth_addr_trusted((struct sockaddr *)&sin6, c, 2));
+    inet_pton(AF_INET6, "fd12::1", &sin6.sin6_addr);
+    ck_assert(ptth_addr_trusted((struct sockaddr *)&sin6, c, 2));
+    inet_pton(AF_INET6, "2001:db8::1", &sin6.sin6_addr);
+    ck_assert(!ptth_addr_trusted((struct sockaddr *)&sin6, c, 2));
+    struct sockaddr sa = {.sa_family = AF_UNIX};
+    ck_assert(!ptth_addr_trusted(&sa, c, 2));
+    ck_assert(!ptth_addr_trusted(NULL, c, 2));
+}
+END_TEST
+
 Suite *
 ptth_test_suite(void)
 {
@@ -141,6 +169,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, cidr_parse_and_match);
     tcase_add_test(tc, peer_address);
     tcase_add_test(tc, forwarded_for);
+    tcase_add_test(tc, trusted_peers);
     suite_add_tcase(s, tc);
     return s;
 }
