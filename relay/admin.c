@@ -303,6 +303,40 @@ sample_sp(ptth_sbuf *b, const char *name, const char *server, const char *port, 
     ptth_sbuf_printf(b, "\"%s} %" PRIu64 "\n", extra != NULL ? extra : "", value);
 }
 
+/* The per-address limits and the out-of-descriptor handling (SPEC §9.6). */
+static void
+render_hardening(const ptth_relay *relay, ptth_sbuf *b)
+{
+    family(b, "ptth_connections_refused_total", "counter",
+           "Connections closed at accept, by reason (max_connections_per_address: the address's cap; out_of_descriptors: "
+           "taken off the listen queue and closed while descriptors ran out, from the address holding the most).");
+    ptth_sbuf_printf(b, "ptth_connections_refused_total{reason=\"max_connections_per_address\"} %" PRIu64 "\n",
+                     relay->stats.conns_refused_address);
+    ptth_sbuf_printf(b, "ptth_connections_refused_total{reason=\"out_of_descriptors\"} %" PRIu64 "\n", relay->stats.conns_drained);
+    family(b, "ptth_connections_shed_total", "counter",
+           "Connections that had sent no request, shut down while descriptors ran out.");
+    ptth_sbuf_printf(b, "ptth_connections_shed_total %" PRIu64 "\n", relay->stats.conns_shed);
+    family(b, "ptth_accept_pauses_total", "counter", "Times the listeners paused because accept ran out of descriptors.");
+    ptth_sbuf_printf(b, "ptth_accept_pauses_total %" PRIu64 "\n", relay->stats.accept_pauses);
+    family(b, "ptth_requests_refused_total", "counter",
+           "Requests answered 429 before their key was checked, by reason (auth_penalty: the address is in a penalty; "
+           "max_connections_per_address: a trusted proxy's client over the cap).");
+    ptth_sbuf_printf(b, "ptth_requests_refused_total{reason=\"auth_penalty\"} %" PRIu64 "\n", relay->stats.penalty_refused);
+    ptth_sbuf_printf(b, "ptth_requests_refused_total{reason=\"max_connections_per_address\"} %" PRIu64 "\n",
+                     relay->stats.requests_refused_address);
+    family(b, "ptth_auth_failures_total", "counter", "Requests refused with 401 or 403 (logged or not).");
+    ptth_sbuf_printf(b, "ptth_auth_failures_total %" PRIu64 "\n", relay->stats.auth_failures);
+    family(b, "ptth_auth_penalties_total", "counter", "Penalties started (--auth-fail-limit reached).");
+    ptth_sbuf_printf(b, "ptth_auth_penalties_total %" PRIu64 "\n", relay->stats.auth_penalties);
+    family(b, "ptth_address_table_entries", "gauge", "Addresses in the per-address table now (at most --address-table-size).");
+    ptth_sbuf_printf(b, "ptth_address_table_entries %u\n", relay->addrs.count);
+    family(b, "ptth_address_table_evictions_total", "counter", "Addresses forgotten to make room in the per-address table.");
+    ptth_sbuf_printf(b, "ptth_address_table_evictions_total %" PRIu64 "\n", relay->addrs.evicted);
+    family(b, "ptth_address_table_full_total", "counter",
+           "Connections and failures not counted because every entry of the table held open connections.");
+    ptth_sbuf_printf(b, "ptth_address_table_full_total %" PRIu64 "\n", relay->addrs.full);
+}
+
 static void
 render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
 {
@@ -332,6 +366,7 @@ render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     ptth_sbuf_printf(b, "ptth_servers_online %zu\n", s->online);
     family(b, "ptth_listens_outstanding", "gauge", "Listens held now, all servers.");
     ptth_sbuf_printf(b, "ptth_listens_outstanding %zu\n", s->listens);
+    render_hardening(relay, b);
 
     family(b, "ptth_server_online", "gauge", "1 when the server is online, 0 when it was seen and went offline.");
     for (size_t i = 0; i < s->nsrv; i++)

@@ -211,7 +211,7 @@ out_of_descriptors(ptth_listeners *ls, int lfd, int err)
     size_t drained = drain(ls, lfd, heaviest, DRAIN_PER_PAUSE);
     size_t shed = heaviest != PTTH_PEER_NONE ? shed_unused(ls, heaviest, SHED_PER_PAUSE, now) : 0;
     relay->stats.accept_pauses++;
-    relay->stats.conns_refused_address += drained;
+    relay->stats.conns_drained += drained;
     relay->stats.conns_shed += shed;
     char addr[PTTH_PEER_KEY_STRLEN] = "-";
     const ptth_peer_entry *e = ptth_peertable_at(&relay->addrs, heaviest);

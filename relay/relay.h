@@ -67,6 +67,7 @@ typedef struct ptth_relay {
         /* hardening (SPEC §9.6, docs/security.md) */
         uint64_t conns_refused_address;    /* closed at accept: --max-connections-per-address */
         uint64_t requests_refused_address; /* 429: a trusted proxy's client over that cap */
+        uint64_t conns_drained;            /* closed at accept: out of descriptors, heaviest address */
         uint64_t accept_pauses;            /* listeners paused: out of descriptors */
         uint64_t conns_shed;               /* unused connections closed: out of descriptors */
         uint64_t auth_failures;            /* 401/403 answers */
