@@ -21,9 +21,9 @@
 
 typedef struct ptth_backoff {
     long long min_ms, max_ms;
-    long long pause_ms;      /* the last pause; 0 before the first */
-    long long paused_at_ms;  /* when it started */
-    uint64_t pauses;         /* pauses so far */
+    long long pause_ms;     /* the last pause; 0 before the first */
+    long long paused_at_ms; /* when it started */
+    uint64_t pauses;        /* pauses so far */
 } ptth_backoff;
 
 /* min_ms >= 1, max_ms >= min_ms. */

@@ -135,13 +135,12 @@ static const ptth_option options[] = {
      "their clients counted by X-Forwarded-For; 0 = no cap",
      "512", 0, 10000000, NULL},
     {"auth-fail-limit", PTTH_OPT_UINT, OFF(auth_fail_limit), "N",
-     "authentication failures from one address within 60 s that start its --auth-fail-penalty; 0 = never", "20", 0, 1000000,
-     NULL},
+     "authentication failures from one address within 60 s that start its --auth-fail-penalty; 0 = never", "20", 0, 1000000, NULL},
     {"auth-fail-penalty", PTTH_OPT_UINT, OFF(auth_fail_penalty), "SECS",
      "how long an address over --auth-fail-limit is answered 429 before any key is checked", "60", 1, 86400, NULL},
     {"address-table-size", PTTH_OPT_UINT, OFF(address_table_size), "N",
-     "addresses the relay keeps connection counts and failures for (about 80 bytes each); see docs/security.md", "16384", 16,
-     1048576, NULL},
+     "addresses the relay keeps connection counts, failures and penalties for (about 80 bytes each); see docs/security.md", "16384",
+     16, 1048576, NULL},
     {"upgrade", PTTH_OPT_STRING, OFF(upgrade), "on|off",
      "let connect and accept requests over HTTP/1.1 leave HTTP (101) for the upgraded data path", "on", 0, 0, check_on_off},
 };
@@ -153,7 +152,7 @@ const ptth_program ptth_relay_program = {
     .summary = "The public meeting point of ptth: servers (ptth_server) hold listens open, clients (ptth_proxy)\n"
                "connect through it to a server's port; bytes flow as HTTP chunks and framed streams, or, once\n"
                "both sides upgraded their HTTP/1.1 connections (101), straight between the two connections.",
-    .epilog = "Signals: SIGHUP reloads keys, ACLs, limits and --upgrade from --config; SIGINT/SIGTERM end every tunnel and exit 0.\n"
+    .epilog = "Signals: SIGHUP reloads keys, ACLs, limits, --upgrade from --config; SIGINT/SIGTERM end every tunnel and exit 0.\n"
               "Exit codes: 0 clean exit, 1 fatal error, 2 usage or configuration error.",
     .options = options,
     .n_options = sizeof(options) / sizeof(options[0]),

@@ -27,11 +27,11 @@ struct ptth_accepted {
     h2o_linklist_t link;
     h2o_socket_t *sock;
     ptth_listeners *owner;
-    uint32_t slot;        /* per-address entry it is counted under, or PTTH_PEER_NONE */
+    uint32_t slot; /* per-address entry it is counted under, or PTTH_PEER_NONE */
     long long accepted_ms;
-    bool trusted;         /* the peer was a --trusted-proxy at accept */
-    bool used;            /* it made a request */
-    bool shed;            /* shut down for want of descriptors */
+    bool trusted; /* the peer was a --trusted-proxy at accept */
+    bool used;    /* it made a request */
+    bool shed;    /* shut down for want of descriptors */
 };
 
 #define ACCEPTS_PER_WAKEUP 32
@@ -96,8 +96,8 @@ admit(ptth_listeners *ls, int fd, struct sockaddr *sa, socklen_t salen)
     bool trusted = ptth_addr_trusted(sa, relay->trusted, relay->ntrusted);
     ptth_peer_key key;
     if (!trusted && ptth_peer_key_from_sockaddr(&key, sa) == 0) {
-        ptth_peer_admit r = ptth_peertable_conn_open(&relay->addrs, &key, (uint32_t)relay->cfg->max_connections_per_address,
-                                                     ptth_now_ms(), &slot);
+        ptth_peer_admit r =
+            ptth_peertable_conn_open(&relay->addrs, &key, (uint32_t)relay->cfg->max_connections_per_address, ptth_now_ms(), &slot);
         if (r == PTTH_PEER_OVER_CAP) {
             close_reset(fd);
             relay->stats.conns_refused_address++;
@@ -218,8 +218,11 @@ out_of_descriptors(ptth_listeners *ls, int lfd, int err)
     if (e != NULL)
         ptth_peer_key_format(&e->key, addr, sizeof(addr));
     ptth_log_warn("event=accept_paused reason=%s for_ms=%lld connections=%zu heaviest=%s heaviest_open=%u drained=%zu shed=%zu",
-                  err == EMFILE ? "EMFILE" : err == ENFILE ? "ENFILE" : err == ENOBUFS ? "ENOBUFS" : "ENOMEM", pause, ls->nconns,
-                  addr, e != NULL ? e->conns : 0, drained, shed);
+                  err == EMFILE    ? "EMFILE"
+                  : err == ENFILE  ? "ENFILE"
+                  : err == ENOBUFS ? "ENOBUFS"
+                                   : "ENOMEM",
+                  pause, ls->nconns, addr, e != NULL ? e->conns : 0, drained, shed);
     ls->paused = true;
     ls->resume_at_ms = now + pause;
     set_listening(ls, false);

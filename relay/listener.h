@@ -54,12 +54,12 @@ typedef struct ptth_listeners {
     h2o_linklist_t conns; /* tracked accepted sockets, oldest first */
     size_t nconns;
     /* out of descriptors */
-    int reserve_fd;           /* -1 while spent */
+    int reserve_fd; /* -1 while spent */
     ptth_backoff backoff;
     bool paused;
     long long resume_at_ms;
     bool tick_inited;
-    h2o_timeout_t tick;       /* while paused: resume, take the reserve again */
+    h2o_timeout_t tick; /* while paused: resume, take the reserve again */
     h2o_timeout_entry_t tick_entry;
 } ptth_listeners;
 
@@ -104,7 +104,6 @@ bool ptth_accepted_trusted(const ptth_accepted *a);
  * none). PTTH_PEER_ADMIT or UNTRACKED: go on; OVER_CAP: the client holds
  * cap connections already (the connection is then counted under no one),
  * and *slot names its entry for ptth_peertable_refusal_log. */
-ptth_peer_admit ptth_accepted_attribute(ptth_accepted *a, ptth_peertable *t, const ptth_peer_key *k, uint32_t cap,
-                                        uint32_t *slot);
+ptth_peer_admit ptth_accepted_attribute(ptth_accepted *a, ptth_peertable *t, const ptth_peer_key *k, uint32_t cap, uint32_t *slot);
 
 #endif

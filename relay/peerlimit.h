@@ -31,8 +31,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PTTH_PEER_NONE UINT32_MAX  /* "no entry" for slots */
-#define PTTH_PEER_KEY_STRLEN 48    /* "ffff:ffff:ffff:ffff::/64" and any IPv4 fit */
+#define PTTH_PEER_NONE UINT32_MAX /* "no entry" for slots */
+#define PTTH_PEER_KEY_STRLEN 48   /* "ffff:ffff:ffff:ffff::/64" and any IPv4 fit */
 #define PTTH_PEER_CAPACITY_MIN 16
 #define PTTH_PEER_CAPACITY_MAX (1u << 20)
 
@@ -93,13 +93,12 @@ ptth_peer_entry *ptth_peertable_at(ptth_peertable *t, uint32_t slot);
 typedef enum ptth_peer_admit {
     PTTH_PEER_ADMIT = 0, /* counted: *slot names the entry; close it with conn_close */
     PTTH_PEER_OVER_CAP,  /* the address holds cap connections already: refuse it;
-                            *slot names the entry (its `refused` was incremented) */
+                          *slot names the entry (its `refused` was incremented) */
     PTTH_PEER_UNTRACKED, /* the table is full: accept it uncounted; *slot = NONE */
 } ptth_peer_admit;
 
 /* One more connection from k; cap 0 means no cap (still counted). */
-ptth_peer_admit ptth_peertable_conn_open(ptth_peertable *t, const ptth_peer_key *k, uint32_t cap, long long now_ms,
-                                         uint32_t *slot);
+ptth_peer_admit ptth_peertable_conn_open(ptth_peertable *t, const ptth_peer_key *k, uint32_t cap, long long now_ms, uint32_t *slot);
 /* A counted connection ended (slot from ADMIT; NONE is ignored). */
 void ptth_peertable_conn_close(ptth_peertable *t, uint32_t slot);
 
@@ -116,9 +115,9 @@ uint32_t ptth_peertable_heaviest(const ptth_peertable *t);
 /* ---- authentication failures ---- */
 
 typedef struct ptth_peer_auth_limits {
-    uint32_t limit;        /* failures per window that start a penalty; 0: never */
-    long long window_ms;   /* the window failures are counted in */
-    long long penalty_ms;  /* how long a penalty lasts */
+    uint32_t limit;       /* failures per window that start a penalty; 0: never */
+    long long window_ms;  /* the window failures are counted in */
+    long long penalty_ms; /* how long a penalty lasts */
 } ptth_peer_auth_limits;
 
 /* Milliseconds left of k's penalty (rounded up to 1), or 0 when it has none.

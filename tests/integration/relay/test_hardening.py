@@ -19,6 +19,7 @@ anything but loopback."""
 
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -253,6 +254,9 @@ def bad_key_spray_is_penalised_with_few_log_lines(ctx):
     assert statuses[limit] == 429, statuses[:limit + 1]
     assert all(ra is not None and 1 <= int(ra) <= penalty for _, st, ra in got if st == 429)
 
+    # the auth_penalty filter of docs/security.md finds each penalty's address
+    check_penalty_filter(ctx, w.relay, ["127.0.0.3"] * len(penalties))
+
     # the penalty ends on time: start one from a fresh address (127.0.0.3
     # may have failures of a new window counted) and watch it
     first = bad_requests(w.relay.port, "127.0.0.7", stranger, count=limit)
@@ -264,6 +268,40 @@ def bad_key_spray_is_penalised_with_few_log_lines(ctx):
     time.sleep(max(0.0, t0 + penalty + 0.3 - time.monotonic()))
     (_, st, _), = bad_requests(w.relay.port, "127.0.0.7", stranger, count=1)
     assert st == 401, st  # its key is looked at again
+
+
+def penalty_filter_from_docs():
+    """The ini block after the line naming filter.d/ptth-relay-penalty.conf."""
+    with open(os.path.join(pt.SOURCE_DIR, "docs", "security.md")) as f:
+        text = f.read()
+    m = re.search(r"filter\.d/ptth-relay-penalty\.conf[^\n]*\n+```ini\n(.*?)```", text, re.S)
+    assert m, "docs/security.md shows no filter.d/ptth-relay-penalty.conf block"
+    return m.group(1)
+
+
+def check_penalty_filter(ctx, relay, want):
+    """fail2ban-regex (a DEPS package of ptth-dev) with the documented filter
+    on the relay's real log: the addresses of its auth_penalty lines, in
+    order. Python's re stands in when fail2ban is not installed."""
+    flt = penalty_filter_from_docs()
+    rx = re.search(r"^failregex\s*=\s*(.*)$", flt, re.M).group(1).strip()
+    rx = re.compile(rx.replace("<HOST>", r"(?P<host>[0-9A-Fa-f.:]+)"))
+    got = []
+    for line in relay.log().splitlines():
+        m = rx.search(re.sub(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z", "", line))
+        if m:
+            got.append(m.group("host"))
+    assert got == want, (got, want)
+    tool = shutil.which("fail2ban-regex")
+    if not tool:
+        print("# fail2ban-regex not installed: the auth_penalty filter was checked in Python only")
+        return
+    path = ctx.path("ptth-relay-penalty.conf")
+    with open(path, "w") as f:
+        f.write(flt)
+    p = subprocess.run([tool, "-o", "ip", relay.log_path, path], capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == want, (p.stdout, p.stderr[-2000:])
+    print("# fail2ban-regex matched %d auth_penalty lines with the filter of docs/security.md" % len(want))
 
 
 def refused(port, src, timeout=5.0):
