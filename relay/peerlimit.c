@@ -110,9 +110,10 @@ ptth_peertable_init(ptth_peertable *t, uint32_t capacity)
     t->nbuckets = nb;
     for (uint32_t i = 0; i < nb; i++)
         t->buckets[i] = PTTH_PEER_NONE;
-    for (uint32_t i = 0; i < capacity; i++)
-        t->entries[i].hnext = i + 1 < capacity ? i + 1 : PTTH_PEER_NONE;
-    t->free_head = 0;
+    /* entries are handed out in order first (fresh), so that calloc's pages
+     * are touched only as addresses arrive; removed ones are chained */
+    t->free_head = PTTH_PEER_NONE;
+    t->fresh = 0;
     t->lru_head = t->lru_tail = PTTH_PEER_NONE;
     if (RAND_bytes((unsigned char *)&t->seed, sizeof(t->seed)) != 1)
         t->seed = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ull;
@@ -227,6 +228,10 @@ find_or_add(ptth_peertable *t, const ptth_peer_key *k)
     }
     if (t->capacity == 0)
         return PTTH_PEER_NONE;
+    if (t->free_head == PTTH_PEER_NONE && t->fresh < t->capacity) {
+        t->entries[t->fresh].hnext = PTTH_PEER_NONE;
+        t->free_head = t->fresh++;
+    }
     if (t->free_head == PTTH_PEER_NONE) {
         if (t->lru_head == PTTH_PEER_NONE) {
             t->full++;
@@ -311,7 +316,7 @@ uint32_t
 ptth_peertable_heaviest(const ptth_peertable *t)
 {
     uint32_t best = PTTH_PEER_NONE, most = 0;
-    for (uint32_t i = 0; i < t->capacity; i++) {
+    for (uint32_t i = 0; i < t->fresh; i++) {
         if (t->entries[i].in_use && t->entries[i].conns > most) {
             most = t->entries[i].conns;
             best = i;

@@ -71,7 +71,8 @@ typedef struct ptth_peertable {
     uint32_t *buckets;
     uint32_t capacity, nbuckets; /* nbuckets: a power of two >= capacity */
     uint32_t count;              /* entries in use */
-    uint32_t free_head;          /* unused entries, chained through hnext */
+    uint32_t free_head;          /* removed entries, chained through hnext */
+    uint32_t fresh;              /* entries from here on were never used */
     uint32_t lru_head, lru_tail; /* least recently seen first */
     uint64_t seed;
     uint64_t evicted; /* entries forgotten to make room */

@@ -477,4 +477,32 @@ def full_address_table_fails_open(ctx):
     keep.close()
 
 
+@t.test
+def limits_come_from_the_config_file_and_reload(ctx):
+    conf = ctx.path("relay.conf")
+    with open(conf, "w") as f:
+        f.write("max-connections-per-address = 2\naddress-table-size = 64\n")
+    relay = ctx.relay(args=["--config", conf])
+    held = [conn_from(relay.port, "127.0.0.8") for _ in range(2)]
+    for s in held:
+        assert healthz_on(s)
+    assert refused(relay.port, "127.0.0.8")
+    with open(conf, "w") as f:
+        f.write("max-connections-per-address = 3\naddress-table-size = 128\nauth-fail-limit = 5\n")
+    relay.signal(1)  # SIGHUP
+    relay.wait_for(r"event=reload ")
+    assert relay.count(r"event=reload_ignored option=address-table-size") == 1, relay.log()[-2000:]
+    third = conn_from(relay.port, "127.0.0.8")
+    assert healthz_on(third)
+    assert refused(relay.port, "127.0.0.8")
+    for s in held + [third]:
+        s.close()
+    # bad values are configuration errors that name the option and the value
+    for args, what in ((["--auth-fail-penalty", "0"], "auth-fail-penalty"), (["--address-table-size", "8"], "address-table-size"),
+                       (["--max-connections-per-address", "-1"], "max-connections-per-address"),
+                       (["--auth-fail-limit", "x"], "auth-fail-limit")):
+        r = pt.run([pt.program("ptth_relay"), "--check-config"] + args)
+        assert r.returncode == 2 and what in r.stderr, (args, r.returncode, r.stderr)
+
+
 t.run()
