@@ -28,7 +28,7 @@ import sys
 import time
 
 FLOOD_CONNS = 2000
-SETUP_TUNNELS = 200
+SETUP_TUNNELS = 1000
 SETUP_PARALLEL = 32
 _stop = False  # set by SIGTERM in the attacker process
 
@@ -57,7 +57,7 @@ def attack(port, seconds):
     key = "A" * 43  # well-formed, unknown to the relay
     req = ("POST /v1/servers/bench/listen HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer %s\r\n"
            "PTTH-Ports: x\r\nContent-Length: 0\r\n\r\n" % key).encode()
-    spray = None
+    spray, pending = None, b""
     sent = answered = 0
     while time.monotonic() < until and not _stop:
         _connection_flood(port, until, sel, socks)
@@ -69,15 +69,17 @@ def attack(port, seconds):
             except OSError:
                 spray = None
         if spray is not None:
+            if not pending:  # a batch of pipelined requests; a partial send keeps its rest
+                pending = req * 64
+                sent += 64
             try:
-                spray.send(req * 8)
-                sent += 8
+                pending = pending[spray.send(pending):]
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
                 sel.unregister(spray)
                 spray.close()
-                spray = None
+                spray, pending = None, b""
         for k, _ in sel.select(timeout=0.001):
             s = k.fileobj
             try:
@@ -92,7 +94,7 @@ def attack(port, seconds):
             sel.unregister(s)
             s.close()
             if s is spray:
-                spray = None
+                spray, pending = None, b""
             else:
                 socks.discard(s)  # refused at accept: come again
     print("flood sent=%d answered=%d open=%d" % (sent, answered, len(socks)), flush=True)
