@@ -12,6 +12,7 @@
 
 #include "bridge.h"
 #include "data_path.h"
+#include "http_proxy.h"
 #include "keys.h"
 #include "log.h"
 #include "graceful_stop.h"
@@ -34,9 +35,12 @@ typedef struct proxy_config {
     char *key_file;
     char *ca_file;
     bool insecure;
+    char *http_proxy;
+    char *http_proxy_user_file;
     uint64_t max_chunk;
     char *data_path;
     /* filled in by validate() */
+    ptth_http_proxy proxy;
     ptth_key key;
     ptth_forward_spec *specs;
     size_t n_specs;
@@ -64,6 +68,8 @@ validate(void *config, ptth_problems *problems)
             ptth_problems_add(problems, "out of memory");
     }
     if (ptth_key_load(c->key_file, &c->key, err, sizeof(err)) != 0)
+        ptth_problems_add(problems, "%s", err);
+    if (ptth_http_proxy_init(&c->proxy, c->http_proxy, c->http_proxy_user_file, err, sizeof(err)) != 0)
         ptth_problems_add(problems, "%s", err);
 
     bool direct = c->server != NULL || c->port != NULL;
@@ -120,6 +126,7 @@ static const ptth_option options[] = {
     {"ca-file", PTTH_OPT_STRING, offsetof(proxy_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0, NULL},
     {"insecure", PTTH_OPT_FLAG, offsetof(proxy_config, insecure), NULL, "do not check the relay's certificate (testing only)", NULL,
      0, 0, NULL},
+    PTTH_HTTP_PROXY_OPTIONS(proxy_config, http_proxy, http_proxy_user_file),
     {"max-chunk", PTTH_OPT_UINT, offsetof(proxy_config, max_chunk), "BYTES",
      "largest upstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
     {"data-path", PTTH_OPT_STRING, offsetof(proxy_config, data_path), "auto|upgrade|chunks",
@@ -190,6 +197,7 @@ main(int argc, char **argv)
     if (pr != PTTH_PARSE_RUN) {
         free(cfg.specs);
         memset(&cfg.key, 0, sizeof(cfg.key));
+        ptth_http_proxy_dispose(&cfg.proxy);
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
     app a = {.loop = NULL, .px = NULL, .exit_code = 1, .stdio = cfg.stdio};
@@ -218,6 +226,7 @@ main(int argc, char **argv)
         .key = cfg.key.text,
         .ca_file = cfg.ca_file,
         .insecure = cfg.insecure,
+        .proxy = &cfg.proxy,
         .user_agent = PROGRAM "/" PTTH_VERSION,
     };
     if (ptth_relay_client_new(a.loop, &rcc, &client, err, sizeof(err)) != 0) {
@@ -253,6 +262,7 @@ out:
     ptth_loop_free(a.loop);
     free(cfg.specs);
     memset(&cfg.key, 0, sizeof(cfg.key));
+    ptth_http_proxy_dispose(&cfg.proxy);
     ptth_options_free(&program, &cfg);
     ptth_cli_free(&cli);
     return a.exit_code;

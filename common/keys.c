@@ -133,53 +133,76 @@ parse_key_text(const char *buf, size_t len, ptth_key *out)
 }
 
 int
-ptth_key_load_file(const char *path, ptth_key *out, char *err, size_t errlen)
+ptth_secret_file_read(const char *path, const char *what, char *buf, size_t cap, size_t *len, char *err, size_t errlen)
 {
+    *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        set_err(err, errlen, "cannot open key file '%s': %s", path, strerror(e));
+        set_err(err, errlen, "cannot open %s '%s': %s", what, path, strerror(e));
         return -e;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        set_err(err, errlen, "cannot stat key file '%s': %s", path, strerror(e));
+        set_err(err, errlen, "cannot stat %s '%s': %s", what, path, strerror(e));
         return -e;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        set_err(err, errlen, "key file '%s' is not a regular file", path);
+        set_err(err, errlen, "%s '%s' is not a regular file", what, path);
         return -EINVAL;
     }
     if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
         close(fd);
-        set_err(err, errlen, "key file '%s' is readable by group or others (mode %04o); run chmod 600 '%s'", path,
+        set_err(err, errlen, "%s '%s' is readable by group or others (mode %04o); run chmod 600 '%s'", what, path,
                 (unsigned)(st.st_mode & 07777), path);
         return PTTH_KEY_ERR_PERMS;
     }
-
-    char buf[KEY_FILE_READ_MAX + 1];
     size_t have = 0;
     for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+        ssize_t n = read(fd, buf + have, cap - 1 - have);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             int e = errno;
             close(fd);
-            OPENSSL_cleanse(buf, sizeof(buf));
-            set_err(err, errlen, "cannot read key file '%s': %s", path, strerror(e));
+            OPENSSL_cleanse(buf, cap);
+            set_err(err, errlen, "cannot read %s '%s': %s", what, path, strerror(e));
             return -e;
         }
-        if (n == 0 || (have += (size_t)n) == sizeof(buf))
+        if (n == 0)
             break;
+        if ((have += (size_t)n) == cap - 1) {
+            char extra;
+            if (read(fd, &extra, 1) == 1) {
+                close(fd);
+                OPENSSL_cleanse(buf, cap);
+                set_err(err, errlen, "%s '%s' is too large (more than %zu bytes)", what, path, cap - 1);
+                return -EFBIG;
+            }
+            break;
+        }
     }
     close(fd);
+    buf[have] = '\0';
+    *len = have;
+    return 0;
+}
 
-    bool ok = have <= KEY_FILE_READ_MAX && parse_key_text(buf, have, out);
+int
+ptth_key_load_file(const char *path, ptth_key *out, char *err, size_t errlen)
+{
+    char buf[KEY_FILE_READ_MAX + 1];
+    size_t have = 0;
+    int rc = ptth_secret_file_read(path, "key file", buf, sizeof(buf), &have, err, errlen);
+    if (rc == -EFBIG)
+        rc = PTTH_KEY_ERR_FORMAT;
+    bool ok = rc == 0 && parse_key_text(buf, have, out);
     OPENSSL_cleanse(buf, sizeof(buf));
+    if (rc != 0 && rc != PTTH_KEY_ERR_FORMAT)
+        return rc;
     if (!ok) {
         set_err(err, errlen, "key file '%s' does not hold a key: expected one line of %d base64url characters", path, PTTH_KEY_LEN);
         return PTTH_KEY_ERR_FORMAT;

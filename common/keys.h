@@ -37,6 +37,13 @@ bool ptth_key_hash_format_valid(const char *hex);
 /* Fresh key from OpenSSL RAND_bytes. 0 or -EIO. */
 int ptth_key_generate(ptth_key *out);
 
+/* Reads a secret file whole into buf (at most cap - 1 bytes, then a NUL):
+ * a regular file, not readable by group or others (PTTH_KEY_ERR_PERMS).
+ * what names it in errors ("key file", "proxy user file"). 0 with *len;
+ * -EFBIG when it holds more; -errno of open/read; err says why and never
+ * holds the content. The caller wipes buf (OPENSSL_cleanse). */
+int ptth_secret_file_read(const char *path, const char *what, char *buf, size_t cap, size_t *len, char *err, size_t errlen);
+
 /* Reads a key file: must be a regular file not readable by group/others
  * (PTTH_KEY_ERR_PERMS), one line of 43 base64url chars, optional trailing
  * newline (PTTH_KEY_ERR_FORMAT). Other failures: -errno of open/read. */

@@ -317,10 +317,14 @@ apply(parse *ps, const optref *ref, const char *value, const source *src)
 /* ---- the command line ---------------------------------------------------- */
 
 static void
-add_positional(parse *ps, const char *arg)
+add_positional(parse *ps, const char *arg, int index)
 {
     if (ps->cli->n_positional >= ps->prog->max_positional) {
-        ptth_problems_add(ps->problems, "unexpected argument '%s'", arg);
+        /* not quoted: after a mistyped option it may well be its value, a
+         * password (--http-proxy-password hunter2) */
+        (void)arg;
+        ptth_problems_add(ps->problems, "unexpected argument %d (not shown: it may be a secret; options take a value as "
+                          "--name VALUE or --name=VALUE)", index);
         return;
     }
     char *copy = strdup(arg);
@@ -350,7 +354,7 @@ scan_argv(parse *ps, int argc, char **argv, cli_item *items)
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
-            add_positional(ps, arg);
+            add_positional(ps, arg, i);
             continue;
         }
         if (strcmp(arg, "--") == 0) {
@@ -362,7 +366,8 @@ scan_argv(parse *ps, int argc, char **argv, cli_item *items)
             continue;
         }
         if (arg[1] != '-') {
-            ptth_problems_add(ps->problems, "unknown option '%s'", arg);
+            /* only the letter: the rest may be a value glued to it (-psecret) */
+            ptth_problems_add(ps->problems, "unknown option '%.2s'", arg);
             continue;
         }
         const char *name = arg + 2;

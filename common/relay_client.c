@@ -11,6 +11,7 @@
 
 #include "h2_client.h"
 #include "keys.h"
+#include "log.h"
 #include "req_response.h"
 
 #define POOL_MAX 64
@@ -58,12 +59,16 @@ struct ptth_relay_client {
     bool insecure;
     bool https;
     bool verbose; /* PTTH_CURL_VERBOSE set: libcurl traces on stderr */
+    const ptth_http_proxy *proxy; /* the caller's; NULL: the environment */
+    bool proxied;                 /* a proxy may be in the way (ptth_http_proxy_may_apply) */
     char auth[128];
     struct multi_ctx m[MULTI_COUNT];
     ptth_h2_client *h2;  /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
     bool curl_fallback;  /* the relay showed it does not speak HTTP/2 */
     ptth_req *active;    /* every active request, for ptth_relay_client_free */
     ptth_conn_job *jobs; /* every active connect-only job, likewise */
+    long long proxy_auth_logged_ms; /* the last event=proxy_auth_failed line */
+    long proxy_auth;                /* CURLOPT_PROXYAUTH of every transfer (http_proxy.h) */
 };
 
 /* Constant header lines, as mutable arrays because curl_slist wants char *. */
@@ -71,6 +76,7 @@ static char hdr_no_content_type[] = "Content-Type:";
 static char hdr_no_expect[] = "Expect:";
 
 static void process_done(struct multi_ctx *m);
+static bool c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen);
 static void on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
                            const void *body, size_t body_len);
 static void on_h2_release(void *data, ptth_req *r);
@@ -225,8 +231,10 @@ on_curl_write(char *p, size_t size, size_t n, void *userp)
  * connect-only legs alike, so that both reach the relay the same way (same
  * trust, timeouts, keepalive, traces). */
 static void
-easy_setup_common(ptth_relay_client *c, CURL *h, char *errbuf)
+easy_setup_common(ptth_relay_client *c, CURL *h, char *errbuf, bool tunnel)
 {
+    ptth_http_proxy_setup_easy(c->proxy, h, tunnel);
+    curl_easy_setopt(h, CURLOPT_PROXYAUTH, c->proxy_auth);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -259,7 +267,7 @@ easy_new(struct multi_ctx *m)
         return NULL;
     }
     CURL *h = e->curl;
-    easy_setup_common(c, h, e->errbuf);
+    easy_setup_common(c, h, e->errbuf, false);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, m->http_version);
     if (m->fresh_connections) {
         curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
@@ -367,17 +375,22 @@ process_done(struct multi_ctx *m)
         r->timed_out = res == CURLE_OPERATION_TIMEDOUT;
         char error[CURL_ERROR_SIZE + 64];
         const char *errp = NULL;
-        if (res != CURLE_OK) {
+        long code = 0;
+        if (res == CURLE_OK && !r->headers_done) {
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+            r->status = code;
+            r->headers_done = true;
+        }
+        if (c_proxy_failed(m->client, msg->easy_handle, res == CURLE_OK ? r->status : 0, error, sizeof(error))) {
+            res = CURLE_COULDNT_CONNECT; /* the relay never saw it: a failure, not an answer */
+            r->status = 0;
+            errp = error;
+        } else if (res != CURLE_OK) {
             if (r->easy->errbuf[0] != '\0')
                 snprintf(error, sizeof(error), "%s", r->easy->errbuf);
             else
                 snprintf(error, sizeof(error), "%s", curl_easy_strerror(res));
             errp = error;
-        } else if (!r->headers_done) {
-            long code = 0;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-            r->status = code;
-            r->headers_done = true;
         }
         req_finish(r, res == CURLE_OK);
         r->ops->on_done(r, errp);
@@ -401,6 +414,13 @@ process_done(struct multi_ctx *m)
 static void
 choose_http_versions(ptth_relay_client *c, bool https)
 {
+    if (c->proxied && !https) {
+        /* an http relay through a forward proxy: absolute-form HTTP/1.1
+         * requests, which every proxy passes (HTTP/2 would need CONNECT) */
+        c->m[PTTH_REQ_SHORT].http_version = c->m[PTTH_REQ_STREAM].http_version = (long)CURL_HTTP_VERSION_1_1;
+        c->m[PTTH_REQ_SHORT].pipewait = false;
+        return;
+    }
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     bool reuse_ok = v != NULL && v->version_num >= 0x080000;
     c->m[PTTH_REQ_SHORT].pipewait = https || reuse_ok;
@@ -497,6 +517,9 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     c->https = https;
     c->insecure = cfg->insecure;
     c->verbose = getenv("PTTH_CURL_VERBOSE") != NULL;
+    c->proxy = cfg->proxy;
+    c->proxied = ptth_http_proxy_may_apply(cfg->proxy, https);
+    c->proxy_auth = ptth_http_proxy_first_auth(cfg->proxy);
     choose_http_versions(c, https);
     c->base = strdup(url);
     c->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
@@ -515,8 +538,11 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     size_t blen = strlen(c->base);
     while (blen > 0 && c->base[blen - 1] == '/')
         c->base[--blen] = '\0';
+    /* Through a forward proxy every request goes through libcurl, which
+     * does CONNECT, proxy TLS and proxy auth (our HTTP/2 client has no
+     * proxy layer yet); the upgraded legs ride libcurl anyway. */
     const char *which = getenv("PTTH_HTTP_CLIENT");
-    if (which == NULL || strcmp(which, "curl") != 0) {
+    if ((which == NULL || strcmp(which, "curl") != 0) && !c->proxied) {
         ptth_h2_client_config hc = {
             .url = c->base,
             .auth_value = c->auth + strlen("Authorization: "),
@@ -611,6 +637,7 @@ curl_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
         return -ENOMEM;
     CURL *h = e->curl;
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXYAUTH, c->proxy_auth); /* a pooled handle may predate a change */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, &r->header_nodes[0]);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_len > 0 ? body : "");
@@ -731,6 +758,35 @@ ptth_req_header_value(char *out, size_t outlen, const char *in)
         out[j] = '\0';
 }
 
+/* ---- the forward proxy ---- */
+
+/* true when the transfer failed at the proxy (CONNECT refused, or 407):
+ * error says so, and a 407 is logged, at most once per PROXY_AUTH_LOG_MS
+ * (a terminator retries with backoff; each retry would log again). */
+#define PROXY_AUTH_LOG_MS 10000
+static bool
+c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen)
+{
+    if (!c->proxied)
+        return false;
+    long code = ptth_http_proxy_failure(h, status, error, errlen);
+    if (code == 0)
+        return false;
+    if (code == 407) {
+        long offered = 0;
+        if (curl_easy_getinfo(h, CURLINFO_PROXYAUTH_AVAIL, &offered) == CURLE_OK)
+            c->proxy_auth = ptth_http_proxy_next_auth(c->proxy_auth, offered);
+        long long now = ptth_loop_now(c->loop);
+        if (c->proxy_auth_logged_ms == 0 || now - c->proxy_auth_logged_ms >= PROXY_AUTH_LOG_MS) {
+            c->proxy_auth_logged_ms = now;
+            ptth_log_warn("event=proxy_auth_failed proxy=%s credentials=%s message=\"%s\"",
+                          c->proxy != NULL && c->proxy->shown[0] != '\0' ? c->proxy->shown : "environment",
+                          c->proxy != NULL && c->proxy->userpwd != NULL ? "user-file" : "url-or-none", error);
+        }
+    }
+    return true;
+}
+
 /* ---- connect-only jobs (common/leg.c) ---- */
 
 /* A connect-only transfer is done: the connection is up (res CURLE_OK) or
@@ -749,7 +805,8 @@ job_done(CURL *h, CURLcode res)
     char error[CURL_ERROR_SIZE + 64];
     const char *errp = NULL;
     if (res != CURLE_OK) {
-        snprintf(error, sizeof(error), "%s", job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(res));
+        if (!c_proxy_failed(job->client, h, 0, error, sizeof(error)))
+            snprintf(error, sizeof(error), "%s", job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(res));
         errp = error;
     }
     job->on_done(job, errp);
@@ -781,7 +838,8 @@ ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job)
     if (h == NULL)
         return -ENOMEM;
     job->errbuf[0] = '\0';
-    easy_setup_common(c, h, job->errbuf);
+    /* through a proxy always CONNECT: the leg needs a raw connection */
+    easy_setup_common(c, h, job->errbuf, true);
     /* HTTP/1.1 only: on https:// ALPN then offers http/1.1 alone, and the
      * leg writes an HTTP/1.1 request on the connection itself */
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);

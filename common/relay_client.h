@@ -57,6 +57,7 @@
 
 #include <curl/curl.h>
 
+#include "http_proxy.h"
 #include "loop.h"
 
 typedef struct ptth_relay_client ptth_relay_client;
@@ -68,6 +69,7 @@ typedef struct ptth_relay_client_config {
     const char *ca_file; /* trust these CAs instead of the system's; or NULL */
     bool insecure;       /* skip certificate and host name checks */
     const char *user_agent;
+    const ptth_http_proxy *proxy; /* the forward proxy (http_proxy.h); NULL: the environment; kept, not copied */
 } ptth_relay_client_config;
 
 typedef enum ptth_req_kind {

@@ -12,6 +12,7 @@
 
 #include "bridge.h"
 #include "data_path.h"
+#include "http_proxy.h"
 #include "keys.h"
 #include "log.h"
 #include "graceful_stop.h"
@@ -34,10 +35,13 @@ typedef struct server_config {
     uint64_t listens;
     char *ca_file;
     bool insecure;
+    char *http_proxy;
+    char *http_proxy_user_file;
     bool proxy_protocol;
     uint64_t max_chunk;
     char *data_path;
     /* filled in by validate() */
+    ptth_http_proxy proxy;
     ptth_key key;
     ptth_server_port *ports;
     size_t n_ports;
@@ -83,6 +87,8 @@ validate(void *config, ptth_problems *problems)
         ptth_problems_add(problems, "--name is required");
     char err[512];
     if (ptth_key_load(c->key_file, &c->key, err, sizeof(err)) != 0)
+        ptth_problems_add(problems, "%s", err);
+    if (ptth_http_proxy_init(&c->proxy, c->http_proxy, c->http_proxy_user_file, err, sizeof(err)) != 0)
         ptth_problems_add(problems, "%s", err);
     if (c->port_maps.count == 0) {
         ptth_problems_add(problems, "at least one --port-map NAME=TARGET is required");
@@ -133,6 +139,7 @@ static const ptth_option options[] = {
     {"ca-file", PTTH_OPT_STRING, offsetof(server_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0, NULL},
     {"insecure", PTTH_OPT_FLAG, offsetof(server_config, insecure), NULL, "do not check the relay's certificate (testing only)",
      NULL, 0, 0, NULL},
+    PTTH_HTTP_PROXY_OPTIONS(server_config, http_proxy, http_proxy_user_file),
     {"proxy-protocol", PTTH_OPT_FLAG, offsetof(server_config, proxy_protocol), NULL,
      "send a PROXY protocol v2 header with the client's address to TCP backends", NULL, 0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(server_config, max_chunk), "BYTES",
@@ -190,6 +197,7 @@ main(int argc, char **argv)
     if (pr != PTTH_PARSE_RUN) {
         free(cfg.ports);
         memset(&cfg.key, 0, sizeof(cfg.key));
+        ptth_http_proxy_dispose(&cfg.proxy);
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
     int exit_code = 1;
@@ -221,6 +229,7 @@ main(int argc, char **argv)
         .key = cfg.key.text,
         .ca_file = cfg.ca_file,
         .insecure = cfg.insecure,
+        .proxy = &cfg.proxy,
         .user_agent = PROGRAM "/" PTTH_VERSION,
     };
     if (ptth_relay_client_new(loop, &rcc, &client, err, sizeof(err)) != 0) {
@@ -260,6 +269,7 @@ out:
     ptth_loop_free(loop);
     free(cfg.ports);
     memset(&cfg.key, 0, sizeof(cfg.key));
+    ptth_http_proxy_dispose(&cfg.proxy);
     ptth_options_free(&program, &cfg);
     ptth_cli_free(&cli);
     return exit_code;

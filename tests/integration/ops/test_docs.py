@@ -224,6 +224,9 @@ def man_pages_render_with_every_option(ctx):
         assert r.returncode == 0 and not errors, (prog, errors[:10])
         rendered = re.sub(r".\x08", "", r.stdout.decode("utf-8", "replace"))
         rendered = re.sub(r"\u2010\s*\n\s*", "", rendered)  # hyphenation at line ends
+        # a long option name may also break after one of its own hyphens
+        # (--http-proxy-user-\nfile): the line goes on with the name
+        rendered = re.sub(r"(--[a-z-]*-)\n\s*", r"\1", rendered)
         rendered = re.sub(r"\s+", " ", rendered).replace("\u2010", "-").replace("\u2212", "-")
         opts, _ = help_options(prog)
         missing = [o for o in opts if o not in BUILTINS and o not in rendered]

@@ -42,13 +42,13 @@ def make_cert(ctx):
     return cert, key
 
 
-def tls_world(ctx, ports, server_args=()):
+def tls_world(ctx, ports, server_args=(), server_env=None):
     """A World whose relay serves HTTPS, with a server (trusting the relay's
     certificate with --ca-file) for ports; returns (world, cert)."""
     cert, key = make_cert(ctx)
     w = World(ctx, {}, start_server=False, relay_args=["--tls-cert", cert, "--tls-key", key])
     w.relay.url = "https://127.0.0.1:%d" % w.relay.port
-    w.start_server(ports, args=["--ca-file", cert] + list(server_args))
+    w.server = w.start_server(ports, args=["--ca-file", cert] + list(server_args), env=server_env)
     return w, cert
 
 
@@ -84,15 +84,15 @@ class World:
         p.url = "http://127.0.0.1:%d" % self.relay_port
         return p
 
-    def start_server(self, ports, args=(), wait=True, name="foo", key=None):
+    def start_server(self, ports, args=(), wait=True, name="foo", key=None, env=None):
         maps = ["%s=%s" % kv for kv in ports.items()]
-        srv = self.ctx.server(self.relay.url, name, key or self.skey, maps, args=list(args))
+        srv = self.ctx.server(self.relay.url, name, key or self.skey, maps, args=list(args), env=env)
         if wait:
             self.relay.wait_for(r"event=server_online server=%s\b" % name, timeout=20)
         return srv
 
-    def proxy(self, port, server="foo", args=(), key=None, wait=True):
-        return self.ctx.proxy(self.relay.url, key or self.ckey, server, port, args=list(args), wait=wait)
+    def proxy(self, port, server="foo", args=(), key=None, wait=True, env=None):
+        return self.ctx.proxy(self.relay.url, key or self.ckey, server, port, args=list(args), wait=wait, env=env)
 
 
 # ---- backends ---------------------------------------------------------------

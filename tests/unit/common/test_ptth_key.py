@@ -159,7 +159,7 @@ def usage_errors(ctx):
     expect_error(ptth_key("new"), 2, "new: missing FILE")
     expect_error(ptth_key("hash"), 2, "hash: missing FILE")
     expect_error(ptth_key("frob", "x"), 2, "unknown command 'frob'")
-    expect_error(ptth_key("new", ctx.path("x"), "extra"), 2, "unexpected argument 'extra'")
+    expect_error(ptth_key("new", ctx.path("x"), "extra"), 2, "unexpected argument 3 (not shown")
     expect_error(ptth_key("--frob", "new", ctx.path("x")), 2, "unknown option '--frob'")
     expect_error(ptth_key("--log-level", "loud", "hash", ctx.path("x")), 2, "--log-level: bad level 'loud'")
     assert not os.path.exists(ctx.path("x"))

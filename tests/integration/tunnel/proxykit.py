@@ -1,0 +1,139 @@
+"""proxykit: a real forward proxy (squid, Debian package) for the tunnel
+tests, started on a free loopback port inside the test's directory with
+Basic auth (basic_ncsa_auth and a password file made here), stopped by the
+test's Context. Everything squid opens is on 127.0.0.1 (its DNS and ICP
+sockets included)."""
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+
+import tunnelkit as kit
+from tunnelkit import pt
+
+NCSA_AUTH = "/usr/lib/squid/basic_ncsa_auth"
+
+
+def available():
+    """Why squid cannot run here, or None."""
+    if shutil.which("squid") is None and not os.path.exists("/usr/sbin/squid"):
+        return "squid is not installed (Debian package squid)"
+    if not os.path.exists(NCSA_AUTH):
+        return "%s is missing" % NCSA_AUTH
+    return None
+
+
+class Squid:
+    """squid -N on 127.0.0.1:port. users maps user names to passwords (Basic
+    auth required when given); deny_connect refuses every CONNECT (a proxy
+    that only forwards absolute-form requests)."""
+
+    def __init__(self, ctx, users=None, deny_connect=False, port=None):
+        why = available()
+        if why:
+            raise pt.Skip(why)
+        self.ctx = ctx
+        self.dir = ctx.path("squid")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or pt.free_port()
+        self.users = dict(users or {})
+        self.deny_connect = deny_connect
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.proc = None
+        self.start()
+        ctx.cleanups.append(self.stop)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def _config(self):
+        lines = [
+            "http_port 127.0.0.1:%d" % self.port,
+            "pid_filename %s" % os.path.join(self.dir, "squid.pid"),
+            "access_log stdio:%s" % self.access_log,
+            "cache_log %s" % os.path.join(self.dir, "cache.log"),
+            "coredump_dir %s" % self.dir,
+            "cache deny all",
+            "shutdown_lifetime 0 seconds",
+            "udp_incoming_address 127.0.0.1",
+            "udp_outgoing_address 127.0.0.1",
+            "dns_nameservers 127.0.0.1",
+            "visible_hostname ptth-test",
+            "acl CONNECT method CONNECT",
+        ]
+        if self.deny_connect:
+            lines.append("http_access deny CONNECT")
+        if self.users:
+            passwd = os.path.join(self.dir, "passwd")
+            with open(passwd, "w") as f:
+                for user, password in self.users.items():
+                    h = subprocess.run(["openssl", "passwd", "-1", password], capture_output=True, text=True,
+                                       check=True, timeout=30).stdout.strip()
+                    f.write("%s:%s\n" % (user, h))
+            lines += ["auth_param basic program %s %s" % (NCSA_AUTH, passwd), "auth_param basic realm ptth-test",
+                      "acl authed proxy_auth REQUIRED", "http_access allow authed"]
+        else:
+            lines.append("http_access allow localhost")
+        lines.append("http_access deny all")
+        path = os.path.join(self.dir, "squid.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def start(self):
+        conf = self._config()
+        if os.getuid() == 0:
+            # squid drops root for its cache_effective_user (proxy), which
+            # must be able to write its logs here
+            try:
+                uid = pwd.getpwnam("proxy").pw_uid
+                for root, dirs, files in os.walk(self.dir):
+                    for n in dirs + files:
+                        os.chown(os.path.join(root, n), uid, -1)
+                os.chown(self.dir, uid, -1)
+                os.chmod(self.ctx.dir, 0o755)
+            except KeyError:
+                pass
+        self.proc = self.ctx.start(["squid", "-N", "-f", conf], name="squid")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                pt.connect(self.port, timeout=1).close()
+                return
+            except OSError:
+                if not self.proc.alive() or time.monotonic() > deadline:
+                    raise AssertionError("squid did not start:\n" + pt.tail(self.proc.log()))
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop(timeout=15, expect_code=None)
+        self.proc = None
+
+    def access(self):
+        """squid's access log lines so far (written as requests end)."""
+        try:
+            with open(self.access_log) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+
+def user_file(ctx, text, mode=0o600, name="proxy-user"):
+    path = ctx.path(name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def clean_env():
+    """The proxy variables removed (the tests say what they want)."""
+    return {k: "" for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                            "no_proxy", "NO_PROXY")}
+
+
+__all__ = ["Squid", "available", "user_file", "clean_env", "kit", "pt"]

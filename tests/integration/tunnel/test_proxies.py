@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Both terminators reach the relay through a real forward proxy (squid with
+Basic auth, SPEC §9.2, docs/proxies.md): an http relay (the upgraded legs
+through CONNECT, the requests in absolute form) and an https relay (all
+through CONNECT); a proxy that refuses CONNECT (the chunked path in
+absolute form); a wrong password (event=proxy_auth_failed, retried with
+backoff, the password in no log); the environment variables and NO_PROXY;
+--http-proxy none; bad options; squid restarted under open tunnels; bulk on
+both data paths and 200 tunnels at once through squid."""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import proxykit as pk  # noqa: E402
+from proxykit import kit, pt  # noqa: E402
+
+t = pt.Tap()
+
+PASSWORD = "s3cret-Pa55"
+
+
+def squid_with_alice(ctx, **kw):
+    return pk.Squid(ctx, users={"alice": PASSWORD}, **kw)
+
+
+def proxy_args(ctx, squid, password=PASSWORD):
+    return ["--http-proxy", squid.url, "--http-proxy-user-file",
+            pk.user_file(ctx, "alice:%s\n" % password, name="user-%d" % len(ctx.cleanups))]
+
+
+def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True):
+    """An echo backend, a relay, a server and a proxy, both terminators
+    through squid; returns (world, proxy proc)."""
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    args = proxy_args(ctx, squid, password) + (["--data-path", data_path] if data_path else [])
+    env = pk.clean_env()
+    if tls:
+        w, cert = kit.tls_world(ctx, {"echo": str(echo.port)}, server_args=args, server_env=env)
+        args = args + ["--ca-file", cert]
+    else:
+        w = kit.World(ctx, {}, start_server=False)
+        w.server = w.start_server({"echo": str(echo.port)}, args=args, env=env, wait=wait)
+    return w, w.proxy("echo", args=args, env=env)
+
+
+def tunnel_end(proc):
+    return kit.log_fields(proc.wait_for(r"event=tunnel_end [^\n]*", timeout=20).group(0))
+
+
+def wait_access(squid, pattern, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [ln for ln in squid.access() if re.search(pattern, ln)]
+        if lines:
+            return lines
+        assert time.monotonic() < deadline, "no squid access line /%s/ in:\n%s" % (pattern, "\n".join(squid.access()[-20:]))
+        time.sleep(0.1)
+
+
+def no_secret_in_logs(ctx, secret):
+    for p in ctx.procs:
+        assert secret not in p.log(), "%s logged the proxy password" % p.name
+
+
+@t.test
+def http_relay_through_squid_with_basic_auth(ctx):
+    """The default data path through squid: the legs upgrade inside CONNECT
+    tunnels (squid logs them with the user), listens and accepts travel as
+    absolute-form requests."""
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid)
+    data = os.urandom(1 << 20)
+    assert kit.echo_once(px.port, data) == data
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "upgrade", end
+    wait_access(squid, r"TCP_TUNNEL/200 .* CONNECT 127\.0\.0\.1:%d alice " % w.relay.port)
+    wait_access(squid, r" POST http://127\.0\.0\.1:%d/v1/servers/foo/listen alice " % w.relay.port)
+    no_secret_in_logs(ctx, PASSWORD)
+
+
+@t.test
+def chunked_path_through_squid(ctx):
+    """--data-path chunks: every byte in absolute-form HTTP/1.1 requests."""
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid, data_path="chunks")
+    data = os.urandom(300 * 1024)
+    assert kit.echo_once(px.port, data) == data
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "chunks", end
+    wait_access(squid, r" POST http://127\.0\.0\.1:%d/v1/servers/foo/conns/\S+ alice " % w.relay.port)
+    assert not [ln for ln in squid.access() if " CONNECT " in ln], "chunks never CONNECT"
+
+
+@t.test
+def https_relay_through_squid_connect(ctx):
+    """An https relay: everything inside CONNECT, TLS to the relay with its
+    certificate checked as without a proxy."""
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid, tls=True)
+    data = os.urandom(1 << 20)
+    assert kit.echo_once(px.port, data) == data
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "upgrade", end
+    wait_access(squid, r"TCP_TUNNEL/200 .* CONNECT 127\.0\.0\.1:%d alice " % w.relay.port)
+    assert not [ln for ln in squid.access() if " POST " in ln], "an https relay is only reached through CONNECT"
+
+
+@t.test
+def proxy_refusing_connect_gets_the_chunked_path(ctx):
+    """A proxy that answers CONNECT with 403: --data-path auto sends the
+    tunnel on the chunked path, in absolute form, without a failure the
+    user sees; the refusal is in the terminator's debug line."""
+    squid = squid_with_alice(ctx, deny_connect=True)
+    w, px = setup(ctx, squid)
+    data = os.urandom(200 * 1024)
+    assert kit.echo_once(px.port, data) == data
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "chunks", end
+    wait_access(squid, r"TCP_DENIED/403 .* CONNECT 127\.0\.0\.1:%d " % w.relay.port)
+
+
+@t.test
+def wrong_password_is_logged_and_retried_with_backoff(ctx):
+    """squid answers 407: one event=proxy_auth_failed line (with the proxy,
+    never the password), the server keeps retrying with backoff (a bounded
+    number of attempts), and a tunnel's client sees its connection closed."""
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid, password="wrong-Pa55", wait=False)
+    line = w.server.wait_for(r"warn [^\n]*event=proxy_auth_failed[^\n]*", timeout=15).group(0)
+    assert "proxy=http://127.0.0.1:%d" % squid.port in line and "407" in line, line
+    s = pt.connect(px.port)
+    assert pt.wait_closed(s, timeout=20) == b""
+    s.close()
+    px.wait_for(r"event=proxy_auth_failed", timeout=10)
+    time.sleep(3)
+    assert w.relay.count(r"event=server_online") == 0
+    attempts = len([ln for ln in squid.access() if "TCP_DENIED/407" in ln])
+    assert 1 <= attempts <= 40, "%d attempts in about 4 s: no backoff?" % attempts
+    assert w.server.count(r"event=proxy_auth_failed") <= 2, "logged once per 10 s at most"
+    no_secret_in_logs(ctx, "wrong-Pa55")
+
+
+@t.test
+def environment_variables_and_no_proxy(ctx):
+    """Without --http-proxy the terminators read http_proxy as curl does;
+    NO_PROXY naming the relay's address, or --http-proxy none, goes direct."""
+    squid = pk.Squid(ctx)  # no auth
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    w = kit.World(ctx, {}, start_server=False)
+    env = dict(pk.clean_env(), http_proxy=squid.url)
+    w.server = w.start_server({"echo": str(echo.port)}, env=env)
+    px = w.proxy("echo", env=env)
+    assert kit.echo_once(px.port, b"via env") == b"via env"
+    wait_access(squid, r"CONNECT 127\.0\.0\.1:%d " % w.relay.port)
+    seen = len(squid.access())
+    direct = w.proxy("echo", env=dict(env, NO_PROXY="127.0.0.1"))
+    assert kit.echo_once(direct.port, b"no_proxy") == b"no_proxy"
+    none = w.proxy("echo", env=env, args=["--http-proxy", "none"])
+    assert kit.echo_once(none.port, b"none") == b"none"
+    time.sleep(0.5)
+    px.stop()
+    new = [ln for ln in squid.access()[seen:] if "127.0.0.1:%d" % w.relay.port in ln]
+    # px's own lines end when it stops; only they may have come since
+    assert len(new) >= 1 and len(new) <= 6, new
+    direct.wait_for(r"event=tunnel_end", timeout=10)
+
+
+@t.test
+def bad_proxy_options_are_refused_without_the_secret(ctx):
+    key = ctx.key("c")
+    base = [pt.program("ptth_proxy"), "--relay", "http://127.0.0.1:1", "--key-file", key.write(ctx.path("c.key")),
+            "--server", "foo", "--port", "echo"]
+    cases = [
+        (["--http-proxy", "ftp://bob:hunter2@127.0.0.1:21"], r"must start with http:// or https://"),
+        (["--http-proxy", "http://bob:hunter2@127.0.0.1:3128/some/path"], r"has no path"),
+        (["--http-proxy", "http://"], r"host"),
+        (["--http-proxy", "none", "--http-proxy-user-file", pk.user_file(ctx, "bob:hunter2\n", name="u0")],
+         r"no proxy to send it to"),
+        (["--http-proxy", "http://127.0.0.1:3128", "--http-proxy-user-file",
+          pk.user_file(ctx, "bob:hunter2\n", mode=0o644, name="u1")], r"readable by group or others"),
+        (["--http-proxy", "http://127.0.0.1:3128", "--http-proxy-user-file",
+          pk.user_file(ctx, "hunter2 without a colon\n", name="u2")], r"does not hold one USER:PASS line"),
+        (["--http-proxy", "http://127.0.0.1:3128", "--http-proxy-user-file",
+          pk.user_file(ctx, "bob:hunter2\nsecond:line\n", name="u3")], r"does not hold one USER:PASS line"),
+        (["--http-proxy-password", "hunter2"], r"unknown option"),
+    ]
+    for extra, want in cases:
+        r = pt.run(base + extra, timeout=30)
+        out = r.stdout + r.stderr
+        assert r.returncode == 2, (extra, r.returncode, out)
+        assert re.search(want, out), (extra, out)
+        assert "hunter2" not in out, (extra, out)
+    h = pt.run([pt.program("ptth_server"), "--help"], timeout=30)
+    assert "--http-proxy URL|none" in h.stdout and "--http-proxy-user-file FILE" in h.stdout, h.stdout
+
+
+@t.test
+def squid_restarted_under_open_tunnels(ctx):
+    """squid stops with tunnels open through it: those tunnels end (their
+    client sees the close), and once squid is back new tunnels work."""
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid)
+    s = pt.connect(px.port)
+    kit.round_trip(s, b"before")
+    squid.stop()
+    assert pt.wait_closed(s, timeout=20) == b""
+    s.close()
+    squid.start()
+    took = kit.wait_works(px.port, timeout=40)
+    print("# a working tunnel %.1fs after squid came back" % took)
+
+
+@t.test
+def bulk_through_squid_on_both_data_paths(ctx):
+    """100 MB each way (32 under a sanitizer) with SHA-256, upgraded and
+    chunked, through squid; the figures are printed next to a direct run."""
+    mb = 32 if kit.sanitized() else 100
+    squid = squid_with_alice(ctx)
+    results = []
+    for data_path in ("upgrade", "chunks"):
+        w, px = setup(ctx, squid, data_path=data_path)
+        sent, received, n, secs = kit.bulk_both_ways(px.port, mb << 20, timeout=200)
+        assert n == mb << 20 and sent == received, (data_path, n)
+        assert tunnel_end(w.relay)["path"] == data_path
+        results.append("%s %.0f MB/s" % (data_path, mb * 1.048576 / secs))
+    print("# %d MB each way through squid: %s" % (mb, ", ".join(results)))
+
+
+@t.test
+def two_hundred_tunnels_at_once_through_squid(ctx):
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid)
+    results = kit.echo_in_parallel(px.port, 200, 20000)
+    bad = [r for r in results if r is not True]
+    assert not bad, "%d of 200 failed: %s" % (len(bad), bad[:3])
+    kit.wait_count(w.relay, r"event=tunnel_end [^\n]*path=upgrade", 200, timeout=30)
+
+
+t.run()
