@@ -185,9 +185,12 @@ on_leg_response(ptth_leg *leg, const ptth_leg_response *res)
     }
     if (res->status == 0) {
         /* no answer at all: perhaps the relay is down, perhaps a proxy hung
-         * up on the Upgrade; try once the other way, remember nothing */
+         * up on the Upgrade; try once the other way, remember nothing. A
+         * forward proxy that refused CONNECT (not 407: that is
+         * credentials, and the chunked path needs them as much) will refuse
+         * the next leg too: remembered, as a path problem */
         snprintf(why, sizeof(why), "upgrade request failed: %s", res->error != NULL ? res->error : "no answer");
-        fall_back(b, why, false);
+        fall_back(b, why, res->proxy_status != 0 && res->proxy_status != 407);
         return;
     }
     snprintf(why, sizeof(why), "upgrade request answered HTTP %d%s%s", res->status, res->reason[0] != '\0' ? ": " : "",

@@ -383,7 +383,12 @@ on_connected(ptth_conn_job *job, const char *error)
 {
     struct ptth_leg_impl *L = job->data;
     if (error != NULL) {
-        fail(L, "connecting to the relay %s failed: %s", L->url, error);
+        /* fail() by hand: the answer also says when a proxy refused */
+        snprintf(L->error, sizeof(L->error), "connecting to the relay %s failed: %s", L->url, error);
+        ptth_leg_response_reset(&L->res);
+        L->res.error = L->error;
+        L->res.proxy_status = job->proxy_status;
+        finish(L);
         return;
     }
     curl_socket_t fd = CURL_SOCKET_BAD;

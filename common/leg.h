@@ -81,6 +81,7 @@ typedef struct ptth_leg_response {
     int status;                            /* 0: no HTTP answer (see error) */
     bool upgraded;                         /* 101 with our Upgrade token */
     const char *error;                     /* status 0 (or a 101 without our token): what failed, for logs; else NULL */
+    long proxy_status;                     /* status 0: a forward proxy's refusal of CONNECT (403, 407...), else 0 */
     long retry_after;                      /* Retry-After in seconds, -1 when absent */
     long heartbeat;                        /* PTTH-Heartbeat in seconds, 0 when absent */
     long idle_timeout;                     /* PTTH-Idle-Timeout in seconds, 0 when absent */

@@ -76,7 +76,7 @@ static char hdr_no_content_type[] = "Content-Type:";
 static char hdr_no_expect[] = "Expect:";
 
 static void process_done(struct multi_ctx *m);
-static bool c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen);
+static long c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen);
 static void on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
                            const void *body, size_t body_len);
 static void on_h2_release(void *data, ptth_req *r);
@@ -381,7 +381,7 @@ process_done(struct multi_ctx *m)
             r->status = code;
             r->headers_done = true;
         }
-        if (c_proxy_failed(m->client, msg->easy_handle, res == CURLE_OK ? r->status : 0, error, sizeof(error))) {
+        if (c_proxy_failed(m->client, msg->easy_handle, res == CURLE_OK ? r->status : 0, error, sizeof(error)) != 0) {
             res = CURLE_COULDNT_CONNECT; /* the relay never saw it: a failure, not an answer */
             r->status = 0;
             errp = error;
@@ -760,18 +760,19 @@ ptth_req_header_value(char *out, size_t outlen, const char *in)
 
 /* ---- the forward proxy ---- */
 
-/* true when the transfer failed at the proxy (CONNECT refused, or 407):
- * error says so, and a 407 is logged, at most once per PROXY_AUTH_LOG_MS
- * (a terminator retries with backoff; each retry would log again). */
+/* The proxy's status when the transfer failed at the proxy (CONNECT
+ * refused, or 407), else 0: error says so, and a 407 is logged, at most
+ * once per PROXY_AUTH_LOG_MS (a terminator retries with backoff; each
+ * retry would log again). */
 #define PROXY_AUTH_LOG_MS 10000
-static bool
+static long
 c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen)
 {
     if (!c->proxied)
-        return false;
+        return 0;
     long code = ptth_http_proxy_failure(h, status, error, errlen);
     if (code == 0)
-        return false;
+        return 0;
     if (code == 407) {
         long offered = 0;
         if (curl_easy_getinfo(h, CURLINFO_PROXYAUTH_AVAIL, &offered) == CURLE_OK)
@@ -784,7 +785,7 @@ c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t e
                           c->proxy != NULL && c->proxy->userpwd != NULL ? "user-file" : "url-or-none", error);
         }
     }
-    return true;
+    return code;
 }
 
 /* ---- connect-only jobs (common/leg.c) ---- */
@@ -804,8 +805,9 @@ job_done(CURL *h, CURLcode res)
     job->done = true;
     char error[CURL_ERROR_SIZE + 64];
     const char *errp = NULL;
+    job->proxy_status = 0;
     if (res != CURLE_OK) {
-        if (!c_proxy_failed(job->client, h, 0, error, sizeof(error)))
+        if ((job->proxy_status = c_proxy_failed(job->client, h, 0, error, sizeof(error))) == 0)
             snprintf(error, sizeof(error), "%s", job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(res));
         errp = error;
     }

@@ -169,7 +169,8 @@ typedef struct ptth_conn_job ptth_conn_job;
 struct ptth_conn_job {
     void (*on_done)(ptth_conn_job *job, const char *error);
     void *data;
-    CURL *curl; /* while active */
+    CURL *curl;        /* while active */
+    long proxy_status; /* when on_done has an error: the forward proxy's answer to CONNECT (407, 403...), else 0 */
     /* private */
     ptth_relay_client *client;
     bool active;

@@ -122,6 +122,50 @@ class Squid:
             return []
 
 
+class Tinyproxy:
+    """tinyproxy -d (Debian package tinyproxy) on 127.0.0.1:port: no auth,
+    CONNECT to any port (no ConnectPort line), a second and simpler proxy
+    than squid."""
+
+    def __init__(self, ctx):
+        if shutil.which("tinyproxy") is None:
+            raise pt.Skip("tinyproxy is not installed (Debian package tinyproxy)")
+        self.port = pt.free_port()
+        d = ctx.path("tinyproxy")
+        os.makedirs(d, exist_ok=True)
+        self.log_path = os.path.join(d, "tinyproxy.log")
+        conf = os.path.join(d, "tinyproxy.conf")
+        with open(conf, "w") as f:
+            f.write("Port %d\nListen 127.0.0.1\nBind 127.0.0.1\nAllow 127.0.0.1\nTimeout 600\nMaxClients 500\n"
+                    "LogLevel Connect\nLogFile \"%s\"\nPidFile \"%s\"\n" % (self.port, self.log_path,
+                                                                       os.path.join(d, "tinyproxy.pid")))
+        if os.getuid() == 0:
+            os.chmod(ctx.dir, 0o755)
+            os.chmod(d, 0o777)  # it drops root for the user nobody
+        self.proc = ctx.start(["tinyproxy", "-d", "-c", conf], name="tinyproxy")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                pt.connect(self.port, timeout=1).close()
+                break
+            except OSError:
+                if not self.proc.alive() or time.monotonic() > deadline:
+                    raise AssertionError("tinyproxy did not start:\n" + pt.tail(self.proc.log()))
+                time.sleep(0.1)
+        ctx.cleanups.append(lambda: self.proc.stop(timeout=15, expect_code=None))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
 def user_file(ctx, text, mode=0o600, name="proxy-user"):
     path = ctx.path(name)
     with open(path, "w") as f:
@@ -136,4 +180,4 @@ def clean_env():
                             "no_proxy", "NO_PROXY")}
 
 
-__all__ = ["Squid", "available", "user_file", "clean_env", "kit", "pt"]
+__all__ = ["Squid", "Tinyproxy", "available", "user_file", "clean_env", "kit", "pt"]

@@ -122,6 +122,12 @@ def proxy_refusing_connect_gets_the_chunked_path(ctx):
     end = tunnel_end(w.relay)
     assert end["reason"] == "fin" and end["path"] == "chunks", end
     wait_access(squid, r"TCP_DENIED/403 .* CONNECT 127\.0\.0\.1:%d " % w.relay.port)
+    # remembered as a path problem: the next tunnels do not ask again
+    px.wait_for(r"event=upgrade_unavailable", timeout=10)
+    for _ in range(3):
+        assert kit.echo_once(px.port, b"again") == b"again"
+    denied = [ln for ln in squid.access() if "TCP_DENIED/403" in ln and " CONNECT " in ln]
+    assert len(denied) <= 2, "one refused CONNECT per terminator, then remembered: %s" % denied
 
 
 @t.test
@@ -229,7 +235,34 @@ def bulk_through_squid_on_both_data_paths(ctx):
         assert n == mb << 20 and sent == received, (data_path, n)
         assert tunnel_end(w.relay)["path"] == data_path
         results.append("%s %.0f MB/s" % (data_path, mb * 1.048576 / secs))
-    print("# %d MB each way through squid: %s" % (mb, ", ".join(results)))
+    # the same without the proxy, for the ratio (printed, not asserted)
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    w = kit.World(ctx, {"echo": str(echo.port)})
+    px = w.proxy("echo")
+    _, _, _, secs = kit.bulk_both_ways(px.port, mb << 20, timeout=200)
+    print("# %d MB each way through squid: %s; direct upgrade %.0f MB/s" % (mb, ", ".join(results),
+                                                                            mb * 1.048576 / secs))
+
+
+@t.test
+def tinyproxy_on_both_data_paths(ctx):
+    """A second, simpler proxy: tinyproxy without auth, both data paths."""
+    tp = pk.Tinyproxy(ctx)
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    w = kit.World(ctx, {}, start_server=False)
+    args = ["--http-proxy", tp.url]
+    w.server = w.start_server({"echo": str(echo.port)}, args=args, env=pk.clean_env())
+    for data_path in ("upgrade", "chunks"):
+        px = w.proxy("echo", args=args + ["--data-path", data_path], env=pk.clean_env())
+        data = os.urandom(1 << 20)
+        assert kit.echo_once(px.port, data) == data
+        end = tunnel_end(w.relay) if data_path == "upgrade" else kit.log_fields(
+            w.relay.wait_for(r"event=tunnel_end [^\n]*path=chunks[^\n]*", timeout=20).group(0))
+        assert end["path"] == data_path, end
+    log = tp.log()
+    assert "CONNECT" in log or "Established connection" in log, log[-2000:]
 
 
 @t.test
