@@ -25,6 +25,19 @@ def available():
     return None
 
 
+def wait_listening(proc, port, timeout=20.0):
+    """Waits until proc (a proxy just started) accepts on port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pt.connect(port, timeout=1).close()
+            return
+        except OSError:
+            if not proc.alive() or time.monotonic() > deadline:
+                raise AssertionError("%s did not start:\n%s" % (proc.name, pt.tail(proc.log())))
+            time.sleep(0.1)
+
+
 class Squid:
     """squid -N on 127.0.0.1:port. users maps user names to passwords (Basic
     auth required when given); deny_connect refuses every CONNECT (a proxy
@@ -98,15 +111,7 @@ class Squid:
             except KeyError:
                 pass
         self.proc = self.ctx.start(["squid", "-N", "-f", conf], name="squid")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                pt.connect(self.port, timeout=1).close()
-                return
-            except OSError:
-                if not self.proc.alive() or time.monotonic() > deadline:
-                    raise AssertionError("squid did not start:\n" + pt.tail(self.proc.log()))
-                time.sleep(0.1)
+        wait_listening(self.proc, self.port)
 
     def stop(self):
         if self.proc is not None:
@@ -143,15 +148,7 @@ class Tinyproxy:
             os.chmod(ctx.dir, 0o755)
             os.chmod(d, 0o777)  # it drops root for the user nobody
         self.proc = ctx.start(["tinyproxy", "-d", "-c", conf], name="tinyproxy")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                pt.connect(self.port, timeout=1).close()
-                break
-            except OSError:
-                if not self.proc.alive() or time.monotonic() > deadline:
-                    raise AssertionError("tinyproxy did not start:\n" + pt.tail(self.proc.log()))
-                time.sleep(0.1)
+        wait_listening(self.proc, self.port)
         ctx.cleanups.append(lambda: self.proc.stop(timeout=15, expect_code=None))
 
     @property
