@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
+#include "table.h"
 
 static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -115,8 +115,7 @@ ptth_peertable_init(ptth_peertable *t, uint32_t capacity)
     t->free_head = PTTH_PEER_NONE;
     t->fresh = 0;
     t->lru_head = t->lru_tail = PTTH_PEER_NONE;
-    if (RAND_bytes((unsigned char *)&t->seed, sizeof(t->seed)) != 1)
-        t->seed = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ull;
+    t->seed = ptth_table_seed(t);
     return 0;
 }
 
@@ -128,22 +127,10 @@ ptth_peertable_dispose(ptth_peertable *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Seeded FNV-1a over the key, then splitmix64's finaliser (as table.c). */
 static uint32_t
 bucket_of(const ptth_peertable *t, const ptth_peer_key *k)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ t->seed;
-    const uint8_t *p = (const uint8_t *)k;
-    for (size_t i = 0; i < sizeof(*k); i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return (uint32_t)(h & (t->nbuckets - 1));
+    return (uint32_t)(ptth_table_hash(t->seed, k, sizeof(*k)) & (t->nbuckets - 1));
 }
 
 static bool

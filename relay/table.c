@@ -16,8 +16,16 @@ void
 ptth_table_init(ptth_table *t)
 {
     memset(t, 0, sizeof(*t));
-    if (RAND_bytes((unsigned char *)&t->seed, sizeof(t->seed)) != 1)
-        t->seed = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ull;
+    t->seed = ptth_table_seed(t);
+}
+
+uint64_t
+ptth_table_seed(const void *owner)
+{
+    uint64_t seed;
+    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
+        seed = (uint64_t)(uintptr_t)owner ^ 0x9e3779b97f4a7c15ull;
+    return seed;
 }
 
 void
@@ -38,12 +46,13 @@ ptth_table_dispose(ptth_table *t)
 }
 
 /* FNV-1a over the seed and the key, then a final avalanche (splitmix64). */
-static uint64_t
-hash_key(uint64_t seed, const char *key, size_t keylen)
+uint64_t
+ptth_table_hash(uint64_t seed, const void *key, size_t keylen)
 {
+    const unsigned char *p = key;
     uint64_t h = 0xcbf29ce484222325ull ^ seed;
     for (size_t i = 0; i < keylen; i++) {
-        h ^= (unsigned char)key[i];
+        h ^= p[i];
         h *= 0x100000001b3ull;
     }
     h ^= h >> 30;
@@ -71,7 +80,7 @@ ptth_table_get(const ptth_table *t, const char *key, size_t keylen)
 {
     if (t->nbuckets == 0)
         return NULL;
-    ptth_table_entry **slot = find_slot(t, key, keylen, hash_key(t->seed, key, keylen));
+    ptth_table_entry **slot = find_slot(t, key, keylen, ptth_table_hash(t->seed, key, keylen));
     return *slot != NULL ? (*slot)->value : NULL;
 }
 
@@ -105,7 +114,7 @@ ptth_table_put(ptth_table *t, const char *key, size_t keylen, void *value)
         if (r != 0 && t->nbuckets == 0)
             return r; /* a full table still works, only slower */
     }
-    uint64_t h = hash_key(t->seed, key, keylen);
+    uint64_t h = ptth_table_hash(t->seed, key, keylen);
     ptth_table_entry **slot = find_slot(t, key, keylen, h);
     if (*slot != NULL)
         return -EEXIST;
@@ -123,7 +132,7 @@ ptth_table_remove(ptth_table *t, const char *key, size_t keylen)
 {
     if (t->nbuckets == 0)
         return NULL;
-    ptth_table_entry **slot = find_slot(t, key, keylen, hash_key(t->seed, key, keylen));
+    ptth_table_entry **slot = find_slot(t, key, keylen, ptth_table_hash(t->seed, key, keylen));
     ptth_table_entry *e = *slot;
     if (e == NULL)
         return NULL;

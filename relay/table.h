@@ -44,4 +44,10 @@ void *ptth_table_remove(ptth_table *t, const char *key, size_t keylen);
  * change while the caller walks it. */
 void **ptth_table_values(const ptth_table *t, size_t *n);
 
+/* The table's hash, for other tables of the relay (peerlimit.c): a seed
+ * from RAND_bytes (owner's address mixed in should that fail), and seeded
+ * FNV-1a with a splitmix64 finish over keylen bytes of key. */
+uint64_t ptth_table_seed(const void *owner);
+uint64_t ptth_table_hash(uint64_t seed, const void *key, size_t keylen);
+
 #endif
