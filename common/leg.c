@@ -275,9 +275,10 @@ finish(struct ptth_leg_impl *L)
     run_cb(L, CB_RESPONSE);
 }
 
-/* The leg ends without an answer: status 0 and what failed. */
-__attribute__((format(printf, 2, 3))) static void
-fail(struct ptth_leg_impl *L, const char *fmt, ...)
+/* The leg ends without an answer: status 0 and what failed, and the
+ * forward proxy's refusal of CONNECT when that was why (else 0). */
+__attribute__((format(printf, 3, 4))) static void
+fail_at(struct ptth_leg_impl *L, long proxy_status, const char *fmt, ...)
 {
     char text[sizeof(L->error)];
     va_list ap;
@@ -287,8 +288,11 @@ fail(struct ptth_leg_impl *L, const char *fmt, ...)
     memcpy(L->error, text, sizeof(L->error));
     ptth_leg_response_reset(&L->res);
     L->res.error = L->error;
+    L->res.proxy_status = proxy_status;
     finish(L);
 }
+
+#define fail(L, ...) fail_at((L), 0, __VA_ARGS__)
 
 /* ==== bytes on the connection ==== */
 
@@ -383,12 +387,7 @@ on_connected(ptth_conn_job *job, const char *error)
 {
     struct ptth_leg_impl *L = job->data;
     if (error != NULL) {
-        /* fail() by hand: the answer also says when a proxy refused */
-        snprintf(L->error, sizeof(L->error), "connecting to the relay %s failed: %s", L->url, error);
-        ptth_leg_response_reset(&L->res);
-        L->res.error = L->error;
-        L->res.proxy_status = job->proxy_status;
-        finish(L);
+        fail_at(L, job->proxy_status, "connecting to the relay %s failed: %s", L->url, error);
         return;
     }
     curl_socket_t fd = CURL_SOCKET_BAD;

@@ -375,8 +375,8 @@ process_done(struct multi_ctx *m)
         r->timed_out = res == CURLE_OPERATION_TIMEDOUT;
         char error[CURL_ERROR_SIZE + 64];
         const char *errp = NULL;
-        long code = 0;
         if (res == CURLE_OK && !r->headers_done) {
+            long code = 0;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
             r->status = code;
             r->headers_done = true;
