@@ -351,6 +351,20 @@ def recv_until_eof(sock, timeout=10.0, limit=1 << 31):
             raise AssertionError("more than %d bytes" % limit)
 
 
+def wait_until(what, fn, timeout=10.0, interval=0.05):
+    """Polls fn() until it returns something true; returns it. For what a
+    process writes a moment after the event the test saw (a log line, a
+    counter)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not within %.1fs" % (what, timeout))
+        time.sleep(interval)
+
+
 def wait_closed(sock, timeout=10.0):
     """Asserts the peer closes (EOF or reset) within timeout; returns bytes read before."""
     sock.settimeout(timeout)

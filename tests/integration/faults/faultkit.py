@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(_INTEGRATION, "tunnel"))
 sys.path.insert(0, os.path.join(_INTEGRATION, "relay"))
 
 import ptthtest as pt  # noqa: E402
+from ptthtest import wait_until  # noqa: E402,F401  (the faults tests call fk.wait_until)
 import relayclient as rc  # noqa: E402
 import tunnelkit as kit  # noqa: E402
 
@@ -58,18 +59,6 @@ def status(port, admin_key):
     r = rc.Api(port).get("/v1/status", rc.bearer(admin_key))
     assert r.status == 200, r
     return json.loads(r.body)
-
-
-def wait_until(what, fn, timeout=10.0, interval=0.05):
-    """Polls fn() until it returns something true; returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: not within %.1fs" % (what, timeout))
-        time.sleep(interval)
 
 
 def healthz(port):

@@ -160,6 +160,21 @@ class Nginx:
         with open(self.access_log, errors="replace") as f:
             return f.read()
 
+    def wait_access(self, patterns, timeout=15.0):
+        """The access log once every regex in patterns matches it. nginx
+        writes a request's line when the request ends, and an upgraded one
+        ends when its connection closes, which can be after the tunnel's
+        client saw its end: so poll instead of reading once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.access()
+            missing = [p for p in patterns if not re.search(p, text)]
+            if not missing:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError("nginx access log lacks %r after %.0fs:\n%s" % (missing, timeout, text[-2000:]))
+            time.sleep(0.05)
+
 
 def free_ports(n):
     """n distinct free loopback ports (bound at once so they differ)."""
