@@ -37,6 +37,7 @@ typedef struct proxy_config {
     bool insecure;
     char *http_proxy;
     char *http_proxy_user_file;
+    char *http_proxy_ca_file;
     uint64_t max_chunk;
     char *data_path;
     /* filled in by validate() */
@@ -69,7 +70,7 @@ validate(void *config, ptth_problems *problems)
     }
     if (ptth_key_load(c->key_file, &c->key, err, sizeof(err)) != 0)
         ptth_problems_add(problems, "%s", err);
-    if (ptth_http_proxy_init(&c->proxy, c->http_proxy, c->http_proxy_user_file, err, sizeof(err)) != 0)
+    if (ptth_http_proxy_init(&c->proxy, c->http_proxy, c->http_proxy_user_file, c->http_proxy_ca_file, err, sizeof(err)) != 0)
         ptth_problems_add(problems, "%s", err);
 
     bool direct = c->server != NULL || c->port != NULL;
@@ -126,7 +127,7 @@ static const ptth_option options[] = {
     {"ca-file", PTTH_OPT_STRING, offsetof(proxy_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0, NULL},
     {"insecure", PTTH_OPT_FLAG, offsetof(proxy_config, insecure), NULL, "do not check the relay's certificate (testing only)", NULL,
      0, 0, NULL},
-    PTTH_HTTP_PROXY_OPTIONS(proxy_config, http_proxy, http_proxy_user_file),
+    PTTH_HTTP_PROXY_OPTIONS(proxy_config, http_proxy, http_proxy_user_file, http_proxy_ca_file),
     {"max-chunk", PTTH_OPT_UINT, offsetof(proxy_config, max_chunk), "BYTES",
      "largest upstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
     {"data-path", PTTH_OPT_STRING, offsetof(proxy_config, data_path), "auto|upgrade|chunks",

@@ -119,14 +119,35 @@ read_user_file(ptth_http_proxy *p, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* The file must open now: libcurl would only say so at the first
+ * connection, as a TLS error. */
+static int
+check_ca_file(ptth_http_proxy *p, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_err(err, errlen, "--http-proxy-ca-file '%s': %s", path, strerror(errno));
+        return -EINVAL;
+    }
+    fclose(f);
+    p->ca_file = strdup(path);
+    if (p->ca_file == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int
-ptth_http_proxy_init(ptth_http_proxy *p, const char *url_opt, const char *user_file, char *err, size_t errlen)
+ptth_http_proxy_init(ptth_http_proxy *p, const char *url_opt, const char *user_file, const char *ca_file, char *err,
+                     size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     int rc = 0;
     if (url_opt != NULL && strcmp(url_opt, "none") == 0) {
-        if (user_file != NULL) {
-            set_err(err, errlen, "--http-proxy-user-file: no proxy to send it to (--http-proxy none)");
+        if (user_file != NULL || ca_file != NULL) {
+            set_err(err, errlen, "--http-proxy-%s: no proxy to use it with (--http-proxy none)",
+                    user_file != NULL ? "user-file" : "ca-file");
             return -EINVAL;
         }
         p->url = strdup("");
@@ -139,7 +160,8 @@ ptth_http_proxy_init(ptth_http_proxy *p, const char *url_opt, const char *user_f
         set_err(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    if (user_file != NULL && (rc = read_user_file(p, user_file, err, errlen)) != 0) {
+    if ((user_file != NULL && (rc = read_user_file(p, user_file, err, errlen)) != 0) ||
+        (ca_file != NULL && (rc = check_ca_file(p, ca_file, err, errlen)) != 0)) {
         ptth_http_proxy_dispose(p);
         return rc;
     }
@@ -157,6 +179,7 @@ ptth_http_proxy_dispose(ptth_http_proxy *p)
         OPENSSL_cleanse(p->userpwd, strlen(p->userpwd));
         free(p->userpwd);
     }
+    free(p->ca_file);
     memset(p, 0, sizeof(*p));
 }
 
@@ -177,11 +200,35 @@ ptth_http_proxy_may_apply(const ptth_http_proxy *p, bool https_relay)
     return scheme || env_set("all_proxy") || env_set("ALL_PROXY");
 }
 
+/* The first of the variables that is set, in libcurl's order. */
+static const char *
+env_first(const char *const *names)
+{
+    for (; *names != NULL; names++)
+        if (env_set(*names))
+            return getenv(*names);
+    return NULL;
+}
+
+bool
+ptth_http_proxy_is_tls(const ptth_http_proxy *p, bool https_relay)
+{
+    const char *url = p != NULL ? p->url : NULL;
+    if (url == NULL) {
+        static const char *const for_https[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", NULL};
+        static const char *const for_http[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+        url = env_first(https_relay ? for_https : for_http);
+    }
+    return url != NULL && strncasecmp(url, "https://", 8) == 0;
+}
+
 void
 ptth_http_proxy_setup_easy(const ptth_http_proxy *p, CURL *h, bool tunnel)
 {
     if (p != NULL && p->url != NULL)
         curl_easy_setopt(h, CURLOPT_PROXY, p->url); /* "" disables the environment's */
+    if (p != NULL && p->ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_PROXY_CAINFO, p->ca_file);
     if (p != NULL && p->userpwd != NULL)
         curl_easy_setopt(h, CURLOPT_PROXYUSERPWD, p->userpwd);
     if (tunnel)

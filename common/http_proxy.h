@@ -15,6 +15,9 @@
  *     no_proxy with its suffix and CIDR rules), because libcurl applies it.
  * --http-proxy-user-file FILE holds one USER:PASS line (mode 0600, like key
  * files): the credentials stay off the command line and out of `ps`.
+ * --http-proxy-ca-file FILE: the CAs that sign an https:// proxy's
+ * certificate, instead of the system's (a company's own CA, say); the
+ * proxy's name is always checked against its certificate.
  *
  * Secrets: the user file's content and a URL's USER:PASS are never logged,
  * never in an error text; ptth_http_proxy_shown() is the URL without them.
@@ -30,15 +33,18 @@
 
 #include <curl/curl.h>
 
-/* The two options, for the option table (options.h) of a terminator whose
- * config struct has the char * members url_member and file_member. */
-#define PTTH_HTTP_PROXY_OPTIONS(config_type, url_member, file_member)                                                          \
+/* The three options, for the option table (options.h) of a terminator whose
+ * config struct has the char * members url_member, file_member and
+ * ca_member. */
+#define PTTH_HTTP_PROXY_OPTIONS(config_type, url_member, file_member, ca_member)                                               \
     {"http-proxy", PTTH_OPT_STRING, offsetof(config_type, url_member), "URL|none",                                              \
      "reach the relay through this HTTP proxy: http://HOST:PORT or https://HOST:PORT (none: not even the one of "             \
      "HTTPS_PROXY, http_proxy, ALL_PROXY; default: those variables, with NO_PROXY, as curl reads them)",                    \
      NULL, 0, 0, NULL},                                                                                                       \
     {"http-proxy-user-file", PTTH_OPT_STRING, offsetof(config_type, file_member), "FILE",                                    \
-     "USER:PASS for the proxy (one line, mode 0600); Basic, Digest, NTLM or Negotiate, as the proxy asks", NULL, 0, 0, NULL}
+     "USER:PASS for the proxy (one line, mode 0600); Basic, Digest, NTLM or Negotiate, as the proxy asks", NULL, 0, 0, NULL}, \
+    {"http-proxy-ca-file", PTTH_OPT_STRING, offsetof(config_type, ca_member), "FILE",                                        \
+     "trust these CAs (PEM) for an https:// proxy's certificate instead of the system's", NULL, 0, 0, NULL}
 
 #define PTTH_HTTP_PROXY_URL_MAX 1024
 #define PTTH_HTTP_PROXY_USER_MAX 512 /* USER:PASS */
@@ -46,16 +52,18 @@
 typedef struct ptth_http_proxy {
     char *url;       /* NULL: the environment (libcurl's rules); "": none */
     char *userpwd;   /* USER:PASS from the user file, or NULL (a secret) */
+    char *ca_file;   /* --http-proxy-ca-file, or NULL: the system's CAs */
     char shown[300]; /* the URL for logs, without USER:PASS; "" unless given */
 } ptth_http_proxy;
 
-/* From the option values (either may be NULL). 0, or -EINVAL with err
- * saying what is wrong (never quoting a password): a URL that is not
- * http:// or https:// with a host, over PTTH_HTTP_PROXY_URL_MAX, with a
- * path, query or control character; a user file that cannot be read, is
- * readable by others, or is not one USER:PASS line of at most
- * PTTH_HTTP_PROXY_USER_MAX bytes; a user file next to "none". */
-int ptth_http_proxy_init(ptth_http_proxy *p, const char *url_opt, const char *user_file, char *err, size_t errlen);
+/* From the option values (any may be NULL). 0, or -EINVAL with err saying
+ * what is wrong (never quoting a password): a URL that is not http:// or
+ * https:// with a host, over PTTH_HTTP_PROXY_URL_MAX, with a path, query or
+ * control character; a user file that cannot be read, is readable by
+ * others, or is not one USER:PASS line of at most PTTH_HTTP_PROXY_USER_MAX
+ * bytes; a CA file that cannot be opened; a user or CA file next to "none". */
+int ptth_http_proxy_init(ptth_http_proxy *p, const char *url_opt, const char *user_file, const char *ca_file, char *err,
+                         size_t errlen);
 
 void ptth_http_proxy_dispose(ptth_http_proxy *p);
 
@@ -64,6 +72,13 @@ void ptth_http_proxy_dispose(ptth_http_proxy *p);
  * environment for that scheme (NO_PROXY aside: libcurl decides that per
  * connection). */
 bool ptth_http_proxy_may_apply(const ptth_http_proxy *p, bool https_relay);
+
+/* Whether the proxy libcurl will use for an http or https relay is reached
+ * over TLS (an https:// URL, given or from the variables as libcurl reads
+ * them). Then even a cleartext relay's connection carries libcurl's TLS
+ * state, and its bytes must go through curl_easy_send/recv. NO_PROXY is not
+ * weighed: true may mean "perhaps", which costs speed, never correctness. */
+bool ptth_http_proxy_is_tls(const ptth_http_proxy *p, bool https_relay);
 
 /* The proxy settings on an easy handle; tunnel: always CONNECT, also for
  * an http relay (the upgraded legs need a raw connection). */

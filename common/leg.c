@@ -51,7 +51,7 @@ struct ptth_leg_impl {
     ptth_leg *leg;
     ptth_loop *loop;
     enum leg_state state;
-    bool tls;
+    bool tls; /* libcurl holds TLS state on the connection (to the relay or to an https:// proxy) */
     bool want_read, want_write;
     bool watching;
     bool *gone;       /* set by ptth_leg_close() while a callback runs, see run_cb() */
@@ -141,6 +141,10 @@ build_request(struct ptth_leg_impl *L, ptth_relay_client *c, const char *path, c
     int rc = split_base_url(ptth_relay_client_url(c), &L->tls, host, sizeof(host), prefix, sizeof(prefix));
     if (rc != 0)
         return rc;
+    /* through an https:// proxy even a cleartext relay's bytes ride in
+     * libcurl's TLS to the proxy: they go through libcurl like a TLS leg's */
+    if (!L->tls)
+        L->tls = ptth_http_proxy_is_tls(ptth_relay_client_proxy(c), false);
     if (strlen(prefix) + strlen(path) >= REQ_PATH_MAX)
         return -E2BIG;
     const char *auth = ptth_relay_client_auth_value(c), *ua = ptth_relay_client_user_agent(c);

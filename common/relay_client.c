@@ -69,6 +69,11 @@ struct ptth_relay_client {
     ptth_conn_job *jobs; /* every active connect-only job, likewise */
     long long proxy_auth_logged_ms; /* the last event=proxy_auth_failed line */
     long proxy_auth;                /* CURLOPT_PROXYAUTH of every transfer (http_proxy.h) */
+    /* requests to an http relay go inside CONNECT too: the proxy wants a
+     * multi-pass scheme (Digest, NTLM, Negotiate), and libcurl 7.88 answers
+     * a 407 to an absolute-form POST by reusing the connection with the
+     * body unfinished, which hangs; CONNECT has no body */
+    bool requests_via_connect;
 };
 
 /* Constant header lines, as mutable arrays because curl_slist wants char *. */
@@ -76,7 +81,8 @@ static char hdr_no_content_type[] = "Content-Type:";
 static char hdr_no_expect[] = "Expect:";
 
 static void process_done(struct multi_ctx *m);
-static long c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen);
+static long c_proxy_failed(ptth_relay_client *c, CURL *h, long status, long sent_auth, bool may_resend, bool *resend,
+                           char *error, size_t errlen);
 static void on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
                            const void *body, size_t body_len);
 static void on_h2_release(void *data, ptth_req *r);
@@ -191,7 +197,10 @@ on_curl_header(char *p, size_t size, size_t n, void *userp)
         if (code >= 200 && !r->headers_done) {
             r->status = code;
             r->headers_done = true;
-            if (r->ops->on_headers != NULL)
+            /* a 407 is the forward proxy's (the relay never sends one):
+             * process_done() handles it, perhaps by sending r again */
+            bool from_proxy = code == 407 && r->client->proxied;
+            if (r->ops->on_headers != NULL && !from_proxy)
                 r->ops->on_headers(r);
         }
         return len;
@@ -355,6 +364,37 @@ req_finish(ptth_req *r, bool clean)
 
 static void job_done(CURL *h, CURLcode res);
 
+/* Sends r again on its handle (same URL, headers, body) with the client's
+ * proxy settings as they are now: after a 407 that offered a scheme not
+ * tried, the caller should not see a failure. The proxy's 407 reached only
+ * r's status and reason, never its on_body. */
+static bool
+req_resend(struct multi_ctx *m, ptth_req *r)
+{
+    ptth_relay_client *c = m->client;
+    /* on a copy: the options (URL, headers, body, callbacks) without the
+     * handle's state, in which libcurl 7.88 keeps the failed scheme
+     * ("Authentication problem. Ignoring this.") and would give up on the
+     * next 407 at once */
+    CURL *h = curl_easy_duphandle(r->easy->curl);
+    if (h == NULL)
+        return false;
+    curl_multi_remove_handle(m->multi, r->easy->curl);
+    curl_easy_cleanup(r->easy->curl);
+    r->easy->curl = h;
+    curl_easy_setopt(h, CURLOPT_PROXYAUTH, c->proxy_auth);
+    if (c->requests_via_connect)
+        curl_easy_setopt(h, CURLOPT_HTTPPROXYTUNNEL, 1L);
+    r->sent_auth = c->proxy_auth;
+    r->auth_retried = true;
+    r->headers_done = false;
+    r->paused = false;
+    r->timed_out = false;
+    ptth_req_response_reset(r);
+    /* when it cannot be added, req_finish()'s remove is a harmless no-op */
+    return curl_multi_add_handle(m->multi, h) == CURLM_OK;
+}
+
 static void
 process_done(struct multi_ctx *m)
 {
@@ -381,7 +421,14 @@ process_done(struct multi_ctx *m)
             r->status = code;
             r->headers_done = true;
         }
-        if (c_proxy_failed(m->client, msg->easy_handle, res == CURLE_OK ? r->status : 0, error, sizeof(error)) != 0) {
+        bool resend = false;
+        long proxy_code = c_proxy_failed(m->client, msg->easy_handle, res == CURLE_OK ? r->status : 0, r->sent_auth,
+                                         !r->auth_retried, &resend, error, sizeof(error));
+        /* sent before the client knew the scheme the proxy wants (this 407
+         * or another one taught it): once more, with it */
+        if (resend && req_resend(m, r))
+            continue;
+        if (proxy_code != 0) {
             res = CURLE_COULDNT_CONNECT; /* the relay never saw it: a failure, not an answer */
             r->status = 0;
             errp = error;
@@ -607,6 +654,12 @@ ptth_relay_client_loop(const ptth_relay_client *c)
     return c->loop;
 }
 
+const ptth_http_proxy *
+ptth_relay_client_proxy(const ptth_relay_client *c)
+{
+    return c->proxy;
+}
+
 /* Sends r through libcurl; r->active and the active list are the caller's. */
 static int
 curl_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,
@@ -638,6 +691,9 @@ curl_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
     CURL *h = e->curl;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROXYAUTH, c->proxy_auth); /* a pooled handle may predate a change */
+    r->sent_auth = c->proxy_auth;
+    if (c->requests_via_connect)
+        curl_easy_setopt(h, CURLOPT_HTTPPROXYTUNNEL, 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, &r->header_nodes[0]);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_len > 0 ? body : "");
@@ -706,6 +762,7 @@ ptth_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
     r->kind = kind;
     r->easy = NULL;
     r->h2 = NULL;
+    r->auth_retried = false;
     int rc;
     if (c->h2 != NULL && !ptth_h2_client_unavailable(c->h2))
         rc = ptth_h2_req_start(c->h2, r, kind, path, headers, body, body_len);
@@ -761,29 +818,43 @@ ptth_req_header_value(char *out, size_t outlen, const char *in)
 /* ---- the forward proxy ---- */
 
 /* The proxy's status when the transfer failed at the proxy (CONNECT
- * refused, or 407), else 0: error says so, and a 407 is logged, at most
- * once per PROXY_AUTH_LOG_MS (a terminator retries with backoff; each
- * retry would log again). */
+ * refused, or 407), else 0; error says so. A 407 that offers a scheme not
+ * tried yet switches the client to it (sent_auth, what the transfer went
+ * with, is then older than c->proxy_auth) and is no failure yet: *resend
+ * says to send the transfer again once (may_resend: not done already).
+ * Any other 407 is logged, at most once per PROXY_AUTH_LOG_MS (a
+ * terminator retries with backoff; each retry would log again). */
 #define PROXY_AUTH_LOG_MS 10000
 static long
-c_proxy_failed(ptth_relay_client *c, CURL *h, long status, char *error, size_t errlen)
+c_proxy_failed(ptth_relay_client *c, CURL *h, long status, long sent_auth, bool may_resend, bool *resend, char *error,
+               size_t errlen)
 {
+    *resend = false;
     if (!c->proxied)
         return 0;
     long code = ptth_http_proxy_failure(h, status, error, errlen);
-    if (code == 0)
-        return 0;
-    if (code == 407) {
-        long offered = 0;
-        if (curl_easy_getinfo(h, CURLINFO_PROXYAUTH_AVAIL, &offered) == CURLE_OK)
-            c->proxy_auth = ptth_http_proxy_next_auth(c->proxy_auth, offered);
-        long long now = ptth_loop_now(c->loop);
-        if (c->proxy_auth_logged_ms == 0 || now - c->proxy_auth_logged_ms >= PROXY_AUTH_LOG_MS) {
-            c->proxy_auth_logged_ms = now;
-            ptth_log_warn("event=proxy_auth_failed proxy=%s credentials=%s message=\"%s\"",
-                          c->proxy != NULL && c->proxy->shown[0] != '\0' ? c->proxy->shown : "environment",
-                          c->proxy != NULL && c->proxy->userpwd != NULL ? "user-file" : "url-or-none", error);
+    if (code != 407)
+        return code;
+    long offered = 0;
+    if (curl_easy_getinfo(h, CURLINFO_PROXYAUTH_AVAIL, &offered) == CURLE_OK) {
+        long next = ptth_http_proxy_next_auth(c->proxy_auth, offered);
+        if (next != c->proxy_auth) {
+            c->proxy_auth = next;
+            c->requests_via_connect = true;
+            ptth_log_info("event=proxy_auth_scheme proxy=%s message=\"%s; answering with the strongest it offers\"",
+                          c->proxy != NULL && c->proxy->shown[0] != '\0' ? c->proxy->shown : "environment", error);
         }
+    }
+    if (may_resend && sent_auth != c->proxy_auth) {
+        *resend = true;
+        return code;
+    }
+    long long now = ptth_loop_now(c->loop);
+    if (c->proxy_auth_logged_ms == 0 || now - c->proxy_auth_logged_ms >= PROXY_AUTH_LOG_MS) {
+        c->proxy_auth_logged_ms = now;
+        ptth_log_warn("event=proxy_auth_failed proxy=%s credentials=%s message=\"%s\"",
+                      c->proxy != NULL && c->proxy->shown[0] != '\0' ? c->proxy->shown : "environment",
+                      c->proxy != NULL && c->proxy->userpwd != NULL ? "user-file" : "url-or-none", error);
     }
     return code;
 }
@@ -807,7 +878,17 @@ job_done(CURL *h, CURLcode res)
     const char *errp = NULL;
     job->proxy_status = 0;
     if (res != CURLE_OK) {
-        if ((job->proxy_status = c_proxy_failed(job->client, h, 0, error, sizeof(error))) == 0)
+        ptth_relay_client *c = job->client;
+        bool resend = false;
+        job->proxy_status = c_proxy_failed(c, h, 0, job->sent_auth, !job->auth_retried, &resend, error, sizeof(error));
+        if (resend) {
+            /* once more at once, with the scheme the 407 offered */
+            ptth_conn_job_end(job);
+            job->auth_retried = true;
+            if (ptth_conn_job_start(c, job) == 0)
+                return;
+        }
+        if (job->proxy_status == 0)
             snprintf(error, sizeof(error), "%s", job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(res));
         errp = error;
     }
@@ -842,6 +923,7 @@ ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job)
     job->errbuf[0] = '\0';
     /* through a proxy always CONNECT: the leg needs a raw connection */
     easy_setup_common(c, h, job->errbuf, true);
+    job->sent_auth = c->proxy_auth;
     /* HTTP/1.1 only: on https:// ALPN then offers http/1.1 alone, and the
      * leg writes an HTTP/1.1 request on the connection itself */
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);

@@ -116,6 +116,8 @@ struct ptth_req {
     bool headers_done;
     bool paused;
     bool has_reason_header;
+    bool auth_retried; /* sent again once with the scheme a 407 offered */
+    long sent_auth;    /* the CURLOPT_PROXYAUTH it went with */
     size_t reason_len;
     struct curl_slist header_nodes[3 + PTTH_REQ_HEADERS_MAX]; /* our own nodes: no allocation per request */
 };
@@ -175,6 +177,8 @@ struct ptth_conn_job {
     ptth_relay_client *client;
     bool active;
     bool done;
+    bool auth_retried; /* restarted once with the scheme a 407 offered */
+    long sent_auth;    /* the CURLOPT_PROXYAUTH it went with */
     ptth_conn_job *prev, *next;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -189,6 +193,8 @@ void ptth_conn_job_end(ptth_conn_job *job);
 const char *ptth_relay_client_auth_value(const ptth_relay_client *c);
 const char *ptth_relay_client_user_agent(const ptth_relay_client *c);
 ptth_loop *ptth_relay_client_loop(const ptth_relay_client *c);
+/* The forward proxy of the config (NULL: the environment's). */
+const ptth_http_proxy *ptth_relay_client_proxy(const ptth_relay_client *c);
 
 /* Copies text for use as a request header value: printable ASCII only,
  * anything else becomes '?', truncated to outlen. */

@@ -37,6 +37,7 @@ typedef struct server_config {
     bool insecure;
     char *http_proxy;
     char *http_proxy_user_file;
+    char *http_proxy_ca_file;
     bool proxy_protocol;
     uint64_t max_chunk;
     char *data_path;
@@ -88,7 +89,7 @@ validate(void *config, ptth_problems *problems)
     char err[512];
     if (ptth_key_load(c->key_file, &c->key, err, sizeof(err)) != 0)
         ptth_problems_add(problems, "%s", err);
-    if (ptth_http_proxy_init(&c->proxy, c->http_proxy, c->http_proxy_user_file, err, sizeof(err)) != 0)
+    if (ptth_http_proxy_init(&c->proxy, c->http_proxy, c->http_proxy_user_file, c->http_proxy_ca_file, err, sizeof(err)) != 0)
         ptth_problems_add(problems, "%s", err);
     if (c->port_maps.count == 0) {
         ptth_problems_add(problems, "at least one --port-map NAME=TARGET is required");
@@ -139,7 +140,7 @@ static const ptth_option options[] = {
     {"ca-file", PTTH_OPT_STRING, offsetof(server_config, ca_file), "FILE", "trust these CAs for the relay", NULL, 0, 0, NULL},
     {"insecure", PTTH_OPT_FLAG, offsetof(server_config, insecure), NULL, "do not check the relay's certificate (testing only)",
      NULL, 0, 0, NULL},
-    PTTH_HTTP_PROXY_OPTIONS(server_config, http_proxy, http_proxy_user_file),
+    PTTH_HTTP_PROXY_OPTIONS(server_config, http_proxy, http_proxy_user_file, http_proxy_ca_file),
     {"proxy-protocol", PTTH_OPT_FLAG, offsetof(server_config, proxy_protocol), NULL,
      "send a PROXY protocol v2 header with the client's address to TCP backends", NULL, 0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(server_config, max_chunk), "BYTES",

@@ -14,6 +14,8 @@ import tunnelkit as kit
 from tunnelkit import pt
 
 NCSA_AUTH = "/usr/lib/squid/basic_ncsa_auth"
+DIGEST_AUTH = "/usr/lib/squid/digest_file_auth"
+NTLM_FAKE_AUTH = "/usr/lib/squid/ntlm_fake_auth"
 
 
 def available():
@@ -39,14 +41,21 @@ def wait_listening(proc, port, timeout=20.0):
 
 
 class Squid:
-    """squid -N on 127.0.0.1:port. users maps user names to passwords (Basic
-    auth required when given); deny_connect refuses every CONNECT (a proxy
-    that only forwards absolute-form requests)."""
+    """squid -N on 127.0.0.1:port. users maps user names to passwords (auth
+    required when given) for scheme "basic" (basic_ncsa_auth), "digest"
+    (digest_file_auth) or "ntlm" (ntlm_fake_auth: any NTLM handshake
+    passes, which is all a test without a Windows domain can check: that
+    libcurl's NTLM goes through); deny_connect refuses every CONNECT (a
+    proxy that only forwards absolute-form requests)."""
 
-    def __init__(self, ctx, users=None, deny_connect=False, port=None):
+    def __init__(self, ctx, users=None, deny_connect=False, port=None, scheme="basic"):
         why = available()
         if why:
             raise pt.Skip(why)
+        helper = {"basic": NCSA_AUTH, "digest": DIGEST_AUTH, "ntlm": NTLM_FAKE_AUTH}[scheme]
+        if not os.path.exists(helper):
+            raise pt.Skip("%s is missing" % helper)
+        self.scheme = scheme
         self.ctx = ctx
         self.dir = ctx.path("squid")
         os.makedirs(self.dir, exist_ok=True)
@@ -83,11 +92,17 @@ class Squid:
             passwd = os.path.join(self.dir, "passwd")
             with open(passwd, "w") as f:
                 for user, password in self.users.items():
-                    h = subprocess.run(["openssl", "passwd", "-1", password], capture_output=True, text=True,
-                                       check=True, timeout=30).stdout.strip()
-                    f.write("%s:%s\n" % (user, h))
-            lines += ["auth_param basic program %s %s" % (NCSA_AUTH, passwd), "auth_param basic realm ptth-test",
-                      "acl authed proxy_auth REQUIRED", "http_access allow authed"]
+                    if self.scheme == "basic":
+                        password = subprocess.run(["openssl", "passwd", "-1", password], capture_output=True,
+                                                  text=True, check=True, timeout=30).stdout.strip()
+                    f.write("%s:%s\n" % (user, password))  # digest_file_auth reads the password itself
+            if self.scheme == "ntlm":
+                lines.append("auth_param ntlm program %s" % NTLM_FAKE_AUTH)
+            else:
+                helper = NCSA_AUTH if self.scheme == "basic" else DIGEST_AUTH
+                lines += ["auth_param %s program %s %s" % (self.scheme, helper, passwd),
+                          "auth_param %s realm ptth-test" % self.scheme]
+            lines += ["acl authed proxy_auth REQUIRED", "http_access allow authed"]
         else:
             lines.append("http_access allow localhost")
         lines.append("http_access deny all")
@@ -163,6 +178,25 @@ class Tinyproxy:
             return ""
 
 
+class TlsFront:
+    """TLS in front of a proxy (an https:// proxy URL): socat
+    OPENSSL-LISTEN on 127.0.0.1:port with cert/key, each connection
+    forwarded in cleartext to 127.0.0.1:backend_port."""
+
+    def __init__(self, ctx, backend_port, cert, key):
+        if shutil.which("socat") is None:
+            raise pt.Skip("socat is not installed (Debian package socat)")
+        self.port = pt.free_port()
+        listen = "OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,cert=%s,key=%s,verify=0" % (self.port, cert, key)
+        self.proc = ctx.start(["socat", listen, "TCP:127.0.0.1:%d" % backend_port], name="tls-front")
+        wait_listening(self.proc, self.port)
+        ctx.cleanups.append(lambda: self.proc.stop(timeout=15, expect_code=None))
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.port
+
+
 def user_file(ctx, text, mode=0o600, name="proxy-user"):
     path = ctx.path(name)
     with open(path, "w") as f:
@@ -177,4 +211,4 @@ def clean_env():
                             "no_proxy", "NO_PROXY")}
 
 
-__all__ = ["Squid", "Tinyproxy", "available", "user_file", "clean_env", "kit", "pt"]
+__all__ = ["Squid", "Tinyproxy", "TlsFront", "available", "user_file", "clean_env", "kit", "pt"]

@@ -27,17 +27,18 @@ def squid_with_alice(ctx, **kw):
     return pk.Squid(ctx, users={"alice": PASSWORD}, **kw)
 
 
-def proxy_args(ctx, squid, password=PASSWORD):
-    return ["--http-proxy", squid.url, "--http-proxy-user-file",
+def proxy_args(ctx, squid, password=PASSWORD, url=None):
+    return ["--http-proxy", url or squid.url, "--http-proxy-user-file",
             pk.user_file(ctx, "alice:%s\n" % password, name="user-%d" % len(ctx.cleanups))]
 
 
-def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True):
+def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, url=None, extra=()):
     """An echo backend, a relay, a server and a proxy, both terminators
-    through squid; returns (world, proxy proc)."""
+    through squid (or the proxy URL url in front of it, with the options
+    extra); returns (world, proxy proc)."""
     echo = kit.Backend(kit.echo_handler)
     ctx.cleanups.append(echo.close)
-    args = proxy_args(ctx, squid, password) + (["--data-path", data_path] if data_path else [])
+    args = proxy_args(ctx, squid, password, url) + list(extra) + (["--data-path", data_path] if data_path else [])
     env = pk.clean_env()
     if tls:
         w, cert = kit.tls_world(ctx, {"echo": str(echo.port)}, server_args=args, server_env=env)
@@ -130,6 +131,91 @@ def proxy_refusing_connect_gets_the_chunked_path(ctx):
     assert len(denied) <= 2, "one refused CONNECT per terminator, then remembered: %s" % denied
 
 
+def tls_front(ctx, squid):
+    cert, key = kit.make_cert(ctx, name="front-")
+    return pk.TlsFront(ctx, squid.port, cert, key), cert
+
+
+@t.test
+def https_proxy_url_with_a_cleartext_relay(ctx):
+    """--http-proxy https://... (TLS to the proxy, socat in front of squid)
+    and an http relay: the upgraded legs' bytes ride in libcurl's TLS to
+    the proxy, inside CONNECT; the proxy's certificate is checked against
+    --http-proxy-ca-file. Without that file it is refused, and said so."""
+    squid = squid_with_alice(ctx)
+    front, cert = tls_front(ctx, squid)
+    w, px = setup(ctx, squid, url=front.url, extra=["--http-proxy-ca-file", cert])
+    for size in (1, 1 << 20):
+        data = os.urandom(size)
+        assert kit.echo_once(px.port, data) == data, size
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "upgrade", end
+    wait_access(squid, r"TCP_TUNNEL/200 .* CONNECT 127\.0\.0\.1:%d alice " % w.relay.port)
+    untrusting = w.proxy("echo", args=proxy_args(ctx, squid, url=front.url), env=pk.clean_env())
+    s = pt.connect(untrusting.port)
+    assert pt.wait_closed(s, timeout=20) == b""
+    s.close()
+    untrusting.wait_for(r"event=\S*failed[^\n]*(certificate|SSL)", timeout=15)
+    no_secret_in_logs(ctx, PASSWORD)
+
+
+@t.test
+def https_proxy_url_with_an_https_relay(ctx):
+    """An https relay through an https:// proxy: TLS to the relay inside
+    CONNECT inside TLS to the proxy, each certificate checked with its own
+    CA file (--ca-file, --http-proxy-ca-file); bulk both ways intact."""
+    squid = squid_with_alice(ctx)
+    front, cert = tls_front(ctx, squid)
+    w, px = setup(ctx, squid, tls=True, url=front.url, extra=["--http-proxy-ca-file", cert])
+    sent, received, n, _ = kit.bulk_both_ways(px.port, 8 << 20, timeout=100)
+    assert n == 8 << 20 and sent == received, n
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "upgrade", end
+    wait_access(squid, r"TCP_TUNNEL/200 .* CONNECT 127\.0\.0\.1:%d alice " % w.relay.port)
+
+
+def other_scheme_through_squid(ctx, scheme, tls):
+    """A squid that offers only scheme (Digest with digest_file_auth, NTLM
+    with ntlm_fake_auth): the terminators try Basic, see the 407's offer
+    and let libcurl answer with the offered scheme (SPEC §9.2: every scheme
+    libcurl knows); squid logs the user."""
+    squid = squid_with_alice(ctx, scheme=scheme)
+    w, px = setup(ctx, squid, tls=tls)
+    data = os.urandom(300 * 1024)
+    assert kit.echo_once(px.port, data) == data
+    end = tunnel_end(w.relay)
+    assert end["reason"] == "fin" and end["path"] == "upgrade", end
+    # (ntlm_fake_auth logs the user as DOMAIN\\USER, garbled)
+    wait_access(squid, r"TCP_TUNNEL/200 .* CONNECT 127\.0\.0\.1:%d \S*alice\S* " % w.relay.port)
+    assert [ln for ln in squid.access() if "TCP_DENIED/407" in ln], "no 407 before %s: %s" % (scheme, squid.access())
+    # the first 407 taught the scheme; no failure was logged or seen
+    for p in (w.server, px):
+        assert p.count(r"event=proxy_auth_scheme ") >= 1, p.log()[-2000:]
+        assert p.count(r"event=proxy_auth_failed") == 0, p.log()[-2000:]
+        assert p.count(r"event=relay_unreachable") == 0, p.log()[-2000:]
+    no_secret_in_logs(ctx, PASSWORD)
+
+
+@t.test
+def digest_auth_with_an_http_relay(ctx):
+    other_scheme_through_squid(ctx, "digest", tls=False)
+
+
+@t.test
+def digest_auth_with_an_https_relay(ctx):
+    other_scheme_through_squid(ctx, "digest", tls=True)
+
+
+@t.test
+def ntlm_auth_with_an_http_relay(ctx):
+    other_scheme_through_squid(ctx, "ntlm", tls=False)
+
+
+@t.test
+def ntlm_auth_with_an_https_relay(ctx):
+    other_scheme_through_squid(ctx, "ntlm", tls=True)
+
+
 @t.test
 def wrong_password_is_logged_and_retried_with_backoff(ctx):
     """squid answers 407: one event=proxy_auth_failed line (with the proxy,
@@ -187,7 +273,9 @@ def bad_proxy_options_are_refused_without_the_secret(ctx):
         (["--http-proxy", "http://bob:hunter2@127.0.0.1:3128/some/path"], r"has no path"),
         (["--http-proxy", "http://"], r"host"),
         (["--http-proxy", "none", "--http-proxy-user-file", pk.user_file(ctx, "bob:hunter2\n", name="u0")],
-         r"no proxy to send it to"),
+         r"no proxy to use it with"),
+        (["--http-proxy", "https://127.0.0.1:3129", "--http-proxy-ca-file", "/nonexistent/ca.pem"],
+         r"--http-proxy-ca-file '/nonexistent/ca.pem': No such file"),
         (["--http-proxy", "http://127.0.0.1:3128", "--http-proxy-user-file",
           pk.user_file(ctx, "bob:hunter2\n", mode=0o644, name="u1")], r"readable by group or others"),
         (["--http-proxy", "http://127.0.0.1:3128", "--http-proxy-user-file",

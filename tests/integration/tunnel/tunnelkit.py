@@ -31,10 +31,10 @@ def sanitized():
     return False
 
 
-def make_cert(ctx):
+def make_cert(ctx, name=""):
     """A self-signed P-256 certificate for 127.0.0.1 in the test's
-    directory: (cert path, key path)."""
-    cert, key = ctx.path("cert.pem"), ctx.path("key.pem")
+    directory (files NAMEcert.pem, NAMEkey.pem): (cert path, key path)."""
+    cert, key = ctx.path(name + "cert.pem"), ctx.path(name + "key.pem")
     r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
