@@ -237,6 +237,61 @@ def wrong_password_is_logged_and_retried_with_backoff(ctx):
     no_secret_in_logs(ctx, "wrong-Pa55")
 
 
+def garbage_handler(c):
+    """A 'proxy' that answers whatever it is sent with bytes that are no
+    HTTP, then closes."""
+    c.settimeout(5)
+    try:
+        c.recv(4096)
+        c.sendall(b"SSH-2.0-not-a-proxy\r\n\x00\xff garbage\r\n\r\n")
+    except OSError:
+        pass
+    c.close()
+    return 0
+
+
+@t.test
+def a_proxy_that_is_down_or_answers_garbage(ctx):
+    """--http-proxy naming a port where nothing listens, then a server that
+    answers garbage: the tunnel's client sees its connection closed, the
+    log says what failed and where, the terminators retry with backoff (a
+    bounded number of attempts) and stay up."""
+    echo = kit.Backend(kit.echo_handler)
+    ctx.cleanups.append(echo.close)
+    garbage = kit.Backend(garbage_handler)
+    ctx.cleanups.append(garbage.close)
+    nothing = pt.free_port()
+    w = kit.World(ctx, {}, start_server=False)
+    for name, url in (("down", "http://127.0.0.1:%d" % nothing), ("garbage", "http://127.0.0.1:%d" % garbage.port)):
+        args = ["--http-proxy", url]
+        srv = w.start_server({"echo": str(echo.port)}, args=args, env=pk.clean_env(), wait=False)
+        line = srv.wait_for(r"warn [^\n]*event=relay_unreachable[^\n]*", timeout=15).group(0)
+        px = w.proxy("echo", args=args, env=pk.clean_env())
+        s = pt.connect(px.port)
+        assert pt.wait_closed(s, timeout=20) == b"", name
+        s.close()
+        fail = px.wait_for(r"event=(connect_failed|tunnel_end)[^\n]*", timeout=15).group(0)
+        if name == "down":
+            assert "127.0.0.1 port %d" % nothing in line and "onnect" in line, line
+            assert "127.0.0.1 port %d" % nothing in fail, fail
+        else:
+            assert accepted_after(garbage, 1), "the garbage proxy was never asked"
+        before = garbage.accepted
+        time.sleep(3)
+        assert srv.alive() and px.alive(), name
+        if name == "garbage":
+            tries = garbage.accepted - before
+            assert tries <= 20, "%d connections in 3 s: no backoff" % tries
+        assert w.relay.count(r"event=server_online") == 0, name
+        print("# proxy %s: %s" % (name, re.search(r"error=\"[^\"]*\"", line).group(0)))
+        srv.stop()
+        px.stop()
+
+
+def accepted_after(backend, n, timeout=10.0):
+    return pt.wait_until("%d connections" % n, lambda: backend.accepted >= n, timeout=timeout)
+
+
 @t.test
 def environment_variables_and_no_proxy(ctx):
     """Without --http-proxy the terminators read http_proxy as curl does;
