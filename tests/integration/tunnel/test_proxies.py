@@ -32,7 +32,7 @@ def proxy_args(ctx, squid, password=PASSWORD, url=None):
             pk.user_file(ctx, "alice:%s\n" % password, name="user-%d" % len(ctx.cleanups))]
 
 
-def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, url=None, extra=()):
+def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, url=None, extra=(), relay_args=()):
     """An echo backend, a relay, a server and a proxy, both terminators
     through squid (or the proxy URL url in front of it, with the options
     extra); returns (world, proxy proc)."""
@@ -44,7 +44,7 @@ def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, u
         w, cert = kit.tls_world(ctx, {"echo": str(echo.port)}, server_args=args, server_env=env)
         args = args + ["--ca-file", cert]
     else:
-        w = kit.World(ctx, {}, start_server=False)
+        w = kit.World(ctx, {}, start_server=False, relay_args=relay_args)
         w.server = w.start_server({"echo": str(echo.port)}, args=args, env=env, wait=wait)
     return w, w.proxy("echo", args=args, env=env)
 
@@ -363,6 +363,48 @@ def squid_restarted_under_open_tunnels(ctx):
     squid.start()
     took = kit.wait_works(px.port, timeout=40)
     print("# a working tunnel %.1fs after squid came back" % took)
+
+
+SQUID_READ_TIMEOUT = 3
+
+
+def idle_then_echo(px, idle):
+    s = pt.connect(px.port)
+    try:
+        kit.round_trip(s, b"before")
+        time.sleep(idle)
+        s.settimeout(10)
+        try:
+            s.sendall(b"after")
+            return s.recv(100)
+        except OSError as e:  # the cut tunnel's reset
+            return repr(e).encode()
+    finally:
+        s.close()
+
+
+@t.test
+def idle_tunnels_outlive_squids_read_timeout_with_heartbeats(ctx):
+    """squid with read_timeout 3 s: with --heartbeat 1 at the relay an idle
+    tunnel stays open for 9 s on both data paths (PINGs both ways through
+    the proxy); the control, --heartbeat 30, shows the timeout is in force:
+    squid cuts the idle tunnel."""
+    squid = squid_with_alice(ctx, extra=["read_timeout %d seconds" % SQUID_READ_TIMEOUT])
+    w, px = setup(ctx, squid, relay_args=["--heartbeat", "1"])
+    chunks = w.proxy("echo", args=proxy_args(ctx, squid) + ["--data-path", "chunks"], env=pk.clean_env())
+    for p in (px, chunks):
+        assert idle_then_echo(p, 3 * SQUID_READ_TIMEOUT) == b"after", p.log()[-2000:]
+    paths = [kit.log_fields(m.group(0))["path"] for m in
+             [w.relay.wait_for(r"event=tunnel_end [^\n]*reason=fin[^\n]*path=%s[^\n]*" % d, timeout=15)
+              for d in ("upgrade", "chunks")]]
+    assert paths == ["upgrade", "chunks"], paths
+
+
+@t.test
+def idle_tunnel_dies_at_squids_read_timeout_without_heartbeats(ctx):
+    squid = squid_with_alice(ctx, extra=["read_timeout %d seconds" % SQUID_READ_TIMEOUT])
+    w, px = setup(ctx, squid, relay_args=["--heartbeat", "30"])
+    assert idle_then_echo(px, 3 * SQUID_READ_TIMEOUT) != b"after", "the idle tunnel survived without heartbeats"
 
 
 @t.test
