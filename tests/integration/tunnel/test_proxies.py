@@ -276,6 +276,8 @@ def a_proxy_that_is_down_or_answers_garbage(ctx):
             assert "127.0.0.1 port %d" % nothing in fail, fail
         else:
             assert accepted_after(garbage, 1), "the garbage proxy was never asked"
+            # libcurl's words, and that it was the proxy that said them
+            assert "(through the HTTP proxy 127.0.0.1:%d)" % garbage.port in line, line
         before = garbage.accepted
         time.sleep(3)
         assert srv.alive() and px.alive(), name
