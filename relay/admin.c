@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "frame.h"
-#include "handler.h"
+#include "guard.h"
 #include "log.h"
 #include "registry.h"
 #include "reply.h"
@@ -671,11 +671,11 @@ ptth_admin_serve(ptth_relay *relay, h2o_req_t *req, ptth_route_kind kind)
         /* one auth_failed line each, so that fail2ban also sees guessing at
          * the admin pages (a browser's first, key-less request counts too) */
         if (parsed && (ptth_auth_client_by_hash(&relay->auth, &h) != NULL || ptth_auth_server_by_hash(&relay->auth, &h) != NULL)) {
-            ptth_handler_log_auth_failed(relay, req, "not_allowed", &h);
+            ptth_guard_auth_failed(relay, req, "not_allowed", &h);
             ptth_reply(req, 403, "this key is not the admin key\n");
             return;
         }
-        ptth_handler_log_auth_failed(relay, req, parsed ? "unknown_key" : "no_key", parsed ? &h : NULL);
+        ptth_guard_auth_failed(relay, req, parsed ? "unknown_key" : "no_key", parsed ? &h : NULL);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Basic realm=\"ptth_relay\", charset=\"UTF-8\""));
         ptth_reply(req, 401, "admin key required (Authorization: Bearer KEY, or HTTP Basic with the key as password)\n");
         return;

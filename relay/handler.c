@@ -46,54 +46,6 @@ identify(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, caller *c)
     c->client = ptth_auth_client_by_hash(&relay->auth, &c->hash);
 }
 
-static void
-client_addr(ptth_relay *relay, h2o_req_t *req, char *out, size_t outlen)
-{
-    ptth_guard_client_addr(relay, req, out, outlen);
-}
-
-void
-ptth_handler_log_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key)
-{
-    char addr[PTTH_ADDR_STRLEN], path[160];
-    client_addr(relay, req, addr, sizeof(addr));
-    /* counted per address (IPv6: /64); beyond --auth-fail-limit the address
-     * is in a penalty and one auth_penalty line stands for what follows, so
-     * that one address cannot fill the disk (SPEC §9.6) */
-    uint32_t failures;
-    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
-    if (verdict == PTTH_PEER_FAIL_QUIET)
-        return;
-    /* the address without its port: what fail2ban bans */
-    char *ip = addr, *end;
-    if (addr[0] == '[') {
-        ip = addr + 1;
-        if ((end = strchr(ip, ']')) != NULL)
-            *end = '\0';
-    } else if ((end = strrchr(addr, ':')) != NULL) {
-        *end = '\0';
-    }
-    /* the path is the client's: printable ASCII only, so that no line can be
-     * forged into the log that fail2ban reads */
-    char p[128];
-    size_t n = req->input.path.len < sizeof(p) - 8 ? req->input.path.len : sizeof(p) - 8;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)req->input.path.base[i];
-        p[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-    }
-    p[n] = '\0';
-    ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
-                  ptth_log_quote(path, sizeof(path), p));
-    if (verdict == PTTH_PEER_FAIL_PENALTY) {
-        ptth_peer_key k;
-        char group[PTTH_PEER_KEY_STRLEN] = "";
-        if (ptth_peer_key_from_text(&k, ip) == 0 && k.family == AF_INET6)
-            ptth_peer_key_format(&k, group, sizeof(group));
-        ptth_log_warn("event=auth_penalty addr=%s failures=%u for_s=%llu%s%s", ip, failures,
-                      (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
-    }
-}
-
 /* 401 when the key is missing or unknown, 403 when it is known but not for
  * this; each refusal is one auth_failed log line. */
 static void
@@ -101,7 +53,7 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
 {
     char msg[160];
     if (!c->has_key) {
-        ptth_handler_log_auth_failed(relay, req, "no_key", NULL);
+        ptth_guard_auth_failed(relay, req, "no_key", NULL);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
         ptth_reply(req, 401, "missing or malformed Authorization: Bearer KEY\n");
         return;
@@ -109,12 +61,12 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
     bool known = c->client != NULL || c->server != NULL || ptth_auth_server_by_hash(&relay->auth, &c->hash) != NULL ||
                  ptth_auth_is_admin(&relay->auth, &c->hash);
     if (!known) {
-        ptth_handler_log_auth_failed(relay, req, "unknown_key", &c->hash);
+        ptth_guard_auth_failed(relay, req, "unknown_key", &c->hash);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
         ptth_reply(req, 401, "unknown key\n");
         return;
     }
-    ptth_handler_log_auth_failed(relay, req, "not_allowed", &c->hash);
+    ptth_guard_auth_failed(relay, req, "not_allowed", &c->hash);
     snprintf(msg, sizeof(msg), "this key may not %s\n", what);
     ptth_reply(req, 403, msg);
 }
@@ -179,7 +131,7 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         return;
     }
     char addr[PTTH_ADDR_STRLEN];
-    client_addr(relay, req, addr, sizeof(addr));
+    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
     ptth_tunnel *t = ptth_tunnel_new(relay, srv, req, route->port.base, route->port.len, c->client->name, addr);
     if (t == NULL) {
         ptth_reply(req, 500, "cannot create a tunnel\n");

@@ -60,6 +60,12 @@ void ptth_hold_reply(ptth_hold *hold, int status, const char *body);
  * already added to req->res.headers are kept. */
 void ptth_reply(h2o_req_t *req, int status, const char *body);
 
+/* Retry-After (seconds) of the relay's refusals: 503 when the server is
+ * offline or the relay shuts down, 429 when a limit was reached
+ * (docs/protocol.md). */
+#define PTTH_RETRY_OFFLINE 5
+#define PTTH_RETRY_LIMIT 1
+
 /* Same, with a Retry-After header of secs seconds. */
 void ptth_reply_retry(h2o_req_t *req, int status, unsigned secs, const char *body);
 

@@ -546,7 +546,7 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
             ptth_hold_reply(h, 504, "server did not accept the connection in time\n");
             break;
         case PTTH_END_SHUTDOWN:
-            ptth_reply_retry(ptth_hold_release(h), 503, 5, "relay shutting down\n");
+            ptth_reply_retry(ptth_hold_release(h), 503, PTTH_RETRY_OFFLINE, "relay shutting down\n");
             break;
         default:
             snprintf(body, sizeof(body), "server could not reach its backend: %s\n", rst_text != NULL ? rst_text : "");
