@@ -8,11 +8,13 @@
 #include <sys/socket.h>
 
 #include "admin.h"
+#include "core_h2o.h"
 #include "frame.h"
 #include "guard.h"
 #include "h2obuf.h"
 #include "log.h"
-#include "registry.h"
+#include "joint.h"
+#include "reply.h"
 #include "route.h"
 #include "tunnel.h"
 
@@ -74,27 +76,9 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
 static void
 do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route)
 {
-    ptth_srv *srv = ptth_srv_get_or_create(relay, route->server.base, route->server.len);
-    if (srv == NULL) {
-        ptth_reply(req, 500, "out of memory\n");
-        return;
-    }
     size_t len;
     const char *ports = ptth_req_header(req, "ptth-ports", &len);
-    if (ports != NULL) {
-        if (ptth_srv_set_ports(srv, ports, len) != 0) {
-            ptth_reply(req, 400, "bad PTTH-Ports: expected a comma-separated list of port names\n");
-            return;
-        }
-    } else if (srv->ports == NULL) {
-        ptth_reply(req, 400, "missing PTTH-Ports: the port names this server offers\n");
-        return;
-    }
-    if (srv->nlistens >= relay->cfg->max_listens_per_server && h2o_linklist_is_empty(&srv->waiting)) {
-        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many listens outstanding for this server (--max-listens-per-server)\n");
-        return;
-    }
-    ptth_srv_on_listen(srv, req);
+    ptth_tunnel_listen(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, ports, len);
 }
 
 static void
@@ -111,37 +95,19 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply(req, 404, msg);
         return;
     }
-    ptth_srv *srv = ptth_srv_get(relay, route->server.base, route->server.len);
-    if (srv == NULL || !srv->online) {
-        snprintf(msg, sizeof(msg), "server '%.*s' is offline\n", (int)route->server.len, route->server.base);
-        ptth_reply_retry(req, 503, PTTH_RETRY_OFFLINE, msg);
-        return;
-    }
-    if (!ptth_srv_offers(srv, route->port.base, route->port.len)) {
-        snprintf(msg, sizeof(msg), "server '%s' does not offer port '%.*s'\n", srv->name, (int)route->port.len, route->port.base);
-        ptth_reply(req, 404, msg);
-        return;
-    }
-    if (relay->ntunnels >= relay->cfg->max_connections) {
-        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open at the relay (--max-connections)\n");
-        return;
-    }
-    if (srv->ntunnels >= relay->cfg->max_connections_per_server) {
-        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
-        return;
-    }
     char addr[PTTH_ADDR_STRLEN];
     ptth_guard_client_addr(relay, req, addr, sizeof(addr));
-    ptth_tunnel *t = ptth_tunnel_new(relay, srv, req, route->port.base, route->port.len, c->client->name, addr);
-    if (t == NULL) {
-        ptth_reply(req, 500, "cannot create a tunnel\n");
-        return;
-    }
-    ptth_hold *listen = ptth_srv_take_listen(srv);
-    if (listen != NULL)
-        ptth_tunnel_match(t, ptth_hold_release(listen));
-    else
-        ptth_srv_wait(srv, t);
+    ptth_tunnel_connect(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, route->port.base, route->port.len,
+                        c->client->name, addr, ptth_joint_wanted(req));
+}
+
+/* A chunk request's fields for the core. */
+static void
+chunk_in(h2o_req_t *req, ptth_chunk_in *in)
+{
+    in->seq = ptth_req_header(req, "ptth-seq", &in->seq_len);
+    in->fin = ptth_req_header(req, "ptth-fin", &in->fin_len);
+    in->len = req->entity.base != NULL ? req->entity.len : 0;
 }
 
 /* The conns/{id}/... routes: find the tunnel and check that the caller is
@@ -149,7 +115,7 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
 static void
 do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c)
 {
-    ptth_tunnel *t = ptth_tunnel_find(relay, route->id.base, route->id.len);
+    ptth_tunnel *t = ptth_tunnel_find(&relay->core, route->id.base, route->id.len);
     bool is_server = c->server != NULL;
     bool is_client = !is_server && c->client != NULL;
     ptth_route_side side = ptth_route_side_of(route->kind);
@@ -170,19 +136,19 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
 
     size_t len;
     const char *reason;
+    ptth_chunk_in in;
     switch (route->kind) {
     case PTTH_ROUTE_ACCEPT:
-        ptth_tunnel_on_accept(t, req);
+        ptth_tunnel_on_accept(t, ptth_rq_of(req), ptth_joint_wanted(req));
         break;
     case PTTH_ROUTE_REJECT:
         reason = ptth_req_header(req, "ptth-reason", &len);
-        ptth_tunnel_on_reject(t, req, reason, len);
+        ptth_tunnel_on_reject(t, ptth_rq_of(req), reason, len);
         break;
     case PTTH_ROUTE_DOWNSTREAM:
-        ptth_tunnel_on_chunk(t, req, false);
-        break;
     case PTTH_ROUTE_UPSTREAM:
-        ptth_tunnel_on_chunk(t, req, true);
+        chunk_in(req, &in);
+        ptth_tunnel_on_chunk(t, ptth_rq_of(req), route->kind == PTTH_ROUTE_UPSTREAM, &in);
         break;
     case PTTH_ROUTE_CLOSE: {
         char text[PTTH_FRAME_REASON_MAX + 1];

@@ -152,14 +152,6 @@ ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size_t le
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
 }
 
-void
-ptth_reply_max_chunk(h2o_req_t *req, uint64_t n)
-{
-    char v[24];
-    int len = snprintf(v, sizeof(v), "%llu", (unsigned long long)n);
-    ptth_reply_header(req, "ptth-max-chunk", v, (size_t)len);
-}
-
 const char *
 ptth_req_header(h2o_req_t *req, const char *name, size_t *len)
 {

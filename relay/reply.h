@@ -60,22 +60,11 @@ void ptth_hold_reply(ptth_hold *hold, int status, const char *body);
  * already added to req->res.headers are kept. */
 void ptth_reply(h2o_req_t *req, int status, const char *body);
 
-/* Retry-After (seconds) of the relay's refusals: 503 when the server is
- * offline or the relay shuts down, 429 when a limit was reached
- * (docs/protocol.md). */
-#define PTTH_RETRY_OFFLINE 5
-#define PTTH_RETRY_LIMIT 1
-
 /* Same, with a Retry-After header of secs seconds. */
 void ptth_reply_retry(h2o_req_t *req, int status, unsigned secs, const char *body);
 
 /* Adds a response header (name lowercase); value is copied into the pool. */
 void ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size_t len);
-
-/* Adds PTTH-Max-Chunk: n, the largest chunk body the relay takes, so that a
- * terminator can size its chunks (HTTP/2 cannot get a 413 for a body far
- * above the limit: see docs/protocol.md). */
-void ptth_reply_max_chunk(h2o_req_t *req, uint64_t n);
 
 /* The value of a request header (name lowercase) or NULL (then *len = 0). */
 const char *ptth_req_header(h2o_req_t *req, const char *name, size_t *len);
