@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "keys.h"
 #include "log.h"
+#include "principals.h"
 #include "tunnel.h"
 
 /* ---- the fake HTTP side --------------------------------------------------------- */
@@ -1141,28 +1142,16 @@ END_TEST
 
 /* ---- reload --------------------------------------------------------------------------------------------- */
 
-static char pitems[8][128];
+static char pitems[8][PTTH_TEST_PRINCIPAL_LEN];
 static char *pptrs[8];
-
-static ptth_strlist
-principals(size_t base, size_t n, const char *const *names, const char *const *keys)
-{
-    for (size_t i = 0; i < n; i++) {
-        ptth_key_hash h;
-        ptth_key_hash_of(keys[i], strlen(keys[i]), &h);
-        snprintf(pitems[base + i], sizeof(pitems[0]), "%s=%s", names[i], h.hex);
-        pptrs[base + i] = pitems[base + i];
-    }
-    return (ptth_strlist){&pptrs[base], n};
-}
 
 static void
 auth_of(ptth_auth *a, const char *foo_key, bool with_bar, const char *alice_key)
 {
     const char *snames[] = {"foo", "bar"}, *skeys[] = {foo_key, "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"};
     const char *cnames[] = {"alice"}, *ckeys[] = {alice_key};
-    ptth_strlist servers = principals(0, with_bar ? 2 : 1, snames, skeys);
-    ptth_strlist clients = principals(4, 1, cnames, ckeys);
+    ptth_strlist servers = ptth_test_principals(&pitems[0], &pptrs[0], with_bar ? 2 : 1, snames, skeys);
+    ptth_strlist clients = ptth_test_principals(&pitems[4], &pptrs[4], 1, cnames, ckeys);
     ptth_strlist allow = {0};
     ptth_problems p = {0};
     ck_assert_int_eq(ptth_auth_build(a, &servers, &clients, &allow, NULL, &p), 0);
