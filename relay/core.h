@@ -11,7 +11,7 @@
  *
  * What the HTTP side hands the core is opaque to it:
  *   ptth_rq    a request (an h2o_req_t in the relay)
- *   ptth_out   a framed stream the core writes frames into (a ptth_stream)
+ *   ptth_out   a framed stream the core writes frames into (a ptth_fstream)
  *   ptth_join  the upgraded path of one tunnel (a ptth_joint)
  *
  * Held requests: a request the core answers later is held (io->hold). The
@@ -158,7 +158,7 @@ typedef struct ptth_core_io {
     void (*timer_arm)(void *ctx, ptth_timer *t, ptth_timer_kind kind);
     void (*timer_disarm)(void *ctx, ptth_timer *t);
 
-    /* Framed streams (stream.h): rq becomes the 200 response whose body the
+    /* Framed streams (fstream.h): rq becomes the 200 response whose body the
      * stream is; its events come back as ptth_tunnel_on_writable/_broken. */
     ptth_out *(*out_open)(void *ctx, ptth_rq *rq, ptth_tunnel *t);
     /* One frame; 0, -EPIPE, -ENOMEM. */

@@ -11,7 +11,7 @@
 #include "h2obuf.h"
 #include "joint.h"
 #include "reply.h"
-#include "stream.h"
+#include "fstream.h"
 #include "tunnel.h"
 
 static_assert(sizeof(h2o_timeout_entry_t) <= sizeof(((ptth_timer *)0)->store), "ptth_timer.store holds an h2o timeout entry");
@@ -122,32 +122,32 @@ io_timer_disarm(void *ctx, ptth_timer *t)
 
 /* ---- framed streams ---------------------------------------------------------------- */
 
-static ptth_stream *
+static ptth_fstream *
 stream_of(ptth_out *o)
 {
-    return (ptth_stream *)(void *)o;
+    return (ptth_fstream *)(void *)o;
 }
 
 static void
-on_stream_writable(ptth_stream *s, void *owner)
+on_stream_writable(ptth_fstream *s, void *owner)
 {
     ptth_tunnel_on_writable(owner, (ptth_out *)(void *)s);
 }
 
 static void
-on_stream_broken(ptth_stream *s, void *owner)
+on_stream_broken(ptth_fstream *s, void *owner)
 {
     ptth_tunnel_on_broken(owner, (ptth_out *)(void *)s);
 }
 
-static const ptth_stream_callbacks stream_callbacks = {on_stream_writable, on_stream_broken};
+static const ptth_fstream_callbacks stream_callbacks = {on_stream_writable, on_stream_broken};
 
 static ptth_out *
 io_out_open(void *ctx, ptth_rq *rq, ptth_tunnel *t)
 {
     ptth_relay *relay = ctx;
-    ptth_stream *s =
-        ptth_stream_open(req_of(rq), relay->ctx.loop, &relay->heartbeat, &stream_callbacks, t, &relay->nstreams, &relay->peers);
+    ptth_fstream *s =
+        ptth_fstream_open(req_of(rq), relay->ctx.loop, &relay->heartbeat, &stream_callbacks, t, &relay->nstreams, &relay->peers);
     return (ptth_out *)(void *)s;
 }
 
@@ -155,7 +155,7 @@ static int
 io_out_write(void *ctx, ptth_out *o, uint8_t type, const void *payload, size_t len)
 {
     (void)ctx;
-    return ptth_stream_write(stream_of(o), type, payload, len);
+    return ptth_fstream_write(stream_of(o), type, payload, len);
 }
 
 /* Over HTTP/2 the stream takes the request's body buffer and h2o sends from
@@ -168,29 +168,29 @@ io_out_write_chunk(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len)
     h2o_req_t *req = req_of(chunk);
     h2o_buffer_t *body = ptth_h2obuf_take_body(req);
     if (body != NULL)
-        return ptth_stream_write_owned(stream_of(o), PTTH_FRAME_DATA, &body);
-    return ptth_stream_write(stream_of(o), PTTH_FRAME_DATA, req->entity.base, len);
+        return ptth_fstream_write_owned(stream_of(o), PTTH_FRAME_DATA, &body);
+    return ptth_fstream_write(stream_of(o), PTTH_FRAME_DATA, req->entity.base, len);
 }
 
 static void
 io_out_flush(void *ctx, ptth_out *o)
 {
     (void)ctx;
-    ptth_stream_flush(stream_of(o));
+    ptth_fstream_flush(stream_of(o));
 }
 
 static bool
 io_out_idle(void *ctx, ptth_out *o)
 {
     (void)ctx;
-    return ptth_stream_idle(stream_of(o));
+    return ptth_fstream_idle(stream_of(o));
 }
 
 static void
 io_out_finish(void *ctx, ptth_out *o)
 {
     (void)ctx;
-    ptth_stream_finish(stream_of(o));
+    ptth_fstream_finish(stream_of(o));
 }
 
 /* ---- the upgraded path ----------------------------------------------------------------- */

@@ -2,7 +2,7 @@
  * core_h2o.h: the tunnel core (core.h) bound to h2o: the relay's
  * ptth_core_io. Held requests are ptth_holds (reply.h) in the request's
  * pool with the core's record right behind them; framed streams are
- * ptth_streams (stream.h); the upgraded path is a ptth_joint (joint.h);
+ * ptth_fstreams (fstream.h); the upgraded path is a ptth_joint (joint.h);
  * timers are h2o timeout entries on the relay's timeouts. The events of
  * streams and joints go back to the core (ptth_tunnel_on_*).
  */

@@ -6,7 +6,7 @@
  * and the h2o timeouts whose periods come from the options (listen, connect,
  * heartbeat, idle). Servers and tunnels are plain malloc'd objects owned by
  * the tables; requests and framed streams belong to h2o (see reply.h,
- * stream.h).
+ * fstream.h).
  */
 #ifndef PTTH_RELAY_RELAY_H
 #define PTTH_RELAY_RELAY_H

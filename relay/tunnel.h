@@ -163,7 +163,7 @@ void ptth_tunnel_on_reject(ptth_tunnel *t, ptth_rq *rq, const char *reason, size
  * were handed over (204), or 404 when the tunnel ends first. */
 void ptth_tunnel_on_chunk(ptth_tunnel *t, ptth_rq *rq, bool from_client, const ptth_chunk_in *in);
 
-/* Events of the framed streams (stream.h) and of the joint (joint.h). */
+/* Events of the framed streams (fstream.h) and of the joint (joint.h). */
 void ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o);
 void ptth_tunnel_on_broken(ptth_tunnel *t, ptth_out *o);
 void ptth_tunnel_on_moved(ptth_tunnel *t, bool from_client, size_t n);
