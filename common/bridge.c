@@ -321,8 +321,7 @@ ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk)
         snprintf(b->conn, sizeof(b->conn), "%s", conn);
         b->conn_known = true;
     }
-    int n = snprintf(b->chunk_path, sizeof(b->chunk_path), "/v1/servers/%s/conns/%s/%s", b->server, b->conn, b->chunk_kind);
-    if (n < 0 || (size_t)n >= sizeof(b->chunk_path)) {
+    if (ptth_api_conn_path(b->chunk_path, sizeof(b->chunk_path), b->server, b->conn, b->chunk_kind) != 0) {
         ptth_bridge_fail(b, false, "chunk path too long");
         return false;
     }
@@ -725,8 +724,8 @@ on_defer(ptth_defer *d)
         ptth_bridge_leg_close(b, true);
         if (b->tell_relay && b->conn_known && !upgraded) {
             /* tell the relay first, then drop the stream */
-            char path[PTTH_BRIDGE_PATH_MAX], value[200];
-            snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/close", b->server, b->conn);
+            char path[PTTH_API_PATH_MAX], value[200];
+            ptth_api_conn_path(path, sizeof(path), b->server, b->conn, "close"); /* fits: chunk_path did */
             ptth_req_header_value(value, sizeof(value), b->reason);
             snprintf(b->close_header, sizeof(b->close_header), "PTTH-Reason: %s", value);
             const char *headers[2] = {b->close_header, NULL};

@@ -21,12 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_path.h"
 #include "bridge.h"
 #include "data_path.h"
 #include "frame.h"
 #include "leg.h"
-
-#define PTTH_BRIDGE_PATH_MAX 512
 
 typedef enum bridge_path {
     PATH_CHUNKS = 0,
@@ -66,7 +65,7 @@ struct ptth_bridge {
     size_t read_limit;   /* bytes per chunk: max_chunk, or less when the relay says so */
     char conn[PTTH_REQ_FIELD_MAX];
     bool conn_known;
-    char chunk_path[PTTH_BRIDGE_PATH_MAX];
+    char chunk_path[PTTH_API_PATH_MAX];
 
     ptth_local_end local;
     bool local_closed;
@@ -111,7 +110,7 @@ struct ptth_bridge {
     /* the relay path (bridge_leg.c) */
     bridge_path path;
     ptth_data_path *data_path; /* the terminator's choice and what it learned */
-    char stream_path[PTTH_BRIDGE_PATH_MAX];
+    char stream_path[PTTH_API_PATH_MAX];
     ptth_leg leg;
     bool leg_open;
     bool leg_eof;  /* the leg's stream (or 2xx body) ended */
