@@ -54,7 +54,7 @@ static ptth_held *
 io_hold(void *ctx, ptth_rq *rq, size_t size, ptth_held_cb on_gone, void *owner)
 {
     ptth_relay *relay = ctx;
-    ptth_hold *hold = ptth_hold_new(req_of(rq), HELD_OFFSET + size, on_hold_gone, NULL);
+    ptth_hold *hold = ptth_hold_new(req_of(rq), HELD_OFFSET + size, on_hold_gone);
     ptth_held *h = held_of(hold);
     h->rq = rq;
     h->on_gone = on_gone;
