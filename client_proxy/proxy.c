@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_path.h"
 #include "bridge.h"
 #include "log.h"
 #include "options.h"
@@ -21,7 +22,6 @@
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 1000 /* after EMFILE and the like */
 #define RETRY_AFTER_MAX_S 3600
-#define PATH_LEN 512
 
 typedef struct forward {
     ptth_proxy *px;
@@ -30,7 +30,7 @@ typedef struct forward {
     ptth_watch watch;
     ptth_timer pause_timer;
     char bound[96];
-    char connect_path[PATH_LEN];
+    char connect_path[PTTH_API_PATH_MAX];
     long long refuse_until_ms; /* honouring a Retry-After */
     long refuse_status;        /* the status that came with it */
 } forward;
@@ -305,8 +305,7 @@ forward_init(ptth_proxy *px, forward *fw, const ptth_forward_spec *sp)
     fw->px = px;
     fw->spec = sp;
     fw->lfd = -1;
-    int n = snprintf(fw->connect_path, sizeof(fw->connect_path), "/v1/servers/%s/ports/%s/connect", sp->server, sp->port);
-    return n > 0 && (size_t)n < sizeof(fw->connect_path) ? 0 : -E2BIG;
+    return ptth_api_connect_path(fw->connect_path, sizeof(fw->connect_path), sp->server, sp->port);
 }
 
 /* ---- stdio: stdin/stdout as the local end ---- */

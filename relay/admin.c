@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "frame.h"
-#include "handler.h"
+#include "guard.h"
 #include "log.h"
 #include "registry.h"
 #include "reply.h"
@@ -48,14 +48,6 @@ struct ptth_admin_state {
     size_t nrecent, next; /* ring: next is where the next end goes */
 };
 
-static const char *const state_names[] = {"await_listen", "await_accept", "open"};
-
-static const char *
-state_name(ptth_tunnel_state s)
-{
-    return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "open";
-}
-
 /* ---- recording ------------------------------------------------------------- */
 
 static port_stats *
@@ -85,9 +77,11 @@ stats_for(struct ptth_admin_state *a, const char *server, const char *port)
     return st;
 }
 
-void
-ptth_admin_on_tunnel_end(ptth_relay *relay, const ptth_tunnel *t, ptth_end_reason reason, const char *detail)
+/* The core's tunnel-end observer (ptth_admin_watch). */
+static void
+on_tunnel_end(void *data, const ptth_tunnel *t, ptth_end_reason reason, const char *detail)
 {
+    ptth_relay *relay = data;
     struct ptth_admin_state *a = relay->admin;
     if (a == NULL) {
         if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -118,6 +112,13 @@ ptth_admin_on_tunnel_end(ptth_relay *relay, const ptth_tunnel *t, ptth_end_reaso
     r->bytes_down = t->down.bytes;
     r->ended_ms = ptth_now_ms();
     r->duration_ms = r->ended_ms - t->started_ms;
+}
+
+void
+ptth_admin_watch(ptth_relay *relay)
+{
+    relay->core.on_end = on_tunnel_end;
+    relay->core.on_end_data = relay;
 }
 
 void
@@ -154,7 +155,7 @@ typedef struct snapshot {
     ptth_srv **srvs;   /* every known server, by name */
     size_t nsrv, online, listens;
     ptth_tunnel **tuns; /* by server, port, age */
-    size_t ntun, by_state[3];
+    size_t ntun, by_state[PTTH_TUNNEL_PHASES];
     series *ser; /* by server, port */
     size_t nser;
     const recent_end *recent[PTTH_ADMIN_RECENT]; /* newest first */
@@ -210,9 +211,9 @@ snapshot_take(ptth_relay *relay, snapshot *s)
     clock_gettime(CLOCK_REALTIME, &ts);
     s->wall_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 
-    s->srvs = (ptth_srv **)ptth_table_values(&relay->servers, &s->nsrv);
-    s->tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &s->ntun);
-    if ((s->srvs == NULL && relay->servers.count != 0) || (s->tuns == NULL && relay->tunnels.count != 0)) {
+    s->srvs = (ptth_srv **)ptth_table_values(&relay->core.servers, &s->nsrv);
+    s->tuns = (ptth_tunnel **)ptth_table_values(&relay->core.tunnels, &s->ntun);
+    if ((s->srvs == NULL && relay->core.servers.count != 0) || (s->tuns == NULL && relay->core.tunnels.count != 0)) {
         snapshot_free(s);
         return false;
     }
@@ -225,9 +226,9 @@ snapshot_take(ptth_relay *relay, snapshot *s)
         s->listens += s->srvs[i]->nlistens;
     }
     for (size_t i = 0; i < s->ntun; i++)
-        s->by_state[s->tuns[i]->state <= PTTH_TUNNEL_OPEN ? s->tuns[i]->state : PTTH_TUNNEL_OPEN]++;
+        s->by_state[ptth_tunnel_phase(s->tuns[i])]++;
     for (int r = 0; r < PTTH_END__COUNT; r++)
-        s->ended_total += relay->stats.tunnels_ended[r];
+        s->ended_total += relay->core.stats.tunnels_ended[r];
 
     /* merge the ended totals (sorted) with the live tunnels (sorted) */
     struct ptth_admin_state *a = relay->admin;
@@ -351,17 +352,17 @@ render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     ptth_sbuf_printf(b, "ptth_tunnels_open %zu\n", s->ntun);
     family(b, "ptth_tunnels_current", "gauge",
            "Tunnels now, by state (await_listen: the connect waits for a listen; await_accept: for the server's accept).");
-    for (int k = 0; k < 3; k++)
-        ptth_sbuf_printf(b, "ptth_tunnels_current{state=\"%s\"} %zu\n", state_names[k], s->by_state[k]);
+    for (unsigned k = 0; k < PTTH_TUNNEL_PHASES; k++)
+        ptth_sbuf_printf(b, "ptth_tunnels_current{state=\"%s\"} %zu\n", ptth_tunnel_phase_name(k), s->by_state[k]);
     family(b, "ptth_tunnels_opened_total", "counter", "Tunnels started (connects accepted for matching).");
-    ptth_sbuf_printf(b, "ptth_tunnels_opened_total %" PRIu64 "\n", relay->stats.tunnels_opened);
+    ptth_sbuf_printf(b, "ptth_tunnels_opened_total %" PRIu64 "\n", relay->core.stats.tunnels_opened);
     family(b, "ptth_tunnels_total", "counter", "Tunnels ended, by result.");
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "ptth_tunnels_total{result=\"%s\"} %" PRIu64 "\n", ptth_end_reason_name((ptth_end_reason)r),
-                         relay->stats.tunnels_ended[r]);
+                         relay->core.stats.tunnels_ended[r]);
     family(b, "ptth_bytes_total", "counter", "Bytes carried, by direction (up: client to server, down: server to client).");
     ptth_sbuf_printf(b, "ptth_bytes_total{direction=\"up\"} %" PRIu64 "\nptth_bytes_total{direction=\"down\"} %" PRIu64 "\n",
-                     relay->stats.bytes_up, relay->stats.bytes_down);
+                     relay->core.stats.bytes_up, relay->core.stats.bytes_down);
     family(b, "ptth_servers_online", "gauge", "Servers online now (a listen outstanding or in the last --listen-timeout).");
     ptth_sbuf_printf(b, "ptth_servers_online %zu\n", s->online);
     family(b, "ptth_listens_outstanding", "gauge", "Listens held now, all servers.");
@@ -425,11 +426,11 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     ptth_sbuf_printf(b,
                      ",\"uptime_s\":%lld,\"servers_online\":%zu,\"listens\":%zu,\"tunnels_open\":%zu,"
                      "\"tunnels_opened\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"tunnels_ended\":{",
-                     (s->now_ms - relay->started_ms) / 1000, s->online, s->listens, s->ntun, relay->stats.tunnels_opened,
-                     relay->stats.bytes_up, relay->stats.bytes_down);
+                     (s->now_ms - relay->started_ms) / 1000, s->online, s->listens, s->ntun, relay->core.stats.tunnels_opened,
+                     relay->core.stats.bytes_up, relay->core.stats.bytes_down);
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "%s\"%s\":%" PRIu64, r ? "," : "", ptth_end_reason_name((ptth_end_reason)r),
-                         relay->stats.tunnels_ended[r]);
+                         relay->core.stats.tunnels_ended[r]);
     ptth_sbuf_printf(b, "}},\n\"servers\":[");
     for (size_t i = 0; i < s->nsrv; i++) {
         const ptth_srv *v = s->srvs[i];
@@ -452,7 +453,7 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
         json_kv(b, "port", t->port);
         json_kv(b, "client", t->client);
         json_kv(b, "addr", t->addr);
-        json_kv(b, "state", state_name(t->state));
+        json_kv(b, "state", ptth_tunnel_phase_name(ptth_tunnel_phase(t)));
         ptth_sbuf_printf(b, ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"age_ms\":%lld}", t->up.bytes, t->down.bytes,
                          s->now_ms - t->started_ms);
     }
@@ -573,9 +574,9 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     card(b, "listens", v1, "listens held");
     snprintf(v1, sizeof(v1), "%" PRIu64, s->ended_total);
     card(b, "tunnels-ended", v1, "tunnels ended");
-    human_bytes(v1, sizeof(v1), relay->stats.bytes_up);
+    human_bytes(v1, sizeof(v1), relay->core.stats.bytes_up);
     card(b, "bytes-up", v1, "client &rarr; server");
-    human_bytes(v2, sizeof(v2), relay->stats.bytes_down);
+    human_bytes(v2, sizeof(v2), relay->core.stats.bytes_down);
     card(b, "bytes-down", v2, "server &rarr; client");
     ptth_sbuf_lit(b, "</div>\n");
 
@@ -612,7 +613,7 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
         td(b, t->client);
         ptth_sbuf_lit(b, "<td class=\"addr\">");
         ptth_sbuf_htmls(b, t->addr);
-        ptth_sbuf_printf(b, "</td><td>%s</td>", state_name(t->state));
+        ptth_sbuf_printf(b, "</td><td>%s</td>", ptth_tunnel_phase_name(ptth_tunnel_phase(t)));
         td_bytes(b, t->up.bytes);
         td_bytes(b, t->down.bytes);
         td_ms(b, s->now_ms - t->started_ms);
@@ -671,11 +672,11 @@ ptth_admin_serve(ptth_relay *relay, h2o_req_t *req, ptth_route_kind kind)
         /* one auth_failed line each, so that fail2ban also sees guessing at
          * the admin pages (a browser's first, key-less request counts too) */
         if (parsed && (ptth_auth_client_by_hash(&relay->auth, &h) != NULL || ptth_auth_server_by_hash(&relay->auth, &h) != NULL)) {
-            ptth_handler_log_auth_failed(relay, req, "not_allowed", &h);
+            ptth_guard_auth_failed(relay, req, "not_allowed", &h);
             ptth_reply(req, 403, "this key is not the admin key\n");
             return;
         }
-        ptth_handler_log_auth_failed(relay, req, parsed ? "unknown_key" : "no_key", parsed ? &h : NULL);
+        ptth_guard_auth_failed(relay, req, parsed ? "unknown_key" : "no_key", parsed ? &h : NULL);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Basic realm=\"ptth_relay\", charset=\"UTF-8\""));
         ptth_reply(req, 401, "admin key required (Authorization: Bearer KEY, or HTTP Basic with the key as password)\n");
         return;

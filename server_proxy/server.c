@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_path.h"
 #include "bridge.h"
 #include "log.h"
 #include "transport.h"
@@ -18,7 +19,6 @@
 #define AUTH_RETRY_MS 30000
 #define LISTEN_TIMEOUT_MS 300000L /* safety net; the relay answers far sooner */
 #define OPEN_TIMEOUT_MS 10000     /* the relay's default --connect-timeout */
-#define PATH_LEN 512
 
 typedef struct listen_slot {
     ptth_req req;
@@ -52,7 +52,7 @@ struct ptth_server {
     ptth_loop *loop;
     ptth_relay_client *client;
     const ptth_server_params *p;
-    char listen_path[PATH_LEN];
+    char listen_path[PTTH_API_PATH_MAX];
     char ports_header[1024];
     listen_slot *slots;
     unsigned n_slots;
@@ -207,10 +207,10 @@ reject(tunnel *t, const char *why)
         ptth_stream_close(t->stream);
         t->stream = NULL;
     }
-    char value[200], path[PATH_LEN];
+    char value[200], path[PTTH_API_PATH_MAX];
     ptth_req_header_value(value, sizeof(value), why);
     snprintf(t->reject_header, sizeof(t->reject_header), "PTTH-Reason: %s", value);
-    snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/reject", s->p->name, t->conn);
+    ptth_api_conn_path(path, sizeof(path), s->p->name, t->conn, "reject");
     const char *headers[2] = {t->reject_header, NULL};
     t->state = T_REJECTING;
     t->reject_req.ops = &reject_ops;
@@ -309,8 +309,8 @@ backend_open(tunnel *t)
         return;
     }
     t->state = T_BRIDGED;
-    char path[PATH_LEN];
-    snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/accept", s->p->name, t->conn);
+    char path[PTTH_API_PATH_MAX];
+    ptth_api_conn_path(path, sizeof(path), s->p->name, t->conn, "accept");
     ptth_log_info("event=tunnel_open conn=%s port=%s target=%s client_addr=%s", t->conn, t->port, t->pe->target.text,
                   t->client_addr[0] ? t->client_addr : "-");
     ptth_bridge_start(t->bridge, path, t->conn); /* a failure still ends in on_bridge_end */
@@ -487,7 +487,7 @@ ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_pa
     s->loop = loop;
     s->client = client;
     s->p = params;
-    snprintf(s->listen_path, sizeof(s->listen_path), "/v1/servers/%s/listen", params->name);
+    ptth_api_listen_path(s->listen_path, sizeof(s->listen_path), params->name);
     size_t used = (size_t)snprintf(s->ports_header, sizeof(s->ports_header), "PTTH-Ports: ");
     for (size_t i = 0; i < params->n_ports; i++) {
         int n = snprintf(s->ports_header + used, sizeof(s->ports_header) - used, "%s%s", i > 0 ? "," : "", params->ports[i].name);
