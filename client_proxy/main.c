@@ -227,8 +227,7 @@ main(int argc, char **argv)
     }
     static ptth_data_path data_path;                      /* shared by every bridge; lives for the run */
     (void)ptth_data_path_init(&data_path, cfg.data_path); /* checked by the option parser */
-    if (cfg.metrics_listen != NULL &&
-        ptth_metrics_server_new(a.loop, cfg.metrics_listen, &metrics, &msrv, err, sizeof(err)) != 0) {
+    if (cfg.metrics_listen != NULL && ptth_metrics_server_new(a.loop, cfg.metrics_listen, &metrics, &msrv, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", PROGRAM, err);
         goto out;
     }

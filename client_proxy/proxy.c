@@ -137,8 +137,8 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     char q[300];
     ptth_log_quote(q, sizeof(q), res->reason);
     ptth_term_metrics *m = px->p->metrics;
-    ptth_tm_tunnel_end(m, fw->mport, ptth_tm_classify(res->established, res->clean, res->status, res->reason),
-                       res->bytes_to_relay, res->bytes_from_relay);
+    ptth_tm_tunnel_end(m, fw->mport, ptth_tm_classify(res->established, res->clean, res->status, res->reason), res->bytes_to_relay,
+                       res->bytes_from_relay);
     if (res->established)
         ptth_tm_relay_answered(m);
     else

@@ -67,8 +67,8 @@ ptth_metrics_response(ptth_sbuf *out, int status, const char *body, size_t body_
         body = line;
         body_len = n > 0 ? (size_t)n : 0;
     }
-    ptth_sbuf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n", status,
-                     text, status == 200 ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8", body_len,
+    ptth_sbuf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n", status, text,
+                     status == 200 ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8", body_len,
                      status == 405 ? "Allow: GET\r\n" : "");
     if (body_len > 0)
         ptth_sbuf_add(out, body, body_len);

@@ -16,7 +16,7 @@
 
 #include "sbuf.h"
 
-#define PTTH_METRICS_REQ_MAX 8192 /* a longer head is answered 431 */
+#define PTTH_METRICS_REQ_MAX 8192   /* a longer head is answered 431 */
 #define PTTH_METRICS_REQ_HEADERS 32 /* more header lines: 400 */
 
 /* The status to answer the bytes received so far (buf[0..len)), or 0 when

@@ -30,11 +30,13 @@
 #define PTTH_METRICS_CONNS_MAX 16
 
 /* The --metrics-listen entry of a terminator's option table (options.h). */
-#define PTTH_METRICS_LISTEN_OPTION(type, field)                                                                               \
-    {"metrics-listen", PTTH_OPT_STRING, offsetof(type, field), "ADDR:PORT",                                                   \
-     "serve Prometheus metrics at http://ADDR:PORT/metrics; no authentication, so use a loopback address such as "           \
-     "127.0.0.1:9470 (port 0: the system chooses, see the metrics_listen log line)",                                         \
-     NULL, 0, 0, ptth_check_listen}
+#define PTTH_METRICS_LISTEN_OPTION(type, field)                                                                                    \
+    {                                                                                                                              \
+        "metrics-listen", PTTH_OPT_STRING, offsetof(type, field), "ADDR:PORT",                                                     \
+            "serve Prometheus metrics at http://ADDR:PORT/metrics; no authentication, so use a loopback address such as "          \
+            "127.0.0.1:9470 (port 0: the system chooses, see the metrics_listen log line)",                                        \
+            NULL, 0, 0, ptth_check_listen                                                                                          \
+    }
 
 typedef struct ptth_metrics_server ptth_metrics_server;
 

@@ -66,7 +66,6 @@ void ptth_sbuf_free(ptth_sbuf *b);
  * optional port label (NULL: none) and optional further labels written out
  * by the caller (",result=\"fin\"", or NULL). server and port are escaped. */
 void ptth_sbuf_prom_family(ptth_sbuf *b, const char *name, const char *type, const char *help);
-void ptth_sbuf_prom_sample(ptth_sbuf *b, const char *name, const char *server, const char *port, const char *extra,
-                           uint64_t value);
+void ptth_sbuf_prom_sample(ptth_sbuf *b, const char *name, const char *server, const char *port, const char *extra, uint64_t value);
 
 #endif

@@ -183,8 +183,7 @@ render_ports(const ptth_term_metrics *m, ptth_sbuf *b)
 {
     ptth_sbuf_prom_family(b, "ptth_terminator_port_tunnels_open", "gauge", "Tunnels open now, by server and port.");
     for (size_t i = 0; i < m->n_ports; i++)
-        ptth_sbuf_prom_sample(b, "ptth_terminator_port_tunnels_open", m->ports[i].server, m->ports[i].port, NULL,
-                              m->ports[i].open);
+        ptth_sbuf_prom_sample(b, "ptth_terminator_port_tunnels_open", m->ports[i].server, m->ports[i].port, NULL, m->ports[i].open);
     ptth_sbuf_prom_family(b, "ptth_terminator_port_tunnels_total", "counter", "Tunnels ended, by server, port and result.");
     for (size_t i = 0; i < m->n_ports; i++)
         for (int r = 0; r < PTTH_TM_RESULT__COUNT; r++) {

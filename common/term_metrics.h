@@ -38,12 +38,12 @@
 #include "sbuf.h"
 
 typedef enum ptth_tm_result {
-    PTTH_TM_FIN = 0,      /* established and ended by FIN both ways */
-    PTTH_TM_RST,          /* established, then broken (RST, a local error, the relay gone) */
-    PTTH_TM_SHUTDOWN,     /* ended because this program was stopping */
-    PTTH_TM_REFUSED,      /* the relay answered the connect/accept with an error status */
-    PTTH_TM_BACKEND,      /* ptth_server: the backend could not be opened (the client got 502) */
-    PTTH_TM_FAILED,       /* the relay never answered the connect/accept */
+    PTTH_TM_FIN = 0,  /* established and ended by FIN both ways */
+    PTTH_TM_RST,      /* established, then broken (RST, a local error, the relay gone) */
+    PTTH_TM_SHUTDOWN, /* ended because this program was stopping */
+    PTTH_TM_REFUSED,  /* the relay answered the connect/accept with an error status */
+    PTTH_TM_BACKEND,  /* ptth_server: the backend could not be opened (the client got 502) */
+    PTTH_TM_FAILED,   /* the relay never answered the connect/accept */
     PTTH_TM_RESULT__COUNT,
 } ptth_tm_result;
 
@@ -63,8 +63,8 @@ typedef struct ptth_tm_port {
     char port[PTTH_NAME_MAX + 1];
     uint64_t open;
     uint64_t ended[PTTH_TM_RESULT__COUNT];
-    uint64_t bytes_up, bytes_down;     /* of ended tunnels */
-    uint64_t live_up, live_down;       /* of open tunnels, filled by the live callback */
+    uint64_t bytes_up, bytes_down; /* of ended tunnels */
+    uint64_t live_up, live_down;   /* of open tunnels, filled by the live callback */
 } ptth_tm_port;
 
 typedef struct ptth_term_metrics {

@@ -288,20 +288,23 @@ snapshot_take(ptth_relay *relay, snapshot *s)
 static void
 render_hardening(const ptth_relay *relay, ptth_sbuf *b)
 {
-    ptth_sbuf_prom_family(b, "ptth_connections_refused_total", "counter",
-           "Connections closed at accept, by reason (max_connections_per_address: the address's cap; out_of_descriptors: "
-           "taken off the listen queue and closed while descriptors ran out, from the address holding the most).");
+    ptth_sbuf_prom_family(
+        b, "ptth_connections_refused_total", "counter",
+        "Connections closed at accept, by reason (max_connections_per_address: the address's cap; out_of_descriptors: "
+        "taken off the listen queue and closed while descriptors ran out, from the address holding the most).");
     ptth_sbuf_printf(b, "ptth_connections_refused_total{reason=\"max_connections_per_address\"} %" PRIu64 "\n",
                      relay->stats.conns_refused_address);
     ptth_sbuf_printf(b, "ptth_connections_refused_total{reason=\"out_of_descriptors\"} %" PRIu64 "\n", relay->stats.conns_drained);
     ptth_sbuf_prom_family(b, "ptth_connections_shed_total", "counter",
-           "Connections that had sent no request, shut down while descriptors ran out.");
+                          "Connections that had sent no request, shut down while descriptors ran out.");
     ptth_sbuf_printf(b, "ptth_connections_shed_total %" PRIu64 "\n", relay->stats.conns_shed);
-    ptth_sbuf_prom_family(b, "ptth_accept_pauses_total", "counter", "Times the listeners paused because accept ran out of descriptors.");
+    ptth_sbuf_prom_family(b, "ptth_accept_pauses_total", "counter",
+                          "Times the listeners paused because accept ran out of descriptors.");
     ptth_sbuf_printf(b, "ptth_accept_pauses_total %" PRIu64 "\n", relay->stats.accept_pauses);
-    ptth_sbuf_prom_family(b, "ptth_requests_refused_total", "counter",
-           "Requests answered 429 before their key was checked, by reason (auth_penalty: the address is in a penalty; "
-           "max_connections_per_address: a trusted proxy's client over the cap).");
+    ptth_sbuf_prom_family(
+        b, "ptth_requests_refused_total", "counter",
+        "Requests answered 429 before their key was checked, by reason (auth_penalty: the address is in a penalty; "
+        "max_connections_per_address: a trusted proxy's client over the cap).");
     ptth_sbuf_printf(b, "ptth_requests_refused_total{reason=\"auth_penalty\"} %" PRIu64 "\n", relay->stats.penalty_refused);
     ptth_sbuf_printf(b, "ptth_requests_refused_total{reason=\"max_connections_per_address\"} %" PRIu64 "\n",
                      relay->stats.requests_refused_address);
@@ -309,12 +312,14 @@ render_hardening(const ptth_relay *relay, ptth_sbuf *b)
     ptth_sbuf_printf(b, "ptth_auth_failures_total %" PRIu64 "\n", relay->stats.auth_failures);
     ptth_sbuf_prom_family(b, "ptth_auth_penalties_total", "counter", "Penalties started (--auth-fail-limit reached).");
     ptth_sbuf_printf(b, "ptth_auth_penalties_total %" PRIu64 "\n", relay->stats.auth_penalties);
-    ptth_sbuf_prom_family(b, "ptth_address_table_entries", "gauge", "Addresses in the per-address table now (at most --address-table-size).");
+    ptth_sbuf_prom_family(b, "ptth_address_table_entries", "gauge",
+                          "Addresses in the per-address table now (at most --address-table-size).");
     ptth_sbuf_printf(b, "ptth_address_table_entries %u\n", relay->addrs.count);
-    ptth_sbuf_prom_family(b, "ptth_address_table_evictions_total", "counter", "Addresses forgotten to make room in the per-address table.");
+    ptth_sbuf_prom_family(b, "ptth_address_table_evictions_total", "counter",
+                          "Addresses forgotten to make room in the per-address table.");
     ptth_sbuf_printf(b, "ptth_address_table_evictions_total %" PRIu64 "\n", relay->addrs.evicted);
     ptth_sbuf_prom_family(b, "ptth_address_table_full_total", "counter",
-           "Connections and failures not counted because every entry of the table held open connections.");
+                          "Connections and failures not counted because every entry of the table held open connections.");
     ptth_sbuf_printf(b, "ptth_address_table_full_total %" PRIu64 "\n", relay->addrs.full);
 }
 
@@ -330,8 +335,9 @@ render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
 
     ptth_sbuf_prom_family(b, "ptth_tunnels_open", "gauge", "Tunnels the relay holds now, in any state.");
     ptth_sbuf_printf(b, "ptth_tunnels_open %zu\n", s->ntun);
-    ptth_sbuf_prom_family(b, "ptth_tunnels_current", "gauge",
-           "Tunnels now, by state (await_listen: the connect waits for a listen; await_accept: for the server's accept).");
+    ptth_sbuf_prom_family(
+        b, "ptth_tunnels_current", "gauge",
+        "Tunnels now, by state (await_listen: the connect waits for a listen; await_accept: for the server's accept).");
     for (int k = 0; k < 3; k++)
         ptth_sbuf_printf(b, "ptth_tunnels_current{state=\"%s\"} %zu\n", state_names[k], s->by_state[k]);
     ptth_sbuf_prom_family(b, "ptth_tunnels_opened_total", "counter", "Tunnels started (connects accepted for matching).");
@@ -340,10 +346,12 @@ render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "ptth_tunnels_total{result=\"%s\"} %" PRIu64 "\n", ptth_end_reason_name((ptth_end_reason)r),
                          relay->stats.tunnels_ended[r]);
-    ptth_sbuf_prom_family(b, "ptth_bytes_total", "counter", "Bytes carried, by direction (up: client to server, down: server to client).");
+    ptth_sbuf_prom_family(b, "ptth_bytes_total", "counter",
+                          "Bytes carried, by direction (up: client to server, down: server to client).");
     ptth_sbuf_printf(b, "ptth_bytes_total{direction=\"up\"} %" PRIu64 "\nptth_bytes_total{direction=\"down\"} %" PRIu64 "\n",
                      relay->stats.bytes_up, relay->stats.bytes_down);
-    ptth_sbuf_prom_family(b, "ptth_servers_online", "gauge", "Servers online now (a listen outstanding or in the last --listen-timeout).");
+    ptth_sbuf_prom_family(b, "ptth_servers_online", "gauge",
+                          "Servers online now (a listen outstanding or in the last --listen-timeout).");
     ptth_sbuf_printf(b, "ptth_servers_online %zu\n", s->online);
     ptth_sbuf_prom_family(b, "ptth_listens_outstanding", "gauge", "Listens held now, all servers.");
     ptth_sbuf_printf(b, "ptth_listens_outstanding %zu\n", s->listens);
@@ -368,15 +376,16 @@ render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
             char extra[48];
             snprintf(extra, sizeof(extra), ",result=\"%s\"", ptth_end_reason_name((ptth_end_reason)r));
             ptth_sbuf_prom_sample(b, "ptth_port_tunnels_total", s->ser[i].server, s->ser[i].port, extra,
-                      s->ser[i].st != NULL ? s->ser[i].st->ended[r] : 0);
+                                  s->ser[i].st != NULL ? s->ser[i].st->ended[r] : 0);
         }
-    ptth_sbuf_prom_family(b, "ptth_port_bytes_total", "counter", "Bytes carried, by server, port and direction (open tunnels included).");
+    ptth_sbuf_prom_family(b, "ptth_port_bytes_total", "counter",
+                          "Bytes carried, by server, port and direction (open tunnels included).");
     for (size_t i = 0; i < s->nser; i++) {
         const series *z = &s->ser[i];
         ptth_sbuf_prom_sample(b, "ptth_port_bytes_total", z->server, z->port, ",direction=\"up\"",
-                  z->live_up + (z->st != NULL ? z->st->bytes_up : 0));
+                              z->live_up + (z->st != NULL ? z->st->bytes_up : 0));
         ptth_sbuf_prom_sample(b, "ptth_port_bytes_total", z->server, z->port, ",direction=\"down\"",
-                  z->live_down + (z->st != NULL ? z->st->bytes_down : 0));
+                              z->live_down + (z->st != NULL ? z->st->bytes_down : 0));
     }
 }
 

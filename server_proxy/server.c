@@ -46,8 +46,8 @@ typedef struct tunnel {
     ptth_req reject_req;
     char reject_header[240];
     ptth_bridge *bridge;
-    int mport;               /* its series in the metrics, -1 for an unknown port */
-    ptth_tm_result result;   /* for the metrics, when it ends */
+    int mport;             /* its series in the metrics, -1 for an unknown port */
+    ptth_tm_result result; /* for the metrics, when it ends */
     uint64_t bytes_up, bytes_down;
 } tunnel;
 
@@ -170,8 +170,8 @@ tunnel_unlink_free(tunnel *t)
     if (t->next != NULL)
         t->next->prev = t->prev;
     s->n_tunnels--;
-    ptth_tm_tunnel_end(s->p->metrics, t->mport, s->stopping && t->result == PTTH_TM_RST ? PTTH_TM_SHUTDOWN : t->result,
-                       t->bytes_up, t->bytes_down);
+    ptth_tm_tunnel_end(s->p->metrics, t->mport, s->stopping && t->result == PTTH_TM_RST ? PTTH_TM_SHUTDOWN : t->result, t->bytes_up,
+                       t->bytes_down);
     ptth_timer_stop(s->loop, &t->open_timer);
     ptth_watch_stop(&t->open_watch);
     ptth_req_cancel(&t->reject_req);

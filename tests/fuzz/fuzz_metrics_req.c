@@ -30,13 +30,13 @@
 
 #include "metrics_req.h"
 
-#define CHECK(cond, ...)                                                                                                       \
-    do {                                                                                                                       \
-        if (!(cond)) {                                                                                                         \
-            fprintf(stderr, "fuzz_metrics_req: " __VA_ARGS__);                                                                 \
-            fputc('\n', stderr);                                                                                               \
-            abort();                                                                                                           \
-        }                                                                                                                      \
+#define CHECK(cond, ...)                                                                                                           \
+    do {                                                                                                                           \
+        if (!(cond)) {                                                                                                             \
+            fprintf(stderr, "fuzz_metrics_req: " __VA_ARGS__);                                                                     \
+            fputc('\n', stderr);                                                                                                   \
+            abort();                                                                                                               \
+        }                                                                                                                          \
     } while (0)
 
 /* p starts with lit after the empty lines a request may begin with (RFC 9112 2.2) */

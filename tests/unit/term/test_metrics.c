@@ -179,7 +179,8 @@ START_TEST(text_has_help_and_type_before_samples)
             state = 2;
         } else {
             ck_assert_int_eq(state, 2);
-            ck_assert_msg(strncmp(line, family, strlen(family)) == 0 && (line[strlen(family)] == ' ' || line[strlen(family)] == '{'),
+            ck_assert_msg(strncmp(line, family, strlen(family)) == 0 &&
+                              (line[strlen(family)] == ' ' || line[strlen(family)] == '{'),
                           "sample outside its family: %s", line);
         }
     }
@@ -277,8 +278,8 @@ connect_to(const ptth_metrics_server *s)
 {
     const char *addr = ptth_metrics_server_address(s);
     const char *colon = strrchr(addr, ':');
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
