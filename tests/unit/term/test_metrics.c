@@ -316,15 +316,41 @@ closed_by_server(int fd)
     return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
 }
 
+/* A loop and metrics for the server tests; srv is listening on a loopback port
+ * when started. */
+typedef struct world {
+    ptth_loop *loop;
+    ptth_term_metrics m;
+    ptth_metrics_server *srv;
+} world;
+
+static void
+world_init(world *w, bool start)
+{
+    w->loop = ptth_loop_new();
+    ck_assert_ptr_nonnull(w->loop);
+    ptth_tm_init(&w->m, "ptth_server");
+    w->srv = NULL;
+    char err[256];
+    if (start)
+        ck_assert_int_eq(ptth_metrics_server_new(w->loop, "127.0.0.1:0", &w->m, &w->srv, err, sizeof(err)), 0);
+}
+
+static void
+world_free(world *w)
+{
+    ptth_metrics_server_free(w->srv);
+    ptth_tm_dispose(&w->m);
+    ptth_loop_free(w->loop);
+}
+
 START_TEST(server_answers_on_the_loop)
 {
-    ptth_loop *loop = ptth_loop_new();
-    ptth_term_metrics m;
-    ptth_tm_init(&m, "ptth_server");
-    ptth_tm_tunnel_open(&m, -1);
-    ptth_metrics_server *s = NULL;
-    char err[256];
-    ck_assert_int_eq(ptth_metrics_server_new(loop, "127.0.0.1:0", &m, &s, err, sizeof(err)), 0);
+    world w;
+    world_init(&w, true);
+    ptth_loop *loop = w.loop;
+    ptth_metrics_server *s = w.srv;
+    ptth_tm_tunnel_open(&w.m, -1);
     int a = connect_to(s), b = connect_to(s), c = connect_to(s);
     const char *ra = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     ck_assert_int_eq(send(a, ra, strlen(ra), 0), (ssize_t)strlen(ra));
@@ -342,20 +368,16 @@ START_TEST(server_answers_on_the_loop)
     close(a);
     close(b);
     close(c);
-    ptth_metrics_server_free(s);
-    ptth_tm_dispose(&m);
-    ptth_loop_free(loop);
+    world_free(&w);
 }
 END_TEST
 
 START_TEST(server_caps_connections)
 {
-    ptth_loop *loop = ptth_loop_new();
-    ptth_term_metrics m;
-    ptth_tm_init(&m, "ptth_proxy");
-    ptth_metrics_server *s = NULL;
-    char err[256];
-    ck_assert_int_eq(ptth_metrics_server_new(loop, "127.0.0.1:0", &m, &s, err, sizeof(err)), 0);
+    world w;
+    world_init(&w, true);
+    ptth_loop *loop = w.loop;
+    ptth_metrics_server *s = w.srv;
     int fds[PTTH_METRICS_CONNS_MAX + 1];
     for (int i = 0; i <= PTTH_METRICS_CONNS_MAX; i++) {
         fds[i] = connect_to(s);
@@ -366,32 +388,29 @@ START_TEST(server_caps_connections)
     ck_assert_msg(closed_by_server(fds[PTTH_METRICS_CONNS_MAX]), "the one over the cap is closed at accept");
     for (int i = 0; i <= PTTH_METRICS_CONNS_MAX; i++)
         close(fds[i]);
-    ptth_metrics_server_free(s);
-    ptth_tm_dispose(&m);
-    ptth_loop_free(loop);
+    world_free(&w);
 }
 END_TEST
 
 START_TEST(bad_addresses_fail_with_a_reason)
 {
-    ptth_loop *loop = ptth_loop_new();
-    ptth_term_metrics m;
-    ptth_tm_init(&m, "ptth_proxy");
+    world w;
+    world_init(&w, false);
+    ptth_loop *loop = w.loop;
     ptth_metrics_server *s = NULL;
     char err[256];
-    ck_assert_int_lt(ptth_metrics_server_new(loop, "localhost:9100", &m, &s, err, sizeof(err)), 0);
+    ck_assert_int_lt(ptth_metrics_server_new(loop, "localhost:9100", &w.m, &s, err, sizeof(err)), 0);
     ck_assert_ptr_nonnull(strstr(err, "localhost"));
     ck_assert_ptr_null(s);
-    ck_assert_int_lt(ptth_metrics_server_new(loop, "192.0.2.1:9100", &m, &s, err, sizeof(err)), 0);
+    ck_assert_int_lt(ptth_metrics_server_new(loop, "192.0.2.1:9100", &w.m, &s, err, sizeof(err)), 0);
     ck_assert_msg(strstr(err, "cannot listen on 192.0.2.1:9100") != NULL, "%s", err);
     /* the port is taken */
     ptth_metrics_server *first = NULL;
-    ck_assert_int_eq(ptth_metrics_server_new(loop, "127.0.0.1:0", &m, &first, err, sizeof(err)), 0);
-    ck_assert_int_lt(ptth_metrics_server_new(loop, ptth_metrics_server_address(first), &m, &s, err, sizeof(err)), 0);
+    ck_assert_int_eq(ptth_metrics_server_new(loop, "127.0.0.1:0", &w.m, &first, err, sizeof(err)), 0);
+    ck_assert_int_lt(ptth_metrics_server_new(loop, ptth_metrics_server_address(first), &w.m, &s, err, sizeof(err)), 0);
     ck_assert_msg(strstr(err, "Address already in use") != NULL, "%s", err);
     ptth_metrics_server_free(first);
-    ptth_tm_dispose(&m);
-    ptth_loop_free(loop);
+    world_free(&w);
 }
 END_TEST
 
