@@ -17,6 +17,7 @@
 #include "log.h"
 #include "graceful_stop.h"
 #include "loop.h"
+#include "metrics_server.h"
 #include "options.h"
 #include "proxy.h"
 #include "relay_client.h"
@@ -40,6 +41,7 @@ typedef struct proxy_config {
     char *http_proxy_ca_file;
     uint64_t max_chunk;
     char *data_path;
+    char *metrics_listen;
     /* filled in by validate() */
     ptth_http_proxy proxy;
     ptth_key key;
@@ -134,6 +136,7 @@ static const ptth_option options[] = {
      "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
      "auto: upgrade where the relay and every proxy in between allow it, else chunks",
      "auto", 0, 0, ptth_data_path_check},
+    PTTH_METRICS_LISTEN_OPTION(proxy_config, metrics_listen),
 };
 
 static const ptth_program program = {
@@ -208,6 +211,9 @@ main(int argc, char **argv)
 
     ptth_relay_client *client = NULL;
     ptth_proxy *px = NULL;
+    ptth_metrics_server *msrv = NULL;
+    ptth_term_metrics metrics;
+    ptth_tm_init(&metrics, PROGRAM);
     char err[512];
     a.loop = ptth_loop_new();
     if (a.loop == NULL) {
@@ -222,6 +228,10 @@ main(int argc, char **argv)
     }
     static ptth_data_path data_path;                      /* shared by every bridge; lives for the run */
     (void)ptth_data_path_init(&data_path, cfg.data_path); /* checked by the option parser */
+    if (cfg.metrics_listen != NULL && ptth_metrics_server_new(a.loop, cfg.metrics_listen, &metrics, &msrv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
     ptth_relay_client_config rcc = {
         .url = cfg.relay,
         .key = cfg.key.text,
@@ -240,6 +250,7 @@ main(int argc, char **argv)
         .max_chunk = (size_t)cfg.max_chunk,
         .data_path = &data_path,
         .stdio = cfg.stdio,
+        .metrics = &metrics,
         .on_stdio_end = on_stdio_end,
         .data = &a,
     };
@@ -248,6 +259,8 @@ main(int argc, char **argv)
         goto out;
     }
     a.px = px;
+    if (msrv != NULL)
+        ptth_metrics_server_set_live(msrv, ptth_proxy_metrics_live, px);
     if (!cfg.stdio)
         a.exit_code = 0; /* a signal is the normal way out */
     rc = ptth_loop_run(a.loop);
@@ -257,10 +270,12 @@ main(int argc, char **argv)
     }
 out:
     ptth_graceful_stop_dispose(&a.stop);
+    ptth_metrics_server_free(msrv);
     ptth_proxy_free(px);
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();
     ptth_loop_free(a.loop);
+    ptth_tm_dispose(&metrics);
     free(cfg.specs);
     memset(&cfg.key, 0, sizeof(cfg.key));
     ptth_http_proxy_dispose(&cfg.proxy);

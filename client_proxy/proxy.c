@@ -33,6 +33,7 @@ typedef struct forward {
     char connect_path[PTTH_API_PATH_MAX];
     long long refuse_until_ms; /* honouring a Retry-After */
     long refuse_status;        /* the status that came with it */
+    int mport;                 /* its series in the metrics */
 } forward;
 
 typedef struct ptunnel {
@@ -135,6 +136,13 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     const ptth_forward_spec *sp = fw->spec;
     char q[300];
     ptth_log_quote(q, sizeof(q), res->reason);
+    ptth_term_metrics *m = px->p->metrics;
+    ptth_tm_tunnel_end(m, fw->mport, ptth_tm_classify(res->established, res->clean, res->status, res->reason), res->bytes_to_relay,
+                       res->bytes_from_relay);
+    if (res->established)
+        ptth_tm_relay_answered(m);
+    else
+        ptth_tm_relay_failure(m, res->status);
     if (res->established) {
         ptth_log_info("event=tunnel_end conn=%s server=%s port=%s peer=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
                       " duration_ms=%lld reason=%s",
@@ -203,6 +211,7 @@ start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
     if (px->tunnels != NULL)
         px->tunnels->prev = t;
     px->tunnels = t;
+    ptth_tm_tunnel_open(px->p->metrics, fw->mport);
     ptth_log_debug("event=connecting server=%s port=%s peer=%s", fw->spec->server, fw->spec->port, peer);
     ptth_bridge_start(t->bridge, fw->connect_path, NULL); /* failures end in on_tunnel_end */
 }
@@ -231,6 +240,7 @@ on_accept(ptth_watch *w, uint32_t events)
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
                 return;
             /* out of descriptors or memory: wait a little instead of spinning */
+            ptth_tm_failure(fw->px->p->metrics, PTTH_TM_F_ACCEPT);
             ptth_log_warn("event=accept_failed listen=%s error=\"%s\" pause_ms=%d", fw->bound, strerror(errno), ACCEPT_PAUSE_MS);
             ptth_watch_set(&fw->watch, 0);
             ptth_timer_start(fw->px->loop, &fw->pause_timer, ACCEPT_PAUSE_MS, on_accept_pause_over, fw);
@@ -305,6 +315,7 @@ forward_init(ptth_proxy *px, forward *fw, const ptth_forward_spec *sp)
     fw->px = px;
     fw->spec = sp;
     fw->lfd = -1;
+    fw->mport = ptth_tm_add_port(px->p->metrics, sp->server, sp->port);
     return ptth_api_connect_path(fw->connect_path, sizeof(fw->connect_path), sp->server, sp->port);
 }
 
@@ -494,4 +505,15 @@ ptth_proxy_free(ptth_proxy *px)
     }
     free(px->forwards);
     free(px);
+}
+
+void
+ptth_proxy_metrics_live(void *data, ptth_term_metrics *m)
+{
+    const ptth_proxy *px = data;
+    for (const ptunnel *t = px->tunnels; t != NULL; t = t->next) {
+        uint64_t to_relay, from_relay;
+        ptth_bridge_bytes(t->bridge, &to_relay, &from_relay);
+        ptth_tm_live(m, t->fw->mport, to_relay, from_relay);
+    }
 }

@@ -188,6 +188,13 @@ ptth_bridge_conn(const ptth_bridge *b)
     return b->conn;
 }
 
+void
+ptth_bridge_bytes(const ptth_bridge *b, uint64_t *to_relay, uint64_t *from_relay)
+{
+    *to_relay = b->bytes_to_relay;
+    *from_relay = b->bytes_from_relay;
+}
+
 /* Calls on_end and frees the bridge. */
 static void
 finish(ptth_bridge *b)
