@@ -124,12 +124,10 @@ def both_sides_upgrade_and_bytes_flow_both_ways(ctx):
     ac.close()
 
 
-@t.test
-def bulk_both_ways_at_once_keeps_every_byte(ctx):
-    relay, api, sk, ck = setup(ctx)
-    cid, cc, cr, ac, ar = open_upgraded(api, sk, ck)
-    assert cr.status == 101 and ar.status == 101, (cr, ar)
-    size = 64 << 20
+def send_both_ways(cc, ac, size, timeout):
+    """size bytes (1 MiB blocks) from each leg to the other at once, each
+    side then shut for writing; returns {"up": (n, sha256), "down": ...}
+    as received (or the error a receiver saw) and the digest sent."""
     block = os.urandom(1 << 20)
     want = hashlib.sha256(block * (size // len(block))).hexdigest()
     got = {}
@@ -143,13 +141,17 @@ def bulk_both_ways_at_once_keeps_every_byte(ctx):
         h = hashlib.sha256(conn.buf)
         n = len(conn.buf)
         conn.buf = b""
-        conn.sock.settimeout(60)
-        while True:
-            b = conn.sock.recv(1 << 20)
-            if not b:
-                break
-            h.update(b)
-            n += len(b)
+        conn.sock.settimeout(timeout / 2)
+        try:
+            while True:
+                b = conn.sock.recv(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+                n += len(b)
+        except OSError as e:
+            got[name] = repr(e)
+            return
         got[name] = (n, h.hexdigest())
 
     threads = [threading.Thread(target=sender, args=(cc,)), threading.Thread(target=sender, args=(ac,)),
@@ -157,7 +159,17 @@ def bulk_both_ways_at_once_keeps_every_byte(ctx):
     for th in threads:
         th.start()
     for th in threads:
-        th.join(120)
+        th.join(timeout)
+    return got, want
+
+
+@t.test
+def bulk_both_ways_at_once_keeps_every_byte(ctx):
+    relay, api, sk, ck = setup(ctx)
+    cid, cc, cr, ac, ar = open_upgraded(api, sk, ck)
+    assert cr.status == 101 and ar.status == 101, (cr, ar)
+    size = 64 << 20
+    got, want = send_both_ways(cc, ac, size, 120)
     assert got.get("up") == (size, want), got
     assert got.get("down") == (size, want), got
     end = tunnel_end_line(relay, cid)
@@ -189,38 +201,7 @@ def out_of_descriptors_for_pipes_the_tunnel_copies_instead(ctx):
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free_fd(pid), hard))
     try:
         size = 8 << 20
-        block = os.urandom(1 << 20)
-        want = hashlib.sha256(block * (size // len(block))).hexdigest()
-        got = {}
-
-        def sender(conn):
-            for _ in range(size // len(block)):
-                conn.sock.sendall(block)
-            conn.sock.shutdown(socket.SHUT_WR)
-
-        def receiver(conn, name):
-            h = hashlib.sha256(conn.buf)
-            n = len(conn.buf)
-            conn.buf = b""
-            conn.sock.settimeout(30)
-            try:
-                while True:
-                    b = conn.sock.recv(1 << 20)
-                    if not b:
-                        break
-                    h.update(b)
-                    n += len(b)
-            except OSError as e:
-                got[name] = repr(e)
-                return
-            got[name] = (n, h.hexdigest())
-
-        threads = [threading.Thread(target=sender, args=(cc,)), threading.Thread(target=sender, args=(ac,)),
-                   threading.Thread(target=receiver, args=(cc, "down")), threading.Thread(target=receiver, args=(ac, "up"))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(60)
+        got, want = send_both_ways(cc, ac, size, 60)
         assert got.get("up") == (size, want) and got.get("down") == (size, want), (got, relay.log()[-2000:])
         end = tunnel_end_line(relay, cid)
         assert end["reason"] == "fin" and end["bytes_up"] == str(size), end
