@@ -75,6 +75,7 @@ need(ptth_socks_out *out, size_t want, size_t have)
 static void
 close_with(ptth_socks *s, ptth_socks_out *out, const char *why)
 {
+    s->failed_in = s->state;
     set_state(s, PTTH_SOCKS_ST_CLOSED);
     s->error = why;
     out->action = PTTH_SOCKS_CLOSE;

@@ -75,7 +75,8 @@ typedef struct ptth_socks {
     /* the destination, once the request was read (ST_CONNECTING on) */
     char server[PTTH_NAME_MAX + 1];
     char port[PTTH_NAME_MAX + 1];
-    const char *error; /* why the handshake was closed (constant string; no secret) */
+    const char *error;          /* why the handshake was closed (constant string; no secret) */
+    ptth_socks_state failed_in; /* the state it was closed in (valid in ST_CLOSED) */
 } ptth_socks;
 
 typedef enum ptth_socks_event_kind {

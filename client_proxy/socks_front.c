@@ -191,7 +191,8 @@ handshake_failed(socks_conn *c, const char *why)
 {
     char q[200];
     ptth_log_warn("event=socks_refused listen=%s peer=%s state=%s reason=%s", c->f->bound, c->peer,
-                  ptth_socks_state_name(c->hs.state), ptth_log_quote(q, sizeof(q), why));
+                  ptth_socks_state_name(c->hs.state == PTTH_SOCKS_ST_CLOSED ? c->hs.failed_in : c->hs.state),
+                  ptth_log_quote(q, sizeof(q), why));
     conn_free(c);
 }
 
