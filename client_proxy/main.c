@@ -21,6 +21,7 @@
 #include "options.h"
 #include "proxy.h"
 #include "relay_client.h"
+#include "socks_front.h"
 #include "sysutil.h"
 
 #define PROGRAM "ptth_proxy"
@@ -41,8 +42,13 @@ typedef struct proxy_config {
     char *http_proxy_ca_file;
     uint64_t max_chunk;
     char *data_path;
+    char *socks;
+    char *socks_auth_file;
     char *metrics_listen;
     /* filled in by validate() */
+    ptth_socks_users socks_users;
+    char socks_host[256];
+    uint16_t socks_port;
     ptth_http_proxy proxy;
     ptth_key key;
     ptth_forward_spec *specs;
@@ -85,11 +91,20 @@ validate(void *config, ptth_problems *problems)
             ptth_problems_add(problems, "--stdio cannot be combined with --forward");
         if (c->listen != NULL)
             ptth_problems_add(problems, "--stdio cannot be combined with --listen");
-    } else if (!direct && c->forwards.count == 0) {
-        ptth_problems_add(problems, "give --server and --port, or at least one --forward");
+        if (c->socks != NULL)
+            ptth_problems_add(problems, "--stdio cannot be combined with --socks");
+    } else if (!direct && c->forwards.count == 0 && c->socks == NULL) {
+        ptth_problems_add(problems, "give --server and --port, at least one --forward, or --socks");
     } else if (!direct && c->listen != NULL) {
         ptth_problems_add(problems, "--listen needs --server and --port (a --forward carries its own address)");
     }
+
+    if (c->socks != NULL && ptth_split_host_port(c->socks, c->socks_host, sizeof(c->socks_host), &c->socks_port, true) != 0)
+        ptth_problems_add(problems, "--socks: bad address '%s'", c->socks);
+    if (c->socks_auth_file != NULL && c->socks == NULL)
+        ptth_problems_add(problems, "--socks-auth-file needs --socks");
+    else if (c->socks_auth_file != NULL && ptth_socks_users_load(c->socks_auth_file, &c->socks_users, err, sizeof(err)) != 0)
+        ptth_problems_add(problems, "%s", err);
 
     c->specs = calloc(c->forwards.count + 1, sizeof(*c->specs));
     if (c->specs == NULL) {
@@ -136,6 +151,12 @@ static const ptth_option options[] = {
      "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
      "auto: upgrade where the relay and every proxy in between allow it, else chunks",
      "auto", 0, 0, ptth_data_path_check},
+    {"socks", PTTH_OPT_STRING, offsetof(proxy_config, socks), "ADDR:PORT",
+     "also a SOCKS5 server here: CONNECT to host PORT.SERVER opens a tunnel to SERVER's port PORT (curl --socks5-hostname, "
+     "ssh -o ProxyCommand='nc -X 5 -x ADDR:PORT %h %p')",
+     NULL, 0, 0, ptth_check_host_port},
+    {"socks-auth-file", PTTH_OPT_STRING, offsetof(proxy_config, socks_auth_file), "FILE",
+     "--socks asks for a username and password (RFC 1929): one USER:PASS per line; mode 0600", NULL, 0, 0, NULL},
     PTTH_METRICS_LISTEN_OPTION(proxy_config, metrics_listen),
 };
 
@@ -143,10 +164,16 @@ static const ptth_program program = {
     .name = PROGRAM,
     .version = PTTH_VERSION,
     .usage = "--relay URL --key-file FILE (--server NAME --port NAME [--listen ADDR:PORT | --stdio] | --forward "
-             "SPEC...) [OPTIONS]",
+             "SPEC... | --socks ADDR:PORT) [OPTIONS]",
     .summary = "Carries local TCP connections (or stdin/stdout) through a ptth relay to a port of a ptth_server.\n"
                "Prints 'listening on ADDR:PORT' on stderr for each local port it listens on.",
-    .epilog = "Environment: PTTH_RELAY (instead of --relay), PTTH_KEY (instead of --key-file).\n"
+    .epilog = "SOCKS5 (--socks 127.0.0.1:1080): the destination host is PORT.SERVER (the port number is ignored):\n"
+              "  curl --socks5-hostname 127.0.0.1:1080 http://web.foo/   (port web of server foo)\n"
+              "  ssh -o ProxyCommand='nc -X 5 -x 127.0.0.1:1080 %h %p' ssh.foo   (netcat-openbsd)\n"
+              "  browsers: SOCKS v5 proxy 127.0.0.1:1080 with remote DNS, then http://web.foo/\n"
+              "Refusals answer SOCKS5 reply 0x02 (not allowed), 0x04 (unknown or offline server), 0x05 (backend\n"
+              "refused), 0x01 (other); IPv4/IPv6 destinations 0x08, BIND and UDP ASSOCIATE 0x07.\n"
+              "Environment: PTTH_RELAY (instead of --relay), PTTH_KEY (instead of --key-file).\n"
               "Exit codes: 0 clean exit (SIGINT/SIGTERM; with --stdio: the tunnel was established), 1 fatal\n"
               "error or (--stdio) the relay refused the tunnel, 2 usage or configuration error.",
     .options = options,
@@ -161,6 +188,7 @@ static const ptth_program program = {
 typedef struct app {
     ptth_loop *loop;
     ptth_proxy *px;
+    ptth_socks_front *socks;
     int exit_code;
     bool stdio;
     ptth_graceful_stop stop;
@@ -179,6 +207,7 @@ on_signal(int signo, void *data)
         if (!ptth_graceful_stop_begin(&a->stop, a->px != NULL))
             return;
         ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
+        ptth_socks_front_shutdown(a->socks);
         ptth_proxy_shutdown(a->px, ptth_graceful_stop_drained, &a->stop);
     }
 }
@@ -202,9 +231,10 @@ main(int argc, char **argv)
         free(cfg.specs);
         memset(&cfg.key, 0, sizeof(cfg.key));
         ptth_http_proxy_dispose(&cfg.proxy);
+        ptth_socks_users_free(&cfg.socks_users);
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
-    app a = {.loop = NULL, .px = NULL, .exit_code = 1, .stdio = cfg.stdio};
+    app a = {.loop = NULL, .px = NULL, .socks = NULL, .exit_code = 1, .stdio = cfg.stdio};
     ptth_raise_nofile_limit();
     if (cfg.insecure)
         ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");
@@ -261,6 +291,11 @@ main(int argc, char **argv)
     a.px = px;
     if (msrv != NULL)
         ptth_metrics_server_set_live(msrv, ptth_proxy_metrics_live, px);
+    if (cfg.socks != NULL &&
+        ptth_socks_front_new(a.loop, px, cfg.socks_host, cfg.socks_port, &cfg.socks_users, &a.socks, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: --socks: %s\n", PROGRAM, err);
+        goto out;
+    }
     if (!cfg.stdio)
         a.exit_code = 0; /* a signal is the normal way out */
     rc = ptth_loop_run(a.loop);
@@ -272,6 +307,7 @@ out:
     ptth_graceful_stop_dispose(&a.stop);
     ptth_metrics_server_free(msrv);
     ptth_proxy_free(px);
+    ptth_socks_front_free(a.socks); /* after the proxy: its tunnels may hold the front's sockets */
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();
     ptth_loop_free(a.loop);
@@ -279,6 +315,7 @@ out:
     free(cfg.specs);
     memset(&cfg.key, 0, sizeof(cfg.key));
     ptth_http_proxy_dispose(&cfg.proxy);
+    ptth_socks_users_free(&cfg.socks_users);
     ptth_options_free(&program, &cfg);
     ptth_cli_free(&cli);
     return a.exit_code;

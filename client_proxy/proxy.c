@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "api_path.h"
 #include "bridge.h"
+#include "local_bind.h"
 #include "log.h"
 #include "options.h"
 #include "sysutil.h"
@@ -37,10 +37,15 @@ typedef struct forward {
 } forward;
 
 typedef struct ptunnel {
-    forward *fw;
+    ptth_proxy *px;
+    forward *fw; /* NULL for a front's tunnel (ptth_proxy_open_tunnel) */
     struct ptunnel *prev, *next;
     ptth_bridge *bridge;
     char peer[96];
+    char server[PTTH_NAME_MAX + 1];
+    char port[PTTH_NAME_MAX + 1];
+    int mport; /* its series in the metrics (-1: the totals only) */
+    ptth_proxy_tunnel_hooks hooks;
 } ptunnel;
 
 struct ptth_proxy {
@@ -128,16 +133,23 @@ tunnel_unlink(ptth_proxy *px, ptunnel *t)
 }
 
 static void
+on_tunnel_established(ptth_bridge *b, void *data)
+{
+    ptunnel *t = data;
+    if (t->hooks.on_established != NULL)
+        t->hooks.on_established(b, t->hooks.data);
+}
+
+static void
 on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
 {
     ptunnel *t = data;
     forward *fw = t->fw;
-    ptth_proxy *px = fw->px;
-    const ptth_forward_spec *sp = fw->spec;
+    ptth_proxy *px = t->px;
     char q[300];
     ptth_log_quote(q, sizeof(q), res->reason);
     ptth_term_metrics *m = px->p->metrics;
-    ptth_tm_tunnel_end(m, fw->mport, ptth_tm_classify(res->established, res->clean, res->status, res->reason), res->bytes_to_relay,
+    ptth_tm_tunnel_end(m, t->mport, ptth_tm_classify(res->established, res->clean, res->status, res->reason), res->bytes_to_relay,
                        res->bytes_from_relay);
     if (res->established)
         ptth_tm_relay_answered(m);
@@ -146,74 +158,104 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     if (res->established) {
         ptth_log_info("event=tunnel_end conn=%s server=%s port=%s peer=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
                       " duration_ms=%lld reason=%s",
-                      ptth_bridge_conn(b), sp->server, sp->port, t->peer, res->bytes_to_relay, res->bytes_from_relay,
+                      ptth_bridge_conn(b), t->server, t->port, t->peer, res->bytes_to_relay, res->bytes_from_relay,
                       res->duration_ms, q);
     } else if (res->status != 0) {
         long ra = res->retry_after;
-        if ((res->status == 503 || res->status == 429) && ra > 0) {
+        if ((res->status == 503 || res->status == 429) && ra > 0 && fw != NULL) {
             if (ra > RETRY_AFTER_MAX_S)
                 ra = RETRY_AFTER_MAX_S;
             fw->refuse_until_ms = ptth_now_ms() + ra * 1000;
             fw->refuse_status = res->status;
         }
         if (ra >= 0)
-            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s retry_after=%ld", sp->server,
-                          sp->port, t->peer, res->status, q, ra);
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s retry_after=%ld", t->server,
+                          t->port, t->peer, res->status, q, ra);
         else
-            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s", sp->server, sp->port, t->peer,
+            ptth_log_warn("event=connect_refused server=%s port=%s peer=%s status=%ld reason=%s", t->server, t->port, t->peer,
                           res->status, q);
     } else {
-        ptth_log_warn("event=connect_failed server=%s port=%s peer=%s relay=%s error=%s", sp->server, sp->port, t->peer,
+        ptth_log_warn("event=connect_failed server=%s port=%s peer=%s relay=%s error=%s", t->server, t->port, t->peer,
                       ptth_relay_client_url(px->client), q);
     }
     tunnel_unlink(px, t);
+    ptth_proxy_tunnel_hooks hooks = t->hooks;
     free(t);
+    if (hooks.on_end != NULL)
+        hooks.on_end(res, hooks.data);
     if (px->stopping) {
         if (px->tunnels == NULL)
             ptth_defer_call(px->loop, &px->drained, on_drained_defer, px);
         return;
     }
-    if (px->p->stdio && px->p->on_stdio_end != NULL)
+    if (fw != NULL && px->p->stdio && px->p->on_stdio_end != NULL)
         px->p->on_stdio_end(res->established, px->p->data);
 }
 
-/* Starts one tunnel for an accepted connection (or stdio). Takes the local end. */
-static void
-start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
+/* Starts one tunnel to server/port. Takes the local end. */
+static int
+open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, const ptth_local_end *local, const char *peer,
+            const ptth_proxy_tunnel_hooks *hooks)
 {
-    ptth_proxy *px = fw->px;
-    ptunnel *t = calloc(1, sizeof(*t));
+    char path[PTTH_API_PATH_MAX];
+    ptunnel *t = ptth_api_connect_path(path, sizeof(path), server, port) == 0 ? calloc(1, sizeof(*t)) : NULL;
     if (t == NULL) {
         local->ops->close(local->ctx);
-        ptth_log_error("event=accept_failed error=\"out of memory\"");
-        return;
+        ptth_log_error("event=accept_failed server=%.64s port=%.64s error=\"out of memory or names too long\"", server, port);
+        return -ENOMEM;
     }
+    t->px = px;
     t->fw = fw;
     snprintf(t->peer, sizeof(t->peer), "%s", peer);
+    snprintf(t->server, sizeof(t->server), "%s", server);
+    snprintf(t->port, sizeof(t->port), "%s", port);
+    /* a front's tunnel: the series of a --forward with the same target, else one added for it (bounded by term_metrics) */
+    t->mport = fw != NULL ? fw->mport : ptth_tm_add_port(px->p->metrics, server, port);
+    if (hooks != NULL)
+        t->hooks = *hooks;
     ptth_bridge_config bc = {
         .loop = px->loop,
         .client = px->client,
-        .server = fw->spec->server,
+        .server = server,
         .chunk_kind = "upstream",
         .local_name = "client",
         .max_chunk = px->p->max_chunk,
         .data_path = px->p->data_path,
         .on_end = on_tunnel_end,
+        .on_established = on_tunnel_established,
         .data = t,
     };
     t->bridge = ptth_bridge_new(&bc, local);
     if (t->bridge == NULL) {
         free(t);
         ptth_log_error("event=accept_failed error=\"out of memory\"");
-        return;
+        return -ENOMEM;
     }
     t->next = px->tunnels;
     if (px->tunnels != NULL)
         px->tunnels->prev = t;
     px->tunnels = t;
-    ptth_tm_tunnel_open(px->p->metrics, fw->mport);
-    ptth_log_debug("event=connecting server=%s port=%s peer=%s", fw->spec->server, fw->spec->port, peer);
-    ptth_bridge_start(t->bridge, fw->connect_path, NULL); /* failures end in on_tunnel_end */
+    ptth_tm_tunnel_open(px->p->metrics, t->mport);
+    ptth_log_debug("event=connecting server=%s port=%s peer=%s", server, port, peer);
+    ptth_bridge_start(t->bridge, path, NULL); /* failures end in on_tunnel_end */
+    return 0;
+}
+
+static void
+start_tunnel(forward *fw, const ptth_local_end *local, const char *peer)
+{
+    (void)open_tunnel(fw->px, fw, fw->spec->server, fw->spec->port, local, peer, NULL);
+}
+
+int
+ptth_proxy_open_tunnel(ptth_proxy *px, const char *server, const char *port, const ptth_local_end *local, const char *peer,
+                       const ptth_proxy_tunnel_hooks *hooks)
+{
+    if (px->stopping) {
+        local->ops->close(local->ctx);
+        return -ESHUTDOWN;
+    }
+    return open_tunnel(px, NULL, server, port, local, peer, hooks);
 }
 
 /* ---- forwards ---- */
@@ -240,8 +282,8 @@ on_accept(ptth_watch *w, uint32_t events)
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
                 return;
             /* out of descriptors or memory: wait a little instead of spinning */
-            ptth_tm_failure(fw->px->p->metrics, PTTH_TM_F_ACCEPT);
             ptth_log_warn("event=accept_failed listen=%s error=\"%s\" pause_ms=%d", fw->bound, strerror(errno), ACCEPT_PAUSE_MS);
+            ptth_tm_failure(fw->px->p->metrics, PTTH_TM_F_ACCEPT);
             ptth_watch_set(&fw->watch, 0);
             ptth_timer_start(fw->px->loop, &fw->pause_timer, ACCEPT_PAUSE_MS, on_accept_pause_over, fw);
             return;
@@ -270,43 +312,8 @@ on_accept(ptth_watch *w, uint32_t events)
 static int
 bind_forward(forward *fw, char *err, size_t errlen)
 {
-    const ptth_forward_spec *sp = fw->spec;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char port[8];
-    snprintf(port, sizeof(port), "%u", (unsigned)sp->bind_port);
-    int gai = getaddrinfo(sp->bind_host, port, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "cannot resolve listen address '%s': %s", sp->bind_host, gai_strerror(gai));
-        return -EINVAL;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int e = errno;
-        freeaddrinfo(res);
-        snprintf(err, errlen, "socket for %s:%s: %s", sp->bind_host, port, strerror(e));
-        return -e;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (res->ai_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0) {
-        int e = errno;
-        char a[96];
-        ptth_format_sockaddr(res->ai_addr, a, sizeof(a));
-        snprintf(err, errlen, "cannot listen on %s: %s", a, strerror(e));
-        freeaddrinfo(res);
-        close(fd);
-        return -e;
-    }
-    freeaddrinfo(res);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    ptth_format_sockaddr((struct sockaddr *)&ss, fw->bound, sizeof(fw->bound));
-    fw->lfd = fd;
-    return 0;
+    return ptth_local_bind(fw->spec->bind_host, fw->spec->bind_port, SOCK_STREAM, &fw->lfd, fw->bound, sizeof(fw->bound), err,
+                           errlen);
 }
 
 static int
@@ -514,6 +521,6 @@ ptth_proxy_metrics_live(void *data, ptth_term_metrics *m)
     for (const ptunnel *t = px->tunnels; t != NULL; t = t->next) {
         uint64_t to_relay, from_relay;
         ptth_bridge_bytes(t->bridge, &to_relay, &from_relay);
-        ptth_tm_live(m, t->fw->mport, to_relay, from_relay);
+        ptth_tm_live(m, t->mport, to_relay, from_relay);
     }
 }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bridge.h"
 #include "loop.h"
 #include "names.h"
 #include "relay_client.h"
@@ -56,7 +57,27 @@ typedef struct ptth_proxy ptth_proxy;
 int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out, char *err,
                    size_t errlen);
 
-/* Closes the listeners and every tunnel. */
+/* What a front (SOCKS5, UDP) that accepted a local end of its own learns of
+ * its tunnel. on_established: as ptth_bridge_config's (the tunnel opened,
+ * nothing written to the local end yet; may run inside libcurl: only write
+ * to the local end). on_end: once, from the loop, after the tunnel's log
+ * line and after the local end was closed (ops->close or ops->abort) with
+ * the result (res->established false: refused, res->status the HTTP status
+ * or 0). Either may be NULL. */
+typedef struct ptth_proxy_tunnel_hooks {
+    void (*on_established)(ptth_bridge *b, void *data);
+    void (*on_end)(const ptth_bridge_result *res, void *data);
+    void *data;
+} ptth_proxy_tunnel_hooks;
+
+/* Opens one tunnel to SERVER/PORT for a local end a front accepted; takes
+ * the local end (closed on failure too). The tunnel is one of the proxy's:
+ * logged and ended on shutdown like a forward's. peer names the local end
+ * in log lines. 0, -ENOMEM, or -ESHUTDOWN after ptth_proxy_shutdown(); on
+ * failure no hook is called. */
+int ptth_proxy_open_tunnel(ptth_proxy *p, const char *server, const char *port, const ptth_local_end *local, const char *peer,
+                           const ptth_proxy_tunnel_hooks *hooks);
+
 /* SIGTERM: stops accepting and ends every tunnel with reason "shutdown"
  * (open tunnels are closed at the relay with PTTH-Reason: shutdown).
  * on_drained(data) runs from the loop once no tunnel is left (at once when

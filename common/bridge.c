@@ -230,6 +230,7 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     b->loop = cfg->loop;
     b->client = cfg->client;
     b->on_end = cfg->on_end;
+    b->on_established = cfg->on_established;
     b->data = cfg->data;
     snprintf(b->server, sizeof(b->server), "%s", cfg->server);
     snprintf(b->chunk_kind, sizeof(b->chunk_kind), "%s", cfg->chunk_kind);
@@ -337,6 +338,8 @@ ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk)
         b->read_limit = (size_t)max_chunk;
     b->state = ST_OPEN;
     b->established = true;
+    if (b->on_established != NULL)
+        b->on_established(b, b->data);
     ptth_bridge_update_watches(b);
     return true;
 }

@@ -110,6 +110,11 @@ typedef struct ptth_bridge_config {
      * the terminator's bridges); NULL: the chunked path only */
     struct ptth_data_path *data_path;
     ptth_bridge_end_cb on_end;
+    /* optional: the tunnel just opened (200 or 101), before any byte of the
+     * relay's stream is written to the local end, so that a front (SOCKS5)
+     * can answer its client first. May run inside libcurl: it must only
+     * write to the local end, never end or free the bridge. */
+    void (*on_established)(ptth_bridge *b, void *data);
     void *data;
 } ptth_bridge_config;
 

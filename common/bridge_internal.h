@@ -71,6 +71,7 @@ struct ptth_bridge {
     ptth_loop *loop;
     ptth_relay_client *client;
     ptth_bridge_end_cb on_end;
+    void (*on_established)(ptth_bridge *b, void *data);
     void *data;
     char server[PTTH_REQ_FIELD_MAX];
     char chunk_kind[16];

@@ -482,6 +482,30 @@ def leg_seeds():
     }
 
 
+# ---- socks5: [mode: bit 0 = a user list] then what a SOCKS5 client sends ----
+
+def socks_connect(host, cmd=1):
+    h = host.encode()
+    return bytes([5, cmd, 0, 3, len(h)]) + h + b"\x00\x16"
+
+
+@target
+def socks5_seeds():
+    return {
+        "noauth_connect_opened": b"\x00\x05\x01\x00" + socks_connect("ssh.foo") + b"\x00",
+        "noauth_connect_refused_403": b"\x00\x05\x02\x00\x02" + socks_connect("web.host.lan") + b"\x05",
+        "userpass_connect": b"\x01\x05\x01\x02\x01\x04user\x04pass" + socks_connect("ssh.foo") + b"\x00",
+        "userpass_wrong": b"\x01\x05\x01\x02\x01\x04user\x04PASS",
+        "bind": b"\x00\x05\x01\x00" + socks_connect("ssh.foo", cmd=2),
+        "udp_associate": b"\x00\x05\x01\x00" + socks_connect("ssh.foo", cmd=3),
+        "ipv4": b"\x00\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x16",
+        "ipv6": b"\x00\x05\x01\x00\x05\x01\x00\x04" + bytes(15) + b"\x01\x00\x16",
+        "no_dot": b"\x00\x05\x01\x00" + socks_connect("localhost"),
+        "socks4": b"\x00\x04\x01\x00\x16\x7f\x00\x00\x01\x00",
+        "max_methods": b"\x00\x05\xff" + bytes(range(255)) + socks_connect("a" * 120 + "." + "b" * 60),
+    }
+
+
 # ---- metrics_req: [split seed] then what a scraper sends --metrics-listen ----
 
 @target

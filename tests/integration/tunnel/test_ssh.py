@@ -4,7 +4,6 @@ loopback port with a throwaway host key and authorized key, behind
 ptth_server; ssh and scp through ptth_proxy's port, and ssh with
 ProxyCommand=ptth_proxy --stdio."""
 
-import getpass
 import hashlib
 import os
 import subprocess
@@ -18,56 +17,8 @@ from tunnelkit import pt  # noqa: E402
 
 t = pt.Tap()
 
-SSHD = "/usr/sbin/sshd"
-USER = getpass.getuser()
-
-
-def keygen(path):
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ptth-test", "-f", path], check=True,
-                   timeout=30)
-
-
-class Sshd:
-    def __init__(self, ctx):
-        if not os.path.exists(SSHD):
-            raise AssertionError("%s is missing: install openssh-server (./ptth-dev deps)" % SSHD)
-        d = ctx.path("ssh")
-        os.makedirs(d)
-        self.hostkey = os.path.join(d, "host_ed25519")
-        self.userkey = os.path.join(d, "user_ed25519")
-        keygen(self.hostkey)
-        keygen(self.userkey)
-        auth = os.path.join(d, "authorized_keys")
-        with open(self.userkey + ".pub") as src, open(auth, "w") as dst:
-            dst.write(src.read())
-        os.chmod(auth, 0o600)
-        if os.geteuid() == 0:
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-        self.port = pt.free_port()
-        conf = os.path.join(d, "sshd_config")
-        with open(conf, "w") as f:
-            f.write("\n".join([
-                "Port %d" % self.port,
-                "ListenAddress 127.0.0.1",
-                "HostKey %s" % self.hostkey,
-                "AuthorizedKeysFile %s" % auth,
-                "PidFile %s" % os.path.join(d, "sshd.pid"),
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                "PermitRootLogin prohibit-password",
-                "Subsystem sftp internal-sftp",
-                "LogLevel VERBOSE",
-                ""]))
-        self.proc = ctx.start([SSHD, "-D", "-e", "-f", conf], name="sshd")
-        # sshd exits 255 on SIGTERM: stop it ourselves, before the harness does
-        ctx.cleanups.append(lambda: self.proc.stop(expect_code=None))
-        self.proc.wait_for(r"Server listening on 127\.0\.0\.1 port %d" % self.port)
-
-    def client_opts(self):
-        return ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", self.userkey]
+USER = kit.USER
+Sshd = kit.Sshd
 
 
 def setup(ctx):

@@ -3,6 +3,7 @@ relay with a server and a client key, the backends the tests talk to, and a
 few clients. Everything binds to loopback and is stopped by the test's
 Context."""
 
+import getpass
 import hashlib
 import json
 import os
@@ -96,6 +97,62 @@ class World:
 
 
 # ---- backends ---------------------------------------------------------------
+
+SSHD = "/usr/sbin/sshd"
+USER = getpass.getuser()
+
+
+def keygen(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ptth-test", "-f", path], check=True,
+                   timeout=30)
+
+
+class Sshd:
+    """A throwaway sshd on a free loopback port (host key and authorized key
+    in the test's directory), stopped with the test."""
+
+    def __init__(self, ctx):
+        if not os.path.exists(SSHD):
+            raise AssertionError("%s is missing: install openssh-server (./ptth-dev deps)" % SSHD)
+        d = ctx.path("ssh")
+        os.makedirs(d)
+        self.hostkey = os.path.join(d, "host_ed25519")
+        self.userkey = os.path.join(d, "user_ed25519")
+        keygen(self.hostkey)
+        keygen(self.userkey)
+        auth = os.path.join(d, "authorized_keys")
+        with open(self.userkey + ".pub") as src, open(auth, "w") as dst:
+            dst.write(src.read())
+        os.chmod(auth, 0o600)
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        self.port = pt.free_port()
+        conf = os.path.join(d, "sshd_config")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "Port %d" % self.port,
+                "ListenAddress 127.0.0.1",
+                "HostKey %s" % self.hostkey,
+                "AuthorizedKeysFile %s" % auth,
+                "PidFile %s" % os.path.join(d, "sshd.pid"),
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "PermitRootLogin prohibit-password",
+                "Subsystem sftp internal-sftp",
+                "LogLevel VERBOSE",
+                ""]))
+        self.proc = ctx.start([SSHD, "-D", "-e", "-f", conf], name="sshd")
+        # sshd exits 255 on SIGTERM: stop it ourselves, before the harness does
+        ctx.cleanups.append(lambda: self.proc.stop(expect_code=None))
+        self.proc.wait_for(r"Server listening on 127\.0\.0\.1 port %d" % self.port)
+
+    def client_opts(self):
+        return ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", self.userkey]
+
+
 
 class Backend:
     """A loopback TCP (or UNIX) server running handler(conn) in a thread per
