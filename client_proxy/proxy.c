@@ -62,6 +62,11 @@ int
 ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    if (strncmp(text, "udp:", 4) == 0) {
+        int rc = ptth_forward_parse(text + 4, out, err, errlen);
+        out->udp = true;
+        return rc;
+    }
     const char *eq = strchr(text, '=');
     if (eq == NULL) {
         snprintf(err, errlen, "bad forward '%s': expected [ADDR:]LPORT=SERVER/PORT", text);
@@ -212,6 +217,7 @@ open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, c
         .data_path = px->p->data_path,
         .on_end = on_tunnel_end,
         .on_established = on_tunnel_established,
+        .stream_header = t->hooks.stream_header,
         .data = t,
     };
     t->bridge = ptth_bridge_new(&bc, local);
@@ -444,6 +450,8 @@ ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_para
     } else {
         for (size_t i = 0; i < px->n_forwards && rc == 0; i++) {
             forward *fw = &px->forwards[i];
+            if (fw->spec->udp)
+                continue;
             rc = bind_forward(fw, err, errlen);
             if (rc == 0)
                 rc = ptth_watch_start(loop, &fw->watch, fw->lfd, EPOLLIN, on_accept, fw);

@@ -178,6 +178,13 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
         return;
     }
+    size_t plen = 0; /* PTTH-Proto: absent or tcp: a byte stream; udp: a datagram session (docs/protocol.md) */
+    const char *proto = ptth_req_header(req, "ptth-proto", &plen);
+    bool udp = proto != NULL && plen == 3 && memcmp(proto, "udp", 3) == 0;
+    if (proto != NULL && !udp && !(plen == 3 && memcmp(proto, "tcp", 3) == 0)) {
+        ptth_reply(req, 400, "bad PTTH-Proto: expected tcp or udp\n");
+        return;
+    }
     char addr[PTTH_ADDR_STRLEN];
     client_addr(relay, req, addr, sizeof(addr));
     ptth_tunnel *t = ptth_tunnel_new(relay, srv, req, route->port.base, route->port.len, c->client->name, addr);
@@ -185,6 +192,7 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply(req, 500, "cannot create a tunnel\n");
         return;
     }
+    t->udp = udp;
     ptth_hold *listen = ptth_srv_take_listen(srv);
     if (listen != NULL)
         ptth_tunnel_match(t, ptth_hold_release(listen));

@@ -565,9 +565,10 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 
     char quoted[PTTH_FRAME_REASON_MAX + 16];
     ptth_log_info("event=tunnel_end id=%s server=%s port=%s client=%s addr=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
-                  " duration_ms=%lld reason=%s detail=%s path=%s",
+                  " duration_ms=%lld reason=%s detail=%s path=%s proto=%s",
                   t->id, t->server, t->port, t->client, t->addr, t->up.bytes, t->down.bytes, ptth_now_ms() - t->started_ms,
-                  ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""), path);
+                  ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""), path,
+                  t->udp ? "udp" : "tcp");
 
     relay->stats.tunnels_ended[reason]++;
     ptth_admin_on_tunnel_end(relay, t, reason, rst_text);

@@ -84,6 +84,7 @@ struct ptth_tunnel {
     long long started_ms;
     bool ending;
     bool connect_wants_upgrade; /* the connect asked for the upgraded path */
+    bool udp;                   /* PTTH-Proto: udp (a datagram session, docs/protocol.md): logged as proto=udp */
     ptth_joint *joint;          /* the upgraded path, once accepted on it */
 };
 

@@ -44,7 +44,7 @@ typedef struct ptth_open_info {
 } ptth_open_info;
 
 typedef struct ptth_transport {
-    const char *name; /* "tcp", "unix", "nvme", "cc" */
+    const char *name; /* "tcp", "unix", "nvme", "cc", "udp" */
     int (*open)(const ptth_target *target, const ptth_open_info *info, ptth_stream **out, char *err, size_t errlen);
     int (*finish_open)(ptth_stream *s, char *err, size_t errlen);
     ssize_t (*read)(ptth_stream *s, void *buf, size_t len);
@@ -111,5 +111,6 @@ extern const ptth_transport ptth_transport_tcp;
 extern const ptth_transport ptth_transport_unix;
 extern const ptth_transport ptth_transport_nvme;
 extern const ptth_transport ptth_transport_cc;
+extern const ptth_transport ptth_transport_udp;
 
 #endif

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""UDP forwarding (SPEC 9.4) with real processes: dig through the tunnel to a
+real dnsmasq behind ptth_server (TARGET udp:127.0.0.1:PORT); 10,000 datagrams
+of random sizes against a UDP echo backend, none changed, merged, reordered
+or delivered to the wrong peer; empty and 65,507-byte datagrams; two peers
+isolated; the idle timeout ends a session (relay logs proto=udp); a backend
+port with nothing listening (ICMP unreachable) does not end the session; many
+sessions at once; --forward udp: from a config file."""
+
+import os
+import random
+import select
+import shutil
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import tunnelkit as kit  # noqa: E402
+from tunnelkit import pt  # noqa: E402
+
+t = pt.Tap()
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+class UdpEcho:
+    """A loopback UDP echo server in a thread; counts what it saw."""
+
+    def __init__(self, ctx, port=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.peers = set()
+        self.closing = False
+        threading.Thread(target=self._serve, daemon=True).start()
+        ctx.cleanups.append(self.close)
+
+    def _serve(self):
+        while not self.closing:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            self.received += 1
+            self.peers.add(peer)
+            try:
+                self.sock.sendto(data, peer)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+def client(timeout=5.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(timeout)
+    return s
+
+
+def udp_world(ctx, backend_port, relay_args=()):
+    return kit.World(ctx, {"echo": "udp:127.0.0.1:%d" % backend_port}, relay_args=list(relay_args))
+
+
+def udp_proxy(w, port="echo", args=()):
+    p = w.proxy(port, args=["--udp"] + list(args))
+    assert "(udp)" in p.log(), p.log()
+    return p
+
+
+def round_trip(s, port, payload, timeout=5.0):
+    s.sendto(payload, ("127.0.0.1", port))
+    s.settimeout(timeout)
+    data, _ = s.recvfrom(65535)
+    return data
+
+
+def first_reply(s, port, payload, timeout=15.0):
+    """The first datagram of a session may wait for the tunnel; resend until
+    one comes back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s.sendto(payload, ("127.0.0.1", port))
+        s.settimeout(0.5)
+        try:
+            data, _ = s.recvfrom(65535)
+            return data
+        except socket.timeout:
+            assert time.monotonic() < deadline, "no reply within %.0fs" % timeout
+
+
+@t.test
+def dig_through_dnsmasq(ctx):
+    if not os.path.exists(DNSMASQ) or shutil.which("dig") is None:
+        raise AssertionError("dnsmasq or dig missing: install dnsmasq bind9-dnsutils (./ptth-dev deps)")
+    port = pt.free_port()
+    dns = ctx.start([DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port, "--listen-address=127.0.0.1",
+                     "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", "--log-queries",
+                     "--log-facility=-", "--address=/example.test/10.1.2.3", "--address=/v6.example.test/fd00::7"],
+                    name="dnsmasq")
+    dns.wait_for(r"started, version")
+    w = kit.World(ctx, {"dns": "udp:127.0.0.1:%d" % port})
+    px = w.proxy("dns", args=["--udp"])
+    for name, rtype, want in (("example.test", "A", "10.1.2.3"), ("www.example.test", "A", "10.1.2.3"),
+                              ("v6.example.test", "AAAA", "fd00::7")):
+        r = pt.run(["dig", "@127.0.0.1", "-p", str(px.port), "+short", "+tries=3", "+time=5", name, rtype], timeout=40)
+        assert r.returncode == 0 and r.stdout.strip() == want, (name, r.returncode, r.stdout, r.stderr)
+    dns.wait_for(r"query\[A\] www\.example\.test from 127\.0\.0\.1")
+    # dig uses a new source port per run: one session (tunnel) each
+    assert px.count(r"event=tunnel_end") == 0
+    w.relay.wait_for(r"event=server_online")
+
+
+@t.test
+def ten_thousand_datagrams_unchanged_and_in_order(ctx):
+    echo = UdpEcho(ctx)
+    w = udp_world(ctx, echo.port)
+    px = udp_proxy(w)
+    s = client()
+    assert first_reply(s, px.port, b"hello") == b"hello"
+    rng = random.Random(15)
+    n, window = 10000, 32
+    sent = []
+    got = 0
+    s.setblocking(False)
+    deadline = time.monotonic() + 120
+    while got < n:
+        assert time.monotonic() < deadline, "%d of %d echoes after 120 s" % (got, n)
+        while len(sent) < n and len(sent) - got < window:
+            size = rng.randint(1, 1400)
+            body = struct.pack(">I", len(sent)) + rng.randbytes(size)[:max(0, size - 4)]
+            body = body[:size]
+            sent.append(body)
+            s.sendto(body, ("127.0.0.1", px.port))
+        r, _, _ = select.select([s], [], [], 5.0)
+        assert r, "no echo within 5 s after %d of %d" % (got, n)
+        while True:
+            try:
+                data, _ = s.recvfrom(65535)
+            except BlockingIOError:
+                break
+            assert data == sent[got], "datagram %d changed: %d bytes back, %d sent" % (got, len(data), len(sent[got]))
+            got += 1
+    assert echo.received == n + 1, echo.received
+    assert len(echo.peers) == 1  # one session: one connected socket at the server
+
+
+@t.test
+def empty_and_largest_datagrams(ctx):
+    echo = UdpEcho(ctx)
+    w = udp_world(ctx, echo.port)
+    px = udp_proxy(w)
+    s = client()
+    assert first_reply(s, px.port, b"x") == b"x"
+    for payload in (b"", os.urandom(65507), b"", b"after", os.urandom(30000)):
+        assert round_trip(s, px.port, payload) == payload, len(payload)
+
+
+@t.test
+def two_peers_are_isolated(ctx):
+    echo = UdpEcho(ctx)
+    w = udp_world(ctx, echo.port)
+    px = udp_proxy(w)
+    a, b = client(), client()
+    assert first_reply(a, px.port, b"A") == b"A"
+    assert first_reply(b, px.port, b"B") == b"B"
+    for i in range(300):
+        a.sendto(b"A%d" % i, ("127.0.0.1", px.port))
+        b.sendto(b"B%d" % i, ("127.0.0.1", px.port))
+        assert a.recvfrom(100)[0] == b"A%d" % i
+        assert b.recvfrom(100)[0] == b"B%d" % i
+    assert len(echo.peers) == 2, echo.peers
+    for s in (a, b):
+        s.setblocking(False)
+        try:
+            extra = s.recvfrom(100)
+            raise AssertionError("stray datagram %r" % (extra,))
+        except BlockingIOError:
+            pass
+
+
+@t.test
+def idle_timeout_ends_the_session(ctx):
+    echo = UdpEcho(ctx)
+    w = udp_world(ctx, echo.port)
+    px = udp_proxy(w, args=["--udp-idle-timeout", "1"])
+    s = client()
+    assert first_reply(s, px.port, b"one") == b"one"
+    started = time.monotonic()
+    m = w.relay.wait_for(r"event=tunnel_end [^\n]*port=echo[^\n]*reason=fin[^\n]*proto=udp", timeout=10)
+    took = time.monotonic() - started
+    assert 0.5 < took < 5, took
+    px.wait_for(r"event=udp_session_end [^\n]*reason=idle")
+    assert "proto=udp" in m.group(0)
+    # a new datagram from the same peer opens a new session
+    assert first_reply(s, px.port, b"two") == b"two"
+    kit.wait_count(w.relay, r"event=tunnel_end [^\n]*proto=udp", 2, timeout=10)
+
+
+@t.test
+def nothing_listening_does_not_end_the_session(ctx):
+    port = pt.free_port()  # a UDP port with nothing bound: the server's socket gets ICMP unreachable
+    w = udp_world(ctx, port)
+    px = udp_proxy(w)
+    s = client(timeout=0.3)
+    for i in range(20):
+        s.sendto(b"anyone? %d" % i, ("127.0.0.1", px.port))
+        time.sleep(0.05)
+    try:
+        s.recvfrom(100)
+        raise AssertionError("a reply from nowhere")
+    except socket.timeout:
+        pass
+    time.sleep(1.0)
+    assert w.relay.count(r"event=tunnel_end") == 0, w.relay.log()
+    echo = UdpEcho(ctx, port=port)  # the backend comes up: the same session reaches it
+    assert first_reply(s, px.port, b"now?", timeout=10) == b"now?"
+    assert w.relay.count(r"event=tunnel_end") == 0, w.relay.log()
+    assert len(echo.peers) == 1
+
+
+@t.test
+def many_sessions_at_once(ctx):
+    n = 200 if kit.sanitized() else 1000
+    echo = UdpEcho(ctx)
+    w = udp_world(ctx, echo.port)
+    px = udp_proxy(w)
+    socks = [client() for _ in range(n)]
+    pending = {s: b"peer %d" % i for i, s in enumerate(socks)}
+    deadline = time.monotonic() + 90
+    last_send = 0
+    while pending:
+        assert time.monotonic() < deadline, "%d of %d sessions answered" % (n - len(pending), n)
+        if time.monotonic() - last_send > 2:  # the first datagrams wait while the tunnels open; resend
+            for s, body in pending.items():
+                s.sendto(body, ("127.0.0.1", px.port))
+            last_send = time.monotonic()
+        r, _, _ = select.select(list(pending), [], [], 0.5)
+        for s in r:
+            data, _ = s.recvfrom(100)
+            assert data == pending[s], (data, pending[s])
+            del pending[s]
+    assert len(echo.peers) == n, len(echo.peers)
+    print("# %d UDP sessions at once" % n)
+    for s in socks:
+        s.close()
+
+
+@t.test
+def forward_udp_from_a_config_file(ctx):
+    echo = UdpEcho(ctx)
+    w = udp_world(ctx, echo.port)
+    conf = ctx.path("proxy.conf")
+    with open(conf, "w") as f:
+        f.write("forward = udp:127.0.0.1:0=foo/echo\nudp-idle-timeout = 30\n")
+    px = w.ctx.proxy(w.relay.url, w.ckey, args=["--config", conf], wait=False)
+    port = int(px.wait_for(r"listening on 127\.0\.0\.1:(\d+) \(udp\)").group(1))
+    s = client()
+    assert first_reply(s, port, b"via config") == b"via config"
+    r = pt.run([pt.program("ptth_proxy"), "--relay", w.relay.url, "--key-file", w.ckey.path, "--udp", "--forward",
+                "udp:1=foo/echo", "--check-config"], timeout=10)
+    assert r.returncode == 2 and "--udp needs --server and --port" in r.stderr, r.stderr
+    r = pt.run([pt.program("ptth_server"), "--relay", w.relay.url, "--name", "foo", "--key-file", w.skey.path,
+                "--port-map", "x=udp:nohostport", "--check-config"], timeout=10)
+    assert r.returncode == 2 and "udp target" in r.stderr, r.stderr
+
+
+t.run()
