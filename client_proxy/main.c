@@ -17,6 +17,7 @@
 #include "log.h"
 #include "graceful_stop.h"
 #include "loop.h"
+#include "metrics_server.h"
 #include "options.h"
 #include "proxy.h"
 #include "relay_client.h"
@@ -46,6 +47,7 @@ typedef struct proxy_config {
     char *socks_auth_file;
     bool udp;
     uint64_t udp_idle_timeout;
+    char *metrics_listen;
     /* filled in by validate() */
     ptth_socks_users socks_users;
     char socks_host[256];
@@ -169,6 +171,7 @@ static const ptth_option options[] = {
      NULL, 0, 0, ptth_check_host_port},
     {"socks-auth-file", PTTH_OPT_STRING, offsetof(proxy_config, socks_auth_file), "FILE",
      "--socks asks for a username and password (RFC 1929): one USER:PASS per line; mode 0600", NULL, 0, 0, NULL},
+    PTTH_METRICS_LISTEN_OPTION(proxy_config, metrics_listen),
 };
 
 static const ptth_program program = {
@@ -258,6 +261,9 @@ main(int argc, char **argv)
 
     ptth_relay_client *client = NULL;
     ptth_proxy *px = NULL;
+    ptth_metrics_server *msrv = NULL;
+    ptth_term_metrics metrics;
+    ptth_tm_init(&metrics, PROGRAM);
     char err[512];
     a.loop = ptth_loop_new();
     if (a.loop == NULL) {
@@ -272,6 +278,10 @@ main(int argc, char **argv)
     }
     static ptth_data_path data_path;                      /* shared by every bridge; lives for the run */
     (void)ptth_data_path_init(&data_path, cfg.data_path); /* checked by the option parser */
+    if (cfg.metrics_listen != NULL && ptth_metrics_server_new(a.loop, cfg.metrics_listen, &metrics, &msrv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
     ptth_relay_client_config rcc = {
         .url = cfg.relay,
         .key = cfg.key.text,
@@ -290,6 +300,7 @@ main(int argc, char **argv)
         .max_chunk = (size_t)cfg.max_chunk,
         .data_path = &data_path,
         .stdio = cfg.stdio,
+        .metrics = &metrics,
         .on_stdio_end = on_stdio_end,
         .data = &a,
     };
@@ -298,6 +309,8 @@ main(int argc, char **argv)
         goto out;
     }
     a.px = px;
+    if (msrv != NULL)
+        ptth_metrics_server_set_live(msrv, ptth_proxy_metrics_live, px);
     if (cfg.socks != NULL &&
         ptth_socks_front_new(a.loop, px, cfg.socks_host, cfg.socks_port, &cfg.socks_users, &a.socks, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: --socks: %s\n", PROGRAM, err);
@@ -324,6 +337,7 @@ main(int argc, char **argv)
     }
 out:
     ptth_graceful_stop_dispose(&a.stop);
+    ptth_metrics_server_free(msrv);
     ptth_proxy_free(px);
     ptth_socks_front_free(a.socks); /* after the proxy: its tunnels may hold the front's sockets */
     for (size_t i = 0; i < a.n_udp; i++)
@@ -332,6 +346,7 @@ out:
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();
     ptth_loop_free(a.loop);
+    ptth_tm_dispose(&metrics);
     free(cfg.specs);
     memset(&cfg.key, 0, sizeof(cfg.key));
     ptth_http_proxy_dispose(&cfg.proxy);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_path.h"
 #include "bridge.h"
 #include "local_bind.h"
 #include "log.h"
@@ -21,7 +22,6 @@
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 1000 /* after EMFILE and the like */
 #define RETRY_AFTER_MAX_S 3600
-#define PATH_LEN 512
 
 typedef struct forward {
     ptth_proxy *px;
@@ -30,8 +30,10 @@ typedef struct forward {
     ptth_watch watch;
     ptth_timer pause_timer;
     char bound[96];
+    char connect_path[PTTH_API_PATH_MAX];
     long long refuse_until_ms; /* honouring a Retry-After */
     long refuse_status;        /* the status that came with it */
+    int mport;                 /* its series in the metrics */
 } forward;
 
 typedef struct ptunnel {
@@ -42,6 +44,7 @@ typedef struct ptunnel {
     char peer[96];
     char server[PTTH_NAME_MAX + 1];
     char port[PTTH_NAME_MAX + 1];
+    int mport; /* its series in the metrics (-1: the totals only) */
     ptth_proxy_tunnel_hooks hooks;
 } ptunnel;
 
@@ -150,6 +153,13 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     ptth_proxy *px = t->px;
     char q[300];
     ptth_log_quote(q, sizeof(q), res->reason);
+    ptth_term_metrics *m = px->p->metrics;
+    ptth_tm_tunnel_end(m, t->mport, ptth_tm_classify(res->established, res->clean, res->status, res->reason), res->bytes_to_relay,
+                       res->bytes_from_relay);
+    if (res->established)
+        ptth_tm_relay_answered(m);
+    else
+        ptth_tm_relay_failure(m, res->status);
     if (res->established) {
         ptth_log_info("event=tunnel_end conn=%s server=%s port=%s peer=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
                       " duration_ms=%lld reason=%s",
@@ -192,9 +202,8 @@ static int
 open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, const ptth_local_end *local, const char *peer,
             const ptth_proxy_tunnel_hooks *hooks)
 {
-    char path[PATH_LEN];
-    int n = snprintf(path, sizeof(path), "/v1/servers/%s/ports/%s/connect", server, port);
-    ptunnel *t = n > 0 && (size_t)n < sizeof(path) ? calloc(1, sizeof(*t)) : NULL;
+    char path[PTTH_API_PATH_MAX];
+    ptunnel *t = ptth_api_connect_path(path, sizeof(path), server, port) == 0 ? calloc(1, sizeof(*t)) : NULL;
     if (t == NULL) {
         local->ops->close(local->ctx);
         ptth_log_error("event=accept_failed server=%.64s port=%.64s error=\"out of memory or names too long\"", server, port);
@@ -205,6 +214,8 @@ open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, c
     snprintf(t->peer, sizeof(t->peer), "%s", peer);
     snprintf(t->server, sizeof(t->server), "%s", server);
     snprintf(t->port, sizeof(t->port), "%s", port);
+    /* a front's tunnel: the series of a --forward with the same target, else one added for it (bounded by term_metrics) */
+    t->mport = fw != NULL ? fw->mport : ptth_tm_add_port(px->p->metrics, server, port);
     if (hooks != NULL)
         t->hooks = *hooks;
     ptth_bridge_config bc = {
@@ -230,6 +241,7 @@ open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, c
     if (px->tunnels != NULL)
         px->tunnels->prev = t;
     px->tunnels = t;
+    ptth_tm_tunnel_open(px->p->metrics, t->mport);
     ptth_log_debug("event=connecting server=%s port=%s peer=%s", server, port, peer);
     ptth_bridge_start(t->bridge, path, NULL); /* failures end in on_tunnel_end */
     return 0;
@@ -277,6 +289,7 @@ on_accept(ptth_watch *w, uint32_t events)
                 return;
             /* out of descriptors or memory: wait a little instead of spinning */
             ptth_log_warn("event=accept_failed listen=%s error=\"%s\" pause_ms=%d", fw->bound, strerror(errno), ACCEPT_PAUSE_MS);
+            ptth_tm_failure(fw->px->p->metrics, PTTH_TM_F_ACCEPT);
             ptth_watch_set(&fw->watch, 0);
             ptth_timer_start(fw->px->loop, &fw->pause_timer, ACCEPT_PAUSE_MS, on_accept_pause_over, fw);
             return;
@@ -315,9 +328,8 @@ forward_init(ptth_proxy *px, forward *fw, const ptth_forward_spec *sp)
     fw->px = px;
     fw->spec = sp;
     fw->lfd = -1;
-    char path[PATH_LEN];
-    int n = snprintf(path, sizeof(path), "/v1/servers/%s/ports/%s/connect", sp->server, sp->port);
-    return n > 0 && (size_t)n < sizeof(path) ? 0 : -E2BIG;
+    fw->mport = ptth_tm_add_port(px->p->metrics, sp->server, sp->port);
+    return ptth_api_connect_path(fw->connect_path, sizeof(fw->connect_path), sp->server, sp->port);
 }
 
 /* ---- stdio: stdin/stdout as the local end ---- */
@@ -508,4 +520,15 @@ ptth_proxy_free(ptth_proxy *px)
     }
     free(px->forwards);
     free(px);
+}
+
+void
+ptth_proxy_metrics_live(void *data, ptth_term_metrics *m)
+{
+    const ptth_proxy *px = data;
+    for (const ptunnel *t = px->tunnels; t != NULL; t = t->next) {
+        uint64_t to_relay, from_relay;
+        ptth_bridge_bytes(t->bridge, &to_relay, &from_relay);
+        ptth_tm_live(m, t->mport, to_relay, from_relay);
+    }
 }

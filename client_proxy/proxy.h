@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "names.h"
 #include "relay_client.h"
+#include "term_metrics.h"
 
 typedef struct ptth_forward_spec {
     char bind_host[256]; /* numeric or a name; "127.0.0.1" by default */
@@ -43,6 +44,7 @@ typedef struct ptth_proxy_params {
     size_t max_chunk;
     struct ptth_data_path *data_path; /* --data-path; the caller's, outlives the program object */
     bool stdio;
+    ptth_term_metrics *metrics; /* the caller's, outlives the proxy: counted into (term_metrics.h) */
     /* stdio mode: the tunnel is over; ok when it was established */
     void (*on_stdio_end)(bool ok, void *data);
     void *data;
@@ -85,5 +87,9 @@ int ptth_proxy_open_tunnel(ptth_proxy *p, const char *server, const char *port, 
 void ptth_proxy_shutdown(ptth_proxy *p, void (*on_drained)(void *data), void *data);
 
 void ptth_proxy_free(ptth_proxy *p);
+
+/* The live callback of ptth_tm_render() (data: the proxy): the bytes of the
+ * tunnels open now. */
+void ptth_proxy_metrics_live(void *data, ptth_term_metrics *m);
 
 #endif

@@ -20,6 +20,7 @@
 #define DATAGRAMS_PER_EVENT 64
 #define SWEEP_MAX_MS 1000
 #define FULL_LOG_EVERY_MS 10000
+#define SOCKET_BUFFER (4 << 20) /* asked for the bound socket (the kernel caps it at net.core.rmem_max/wmem_max) */
 
 typedef struct usession {
     ptth_udp_front *f;
@@ -32,6 +33,9 @@ typedef struct usession {
     ptth_watch watch;       /* fd, for datagrams back to the peer */
     long long last_ms;      /* the last datagram either way */
     bool idle;              /* ended by the idle timer */
+    uint64_t dropped_up;    /* the pair was full */
+    uint64_t sent_down;     /* sent to the peer */
+    uint64_t dropped_down;  /* the bound socket did not take them */
     ptth_dgram_stats stats; /* the local end adds its counters here when it closes */
 } usession;
 
@@ -74,15 +78,24 @@ find(ptth_udp_front *f, const struct sockaddr_storage *ss, socklen_t len)
     return NULL;
 }
 
+/* Takes s out of the peer table (not out of the list of all sessions): the
+ * peer's next datagram opens a new session. */
 static void
-session_free(usession *s)
+unhash(usession *s)
 {
-    ptth_udp_front *f = s->f;
-    usession **pp = &f->buckets[peer_hash(&s->peer, s->peer_len)];
+    usession **pp = &s->f->buckets[peer_hash(&s->peer, s->peer_len)];
     while (*pp != NULL && *pp != s)
         pp = &(*pp)->hnext;
     if (*pp == s)
         *pp = s->hnext;
+    s->hnext = NULL;
+}
+
+static void
+session_free(usession *s)
+{
+    ptth_udp_front *f = s->f;
+    unhash(s);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -101,10 +114,12 @@ on_session_end(const ptth_bridge_result *res, void *data)
     usession *s = data;
     if (res->established) {
         char q[300];
+        /* up: what went into the tunnel (read from the pair) and what a full pair dropped; down: what reached the
+         * peer, and what a full pair (the local end's count) or the bound socket dropped */
         ptth_log_info("event=udp_session_end listen=%s peer=%s server=%s port=%s datagrams_up=%" PRIu64 " datagrams_down=%" PRIu64
-                      " dropped_down=%" PRIu64 " unreachable=%" PRIu64 " duration_ms=%lld reason=%s",
-                      s->f->bound, s->peer_text, s->f->spec->server, s->f->spec->port, s->stats.datagrams_in,
-                      s->stats.datagrams_out, s->stats.dropped, s->stats.unreachable, res->duration_ms,
+                      " dropped_up=%" PRIu64 " dropped_down=%" PRIu64 " duration_ms=%lld reason=%s",
+                      s->f->bound, s->peer_text, s->f->spec->server, s->f->spec->port, s->stats.datagrams_in, s->sent_down,
+                      s->dropped_up, s->stats.dropped + s->dropped_down, res->duration_ms,
                       s->idle ? "idle" : ptth_log_quote(q, sizeof(q), res->reason));
     }
     session_free(s);
@@ -129,8 +144,12 @@ on_session_readable(ptth_watch *w, uint32_t events)
             return;
         }
         s->last_ms = ptth_loop_now(f->loop);
-        if (sendto(f->fd, f->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&s->peer, s->peer_len) < 0)
+        if (sendto(f->fd, f->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&s->peer, s->peer_len) < 0) {
+            s->dropped_down++;
             f->stats.dropped_down++;
+        } else {
+            s->sent_down++;
+        }
     }
 }
 
@@ -205,13 +224,17 @@ on_udp_readable(ptth_watch *w, uint32_t events)
             continue;
         }
         s->last_ms = ptth_loop_now(f->loop);
-        if (send(s->fd, f->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-            f->stats.dropped_up++; /* the queue to the tunnel is full: UDP drops the newest */
+        if (send(s->fd, f->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            s->dropped_up++; /* the queue to the tunnel is full: UDP drops the newest */
+            f->stats.dropped_up++;
+        }
     }
 }
 
 /* Ends the sessions idle for idle_ms: shutting our side for writing is the
- * end of stream the bridge reads on the other side (then FIN both ways). */
+ * end of stream the bridge reads on the other side (then FIN both ways).
+ * The ending session leaves the peer table at once, so that a datagram of
+ * the same peer meanwhile starts a new session instead of being lost. */
 static void
 on_sweep(ptth_timer *t)
 {
@@ -220,6 +243,7 @@ on_sweep(ptth_timer *t)
     for (usession *s = f->all; s != NULL; s = s->next) {
         if (!s->idle && now - s->last_ms >= f->idle_ms) {
             s->idle = true;
+            unhash(s);
             shutdown(s->fd, SHUT_WR);
         }
     }
@@ -242,6 +266,13 @@ ptth_udp_front_new(ptth_loop *loop, ptth_proxy *px, const ptth_forward_spec *spe
     f->spec = spec;
     f->idle_ms = idle_ms > 0 ? idle_ms : PTTH_UDP_IDLE_DEFAULT_S * 1000LL;
     int rc = ptth_local_bind(spec->bind_host, spec->bind_port, SOCK_DGRAM, &f->fd, f->bound, sizeof(f->bound), err, errlen);
+    if (rc == 0) {
+        /* one socket for every peer: a burst of many peers (or one fast one) must not overflow the default buffer
+         * while the loop is busy elsewhere; best effort */
+        int size = SOCKET_BUFFER;
+        (void)setsockopt(f->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        (void)setsockopt(f->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
     if (rc == 0 && (rc = ptth_watch_start(loop, &f->watch, f->fd, EPOLLIN, on_udp_readable, f)) != 0)
         snprintf(err, errlen, "cannot watch udp socket %s: %s", f->bound, strerror(-rc));
     if (rc != 0) {

@@ -188,6 +188,13 @@ ptth_bridge_conn(const ptth_bridge *b)
     return b->conn;
 }
 
+void
+ptth_bridge_bytes(const ptth_bridge *b, uint64_t *to_relay, uint64_t *from_relay)
+{
+    *to_relay = b->bytes_to_relay;
+    *from_relay = b->bytes_from_relay;
+}
+
 /* Calls on_end and frees the bridge. */
 static void
 finish(ptth_bridge *b)
@@ -305,9 +312,9 @@ write_out(ptth_bridge *b)
 static void
 shut_local_write(ptth_bridge *b)
 {
-    if (b->write_shut || b->local_closed)
+    if (b->from_relay == FROM_RELAY_SHUT || b->local_closed)
         return;
-    b->write_shut = true;
+    b->from_relay = FROM_RELAY_SHUT;
     if (!b->same_fd)
         ptth_watch_stop(&b->wwatch);
     int rc = b->local.ops->shutdown_write(b->local.ctx);
@@ -326,8 +333,7 @@ ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk)
         snprintf(b->conn, sizeof(b->conn), "%s", conn);
         b->conn_known = true;
     }
-    int n = snprintf(b->chunk_path, sizeof(b->chunk_path), "/v1/servers/%s/conns/%s/%s", b->server, b->conn, b->chunk_kind);
-    if (n < 0 || (size_t)n >= sizeof(b->chunk_path)) {
+    if (ptth_api_conn_path(b->chunk_path, sizeof(b->chunk_path), b->server, b->conn, b->chunk_kind) != 0) {
         ptth_bridge_fail(b, false, "chunk path too long");
         return false;
     }
@@ -382,7 +388,8 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
             break;
         }
         case PTTH_FRAME_EV_FIN:
-            b->fin_received = true;
+            if (b->from_relay == FROM_RELAY_OPEN)
+                b->from_relay = FROM_RELAY_FIN;
             break;
         case PTTH_FRAME_EV_RST:
             ptth_bridge_fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
@@ -405,10 +412,10 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
     }
     if (out_pending(b) && !b->out_blocked)
         ptth_defer_call(b->loop, &b->out_defer, on_out_defer, b);
-    if (b->fin_received && !out_pending(b))
+    if (b->from_relay != FROM_RELAY_OPEN && !out_pending(b))
         shut_local_write(b);
     ptth_bridge_update_watches(b);
-    if (b->fin_received)
+    if (b->from_relay != FROM_RELAY_OPEN)
         ptth_bridge_schedule(b);
     return len;
 }
@@ -450,7 +457,7 @@ on_stream_done(ptth_req *r, const char *error)
     if (b->state == ST_OPEN) {
         if (error != NULL) /* the relay may not know yet: tell it if it is there */
             ptth_bridge_fail(b, true, "relay stream failed: %s", error);
-        else if (!b->fin_received)
+        else if (b->from_relay == FROM_RELAY_OPEN)
             ptth_bridge_fail(b, false, "relay ended the stream without FIN");
     }
     ptth_bridge_schedule(b);
@@ -482,7 +489,7 @@ flush_out(ptth_bridge *b)
         b->out = NULL;
         b->out_cap = 0;
     }
-    if (b->fin_received)
+    if (b->from_relay != FROM_RELAY_OPEN)
         shut_local_write(b);
     if (b->stream_paused) {
         b->stream_paused = false;
@@ -515,7 +522,7 @@ reading_wanted(const ptth_bridge *b)
 {
     if (b->path == PATH_UPGRADE)
         return ptth_bridge_leg_reading_wanted(b);
-    return b->state == ST_OPEN && !b->failed && !b->local_eof && b->in_flight < PTTH_BRIDGE_WINDOW;
+    return b->state == ST_OPEN && !b->failed && b->to_relay == TO_RELAY_OPEN && b->in_flight < PTTH_BRIDGE_WINDOW;
 }
 
 void
@@ -524,7 +531,7 @@ ptth_bridge_update_watches(ptth_bridge *b)
     if (b->local_closed)
         return;
     uint32_t rev = reading_wanted(b) ? EPOLLIN : 0;
-    uint32_t wev = b->out_blocked && out_pending(b) && !b->write_shut && !b->failed ? EPOLLOUT : 0;
+    uint32_t wev = b->out_blocked && out_pending(b) && b->from_relay != FROM_RELAY_SHUT && !b->failed ? EPOLLOUT : 0;
     if (b->same_fd) {
         ptth_watch_set(&b->rwatch, rev | wev);
     } else {
@@ -575,7 +582,7 @@ read_local(ptth_bridge *b)
         return;
     if (n == 0) {
         ptth_bridge_buf_put(buf, b->max_chunk);
-        b->local_eof = true;
+        b->to_relay = TO_RELAY_EOF;
         c->buf = NULL;
         c->len = 0;
         c->fin = true;
@@ -640,7 +647,7 @@ on_chunk_done(ptth_req *r, const char *error)
         ptth_bridge_fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
         return;
     }
-    if (r->status == 404 && !(b->stream_done && b->fin_received)) {
+    if (r->status == 404 && !(b->stream_done && b->from_relay != FROM_RELAY_OPEN)) {
         ptth_bridge_fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
         return;
     }
@@ -655,7 +662,7 @@ on_chunk_done(ptth_req *r, const char *error)
     }
     b->bytes_to_relay += c->len;
     if (c->fin)
-        b->fin_acked = true;
+        b->to_relay = TO_RELAY_DONE;
     ptth_bridge_buf_put(c->buf, b->max_chunk);
     c->buf = NULL;
     b->in_flight--;
@@ -723,7 +730,7 @@ on_defer(ptth_defer *d)
          * local end yet (coalesced in this round) goes out as far as the
          * local end takes it now, as if written on arrival; what a full local
          * end refused is dropped */
-        if (!b->out_blocked && !b->out_broken && !b->local_closed && !b->write_shut)
+        if (!b->out_blocked && !b->out_broken && !b->local_closed && b->from_relay != FROM_RELAY_SHUT)
             (void)write_out(b);
         close_local(b);
         release_chunks(b);
@@ -732,8 +739,8 @@ on_defer(ptth_defer *d)
         ptth_bridge_leg_close(b, true);
         if (b->tell_relay && b->conn_known && !upgraded) {
             /* tell the relay first, then drop the stream */
-            char path[PTTH_BRIDGE_PATH_MAX], value[200];
-            snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/close", b->server, b->conn);
+            char path[PTTH_API_PATH_MAX], value[200];
+            ptth_api_conn_path(path, sizeof(path), b->server, b->conn, "close"); /* fits: chunk_path did */
             ptth_req_header_value(value, sizeof(value), b->reason);
             snprintf(b->close_header, sizeof(b->close_header), "PTTH-Reason: %s", value);
             const char *headers[2] = {b->close_header, NULL};
@@ -749,8 +756,8 @@ on_defer(ptth_defer *d)
         finish(b);
         return;
     }
-    bool relay_done = b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b) : b->stream_done && b->fin_acked && b->in_flight == 0;
-    if (b->state == ST_OPEN && b->fin_received && b->write_shut && relay_done) {
+    bool relay_done = b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b) : b->stream_done && b->to_relay == TO_RELAY_DONE && b->in_flight == 0;
+    if (b->state == ST_OPEN && b->from_relay == FROM_RELAY_SHUT && relay_done) {
         b->clean = true;
         snprintf(b->reason, sizeof(b->reason), "fin");
         finish(b);

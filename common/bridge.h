@@ -140,6 +140,9 @@ int ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_
 /* The tunnel id, "" until known. */
 const char *ptth_bridge_conn(const ptth_bridge *b);
 
+/* The bytes counted so far, as in ptth_bridge_result (for live metrics). */
+void ptth_bridge_bytes(const ptth_bridge *b, uint64_t *to_relay, uint64_t *from_relay);
+
 /* The program is stopping (SIGTERM): ends the tunnel with reason
  * "shutdown". The local end is closed at once; an open tunnel is closed at
  * the relay with a `close` carrying PTTH-Reason: shutdown (so the other side

@@ -21,18 +21,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_path.h"
 #include "bridge.h"
 #include "data_path.h"
 #include "frame.h"
 #include "leg.h"
-
-#define PTTH_BRIDGE_PATH_MAX 512
 
 typedef enum bridge_path {
     PATH_CHUNKS = 0,
     PATH_HYBRID,
     PATH_UPGRADE,
 } bridge_path;
+
+/* relay -> local: how far the framed stream's end has come. */
+typedef enum bridge_from_relay {
+    FROM_RELAY_OPEN = 0,
+    FROM_RELAY_FIN,  /* the FIN frame was decoded: what is left goes to the local end, then its write side is shut */
+    FROM_RELAY_SHUT, /* the local end's write side is shut */
+} bridge_from_relay;
+
+/* local -> relay: how far the local end's end has come. */
+typedef enum bridge_to_relay {
+    TO_RELAY_OPEN = 0,
+    TO_RELAY_EOF,  /* the local end read 0: our FIN (a chunk, or a frame on the leg) is on its way */
+    TO_RELAY_DONE, /* the relay has it: the FIN chunk was answered 2xx, or the FIN frame was written */
+} bridge_to_relay;
 
 typedef enum bridge_state {
     ST_NEW,     /* created, stream not requested yet */
@@ -69,7 +82,7 @@ struct ptth_bridge {
     size_t read_limit;   /* bytes per chunk: max_chunk, or less when the relay says so */
     char conn[PTTH_REQ_FIELD_MAX];
     bool conn_known;
-    char chunk_path[PTTH_BRIDGE_PATH_MAX];
+    char chunk_path[PTTH_API_PATH_MAX];
 
     ptth_local_end local;
     bool local_closed;
@@ -89,16 +102,14 @@ struct ptth_bridge {
     bool out_blocked;     /* the local end said -EAGAIN: wait for EPOLLOUT (the stream pauses) */
     bool out_broken;      /* a write to the local end failed */
     bool stream_paused;
-    bool fin_received;
-    bool write_shut;
+    bridge_from_relay from_relay;
     bool stream_done;
 
     /* local -> relay */
     struct chunk chunks[PTTH_BRIDGE_WINDOW];
     unsigned in_flight;
     uint64_t next_seq;
-    bool local_eof;
-    bool fin_acked;
+    bridge_to_relay to_relay;
 
     /* the end */
     ptth_req close_req;
@@ -114,11 +125,10 @@ struct ptth_bridge {
     /* the relay path (bridge_leg.c) */
     bridge_path path;
     ptth_data_path *data_path; /* the terminator's choice and what it learned */
-    char stream_path[PTTH_BRIDGE_PATH_MAX];
+    char stream_path[PTTH_API_PATH_MAX];
     ptth_leg leg;
     bool leg_open;
     bool leg_eof;  /* the leg's stream (or 2xx body) ended */
-    bool fin_sent; /* PATH_UPGRADE: our FIN frame was written */
     uint8_t *up;   /* PATH_UPGRADE: frames not written to the leg yet */
     size_t up_off, up_len;
     long heartbeat_ms, idle_ms;

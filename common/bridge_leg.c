@@ -206,7 +206,7 @@ leg_ended(ptth_bridge *b)
     b->leg_eof = true;
     if (b->path == PATH_HYBRID)
         b->stream_done = true;
-    if (!b->fin_received)
+    if (b->from_relay == FROM_RELAY_OPEN)
         ptth_bridge_fail(b, false, "relay ended the stream without FIN");
     ptth_bridge_schedule(b);
 }
@@ -287,7 +287,7 @@ ptth_bridge_leg_resume(ptth_bridge *b)
 bool
 ptth_bridge_leg_reading_wanted(const ptth_bridge *b)
 {
-    return b->state == ST_OPEN && !b->failed && !b->local_eof && !up_pending(b);
+    return b->state == ST_OPEN && !b->failed && b->to_relay == TO_RELAY_OPEN && !up_pending(b);
 }
 
 /* Writes the frames that wait; when all went, the buffer goes back. */
@@ -310,8 +310,8 @@ flush_up(ptth_bridge *b)
     ptth_bridge_buf_put(b->up, b->max_chunk);
     b->up = NULL;
     b->up_off = b->up_len = 0;
-    if (b->local_eof)
-        b->fin_sent = true;
+    if (b->to_relay == TO_RELAY_EOF)
+        b->to_relay = TO_RELAY_DONE; /* the FIN frame went out with these bytes */
     leg_want(b);
     ptth_bridge_update_watches(b);
     ptth_bridge_schedule(b);
@@ -325,7 +325,7 @@ ptth_bridge_leg_read_local(ptth_bridge *b)
     if (n < 0)
         return;
     if (n == 0) {
-        b->local_eof = true;
+        b->to_relay = TO_RELAY_EOF;
         ptth_frame_header(buf, PTTH_FRAME_FIN, 0);
         b->up_len = PTTH_FRAME_HEADER_LEN;
     } else {
@@ -359,7 +359,7 @@ on_beat(ptth_timer *t)
         ptth_bridge_fail(b, false, "idle");
         return;
     }
-    if (!b->fin_sent && !b->local_eof && !up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
+    if (b->to_relay == TO_RELAY_OPEN && !up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
         uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
         if (buf != NULL) {
             ptth_frame_header(buf, PTTH_FRAME_PING, 0);
@@ -382,7 +382,7 @@ on_beat(ptth_timer *t)
 bool
 ptth_bridge_leg_done(const ptth_bridge *b)
 {
-    return b->fin_sent && b->fin_received;
+    return b->to_relay == TO_RELAY_DONE && b->from_relay != FROM_RELAY_OPEN;
 }
 
 void

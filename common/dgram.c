@@ -45,8 +45,11 @@ read_shut(int fd)
 }
 
 /* One datagram into dst (room for PTTH_DGRAM_FRAME_MAX), framed: its frame
- * length, 0 when there is none now (*eof set when reading was shut down), or
- * a negative errno for a broken socket. */
+ * length, 0 when there is none now (*eof set when reading is over: the
+ * other end of a SOCK_SEQPACKET pair shut its writing, or
+ * ptth_dgram_io_finish() was called and what was queued before is out; a
+ * UDP socket whose reading was shut down says EAGAIN, never 0), or a
+ * negative errno for a broken socket. */
 static ssize_t
 recv_frame(ptth_dgram_io *io, uint8_t *dst, bool *eof)
 {
@@ -59,11 +62,13 @@ recv_frame(ptth_dgram_io *io, uint8_t *dst, bool *eof)
             }
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                *eof = io->finished;
                 return 0;
+            }
             return -errno;
         }
-        if (n == 0 && read_shut(io->fd)) {
+        if (n == 0 && (io->finished || read_shut(io->fd))) {
             io->finished = true;
             *eof = true;
             return 0;
@@ -117,7 +122,7 @@ ptth_dgram_io_read(ptth_dgram_io *io, void *buf, size_t len)
     }
     if (got > 0)
         return (ssize_t)got;
-    if (io->finished && io->roff == io->rlen)
+    if (eof && io->roff == io->rlen)
         return 0;
     return -EAGAIN;
 }
@@ -185,9 +190,12 @@ ptth_dgram_io_write(ptth_dgram_io *io, const void *buf, size_t len)
     return (ssize_t)len;
 }
 
+/* shutdown(SHUT_RD) only makes the socket readable, so that the caller's
+ * poll comes back to read the end; finished is what ends the reading. */
 int
 ptth_dgram_io_finish(ptth_dgram_io *io)
 {
+    io->finished = true;
     if (shutdown(io->fd, SHUT_RD) != 0 && errno != ENOTCONN)
         return -errno;
     return 0;

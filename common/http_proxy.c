@@ -311,3 +311,30 @@ ptth_http_proxy_failure(CURL *h, long status, char *out, size_t outlen)
     }
     return code;
 }
+
+long
+ptth_http_proxy_url_port(const char *url)
+{
+    long port = 0;
+    CURLU *u = curl_url();
+    char *text = NULL;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &text, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        port = strtol(text, NULL, 10);
+    curl_free(text);
+    curl_url_cleanup(u);
+    return port;
+}
+
+void
+ptth_http_proxy_note(CURL *h, long relay_port, char *error, size_t errlen)
+{
+    char *ip = NULL;
+    long port = 0;
+    if (curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK || ip == NULL || ip[0] == '\0' ||
+        curl_easy_getinfo(h, CURLINFO_PRIMARY_PORT, &port) != CURLE_OK || port == 0 || port == relay_port)
+        return;
+    size_t len = strlen(error);
+    if (len < errlen)
+        snprintf(error + len, errlen - len, " (through the HTTP proxy %s:%ld)", ip, port);
+}

@@ -99,4 +99,14 @@ long ptth_http_proxy_next_auth(long current, long offered);
  * Basic; credentials were sent)") and returns that status; else 0. */
 long ptth_http_proxy_failure(CURL *h, long status, char *out, size_t outlen);
 
+/* The port of an http(s) URL, its scheme's default when it names none; 0
+ * when it cannot be parsed. */
+long ptth_http_proxy_url_port(const char *url);
+
+/* After a transfer failed for a reason of its own (not the proxy's answer
+ * to CONNECT): when it went to another port than relay_port, a proxy
+ * answered, and " (through the HTTP proxy IP:PORT)" is appended to error.
+ * libcurl's words ("Received HTTP/0.9 when not allowed") do not say so. */
+void ptth_http_proxy_note(CURL *h, long relay_port, char *error, size_t errlen);
+
 #endif

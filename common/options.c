@@ -838,6 +838,23 @@ ptth_check_host_port(const char *value, char *err, size_t errlen)
 }
 
 int
+ptth_check_listen(const char *value, char *err, size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    unsigned char buf[16];
+    if (ptth_split_host_port(value, host, sizeof(host), &port, true) != 0) {
+        snprintf(err, errlen, "bad address '%s': expected ADDR:PORT or [V6ADDR]:PORT", value);
+        return -1;
+    }
+    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
+        snprintf(err, errlen, "bad address '%s': '%s' is not a numeric IPv4 or IPv6 address", value, host);
+        return -1;
+    }
+    return 0;
+}
+
+int
 ptth_check_url(const char *value, char *err, size_t errlen)
 {
     const char *rest;

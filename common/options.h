@@ -135,6 +135,7 @@ void ptth_cli_free(ptth_cli *cli);
 /* Frequently needed checks, usable as ptth_option.check. */
 int ptth_check_name(const char *value, char *err, size_t errlen);      /* SPEC §2 name */
 int ptth_check_host_port(const char *value, char *err, size_t errlen); /* HOST:PORT or [V6]:PORT, port 0..65535 */
+int ptth_check_listen(const char *value, char *err, size_t errlen);    /* numeric ADDR:PORT or [V6]:PORT to bind, port 0..65535 */
 int ptth_check_url(const char *value, char *err, size_t errlen);       /* http(s)://HOST[:PORT][/PATH], no query */
 int ptth_check_name_hash(const char *value, char *err, size_t errlen); /* NAME=64 hex */
 

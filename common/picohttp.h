@@ -1,5 +1,6 @@
 /*
- * picohttp.h: the parts of picohttpparser that common/leg.c uses.
+ * picohttp.h: the parts of picohttpparser that common/leg_parse.c (responses)
+ * and common/metrics_req.c (requests) use.
  *
  * Why this file exists: Debian's libh2o-evloop (h2o 2.2.5) exports
  * picohttpparser's symbols (phr_parse_response, phr_decode_chunked...) but
@@ -26,6 +27,10 @@ struct phr_header {
  * time); *num_headers: in, the array's size; out, the headers found. */
 int phr_parse_response(const char *_buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
                        struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+/* The same for a request head: method and path point into buf. */
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
+                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
 
 /* Zero-filled before the first call. */
 struct phr_chunked_decoder {

@@ -74,6 +74,7 @@ struct ptth_relay_client {
      * a 407 to an absolute-form POST by reusing the connection with the
      * body unfinished, which hangs; CONNECT has no body */
     bool requests_via_connect;
+    long relay_port; /* the relay URL's port (its scheme's default when none): what a direct connection reaches */
 };
 
 /* Constant header lines, as mutable arrays because curl_slist wants char *. */
@@ -438,6 +439,8 @@ process_done(struct multi_ctx *m)
             else
                 snprintf(error, sizeof(error), "%s", curl_easy_strerror(res));
             errp = error;
+            if (m->client->proxied)
+                ptth_http_proxy_note(msg->easy_handle, m->client->relay_port, error, sizeof(error));
         }
         req_finish(r, res == CURLE_OK);
         r->ops->on_done(r, errp);
@@ -585,6 +588,7 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     size_t blen = strlen(c->base);
     while (blen > 0 && c->base[blen - 1] == '/')
         c->base[--blen] = '\0';
+    c->relay_port = ptth_http_proxy_url_port(c->base);
     /* Through a forward proxy every request goes through libcurl, which
      * does CONNECT, proxy TLS and proxy auth (our HTTP/2 client has no
      * proxy layer yet); the upgraded legs ride libcurl anyway. */
@@ -888,8 +892,11 @@ job_done(CURL *h, CURLcode res)
             if (ptth_conn_job_start(c, job) == 0)
                 return;
         }
-        if (job->proxy_status == 0)
+        if (job->proxy_status == 0) {
             snprintf(error, sizeof(error), "%s", job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(res));
+            if (c->proxied)
+                ptth_http_proxy_note(h, c->relay_port, error, sizeof(error));
+        }
         errp = error;
     }
     job->on_done(job, errp);

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "frame.h"
-#include "handler.h"
+#include "guard.h"
 #include "log.h"
 #include "registry.h"
 #include "reply.h"
@@ -48,14 +48,6 @@ struct ptth_admin_state {
     size_t nrecent, next; /* ring: next is where the next end goes */
 };
 
-static const char *const state_names[] = {"await_listen", "await_accept", "open"};
-
-static const char *
-state_name(ptth_tunnel_state s)
-{
-    return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "open";
-}
-
 /* ---- recording ------------------------------------------------------------- */
 
 static port_stats *
@@ -85,9 +77,11 @@ stats_for(struct ptth_admin_state *a, const char *server, const char *port)
     return st;
 }
 
-void
-ptth_admin_on_tunnel_end(ptth_relay *relay, const ptth_tunnel *t, ptth_end_reason reason, const char *detail)
+/* The core's tunnel-end observer (ptth_admin_watch). */
+static void
+on_tunnel_end(void *data, const ptth_tunnel *t, ptth_end_reason reason, const char *detail)
 {
+    ptth_relay *relay = data;
     struct ptth_admin_state *a = relay->admin;
     if (a == NULL) {
         if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -118,6 +112,13 @@ ptth_admin_on_tunnel_end(ptth_relay *relay, const ptth_tunnel *t, ptth_end_reaso
     r->bytes_down = t->down.bytes;
     r->ended_ms = ptth_now_ms();
     r->duration_ms = r->ended_ms - t->started_ms;
+}
+
+void
+ptth_admin_watch(ptth_relay *relay)
+{
+    relay->core.on_end = on_tunnel_end;
+    relay->core.on_end_data = relay;
 }
 
 void
@@ -154,7 +155,7 @@ typedef struct snapshot {
     ptth_srv **srvs;   /* every known server, by name */
     size_t nsrv, online, listens;
     ptth_tunnel **tuns; /* by server, port, age */
-    size_t ntun, by_state[3];
+    size_t ntun, by_state[PTTH_TUNNEL_PHASES];
     series *ser; /* by server, port */
     size_t nser;
     const recent_end *recent[PTTH_ADMIN_RECENT]; /* newest first */
@@ -210,9 +211,9 @@ snapshot_take(ptth_relay *relay, snapshot *s)
     clock_gettime(CLOCK_REALTIME, &ts);
     s->wall_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 
-    s->srvs = (ptth_srv **)ptth_table_values(&relay->servers, &s->nsrv);
-    s->tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &s->ntun);
-    if ((s->srvs == NULL && relay->servers.count != 0) || (s->tuns == NULL && relay->tunnels.count != 0)) {
+    s->srvs = (ptth_srv **)ptth_table_values(&relay->core.servers, &s->nsrv);
+    s->tuns = (ptth_tunnel **)ptth_table_values(&relay->core.tunnels, &s->ntun);
+    if ((s->srvs == NULL && relay->core.servers.count != 0) || (s->tuns == NULL && relay->core.tunnels.count != 0)) {
         snapshot_free(s);
         return false;
     }
@@ -225,9 +226,9 @@ snapshot_take(ptth_relay *relay, snapshot *s)
         s->listens += s->srvs[i]->nlistens;
     }
     for (size_t i = 0; i < s->ntun; i++)
-        s->by_state[s->tuns[i]->state <= PTTH_TUNNEL_OPEN ? s->tuns[i]->state : PTTH_TUNNEL_OPEN]++;
+        s->by_state[ptth_tunnel_phase(s->tuns[i])]++;
     for (int r = 0; r < PTTH_END__COUNT; r++)
-        s->ended_total += relay->stats.tunnels_ended[r];
+        s->ended_total += relay->core.stats.tunnels_ended[r];
 
     /* merge the ended totals (sorted) with the live tunnels (sorted) */
     struct ptth_admin_state *a = relay->admin;
@@ -284,118 +285,108 @@ snapshot_take(ptth_relay *relay, snapshot *s)
 
 /* ---- /metrics ------------------------------------------------------------------ */
 
-static void
-family(ptth_sbuf *b, const char *name, const char *type, const char *help)
-{
-    ptth_sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* name{server="..",port=".."[,extra]} value */
-static void
-sample_sp(ptth_sbuf *b, const char *name, const char *server, const char *port, const char *extra, uint64_t value)
-{
-    ptth_sbuf_printf(b, "%s{server=\"", name);
-    ptth_sbuf_labels(b, server);
-    if (port != NULL) {
-        ptth_sbuf_lit(b, "\",port=\"");
-        ptth_sbuf_labels(b, port);
-    }
-    ptth_sbuf_printf(b, "\"%s} %" PRIu64 "\n", extra != NULL ? extra : "", value);
-}
-
 /* The per-address limits and the out-of-descriptor handling (SPEC §9.6). */
 static void
 render_hardening(const ptth_relay *relay, ptth_sbuf *b)
 {
-    family(b, "ptth_connections_refused_total", "counter",
-           "Connections closed at accept, by reason (max_connections_per_address: the address's cap; out_of_descriptors: "
-           "taken off the listen queue and closed while descriptors ran out, from the address holding the most).");
+    ptth_sbuf_prom_family(
+        b, "ptth_connections_refused_total", "counter",
+        "Connections closed at accept, by reason (max_connections_per_address: the address's cap; out_of_descriptors: "
+        "taken off the listen queue and closed while descriptors ran out, from the address holding the most).");
     ptth_sbuf_printf(b, "ptth_connections_refused_total{reason=\"max_connections_per_address\"} %" PRIu64 "\n",
                      relay->stats.conns_refused_address);
     ptth_sbuf_printf(b, "ptth_connections_refused_total{reason=\"out_of_descriptors\"} %" PRIu64 "\n", relay->stats.conns_drained);
-    family(b, "ptth_connections_shed_total", "counter",
-           "Connections that had sent no request, shut down while descriptors ran out.");
+    ptth_sbuf_prom_family(b, "ptth_connections_shed_total", "counter",
+                          "Connections that had sent no request, shut down while descriptors ran out.");
     ptth_sbuf_printf(b, "ptth_connections_shed_total %" PRIu64 "\n", relay->stats.conns_shed);
-    family(b, "ptth_accept_pauses_total", "counter", "Times the listeners paused because accept ran out of descriptors.");
+    ptth_sbuf_prom_family(b, "ptth_accept_pauses_total", "counter",
+                          "Times the listeners paused because accept ran out of descriptors.");
     ptth_sbuf_printf(b, "ptth_accept_pauses_total %" PRIu64 "\n", relay->stats.accept_pauses);
-    family(b, "ptth_requests_refused_total", "counter",
-           "Requests answered 429 before their key was checked, by reason (auth_penalty: the address is in a penalty; "
-           "max_connections_per_address: a trusted proxy's client over the cap).");
+    ptth_sbuf_prom_family(
+        b, "ptth_requests_refused_total", "counter",
+        "Requests answered 429 before their key was checked, by reason (auth_penalty: the address is in a penalty; "
+        "max_connections_per_address: a trusted proxy's client over the cap).");
     ptth_sbuf_printf(b, "ptth_requests_refused_total{reason=\"auth_penalty\"} %" PRIu64 "\n", relay->stats.penalty_refused);
     ptth_sbuf_printf(b, "ptth_requests_refused_total{reason=\"max_connections_per_address\"} %" PRIu64 "\n",
                      relay->stats.requests_refused_address);
-    family(b, "ptth_auth_failures_total", "counter", "Requests refused with 401 or 403 (logged or not).");
+    ptth_sbuf_prom_family(b, "ptth_auth_failures_total", "counter", "Requests refused with 401 or 403 (logged or not).");
     ptth_sbuf_printf(b, "ptth_auth_failures_total %" PRIu64 "\n", relay->stats.auth_failures);
-    family(b, "ptth_auth_penalties_total", "counter", "Penalties started (--auth-fail-limit reached).");
+    ptth_sbuf_prom_family(b, "ptth_auth_penalties_total", "counter", "Penalties started (--auth-fail-limit reached).");
     ptth_sbuf_printf(b, "ptth_auth_penalties_total %" PRIu64 "\n", relay->stats.auth_penalties);
-    family(b, "ptth_address_table_entries", "gauge", "Addresses in the per-address table now (at most --address-table-size).");
+    ptth_sbuf_prom_family(b, "ptth_address_table_entries", "gauge",
+                          "Addresses in the per-address table now (at most --address-table-size).");
     ptth_sbuf_printf(b, "ptth_address_table_entries %u\n", relay->addrs.count);
-    family(b, "ptth_address_table_evictions_total", "counter", "Addresses forgotten to make room in the per-address table.");
+    ptth_sbuf_prom_family(b, "ptth_address_table_evictions_total", "counter",
+                          "Addresses forgotten to make room in the per-address table.");
     ptth_sbuf_printf(b, "ptth_address_table_evictions_total %" PRIu64 "\n", relay->addrs.evicted);
-    family(b, "ptth_address_table_full_total", "counter",
-           "Connections and failures not counted because every entry of the table held open connections.");
+    ptth_sbuf_prom_family(b, "ptth_address_table_full_total", "counter",
+                          "Connections and failures not counted because every entry of the table held open connections.");
     ptth_sbuf_printf(b, "ptth_address_table_full_total %" PRIu64 "\n", relay->addrs.full);
 }
 
 static void
 render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
 {
-    family(b, "ptth_relay_info", "gauge", "Always 1; the version of this relay.");
+    ptth_sbuf_prom_family(b, "ptth_relay_info", "gauge", "Always 1; the version of this relay.");
     ptth_sbuf_lit(b, "ptth_relay_info{version=\"");
     ptth_sbuf_labels(b, PTTH_VERSION);
     ptth_sbuf_lit(b, "\"} 1\n");
-    family(b, "ptth_relay_start_time_seconds", "gauge", "When this relay started, in seconds since the Unix epoch.");
+    ptth_sbuf_prom_family(b, "ptth_relay_start_time_seconds", "gauge", "When this relay started, in seconds since the Unix epoch.");
     ptth_sbuf_printf(b, "ptth_relay_start_time_seconds %.3f\n", (double)(s->wall_ms - (s->now_ms - relay->started_ms)) / 1000.0);
 
-    family(b, "ptth_tunnels_open", "gauge", "Tunnels the relay holds now, in any state.");
+    ptth_sbuf_prom_family(b, "ptth_tunnels_open", "gauge", "Tunnels the relay holds now, in any state.");
     ptth_sbuf_printf(b, "ptth_tunnels_open %zu\n", s->ntun);
-    family(b, "ptth_tunnels_current", "gauge",
-           "Tunnels now, by state (await_listen: the connect waits for a listen; await_accept: for the server's accept).");
-    for (int k = 0; k < 3; k++)
-        ptth_sbuf_printf(b, "ptth_tunnels_current{state=\"%s\"} %zu\n", state_names[k], s->by_state[k]);
-    family(b, "ptth_tunnels_opened_total", "counter", "Tunnels started (connects accepted for matching).");
-    ptth_sbuf_printf(b, "ptth_tunnels_opened_total %" PRIu64 "\n", relay->stats.tunnels_opened);
-    family(b, "ptth_tunnels_total", "counter", "Tunnels ended, by result.");
+    ptth_sbuf_prom_family(
+        b, "ptth_tunnels_current", "gauge",
+        "Tunnels now, by state (await_listen: the connect waits for a listen; await_accept: for the server's accept).");
+    for (unsigned k = 0; k < PTTH_TUNNEL_PHASES; k++)
+        ptth_sbuf_printf(b, "ptth_tunnels_current{state=\"%s\"} %zu\n", ptth_tunnel_phase_name(k), s->by_state[k]);
+    ptth_sbuf_prom_family(b, "ptth_tunnels_opened_total", "counter", "Tunnels started (connects accepted for matching).");
+    ptth_sbuf_printf(b, "ptth_tunnels_opened_total %" PRIu64 "\n", relay->core.stats.tunnels_opened);
+    ptth_sbuf_prom_family(b, "ptth_tunnels_total", "counter", "Tunnels ended, by result.");
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "ptth_tunnels_total{result=\"%s\"} %" PRIu64 "\n", ptth_end_reason_name((ptth_end_reason)r),
-                         relay->stats.tunnels_ended[r]);
-    family(b, "ptth_bytes_total", "counter", "Bytes carried, by direction (up: client to server, down: server to client).");
+                         relay->core.stats.tunnels_ended[r]);
+    ptth_sbuf_prom_family(b, "ptth_bytes_total", "counter",
+                          "Bytes carried, by direction (up: client to server, down: server to client).");
     ptth_sbuf_printf(b, "ptth_bytes_total{direction=\"up\"} %" PRIu64 "\nptth_bytes_total{direction=\"down\"} %" PRIu64 "\n",
-                     relay->stats.bytes_up, relay->stats.bytes_down);
-    family(b, "ptth_servers_online", "gauge", "Servers online now (a listen outstanding or in the last --listen-timeout).");
+                     relay->core.stats.bytes_up, relay->core.stats.bytes_down);
+    ptth_sbuf_prom_family(b, "ptth_servers_online", "gauge",
+                          "Servers online now (a listen outstanding or in the last --listen-timeout).");
     ptth_sbuf_printf(b, "ptth_servers_online %zu\n", s->online);
-    family(b, "ptth_listens_outstanding", "gauge", "Listens held now, all servers.");
+    ptth_sbuf_prom_family(b, "ptth_listens_outstanding", "gauge", "Listens held now, all servers.");
     ptth_sbuf_printf(b, "ptth_listens_outstanding %zu\n", s->listens);
     render_hardening(relay, b);
 
-    family(b, "ptth_server_online", "gauge", "1 when the server is online, 0 when it was seen and went offline.");
+    ptth_sbuf_prom_family(b, "ptth_server_online", "gauge", "1 when the server is online, 0 when it was seen and went offline.");
     for (size_t i = 0; i < s->nsrv; i++)
-        sample_sp(b, "ptth_server_online", s->srvs[i]->name, NULL, NULL, s->srvs[i]->online);
-    family(b, "ptth_server_listens", "gauge", "Listens held now, by server.");
+        ptth_sbuf_prom_sample(b, "ptth_server_online", s->srvs[i]->name, NULL, NULL, s->srvs[i]->online);
+    ptth_sbuf_prom_family(b, "ptth_server_listens", "gauge", "Listens held now, by server.");
     for (size_t i = 0; i < s->nsrv; i++)
-        sample_sp(b, "ptth_server_listens", s->srvs[i]->name, NULL, NULL, s->srvs[i]->nlistens);
-    family(b, "ptth_server_tunnels_open", "gauge", "Tunnels now, by server.");
+        ptth_sbuf_prom_sample(b, "ptth_server_listens", s->srvs[i]->name, NULL, NULL, s->srvs[i]->nlistens);
+    ptth_sbuf_prom_family(b, "ptth_server_tunnels_open", "gauge", "Tunnels now, by server.");
     for (size_t i = 0; i < s->nsrv; i++)
-        sample_sp(b, "ptth_server_tunnels_open", s->srvs[i]->name, NULL, NULL, s->srvs[i]->ntunnels);
+        ptth_sbuf_prom_sample(b, "ptth_server_tunnels_open", s->srvs[i]->name, NULL, NULL, s->srvs[i]->ntunnels);
 
-    family(b, "ptth_port_tunnels_open", "gauge", "Tunnels now, by server and port.");
+    ptth_sbuf_prom_family(b, "ptth_port_tunnels_open", "gauge", "Tunnels now, by server and port.");
     for (size_t i = 0; i < s->nser; i++)
-        sample_sp(b, "ptth_port_tunnels_open", s->ser[i].server, s->ser[i].port, NULL, s->ser[i].open);
-    family(b, "ptth_port_tunnels_total", "counter", "Tunnels ended, by server, port and result.");
+        ptth_sbuf_prom_sample(b, "ptth_port_tunnels_open", s->ser[i].server, s->ser[i].port, NULL, s->ser[i].open);
+    ptth_sbuf_prom_family(b, "ptth_port_tunnels_total", "counter", "Tunnels ended, by server, port and result.");
     for (size_t i = 0; i < s->nser; i++)
         for (int r = 0; r < PTTH_END__COUNT; r++) {
             char extra[48];
             snprintf(extra, sizeof(extra), ",result=\"%s\"", ptth_end_reason_name((ptth_end_reason)r));
-            sample_sp(b, "ptth_port_tunnels_total", s->ser[i].server, s->ser[i].port, extra,
-                      s->ser[i].st != NULL ? s->ser[i].st->ended[r] : 0);
+            ptth_sbuf_prom_sample(b, "ptth_port_tunnels_total", s->ser[i].server, s->ser[i].port, extra,
+                                  s->ser[i].st != NULL ? s->ser[i].st->ended[r] : 0);
         }
-    family(b, "ptth_port_bytes_total", "counter", "Bytes carried, by server, port and direction (open tunnels included).");
+    ptth_sbuf_prom_family(b, "ptth_port_bytes_total", "counter",
+                          "Bytes carried, by server, port and direction (open tunnels included).");
     for (size_t i = 0; i < s->nser; i++) {
         const series *z = &s->ser[i];
-        sample_sp(b, "ptth_port_bytes_total", z->server, z->port, ",direction=\"up\"",
-                  z->live_up + (z->st != NULL ? z->st->bytes_up : 0));
-        sample_sp(b, "ptth_port_bytes_total", z->server, z->port, ",direction=\"down\"",
-                  z->live_down + (z->st != NULL ? z->st->bytes_down : 0));
+        ptth_sbuf_prom_sample(b, "ptth_port_bytes_total", z->server, z->port, ",direction=\"up\"",
+                              z->live_up + (z->st != NULL ? z->st->bytes_up : 0));
+        ptth_sbuf_prom_sample(b, "ptth_port_bytes_total", z->server, z->port, ",direction=\"down\"",
+                              z->live_down + (z->st != NULL ? z->st->bytes_down : 0));
     }
 }
 
@@ -425,11 +416,11 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     ptth_sbuf_printf(b,
                      ",\"uptime_s\":%lld,\"servers_online\":%zu,\"listens\":%zu,\"tunnels_open\":%zu,"
                      "\"tunnels_opened\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"tunnels_ended\":{",
-                     (s->now_ms - relay->started_ms) / 1000, s->online, s->listens, s->ntun, relay->stats.tunnels_opened,
-                     relay->stats.bytes_up, relay->stats.bytes_down);
+                     (s->now_ms - relay->started_ms) / 1000, s->online, s->listens, s->ntun, relay->core.stats.tunnels_opened,
+                     relay->core.stats.bytes_up, relay->core.stats.bytes_down);
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "%s\"%s\":%" PRIu64, r ? "," : "", ptth_end_reason_name((ptth_end_reason)r),
-                         relay->stats.tunnels_ended[r]);
+                         relay->core.stats.tunnels_ended[r]);
     ptth_sbuf_printf(b, "}},\n\"servers\":[");
     for (size_t i = 0; i < s->nsrv; i++) {
         const ptth_srv *v = s->srvs[i];
@@ -452,7 +443,7 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
         json_kv(b, "port", t->port);
         json_kv(b, "client", t->client);
         json_kv(b, "addr", t->addr);
-        json_kv(b, "state", state_name(t->state));
+        json_kv(b, "state", ptth_tunnel_phase_name(ptth_tunnel_phase(t)));
         ptth_sbuf_printf(b, ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"age_ms\":%lld}", t->up.bytes, t->down.bytes,
                          s->now_ms - t->started_ms);
     }
@@ -573,9 +564,9 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     card(b, "listens", v1, "listens held");
     snprintf(v1, sizeof(v1), "%" PRIu64, s->ended_total);
     card(b, "tunnels-ended", v1, "tunnels ended");
-    human_bytes(v1, sizeof(v1), relay->stats.bytes_up);
+    human_bytes(v1, sizeof(v1), relay->core.stats.bytes_up);
     card(b, "bytes-up", v1, "client &rarr; server");
-    human_bytes(v2, sizeof(v2), relay->stats.bytes_down);
+    human_bytes(v2, sizeof(v2), relay->core.stats.bytes_down);
     card(b, "bytes-down", v2, "server &rarr; client");
     ptth_sbuf_lit(b, "</div>\n");
 
@@ -612,7 +603,7 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
         td(b, t->client);
         ptth_sbuf_lit(b, "<td class=\"addr\">");
         ptth_sbuf_htmls(b, t->addr);
-        ptth_sbuf_printf(b, "</td><td>%s</td>", state_name(t->state));
+        ptth_sbuf_printf(b, "</td><td>%s</td>", ptth_tunnel_phase_name(ptth_tunnel_phase(t)));
         td_bytes(b, t->up.bytes);
         td_bytes(b, t->down.bytes);
         td_ms(b, s->now_ms - t->started_ms);
@@ -671,11 +662,11 @@ ptth_admin_serve(ptth_relay *relay, h2o_req_t *req, ptth_route_kind kind)
         /* one auth_failed line each, so that fail2ban also sees guessing at
          * the admin pages (a browser's first, key-less request counts too) */
         if (parsed && (ptth_auth_client_by_hash(&relay->auth, &h) != NULL || ptth_auth_server_by_hash(&relay->auth, &h) != NULL)) {
-            ptth_handler_log_auth_failed(relay, req, "not_allowed", &h);
+            ptth_guard_auth_failed(relay, req, "not_allowed", &h);
             ptth_reply(req, 403, "this key is not the admin key\n");
             return;
         }
-        ptth_handler_log_auth_failed(relay, req, parsed ? "unknown_key" : "no_key", parsed ? &h : NULL);
+        ptth_guard_auth_failed(relay, req, parsed ? "unknown_key" : "no_key", parsed ? &h : NULL);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Basic realm=\"ptth_relay\", charset=\"UTF-8\""));
         ptth_reply(req, 401, "admin key required (Authorization: Bearer KEY, or HTTP Basic with the key as password)\n");
         return;

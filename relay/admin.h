@@ -12,7 +12,7 @@
  * Besides what the relay's tables hold now (servers, tunnels), the module
  * keeps, per relay, totals of the tunnels that ended by server and port
  * (result counts, bytes each way) and the last PTTH_ADMIN_RECENT ends with
- * their reasons, fed by ptth_admin_on_tunnel_end(). At most
+ * their reasons, fed by the core's tunnel-end observer (ptth_admin_watch). At most
  * PTTH_ADMIN_MAX_SERIES server/port pairs are kept; ends of further pairs
  * count under server="_other", port="_other".
  *
@@ -33,14 +33,13 @@
 #define PTTH_ADMIN_RECENT 32
 #define PTTH_ADMIN_MAX_SERIES 4096
 
-struct ptth_tunnel;
-
 /* Answers req (kind: PTTH_ROUTE_METRICS, _STATUS or _INDEX). */
 void ptth_admin_serve(ptth_relay *relay, h2o_req_t *req, ptth_route_kind kind);
 
-/* Records a tunnel that ends now (called by ptth_tunnel_end before it frees
- * t). detail may be NULL. Out of memory only loses the record. */
-void ptth_admin_on_tunnel_end(ptth_relay *relay, const struct ptth_tunnel *t, ptth_end_reason reason, const char *detail);
+/* Registers the module as the core's tunnel-end observer (core.h): each end
+ * is recorded before the tunnel is freed. Out of memory only loses the
+ * record. */
+void ptth_admin_watch(ptth_relay *relay);
 
 /* Frees relay->admin. */
 void ptth_admin_dispose(ptth_relay *relay);

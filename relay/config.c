@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,23 +13,6 @@
 
 #include "addr.h"
 #include "auth.h"
-
-int
-ptth_relay_check_listen(const char *value, char *err, size_t errlen)
-{
-    char host[256];
-    uint16_t port;
-    unsigned char buf[16];
-    if (ptth_split_host_port(value, host, sizeof(host), &port, true) != 0) {
-        snprintf(err, errlen, "bad address '%s': expected ADDR:PORT or [V6ADDR]:PORT", value);
-        return -1;
-    }
-    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
-        snprintf(err, errlen, "bad address '%s': '%s' is not a numeric IPv4 or IPv6 address", value, host);
-        return -1;
-    }
-    return 0;
-}
 
 /* Loads the certificate and key the way start-up will, so that a bad file is
  * a configuration error (exit 2) that names the file. */
@@ -103,7 +85,7 @@ ptth_relay_upgrade_on(const ptth_relay_config *cfg)
 
 static const ptth_option options[] = {
     {"listen", PTTH_OPT_LIST, OFF(listen), "ADDR:PORT", "address to serve on; [::1]:4000 for IPv6, port 0: any", "127.0.0.1:4000",
-     0, 0, ptth_relay_check_listen},
+     0, 0, ptth_check_listen},
     {"tls-cert", PTTH_OPT_STRING, OFF(tls_cert), "FILE", "serve HTTPS (ALPN h2, http/1.1) with this PEM certificate chain", NULL, 0,
      0, NULL},
     {"tls-key", PTTH_OPT_STRING, OFF(tls_key), "FILE", "the private key (PEM) of --tls-cert", NULL, 0, 0, NULL},

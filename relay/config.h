@@ -37,10 +37,6 @@ typedef struct ptth_relay_config {
 
 extern const ptth_program ptth_relay_program;
 
-/* Option check of one --listen value: HOST:PORT or [V6]:PORT with a numeric
- * address, port 0 allowed (the kernel picks one). */
-int ptth_relay_check_listen(const char *value, char *err, size_t errlen);
-
 /* true unless --upgrade off (SPEC §9.1). */
 bool ptth_relay_upgrade_on(const ptth_relay_config *cfg);
 

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "handler.h"
 #include "listener.h"
 #include "log.h"
 #include "reply.h"
@@ -136,4 +135,46 @@ ptth_guard_failure(ptth_relay *relay, const char *ip, uint32_t *failures)
     if (v == PTTH_PEER_FAIL_PENALTY)
         relay->stats.auth_penalties++;
     return v;
+}
+
+void
+ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key)
+{
+    char addr[PTTH_ADDR_STRLEN], path[160];
+    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
+    /* counted per address (IPv6: /64); beyond --auth-fail-limit the address
+     * is in a penalty and one auth_penalty line stands for what follows, so
+     * that one address cannot fill the disk (SPEC §9.6) */
+    uint32_t failures;
+    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
+    if (verdict == PTTH_PEER_FAIL_QUIET)
+        return;
+    /* the address without its port: what fail2ban bans */
+    char *ip = addr, *end;
+    if (addr[0] == '[') {
+        ip = addr + 1;
+        if ((end = strchr(ip, ']')) != NULL)
+            *end = '\0';
+    } else if ((end = strrchr(addr, ':')) != NULL) {
+        *end = '\0';
+    }
+    /* the path is the client's: printable ASCII only, so that no line can be
+     * forged into the log that fail2ban reads */
+    char p[128];
+    size_t n = req->input.path.len < sizeof(p) - 8 ? req->input.path.len : sizeof(p) - 8;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)req->input.path.base[i];
+        p[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    p[n] = '\0';
+    ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
+                  ptth_log_quote(path, sizeof(path), p));
+    if (verdict == PTTH_PEER_FAIL_PENALTY) {
+        ptth_peer_key k;
+        char group[PTTH_PEER_KEY_STRLEN] = "";
+        if (ptth_peer_key_from_text(&k, ip) == 0 && k.family == AF_INET6)
+            ptth_peer_key_format(&k, group, sizeof(group));
+        ptth_log_warn("event=auth_penalty addr=%s failures=%u for_s=%llu%s%s", ip, failures,
+                      (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
+    }
 }

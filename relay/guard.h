@@ -45,4 +45,14 @@ bool ptth_guard_request(ptth_relay *relay, h2o_req_t *req);
  * the failures in the window in *failures. Counts it in relay->stats. */
 ptth_peer_fail ptth_guard_failure(ptth_relay *relay, const char *addr, uint32_t *failures);
 
+/* Logs one failed authentication (for fail2ban, docs/security.md):
+ * `event=auth_failed addr=IP reason=no_key|unknown_key|not_allowed key=HASH12
+ * path="..."`, where addr is the client address (X-Forwarded-For from a
+ * trusted proxy) without its port and key the first 12 hex digits of the
+ * presented key's hash ("-" without one). Each failure is counted for the
+ * address; the one that reaches --auth-fail-limit is followed by
+ * `event=auth_penalty addr=IP failures=N for_s=SECS [prefix=V6/64]`, and
+ * failures beyond the limit are not logged (SPEC §9.6). */
+void ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key);
+
 #endif

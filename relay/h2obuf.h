@@ -26,7 +26,7 @@
  *   in its input buffer until the response ends, and the relay holds such
  *   requests (listens, connects, framed streams) for long.
  * - A chunk's body buffer is then handed to the framed stream, which sends
- *   from it (ptth_h2obuf_take_body, ptth_stream_write_owned).
+ *   from it (ptth_h2obuf_take_body, ptth_fstream_write_owned).
  *
  * Everything here touches h2o's internals (the request body buffer of an
  * HTTP/2 stream, include/h2o/http2_internal.h), checked for h2o 2.2.x at

@@ -8,11 +8,13 @@
 #include <sys/socket.h>
 
 #include "admin.h"
+#include "core_h2o.h"
 #include "frame.h"
 #include "guard.h"
 #include "h2obuf.h"
 #include "log.h"
-#include "registry.h"
+#include "joint.h"
+#include "reply.h"
 #include "route.h"
 #include "tunnel.h"
 
@@ -46,54 +48,6 @@ identify(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, caller *c)
     c->client = ptth_auth_client_by_hash(&relay->auth, &c->hash);
 }
 
-static void
-client_addr(ptth_relay *relay, h2o_req_t *req, char *out, size_t outlen)
-{
-    ptth_guard_client_addr(relay, req, out, outlen);
-}
-
-void
-ptth_handler_log_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key)
-{
-    char addr[PTTH_ADDR_STRLEN], path[160];
-    client_addr(relay, req, addr, sizeof(addr));
-    /* counted per address (IPv6: /64); beyond --auth-fail-limit the address
-     * is in a penalty and one auth_penalty line stands for what follows, so
-     * that one address cannot fill the disk (SPEC §9.6) */
-    uint32_t failures;
-    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
-    if (verdict == PTTH_PEER_FAIL_QUIET)
-        return;
-    /* the address without its port: what fail2ban bans */
-    char *ip = addr, *end;
-    if (addr[0] == '[') {
-        ip = addr + 1;
-        if ((end = strchr(ip, ']')) != NULL)
-            *end = '\0';
-    } else if ((end = strrchr(addr, ':')) != NULL) {
-        *end = '\0';
-    }
-    /* the path is the client's: printable ASCII only, so that no line can be
-     * forged into the log that fail2ban reads */
-    char p[128];
-    size_t n = req->input.path.len < sizeof(p) - 8 ? req->input.path.len : sizeof(p) - 8;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)req->input.path.base[i];
-        p[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-    }
-    p[n] = '\0';
-    ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
-                  ptth_log_quote(path, sizeof(path), p));
-    if (verdict == PTTH_PEER_FAIL_PENALTY) {
-        ptth_peer_key k;
-        char group[PTTH_PEER_KEY_STRLEN] = "";
-        if (ptth_peer_key_from_text(&k, ip) == 0 && k.family == AF_INET6)
-            ptth_peer_key_format(&k, group, sizeof(group));
-        ptth_log_warn("event=auth_penalty addr=%s failures=%u for_s=%llu%s%s", ip, failures,
-                      (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
-    }
-}
-
 /* 401 when the key is missing or unknown, 403 when it is known but not for
  * this; each refusal is one auth_failed log line. */
 static void
@@ -101,7 +55,7 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
 {
     char msg[160];
     if (!c->has_key) {
-        ptth_handler_log_auth_failed(relay, req, "no_key", NULL);
+        ptth_guard_auth_failed(relay, req, "no_key", NULL);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
         ptth_reply(req, 401, "missing or malformed Authorization: Bearer KEY\n");
         return;
@@ -109,12 +63,12 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
     bool known = c->client != NULL || c->server != NULL || ptth_auth_server_by_hash(&relay->auth, &c->hash) != NULL ||
                  ptth_auth_is_admin(&relay->auth, &c->hash);
     if (!known) {
-        ptth_handler_log_auth_failed(relay, req, "unknown_key", &c->hash);
+        ptth_guard_auth_failed(relay, req, "unknown_key", &c->hash);
         ptth_reply_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
         ptth_reply(req, 401, "unknown key\n");
         return;
     }
-    ptth_handler_log_auth_failed(relay, req, "not_allowed", &c->hash);
+    ptth_guard_auth_failed(relay, req, "not_allowed", &c->hash);
     snprintf(msg, sizeof(msg), "this key may not %s\n", what);
     ptth_reply(req, 403, msg);
 }
@@ -122,27 +76,9 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
 static void
 do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route)
 {
-    ptth_srv *srv = ptth_srv_get_or_create(relay, route->server.base, route->server.len);
-    if (srv == NULL) {
-        ptth_reply(req, 500, "out of memory\n");
-        return;
-    }
     size_t len;
     const char *ports = ptth_req_header(req, "ptth-ports", &len);
-    if (ports != NULL) {
-        if (ptth_srv_set_ports(srv, ports, len) != 0) {
-            ptth_reply(req, 400, "bad PTTH-Ports: expected a comma-separated list of port names\n");
-            return;
-        }
-    } else if (srv->ports == NULL) {
-        ptth_reply(req, 400, "missing PTTH-Ports: the port names this server offers\n");
-        return;
-    }
-    if (srv->nlistens >= relay->cfg->max_listens_per_server && h2o_linklist_is_empty(&srv->waiting)) {
-        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many listens outstanding for this server (--max-listens-per-server)\n");
-        return;
-    }
-    ptth_srv_on_listen(srv, req);
+    ptth_tunnel_listen(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, ports, len);
 }
 
 static void
@@ -159,25 +95,6 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply(req, 404, msg);
         return;
     }
-    ptth_srv *srv = ptth_srv_get(relay, route->server.base, route->server.len);
-    if (srv == NULL || !srv->online) {
-        snprintf(msg, sizeof(msg), "server '%.*s' is offline\n", (int)route->server.len, route->server.base);
-        ptth_reply_retry(req, 503, PTTH_RETRY_OFFLINE, msg);
-        return;
-    }
-    if (!ptth_srv_offers(srv, route->port.base, route->port.len)) {
-        snprintf(msg, sizeof(msg), "server '%s' does not offer port '%.*s'\n", srv->name, (int)route->port.len, route->port.base);
-        ptth_reply(req, 404, msg);
-        return;
-    }
-    if (relay->ntunnels >= relay->cfg->max_connections) {
-        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open at the relay (--max-connections)\n");
-        return;
-    }
-    if (srv->ntunnels >= relay->cfg->max_connections_per_server) {
-        ptth_reply_retry(req, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
-        return;
-    }
     size_t plen = 0; /* PTTH-Proto: absent or tcp: a byte stream; udp: a datagram session (docs/protocol.md) */
     const char *proto = ptth_req_header(req, "ptth-proto", &plen);
     bool udp = proto != NULL && plen == 3 && memcmp(proto, "udp", 3) == 0;
@@ -186,18 +103,20 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         return;
     }
     char addr[PTTH_ADDR_STRLEN];
-    client_addr(relay, req, addr, sizeof(addr));
-    ptth_tunnel *t = ptth_tunnel_new(relay, srv, req, route->port.base, route->port.len, c->client->name, addr);
-    if (t == NULL) {
-        ptth_reply(req, 500, "cannot create a tunnel\n");
-        return;
-    }
-    t->udp = udp;
-    ptth_hold *listen = ptth_srv_take_listen(srv);
-    if (listen != NULL)
-        ptth_tunnel_match(t, ptth_hold_release(listen));
-    else
-        ptth_srv_wait(srv, t);
+    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
+    ptth_tunnel *t = ptth_tunnel_connect(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, route->port.base, route->port.len,
+                        c->client->name, addr, ptth_joint_wanted(req));
+    if (t != NULL)
+        t->udp = udp;
+}
+
+/* A chunk request's fields for the core. */
+static void
+chunk_in(h2o_req_t *req, ptth_chunk_in *in)
+{
+    in->seq = ptth_req_header(req, "ptth-seq", &in->seq_len);
+    in->fin = ptth_req_header(req, "ptth-fin", &in->fin_len);
+    in->len = req->entity.base != NULL ? req->entity.len : 0;
 }
 
 /* The conns/{id}/... routes: find the tunnel and check that the caller is
@@ -205,7 +124,7 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
 static void
 do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c)
 {
-    ptth_tunnel *t = ptth_tunnel_find(relay, route->id.base, route->id.len);
+    ptth_tunnel *t = ptth_tunnel_find(&relay->core, route->id.base, route->id.len);
     bool is_server = c->server != NULL;
     bool is_client = !is_server && c->client != NULL;
     ptth_route_side side = ptth_route_side_of(route->kind);
@@ -226,19 +145,19 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
 
     size_t len;
     const char *reason;
+    ptth_chunk_in in;
     switch (route->kind) {
     case PTTH_ROUTE_ACCEPT:
-        ptth_tunnel_on_accept(t, req);
+        ptth_tunnel_on_accept(t, ptth_rq_of(req), ptth_joint_wanted(req));
         break;
     case PTTH_ROUTE_REJECT:
         reason = ptth_req_header(req, "ptth-reason", &len);
-        ptth_tunnel_on_reject(t, req, reason, len);
+        ptth_tunnel_on_reject(t, ptth_rq_of(req), reason, len);
         break;
     case PTTH_ROUTE_DOWNSTREAM:
-        ptth_tunnel_on_chunk(t, req, false);
-        break;
     case PTTH_ROUTE_UPSTREAM:
-        ptth_tunnel_on_chunk(t, req, true);
+        chunk_in(req, &in);
+        ptth_tunnel_on_chunk(t, ptth_rq_of(req), route->kind == PTTH_ROUTE_UPSTREAM, &in);
         break;
     case PTTH_ROUTE_CLOSE: {
         char text[PTTH_FRAME_REASON_MAX + 1];

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -51,6 +52,7 @@ struct dir {
     size_t in_pipe;     /* bytes waiting in the pipe */
     size_t writing;     /* copy: bytes of src's input in flight to dst; 0: none */
     bool wait_writable; /* splice: h2o_socket_notify_write on dst is pending */
+    bool copy;          /* splice joint, but no pipe could be made: this direction copies */
 };
 
 struct ptth_joint {
@@ -66,6 +68,11 @@ struct ptth_joint {
 static void pump(struct dir *d);
 
 /* ---- the pipe pool ---- */
+
+/* Directions that had to copy because no pipe could be made, since the
+ * last warning about it; the warning is written at most once a minute. */
+static unsigned long splice_fallbacks;
+static time_t splice_fallback_logged;
 
 static struct {
     int fds[PIPE_POOL_MAX][2];
@@ -373,7 +380,23 @@ pump_splice(struct dir *d)
             return;
         }
         if (!pipe_take(d)) {
-            broken(d, d->src, "could not be read: no pipe left (out of file descriptors)");
+            /* out of descriptors for a pipe: this direction copies through
+             * user space from now on (each socket is the source of one
+             * direction only, so the other may go on splicing) rather than
+             * cutting a working tunnel */
+            int why = errno;
+            d->copy = true;
+            splice_fallbacks++;
+            time_t now = time(NULL);
+            if (now - splice_fallback_logged >= 60) {
+                splice_fallback_logged = now;
+                ptth_log_warn("event=splice_unavailable directions=%lu error=\"%s\" message=\"no pipe for splice(2): "
+                              "these directions copy through user space\"",
+                              splice_fallbacks, strerror(why));
+                splice_fallbacks = 0;
+            }
+            h2o_socket_dont_read(d->src->sock, 0); /* h2o reads the source again (join() stopped it) */
+            h2o_socket_read_start(d->src->sock, on_copy_read);
             return;
         }
         ssize_t n = splice(src_fd, NULL, d->pipe[1], NULL, pipes.capacity, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -420,7 +443,7 @@ pump(struct dir *d)
         return;
     if (pump_buffered(d))
         return;
-    if (d->joint->splice) {
+    if (d->joint->splice && !d->copy) {
         pump_splice(d);
         return;
     }

@@ -240,7 +240,7 @@ main(int argc, char **argv)
             reload(&relay, &cli, argc, argv);
         }
     }
-    ptth_log_info("event=stopping tunnels=%zu connections=%zu", relay.ntunnels, ls.nconns);
+    ptth_log_info("event=stopping tunnels=%zu connections=%zu", relay.core.ntunnels, ls.nconns);
     shutdown_relay(&relay, &ls);
     exit_code = 0;
 

@@ -8,12 +8,11 @@
 #include <string.h>
 
 #include "log.h"
-#include "tunnel.h"
 
 static void
-on_offline_timer(h2o_timeout_entry_t *entry)
+on_offline_timer(ptth_timer *timer)
 {
-    ptth_srv *srv = H2O_STRUCT_FROM_MEMBER(ptth_srv, offline_timer, entry);
+    ptth_srv *srv = PTTH_CONTAINER_OF(timer, ptth_srv, offline_timer);
     if (srv->nlistens == 0 && srv->online) {
         srv->online = false;
         ptth_log_info("event=server_offline server=%s", srv->name);
@@ -21,25 +20,25 @@ on_offline_timer(h2o_timeout_entry_t *entry)
 }
 
 ptth_srv *
-ptth_srv_get(ptth_relay *relay, const char *name, size_t len)
+ptth_srv_get(ptth_core *core, const char *name, size_t len)
 {
-    return ptth_table_get(&relay->servers, name, len);
+    return ptth_table_get(&core->servers, name, len);
 }
 
 ptth_srv *
-ptth_srv_get_or_create(ptth_relay *relay, const char *name, size_t len)
+ptth_srv_get_or_create(ptth_core *core, const char *name, size_t len)
 {
-    ptth_srv *srv = ptth_srv_get(relay, name, len);
+    ptth_srv *srv = ptth_srv_get(core, name, len);
     if (srv != NULL)
         return srv;
     if (len > PTTH_NAME_MAX || (srv = calloc(1, sizeof(*srv))) == NULL)
         return NULL;
-    srv->relay = relay;
+    srv->core = core;
     memcpy(srv->name, name, len);
-    h2o_linklist_init_anchor(&srv->listens);
-    h2o_linklist_init_anchor(&srv->waiting);
-    srv->offline_timer.cb = on_offline_timer;
-    if (ptth_table_put(&relay->servers, srv->name, len, srv) != 0) {
+    ptth_list_init(&srv->listens);
+    ptth_list_init(&srv->waiting);
+    ptth_timer_init(&srv->offline_timer, on_offline_timer);
+    if (ptth_table_put(&core->servers, srv->name, len, srv) != 0) {
         free(srv);
         return NULL;
     }
@@ -61,6 +60,7 @@ ptth_srv_set_ports(ptth_srv *srv, const char *value, size_t len)
     size_t n = 0, i = 0;
     if (ports == NULL)
         return -ENOMEM;
+    int err = -EINVAL;
     while (i <= len) {
         size_t start = i;
         while (i < len && value[i] != ',')
@@ -77,8 +77,10 @@ ptth_srv_set_ports(ptth_srv *srv, const char *value, size_t len)
             if (strlen(ports[k]) == b - a && memcmp(ports[k], value + a, b - a) == 0)
                 dup = true;
         if (!dup) {
-            if ((ports[n] = strndup(value + a, b - a)) == NULL)
+            if ((ports[n] = strndup(value + a, b - a)) == NULL) {
+                err = -ENOMEM;
                 goto Bad;
+            }
             n++;
         }
         i++;
@@ -89,7 +91,7 @@ ptth_srv_set_ports(ptth_srv *srv, const char *value, size_t len)
     return 0;
 Bad:
     free_ports(ports, n);
-    return -EINVAL;
+    return err;
 }
 
 bool
@@ -101,8 +103,8 @@ ptth_srv_offers(const ptth_srv *srv, const char *port, size_t len)
     return false;
 }
 
-static void
-mark_online(ptth_srv *srv)
+void
+ptth_srv_mark_online(ptth_srv *srv)
 {
     if (!srv->online) {
         srv->online = true;
@@ -110,108 +112,113 @@ mark_online(ptth_srv *srv)
     }
 }
 
-/* A listen stopped being outstanding: when it was the last, the online window
- * of --listen-timeout starts now. */
+/* The online window of --listen-timeout starts now (no listen is held). */
 static void
-listen_left(ptth_srv *srv)
+start_online_window(ptth_srv *srv)
 {
+    ptth_timer_arm(srv->core, &srv->offline_timer, PTTH_TIMER_LISTEN);
+}
+
+/* A listen stopped being outstanding: when it was the last, the online
+ * window starts. */
+static void
+listen_left(ptth_listen *l)
+{
+    ptth_srv *srv = l->srv;
+    ptth_list_unlink(&l->link);
+    ptth_timer_disarm(srv->core, &l->timer);
     srv->nlistens--;
-    if (srv->nlistens == 0) {
-        h2o_timeout_unlink(&srv->offline_timer);
-        h2o_timeout_link(srv->relay->ctx.loop, &srv->relay->listen_timeout, &srv->offline_timer);
-    }
+    if (srv->nlistens == 0)
+        start_online_window(srv);
 }
 
 static void
-on_listen_gone(ptth_hold *hold)
+on_listen_gone(ptth_held *h)
 {
-    ptth_srv *srv = hold->owner;
-    h2o_linklist_unlink(&hold->link);
-    listen_left(srv);
+    listen_left((ptth_listen *)h);
 }
 
 static void
-on_listen_timeout(h2o_timeout_entry_t *entry)
+on_listen_timeout(ptth_timer *timer)
 {
-    ptth_hold *hold = H2O_STRUCT_FROM_MEMBER(ptth_hold, timer, entry);
-    ptth_srv *srv = hold->owner;
-    h2o_linklist_unlink(&hold->link);
-    listen_left(srv);
-    ptth_reply_max_chunk(hold->req, srv->relay->cfg->max_chunk);
-    ptth_hold_reply(hold, 204, NULL);
+    ptth_listen *l = PTTH_CONTAINER_OF(timer, ptth_listen, timer);
+    ptth_srv *srv = l->srv;
+    listen_left(l);
+    ptth_core_max_chunk(srv->core, l->held.rq);
+    ptth_core_answer(srv->core, &l->held, 204, 0, NULL);
 }
 
 void
-ptth_srv_on_listen(ptth_srv *srv, h2o_req_t *req)
+ptth_srv_hold_listen(ptth_srv *srv, ptth_rq *rq)
 {
-    mark_online(srv);
-    while (!h2o_linklist_is_empty(&srv->waiting)) {
-        ptth_tunnel *t = H2O_STRUCT_FROM_MEMBER(ptth_tunnel, wait_link, srv->waiting.next);
-        ptth_srv_unwait(srv, t);
-        if (t->connect != NULL && ptth_req_peer_closed(t->connect->req)) {
-            ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
-            continue;
-        }
-        if (srv->nlistens == 0) {
-            h2o_timeout_unlink(&srv->offline_timer);
-            h2o_timeout_link(srv->relay->ctx.loop, &srv->relay->listen_timeout, &srv->offline_timer);
-        }
-        ptth_tunnel_match(t, req);
-        return;
-    }
-    ptth_hold *hold = ptth_hold_new(req, sizeof(ptth_hold), on_listen_gone, srv);
-    ptth_hold_watch_peer(hold, &srv->relay->peers);
-    h2o_linklist_insert(&srv->listens, &hold->link);
+    ptth_listen *l = (ptth_listen *)ptth_core_hold(srv->core, rq, sizeof(ptth_listen), on_listen_gone, srv);
+    l->srv = srv;
+    ptth_timer_init(&l->timer, on_listen_timeout);
+    ptth_list_push(&srv->listens, &l->link);
     srv->nlistens++;
-    h2o_timeout_unlink(&srv->offline_timer);
-    hold->timer.cb = on_listen_timeout;
-    h2o_timeout_link(srv->relay->ctx.loop, &srv->relay->listen_timeout, &hold->timer);
+    ptth_timer_disarm(srv->core, &srv->offline_timer);
+    ptth_timer_arm(srv->core, &l->timer, PTTH_TIMER_LISTEN);
 }
 
-ptth_hold *
+void
+ptth_srv_listen_used(ptth_srv *srv)
+{
+    if (srv->nlistens == 0)
+        start_online_window(srv);
+}
+
+ptth_listen *
 ptth_srv_take_listen(ptth_srv *srv)
 {
-    while (!h2o_linklist_is_empty(&srv->listens)) {
-        ptth_hold *hold = H2O_STRUCT_FROM_MEMBER(ptth_hold, link, srv->listens.next);
-        h2o_linklist_unlink(&hold->link);
-        h2o_timeout_unlink(&hold->timer);
-        listen_left(srv);
-        if (!ptth_req_peer_closed(hold->req))
-            return hold;
+    while (!ptth_list_empty(&srv->listens)) {
+        ptth_listen *l = PTTH_CONTAINER_OF(srv->listens.next, ptth_listen, link);
+        listen_left(l);
+        if (!srv->core->io->peer_closed(srv->core->io_ctx, l->held.rq))
+            return l;
         /* its HTTP/1 connection is gone: answering lets h2o clean it up */
         ptth_log_debug("event=listen_dropped server=%s reason=\"peer closed\"", srv->name);
-        ptth_hold_reply(hold, 204, NULL);
+        ptth_core_answer(srv->core, &l->held, 204, 0, NULL);
     }
     return NULL;
 }
 
 void
-ptth_srv_wait(ptth_srv *srv, ptth_tunnel *t)
+ptth_srv_wait(ptth_srv *srv, ptth_list *link)
 {
-    h2o_linklist_insert(&srv->waiting, &t->wait_link);
+    ptth_list_push(&srv->waiting, link);
 }
 
 void
-ptth_srv_unwait(ptth_srv *srv, ptth_tunnel *t)
+ptth_srv_unwait(ptth_list *link)
 {
-    (void)srv;
-    if (h2o_linklist_is_linked(&t->wait_link))
-        h2o_linklist_unlink(&t->wait_link);
+    if (ptth_list_linked(link))
+        ptth_list_unlink(link);
+}
+
+ptth_list *
+ptth_srv_next_waiting(ptth_srv *srv)
+{
+    if (ptth_list_empty(&srv->waiting))
+        return NULL;
+    ptth_list *link = srv->waiting.next;
+    ptth_list_unlink(link);
+    return link;
 }
 
 void
 ptth_srv_drop_listens(ptth_srv *srv, int status, const char *body)
 {
-    ptth_hold *hold;
-    while ((hold = ptth_srv_take_listen(srv)) != NULL)
-        ptth_hold_reply(hold, status, body);
+    ptth_listen *l;
+    while ((l = ptth_srv_take_listen(srv)) != NULL)
+        ptth_core_answer(srv->core, &l->held, status, 0, body);
 }
 
 void
 ptth_srv_free(ptth_srv *srv)
 {
+    ptth_table_remove(&srv->core->servers, srv->name, strlen(srv->name));
     ptth_srv_drop_listens(srv, 503, "relay shutting down\n");
-    h2o_timeout_unlink(&srv->offline_timer);
+    ptth_timer_disarm(srv->core, &srv->offline_timer);
     free_ports(srv->ports, srv->nports);
     free(srv);
 }

@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "admin.h"
+#include "core_h2o.h"
 #include "h2obuf.h"
 #include "handler.h"
 #include "log.h"
-#include "registry.h"
 #include "sysutil.h"
 #include "joint.h"
 #include "tunnel.h"
@@ -97,8 +97,8 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
     h2o_timeout_init(loop, &relay->connect_timeout, cfg->connect_timeout * 1000);
     h2o_timeout_init(loop, &relay->heartbeat, cfg->heartbeat * 1000);
     h2o_timeout_init(loop, &relay->idle_timeout, (cfg->idle_timeout != 0 ? cfg->idle_timeout : 1) * 1000);
-    ptth_table_init(&relay->servers);
-    ptth_table_init(&relay->tunnels);
+    ptth_core_h2o_init(relay);
+    ptth_admin_watch(relay);
     relay->started_ms = ptth_now_ms();
     return 0;
 }
@@ -107,17 +107,7 @@ void
 ptth_relay_end_all(ptth_relay *relay)
 {
     relay->shutting_down = true;
-    size_t n;
-    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
-    for (size_t i = 0; i < n; i++)
-        ptth_tunnel_end(tuns[i], PTTH_END_SHUTDOWN, "shutdown");
-    free(tuns);
-    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&relay->servers, &n);
-    for (size_t i = 0; i < n; i++) {
-        ptth_table_remove(&relay->servers, srvs[i]->name, strlen(srvs[i]->name));
-        ptth_srv_free(srvs[i]);
-    }
-    free(srvs);
+    ptth_tunnel_end_all(&relay->core);
 }
 
 void
@@ -134,53 +124,11 @@ ptth_relay_dispose(ptth_relay *relay)
     ptth_peertable_dispose(&relay->addrs);
     ptth_joint_release_pool();
     h2o_config_dispose(&relay->globalconf);
-    ptth_table_dispose(&relay->servers);
-    ptth_table_dispose(&relay->tunnels);
+    ptth_core_dispose(&relay->core);
     ptth_auth_free(&relay->auth);
     free(relay->trusted);
     relay->trusted = NULL;
     relay->ntrusted = 0;
-}
-
-static bool
-same_hash(const ptth_principal *a, const ptth_principal *b)
-{
-    return a != NULL && b != NULL && strcmp(a->hash.hex, b->hash.hex) == 0;
-}
-
-/* The tunnels of a principal whose key was removed or changed end; so do the
- * listens of such a server. */
-static void
-apply_new_auth(ptth_relay *relay, ptth_auth *next)
-{
-    size_t n;
-    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
-    for (size_t i = 0; i < n; i++) {
-        ptth_tunnel *t = tuns[i];
-        bool server_ok = same_hash(ptth_auth_server(&relay->auth, t->server, strlen(t->server)),
-                                   ptth_auth_server(next, t->server, strlen(t->server)));
-        bool client_ok = same_hash(ptth_auth_client(&relay->auth, t->client, strlen(t->client)),
-                                   ptth_auth_client(next, t->client, strlen(t->client)));
-        if (!server_ok || !client_ok)
-            ptth_tunnel_end(t, PTTH_END_RST, !server_ok ? "server key revoked" : "client key revoked");
-    }
-    free(tuns);
-
-    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&relay->servers, &n);
-    for (size_t i = 0; i < n; i++) {
-        ptth_srv *s = srvs[i];
-        const ptth_principal *ns = ptth_auth_server(next, s->name, strlen(s->name));
-        if (same_hash(ptth_auth_server(&relay->auth, s->name, strlen(s->name)), ns))
-            continue;
-        ptth_srv_drop_listens(s, 401, "server key revoked\n");
-        if (ns == NULL && s->ntunnels == 0) {
-            ptth_table_remove(&relay->servers, s->name, strlen(s->name));
-            if (s->online)
-                ptth_log_info("event=server_offline server=%s", s->name);
-            ptth_srv_free(s);
-        }
-    }
-    free(srvs);
 }
 
 static void
@@ -236,7 +184,7 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
         if (changed[i])
             ptth_log_warn("event=reload_ignored option=%s reason=\"takes effect at the next start\"", restart_only[i]);
 
-    apply_new_auth(relay, &auth);
+    ptth_tunnel_apply_auth(&relay->core, &relay->auth, &auth);
     ptth_auth_free(&relay->auth);
     relay->auth = auth;
     free(relay->trusted);

@@ -6,7 +6,7 @@
  * and the h2o timeouts whose periods come from the options (listen, connect,
  * heartbeat, idle). Servers and tunnels are plain malloc'd objects owned by
  * the tables; requests and framed streams belong to h2o (see reply.h,
- * stream.h).
+ * fstream.h).
  */
 #ifndef PTTH_RELAY_RELAY_H
 #define PTTH_RELAY_RELAY_H
@@ -20,22 +20,10 @@
 #include "addr.h"
 #include "auth.h"
 #include "config.h"
+#include "core.h"
 #include "peerlimit.h"
 #include "peerwatch.h"
 #include "table.h"
-
-/* Why a tunnel ended (SPEC §4 tunnel_end reason). */
-typedef enum ptth_end_reason {
-    PTTH_END_FIN = 0,
-    PTTH_END_RST,
-    PTTH_END_IDLE,
-    PTTH_END_BACKEND,
-    PTTH_END_TIMEOUT,
-    PTTH_END_SHUTDOWN,
-    PTTH_END__COUNT
-} ptth_end_reason;
-
-const char *ptth_end_reason_name(ptth_end_reason r);
 
 typedef struct ptth_relay {
     ptth_relay_config *cfg; /* the caller's; reload changes the reloadable fields */
@@ -54,16 +42,11 @@ typedef struct ptth_relay {
     ptth_peerset peers;            /* HTTP/1 peers of held requests and streams */
     ptth_peertable addrs;          /* per client address: connections, auth failures, penalties */
 
-    ptth_table servers; /* name -> ptth_srv */
-    ptth_table tunnels; /* id -> ptth_tunnel */
-    size_t ntunnels;
+    ptth_core core;  /* servers and tunnels (tunnel.h, registry.h) */
     size_t nstreams; /* framed streams h2o still holds */
     bool shutting_down;
 
     struct {
-        uint64_t tunnels_opened;
-        uint64_t tunnels_ended[PTTH_END__COUNT];
-        uint64_t bytes_up, bytes_down;
         /* hardening (SPEC §9.6, docs/security.md) */
         uint64_t conns_refused_address;    /* closed at accept: --max-connections-per-address */
         uint64_t requests_refused_address; /* 429: a trusted proxy's client over that cap */

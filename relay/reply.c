@@ -14,7 +14,6 @@ static void
 on_hold_dispose(void *p)
 {
     ptth_hold *hold = p;
-    h2o_timeout_unlink(&hold->timer);
     ptth_peer_watch_stop(&hold->peer);
     if (hold->req == NULL)
         return;
@@ -24,13 +23,12 @@ on_hold_dispose(void *p)
 }
 
 ptth_hold *
-ptth_hold_new(h2o_req_t *req, size_t size, ptth_hold_cb on_gone, void *owner)
+ptth_hold_new(h2o_req_t *req, size_t size, ptth_hold_cb on_gone)
 {
     ptth_hold *hold = h2o_mem_alloc_shared(&req->pool, size, on_hold_dispose);
     memset(hold, 0, size);
     hold->req = req;
     hold->on_gone = on_gone;
-    hold->owner = owner;
     return hold;
 }
 
@@ -39,7 +37,6 @@ ptth_hold_release(ptth_hold *hold)
 {
     h2o_req_t *req = hold->req;
     hold->req = NULL;
-    h2o_timeout_unlink(&hold->timer);
     ptth_peer_watch_stop(&hold->peer);
     return req;
 }
@@ -54,7 +51,6 @@ on_hold_peer_gone(ptth_peer_watch *w)
     h2o_req_t *req = hold->req;
     if (req == NULL)
         return;
-    h2o_timeout_unlink(&hold->timer);
     hold->req = NULL;
     if (hold->on_gone != NULL)
         hold->on_gone(hold);
@@ -66,14 +62,6 @@ ptth_hold_watch_peer(ptth_hold *hold, ptth_peerset *peers)
 {
     if (hold->req != NULL)
         ptth_peer_watch_start(peers, &hold->peer, hold->req, on_hold_peer_gone);
-}
-
-void
-ptth_hold_reply(ptth_hold *hold, int status, const char *body)
-{
-    h2o_req_t *req = ptth_hold_release(hold);
-    if (req != NULL)
-        ptth_reply(req, status, body);
 }
 
 const char *
@@ -150,14 +138,6 @@ ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size_t le
 {
     h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
-}
-
-void
-ptth_reply_max_chunk(h2o_req_t *req, uint64_t n)
-{
-    char v[24];
-    int len = snprintf(v, sizeof(v), "%llu", (unsigned long long)n);
-    ptth_reply_header(req, "ptth-max-chunk", v, (size_t)len);
 }
 
 const char *

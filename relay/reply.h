@@ -5,11 +5,14 @@
  * client, a connect for the server's accept, a chunk for its turn in the
  * stream). A ptth_hold keeps such a request: it lives in the request's memory
  * pool (h2o_mem_alloc_shared), so h2o frees it together with the request.
+ * The tunnel core's record of a held request lives right behind its hold
+ * (core_h2o.c).
  *
  * Ownership and lifetime, the one rule: a hold may be referenced only while
  * hold->req != NULL. It stops being usable in exactly two ways:
- *   - the relay answers it (ptth_hold_reply*): req is cleared before h2o
- *     sees the answer; the caller must already have dropped its references;
+ *   - the relay takes the request back (ptth_hold_release) to answer it or
+ *     to make it a stream: req is cleared before h2o sees the answer; the
+ *     caller must already have dropped its references;
  *   - h2o disposes the request first (the peer went away, the HTTP/2 stream
  *     was reset, the relay shut down): req is cleared and on_gone(hold) runs
  *     once, and must drop every reference to the hold.
@@ -32,15 +35,12 @@ typedef void (*ptth_hold_cb)(ptth_hold *hold);
 struct ptth_hold {
     h2o_req_t *req;       /* NULL once answered or gone */
     ptth_hold_cb on_gone; /* may be NULL */
-    void *owner;
-    h2o_linklist_t link;       /* for the owner's lists */
-    h2o_timeout_entry_t timer; /* for the owner's timeouts; unlinked when the hold ends */
-    ptth_peer_watch peer;      /* see ptth_hold_watch_peer() */
+    ptth_peer_watch peer; /* see ptth_hold_watch_peer() */
 };
 
 /* Allocates a hold of size bytes (>= sizeof(ptth_hold), so that a larger
  * struct may start with one) in req's pool, zeroed. */
-ptth_hold *ptth_hold_new(h2o_req_t *req, size_t size, ptth_hold_cb on_gone, void *owner);
+ptth_hold *ptth_hold_new(h2o_req_t *req, size_t size, ptth_hold_cb on_gone);
 
 /* Over HTTP/1.x: when the request's peer closes its connection while the
  * hold waits, the hold ends as if h2o had disposed the request (req cleared,
@@ -52,10 +52,6 @@ void ptth_hold_watch_peer(ptth_hold *hold, ptth_peerset *peers);
  * in another way, e.g. as a stream) and returns the request. */
 h2o_req_t *ptth_hold_release(ptth_hold *hold);
 
-/* Answers with status and a short text body (NULL: no body). Extra headers
- * may have been added to hold->req->res.headers before. */
-void ptth_hold_reply(ptth_hold *hold, int status, const char *body);
-
 /* Answers req at once: status, a text body (NULL for none). Response headers
  * already added to req->res.headers are kept. */
 void ptth_reply(h2o_req_t *req, int status, const char *body);
@@ -65,11 +61,6 @@ void ptth_reply_retry(h2o_req_t *req, int status, unsigned secs, const char *bod
 
 /* Adds a response header (name lowercase); value is copied into the pool. */
 void ptth_reply_header(h2o_req_t *req, const char *name, const char *value, size_t len);
-
-/* Adds PTTH-Max-Chunk: n, the largest chunk body the relay takes, so that a
- * terminator can size its chunks (HTTP/2 cannot get a 413 for a body far
- * above the limit: see docs/protocol.md). */
-void ptth_reply_max_chunk(h2o_req_t *req, uint64_t n);
 
 /* The value of a request header (name lowercase) or NULL (then *len = 0). */
 const char *ptth_req_header(h2o_req_t *req, const char *name, size_t *len);

@@ -95,3 +95,18 @@ ptth_seqwin_parse_seq(const char *text, size_t len, uint64_t *out)
     *out = v;
     return 0;
 }
+
+uint64_t
+ptth_seqwin_next(const ptth_seqwin *w)
+{
+    return w->next;
+}
+
+bool
+ptth_seqwin_holds_after(const ptth_seqwin *w, uint64_t seq)
+{
+    for (uint64_t s = seq + 1 > w->next ? seq + 1 : w->next; s < w->next + PTTH_SEQWIN_SIZE; s++)
+        if (w->slot[s % PTTH_SEQWIN_SIZE] != NULL)
+            return true;
+    return false;
+}

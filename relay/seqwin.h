@@ -49,6 +49,13 @@ void *ptth_seqwin_take(ptth_seqwin *w);
  * turn). Returns true when it was found. */
 bool ptth_seqwin_remove(ptth_seqwin *w, const void *item);
 
+/* The sequence number of the next chunk to deliver. */
+uint64_t ptth_seqwin_next(const ptth_seqwin *w);
+
+/* true when an item numbered above seq is held (a FIN at seq must not leave
+ * data behind it). */
+bool ptth_seqwin_holds_after(const ptth_seqwin *w, uint64_t seq);
+
 /* Removes and returns any one held item, NULL when empty: for draining. */
 void *ptth_seqwin_pop_any(ptth_seqwin *w);
 

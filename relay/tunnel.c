@@ -3,15 +3,14 @@
  */
 #include "tunnel.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
 #include "frame.h"
-#include "h2obuf.h"
 #include "log.h"
 #include "sysutil.h"
 
@@ -19,85 +18,155 @@
 #define BATCH_BYTES (1024 * 1024)
 
 struct ptth_chunk {
-    ptth_hold hold; /* first: the hold's memory is the chunk's */
+    ptth_held held; /* first: the held request's memory is the chunk's */
     ptth_tunnel *tunnel;
     ptth_dir *dir;
     uint64_t seq;
     bool fin;
-    h2o_iovec_t data; /* req->entity, valid while the request lives and until write_data() */
+    size_t len;
 };
 
-static void on_stream_writable(ptth_stream *s, void *owner);
-static void on_stream_broken(ptth_stream *s, void *owner);
+/* ---- states ----------------------------------------------------------------- */
 
-static const ptth_stream_callbacks stream_callbacks = {on_stream_writable, on_stream_broken};
-
-static void on_joint_moved(ptth_joint *j, void *owner, ptth_joint_side from, size_t n);
-static void on_joint_end(ptth_joint *j, void *owner, bool clean, const char *detail);
-
-static const ptth_joint_callbacks joint_callbacks = {on_joint_moved, on_joint_end};
+static const char *const state_names[PTTH_TUNNEL__STATES] = {"await_listen", "await_accept", "open", "joined", "broken", "ending"};
 
 const char *
-ptth_end_reason_name(ptth_end_reason r)
+ptth_tunnel_state_name(ptth_tunnel_state s)
 {
-    static const char *const names[] = {"fin", "rst", "idle", "backend", "timeout", "shutdown"};
-    return (unsigned)r < PTTH_END__COUNT ? names[r] : "unknown";
+    return (unsigned)s < PTTH_TUNNEL__STATES ? state_names[s] : "invalid";
 }
 
-ptth_tunnel *
-ptth_tunnel_find(ptth_relay *relay, const char *id, size_t len)
+bool
+ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to)
 {
-    return ptth_table_get(&relay->tunnels, id, len);
+    switch (to) {
+    case PTTH_TUNNEL_AWAIT_ACCEPT:
+        return from == PTTH_TUNNEL_AWAIT_LISTEN;
+    case PTTH_TUNNEL_OPEN:
+    case PTTH_TUNNEL_JOINED:
+        return from == PTTH_TUNNEL_AWAIT_ACCEPT;
+    case PTTH_TUNNEL_BROKEN:
+        return from == PTTH_TUNNEL_OPEN;
+    case PTTH_TUNNEL_ENDING:
+        return (unsigned)from < PTTH_TUNNEL_ENDING;
+    default: /* AWAIT_LISTEN is where a tunnel starts, never a step */
+        return false;
+    }
 }
+
+unsigned
+ptth_tunnel_phase(const ptth_tunnel *t)
+{
+    return t->state <= PTTH_TUNNEL_AWAIT_ACCEPT ? (unsigned)t->state : 2;
+}
+
+const char *
+ptth_tunnel_phase_name(unsigned phase)
+{
+    return phase < PTTH_TUNNEL_PHASES ? state_names[phase] : "open";
+}
+
+/* The one place a tunnel's state changes: the step must be one of the
+ * diagram's, and what the new state promises must hold. These checks are
+ * a few compares and stay on in release builds (meson b_ndebug=false). */
+static void
+set_state(ptth_tunnel *t, ptth_tunnel_state next)
+{
+    assert(ptth_tunnel_transition_ok(t->state, next));
+    switch (next) {
+    case PTTH_TUNNEL_AWAIT_ACCEPT:
+        assert(t->connect != NULL && t->connect_timer.armed && !ptth_list_linked(&t->wait_link));
+        break;
+    case PTTH_TUNNEL_OPEN:
+        assert(t->connect == NULL && !t->connect_timer.armed && t->joint == NULL);
+        assert(t->up.out != NULL && t->down.out != NULL);
+        break;
+    case PTTH_TUNNEL_JOINED:
+        assert(t->connect == NULL && !t->connect_timer.armed && t->joint != NULL);
+        assert(t->up.out == NULL && t->down.out == NULL);
+        break;
+    case PTTH_TUNNEL_BROKEN:
+        assert(t->broken_text != NULL && t->end_timer.armed);
+        break;
+    default:
+        break;
+    }
+    t->state = next;
+}
+
+/* OPEN, or BROKEN until its end runs: the streams that are left carry bytes. */
+static bool
+carries_chunks(const ptth_tunnel *t)
+{
+    return t->state == PTTH_TUNNEL_OPEN || t->state == PTTH_TUNNEL_BROKEN;
+}
+
+/* ---- timers ------------------------------------------------------------------- */
 
 static void
-on_connect_gone(ptth_hold *hold)
+on_connect_timeout(ptth_timer *timer)
 {
-    ptth_tunnel *t = hold->owner;
-    t->connect = NULL;
-    ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
-}
-
-static void
-on_connect_timeout(h2o_timeout_entry_t *entry)
-{
-    ptth_tunnel *t = H2O_STRUCT_FROM_MEMBER(ptth_tunnel, connect_timer, entry);
+    ptth_tunnel *t = PTTH_CONTAINER_OF(timer, ptth_tunnel, connect_timer);
     ptth_tunnel_end(t, PTTH_END_TIMEOUT, "server did not accept in time");
 }
 
 static void
-on_idle_timeout(h2o_timeout_entry_t *entry)
+on_idle_timeout(ptth_timer *timer)
 {
-    ptth_tunnel *t = H2O_STRUCT_FROM_MEMBER(ptth_tunnel, idle_timer, entry);
+    ptth_tunnel *t = PTTH_CONTAINER_OF(timer, ptth_tunnel, idle_timer);
     ptth_tunnel_end(t, PTTH_END_IDLE, "idle");
+}
+
+static void
+on_end_timer(ptth_timer *timer)
+{
+    ptth_tunnel *t = PTTH_CONTAINER_OF(timer, ptth_tunnel, end_timer);
+    ptth_tunnel_end(t, PTTH_END_RST, t->broken_text);
 }
 
 static void
 touch_idle(ptth_tunnel *t)
 {
-    if (t->relay->cfg->idle_timeout == 0 || t->state != PTTH_TUNNEL_OPEN || t->ending)
+    if (t->core->cfg->idle_timeout == 0 || (!carries_chunks(t) && t->state != PTTH_TUNNEL_JOINED))
         return;
-    h2o_timeout_unlink(&t->idle_timer);
-    h2o_timeout_link(t->relay->ctx.loop, &t->relay->idle_timeout, &t->idle_timer);
+    ptth_timer_arm(t->core, &t->idle_timer, PTTH_TIMER_IDLE);
 }
 
+/* ---- from connect to accept ------------------------------------------------------ */
+
 ptth_tunnel *
-ptth_tunnel_new(ptth_relay *relay, ptth_srv *srv, h2o_req_t *connect_req, const char *port, size_t port_len, const char *client,
-                const char *addr)
+ptth_tunnel_find(ptth_core *core, const char *id, size_t len)
+{
+    return ptth_table_get(&core->tunnels, id, len);
+}
+
+static void
+on_connect_gone(ptth_held *h)
+{
+    ptth_tunnel *t = h->owner;
+    t->connect = NULL;
+    ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
+}
+
+static ptth_tunnel *
+tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t port_len, const char *client, const char *addr,
+           bool wants_upgrade)
 {
     ptth_tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->relay = relay;
+    t->core = core;
     t->srv = srv;
+    t->state = PTTH_TUNNEL_AWAIT_LISTEN;
     snprintf(t->server, sizeof(t->server), "%s", srv->name);
     snprintf(t->port, sizeof(t->port), "%.*s", (int)port_len, port);
     snprintf(t->client, sizeof(t->client), "%s", client);
     snprintf(t->addr, sizeof(t->addr), "%s", addr);
     ptth_seqwin_init(&t->up.win);
     ptth_seqwin_init(&t->down.win);
-    t->connect_timer.cb = on_connect_timeout;
-    t->idle_timer.cb = on_idle_timeout;
+    ptth_timer_init(&t->connect_timer, on_connect_timeout);
+    ptth_timer_init(&t->idle_timer, on_idle_timeout);
+    ptth_timer_init(&t->end_timer, on_end_timer);
     t->started_ms = ptth_now_ms();
 
     for (int attempt = 0;; attempt++) {
@@ -105,84 +174,212 @@ ptth_tunnel_new(ptth_relay *relay, ptth_srv *srv, h2o_req_t *connect_req, const 
             free(t);
             return NULL;
         }
-        if (ptth_table_put(&relay->tunnels, t->id, PTTH_ID_LEN, t) == 0)
+        if (ptth_table_put(&core->tunnels, t->id, PTTH_ID_LEN, t) == 0)
             break;
     }
-    t->connect_wants_upgrade = ptth_joint_wanted(connect_req);
-    t->connect = ptth_hold_new(connect_req, sizeof(ptth_hold), on_connect_gone, t);
-    ptth_hold_watch_peer(t->connect, &relay->peers);
+    t->connect_wants_upgrade = wants_upgrade;
+    t->connect = ptth_core_hold(core, rq, sizeof(ptth_held), on_connect_gone, t);
     srv->ntunnels++;
-    relay->ntunnels++;
-    relay->stats.tunnels_opened++;
-    h2o_timeout_link(relay->ctx.loop, &relay->connect_timeout, &t->connect_timer);
+    core->ntunnels++;
+    core->stats.tunnels_opened++;
+    ptth_timer_arm(core, &t->connect_timer, PTTH_TIMER_CONNECT);
     ptth_log_debug("event=tunnel_new id=%s server=%s port=%s client=%s addr=%s", t->id, t->server, t->port, t->client, t->addr);
     return t;
 }
 
-void
-ptth_tunnel_match(ptth_tunnel *t, h2o_req_t *listen_req)
+/* Gives the tunnel to a listen: the listen is answered 200 with PTTH-Conn,
+ * PTTH-Port, PTTH-Client-Addr and PTTH-Client; the tunnel waits for the
+ * accept. */
+static void
+match(ptth_tunnel *t, ptth_rq *listen)
 {
-    t->state = PTTH_TUNNEL_AWAIT_ACCEPT;
-    ptth_reply_header(listen_req, "ptth-conn", t->id, strlen(t->id));
-    ptth_reply_header(listen_req, "ptth-port", t->port, strlen(t->port));
-    ptth_reply_header(listen_req, "ptth-client-addr", t->addr, strlen(t->addr));
-    ptth_reply_header(listen_req, "ptth-client", t->client, strlen(t->client));
-    ptth_reply_max_chunk(listen_req, t->relay->cfg->max_chunk);
-    ptth_reply(listen_req, 200, NULL);
+    ptth_core *core = t->core;
+    set_state(t, PTTH_TUNNEL_AWAIT_ACCEPT);
+    ptth_core_header(core, listen, "ptth-conn", t->id);
+    ptth_core_header(core, listen, "ptth-port", t->port);
+    ptth_core_header(core, listen, "ptth-client-addr", t->addr);
+    ptth_core_header(core, listen, "ptth-client", t->client);
+    ptth_core_max_chunk(core, listen);
+    ptth_core_reply(core, listen, 200, 0, NULL);
 }
 
-/* ---- the upgraded path ---------------------------------------------------- */
+void
+ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *ports, size_t ports_len)
+{
+    ptth_srv *srv = ptth_srv_get_or_create(core, server, server_len);
+    if (srv == NULL) {
+        ptth_core_reply(core, rq, 500, 0, "out of memory\n");
+        return;
+    }
+    if (ports != NULL) {
+        if (ptth_srv_set_ports(srv, ports, ports_len) != 0) {
+            ptth_core_reply(core, rq, 400, 0, "bad PTTH-Ports: expected a comma-separated list of port names\n");
+            return;
+        }
+    } else if (srv->ports == NULL) {
+        ptth_core_reply(core, rq, 400, 0, "missing PTTH-Ports: the port names this server offers\n");
+        return;
+    }
+    if (srv->nlistens >= core->cfg->max_listens_per_server && ptth_list_empty(&srv->waiting)) {
+        ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT, "too many listens outstanding for this server (--max-listens-per-server)\n");
+        return;
+    }
+    ptth_srv_mark_online(srv);
+    ptth_list *link;
+    while ((link = ptth_srv_next_waiting(srv)) != NULL) {
+        ptth_tunnel *t = PTTH_CONTAINER_OF(link, ptth_tunnel, wait_link);
+        assert(t->state == PTTH_TUNNEL_AWAIT_LISTEN && t->connect != NULL);
+        if (core->io->peer_closed(core->io_ctx, t->connect->rq)) {
+            ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
+            continue;
+        }
+        ptth_srv_listen_used(srv);
+        match(t, rq);
+        return;
+    }
+    ptth_srv_hold_listen(srv, rq);
+}
 
-/* Heartbeat and idle figures for the terminators: on this path they send
- * the PINGs themselves (the relay does not write into the joined bytes). */
+ptth_tunnel *
+ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *port, size_t port_len,
+                    const char *client, const char *addr, bool wants_upgrade)
+{
+    char msg[256];
+    ptth_srv *srv = ptth_srv_get(core, server, server_len);
+    if (srv == NULL || !srv->online) {
+        snprintf(msg, sizeof(msg), "server '%.*s' is offline\n", (int)server_len, server);
+        ptth_core_reply(core, rq, 503, PTTH_RETRY_OFFLINE, msg);
+        return NULL;
+    }
+    if (!ptth_srv_offers(srv, port, port_len)) {
+        snprintf(msg, sizeof(msg), "server '%s' does not offer port '%.*s'\n", srv->name, (int)port_len, port);
+        ptth_core_reply(core, rq, 404, 0, msg);
+        return NULL;
+    }
+    if (core->ntunnels >= core->cfg->max_connections) {
+        ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT, "too many tunnels open at the relay (--max-connections)\n");
+        return NULL;
+    }
+    if (srv->ntunnels >= core->cfg->max_connections_per_server) {
+        ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
+        return NULL;
+    }
+    ptth_tunnel *t = tunnel_new(core, srv, rq, port, port_len, client, addr, wants_upgrade);
+    if (t == NULL) {
+        ptth_core_reply(core, rq, 500, 0, "cannot create a tunnel\n");
+        return NULL;
+    }
+    ptth_listen *l = ptth_srv_take_listen(srv);
+    if (l != NULL)
+        match(t, ptth_core_release(core, &l->held));
+    else
+        ptth_srv_wait(srv, &t->wait_link);
+    return t;
+}
+
+/* The upgraded path: heartbeat and idle figures for the terminators, which
+ * send the PINGs themselves on it (the relay does not write into the joined
+ * bytes). */
 static void
-add_upgrade_headers(ptth_tunnel *t, h2o_req_t *req)
+add_upgrade_headers(ptth_tunnel *t, ptth_rq *rq)
 {
     char v[24];
-    int n = snprintf(v, sizeof(v), "%" PRIu64, t->relay->cfg->heartbeat);
-    ptth_reply_header(req, "ptth-conn", t->id, strlen(t->id));
-    ptth_reply_header(req, "ptth-heartbeat", v, (size_t)n);
-    if (t->relay->cfg->idle_timeout != 0) {
-        n = snprintf(v, sizeof(v), "%" PRIu64, t->relay->cfg->idle_timeout);
-        ptth_reply_header(req, "ptth-idle-timeout", v, (size_t)n);
+    ptth_core_header(t->core, rq, "ptth-conn", t->id);
+    snprintf(v, sizeof(v), "%" PRIu64, t->core->cfg->heartbeat);
+    ptth_core_header(t->core, rq, "ptth-heartbeat", v);
+    if (t->core->cfg->idle_timeout != 0) {
+        snprintf(v, sizeof(v), "%" PRIu64, t->core->cfg->idle_timeout);
+        ptth_core_header(t->core, rq, "ptth-idle-timeout", v);
     }
 }
 
-/* Both sides asked for the upgraded path: both get 101, then the joint
- * carries the bytes. */
 static void
-open_joined(ptth_tunnel *t, h2o_req_t *accept_req)
+open_joined(ptth_tunnel *t, ptth_rq *accept)
 {
-    ptth_joint *j = ptth_joint_new(&joint_callbacks, t);
+    ptth_core *core = t->core;
+    ptth_join *j = core->io->join_new(core->io_ctx, t);
     if (j == NULL) {
-        ptth_reply(accept_req, 500, "relay out of memory\n");
+        ptth_core_reply(core, accept, 500, 0, "relay out of memory\n");
         ptth_tunnel_end(t, PTTH_END_RST, "relay out of memory");
         return;
     }
-    h2o_req_t *connect_req = ptth_hold_release(t->connect);
+    ptth_rq *connect = ptth_core_release(core, t->connect);
     t->connect = NULL;
-    h2o_timeout_unlink(&t->connect_timer);
-    t->state = PTTH_TUNNEL_OPEN;
+    ptth_timer_disarm(core, &t->connect_timer);
     t->joint = j;
-    add_upgrade_headers(t, connect_req);
-    add_upgrade_headers(t, accept_req);
-    ptth_joint_upgrade(j, PTTH_JOINT_CLIENT, connect_req);
-    ptth_joint_upgrade(j, PTTH_JOINT_SERVER, accept_req);
+    set_state(t, PTTH_TUNNEL_JOINED);
+    add_upgrade_headers(t, connect);
+    add_upgrade_headers(t, accept);
+    core->io->join_start(core->io_ctx, j, connect, accept);
     touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s path=upgrade", t->id, t->server, t->port, t->client);
 }
 
-static void
-on_joint_moved(ptth_joint *j, void *owner, ptth_joint_side from, size_t n)
+void
+ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, bool wants_upgrade)
 {
-    (void)j;
-    ptth_tunnel *t = owner;
-    if (from == PTTH_JOINT_CLIENT) {
+    ptth_core *core = t->core;
+    if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT) {
+        ptth_core_reply(core, rq, 409, 0,
+                        t->state == PTTH_TUNNEL_AWAIT_LISTEN ? "tunnel not offered to a listen yet\n" : "tunnel already accepted\n");
+        return;
+    }
+    if (core->io->peer_closed(core->io_ctx, t->connect->rq)) {
+        ptth_core_reply(core, rq, 404, 0, "tunnel closed: the client went away\n");
+        ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
+        return;
+    }
+    bool upgrade_on = ptth_relay_upgrade_on(core->cfg);
+    if (upgrade_on && t->connect_wants_upgrade && wants_upgrade) {
+        open_joined(t, rq);
+        return;
+    }
+    ptth_rq *connect = ptth_core_release(core, t->connect);
+    t->connect = NULL;
+    ptth_timer_disarm(core, &t->connect_timer);
+
+    ptth_core_header(core, connect, "ptth-conn", t->id);
+    ptth_core_max_chunk(core, connect);
+    ptth_core_max_chunk(core, rq);
+    /* a side that asked for the upgraded path learns why it did not get it */
+    const char *why = upgrade_on ? "peer" : "off";
+    if (t->connect_wants_upgrade)
+        ptth_core_header(core, connect, "ptth-upgrade", why);
+    if (wants_upgrade)
+        ptth_core_header(core, rq, "ptth-upgrade", why);
+    t->down.out = core->io->out_open(core->io_ctx, connect, t);
+    t->up.out = core->io->out_open(core->io_ctx, rq, t);
+    set_state(t, PTTH_TUNNEL_OPEN);
+    touch_idle(t);
+    ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s", t->id, t->server, t->port, t->client);
+}
+
+void
+ptth_tunnel_on_reject(ptth_tunnel *t, ptth_rq *rq, const char *reason, size_t reason_len)
+{
+    if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT) {
+        ptth_core_reply(t->core, rq, 409, 0,
+                        t->state == PTTH_TUNNEL_AWAIT_LISTEN ? "tunnel not offered to a listen yet\n" : "tunnel already accepted\n");
+        return;
+    }
+    char text[PTTH_FRAME_REASON_MAX + 1];
+    snprintf(text, sizeof(text), "%.*s", (int)(reason_len < PTTH_FRAME_REASON_MAX ? reason_len : PTTH_FRAME_REASON_MAX),
+             reason != NULL ? reason : "");
+    ptth_core_reply(t->core, rq, 204, 0, NULL);
+    ptth_tunnel_end(t, PTTH_END_BACKEND, text[0] != '\0' ? text : "server could not reach its backend");
+}
+
+/* ---- the upgraded path's events --------------------------------------------------- */
+
+void
+ptth_tunnel_on_moved(ptth_tunnel *t, bool from_client, size_t n)
+{
+    if (from_client) {
         t->up.bytes += n;
-        t->relay->stats.bytes_up += n;
+        t->core->stats.bytes_up += n;
     } else {
         t->down.bytes += n;
-        t->relay->stats.bytes_down += n;
+        t->core->stats.bytes_down += n;
     }
     /* a lone 4-byte burst is a PING (or FIN) frame: heartbeats keep proxies
      * open but are not traffic for --idle-timeout */
@@ -190,97 +387,41 @@ on_joint_moved(ptth_joint *j, void *owner, ptth_joint_side from, size_t n)
         touch_idle(t);
 }
 
-static void
-on_joint_end(ptth_joint *j, void *owner, bool clean, const char *detail)
+void
+ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, const char *detail)
 {
-    (void)j;
-    ptth_tunnel *t = owner;
     if (clean)
         ptth_tunnel_end(t, PTTH_END_FIN, NULL);
     else
         ptth_tunnel_end(t, PTTH_END_RST, detail);
 }
 
-void
-ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req)
-{
-    if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT || t->connect == NULL) {
-        ptth_reply(req, 409, t->state == PTTH_TUNNEL_OPEN ? "tunnel already accepted\n" : "tunnel not offered to a listen yet\n");
-        return;
-    }
-    if (ptth_req_peer_closed(t->connect->req)) {
-        ptth_reply(req, 404, "tunnel closed: the client went away\n");
-        ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
-        return;
-    }
-    bool accept_wants_upgrade = ptth_joint_wanted(req);
-    bool upgrade_on = ptth_relay_upgrade_on(t->relay->cfg);
-    if (upgrade_on && t->connect_wants_upgrade && accept_wants_upgrade) {
-        open_joined(t, req);
-        return;
-    }
-    h2o_req_t *connect_req = ptth_hold_release(t->connect);
-    t->connect = NULL;
-    h2o_timeout_unlink(&t->connect_timer);
-    t->state = PTTH_TUNNEL_OPEN;
-
-    ptth_reply_header(connect_req, "ptth-conn", t->id, strlen(t->id));
-    ptth_reply_max_chunk(connect_req, t->relay->cfg->max_chunk);
-    ptth_reply_max_chunk(req, t->relay->cfg->max_chunk);
-    /* a side that asked for the upgraded path learns why it did not get it */
-    const char *why = upgrade_on ? "peer" : "off";
-    if (t->connect_wants_upgrade)
-        ptth_reply_header(connect_req, "ptth-upgrade", why, strlen(why));
-    if (accept_wants_upgrade)
-        ptth_reply_header(req, "ptth-upgrade", why, strlen(why));
-    t->down.out = ptth_stream_open(connect_req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams,
-                                   &t->relay->peers);
-    t->up.out = ptth_stream_open(req, t->relay->ctx.loop, &t->relay->heartbeat, &stream_callbacks, t, &t->relay->nstreams,
-                                 &t->relay->peers);
-    touch_idle(t);
-    ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s", t->id, t->server, t->port, t->client);
-}
-
-void
-ptth_tunnel_on_reject(ptth_tunnel *t, h2o_req_t *req, const char *reason, size_t reason_len)
-{
-    if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT) {
-        ptth_reply(req, 409, t->state == PTTH_TUNNEL_OPEN ? "tunnel already accepted\n" : "tunnel not offered to a listen yet\n");
-        return;
-    }
-    char text[PTTH_FRAME_REASON_MAX + 1];
-    snprintf(text, sizeof(text), "%.*s", (int)(reason_len < PTTH_FRAME_REASON_MAX ? reason_len : PTTH_FRAME_REASON_MAX),
-             reason != NULL ? reason : "");
-    ptth_reply(req, 204, NULL);
-    ptth_tunnel_end(t, PTTH_END_BACKEND, text[0] != '\0' ? text : "server could not reach its backend");
-}
-
-/* ---- chunks -------------------------------------------------------------- */
+/* ---- chunks ---------------------------------------------------------------------- */
 
 /* A chunk's 204 names the tunnel and the sequence number it answers
  * (PTTH-Conn, PTTH-Seq), so that a terminator can tell it from an answer
  * meant for another request (docs/protocol.md). */
 static void
-add_chunk_ids(h2o_req_t *req, const ptth_tunnel *t, uint64_t seq)
+add_chunk_ids(ptth_tunnel *t, ptth_rq *rq, uint64_t seq)
 {
     char v[24];
-    int n = snprintf(v, sizeof(v), "%" PRIu64, seq);
-    ptth_reply_header(req, "ptth-conn", t->id, strlen(t->id));
-    ptth_reply_header(req, "ptth-seq", v, (size_t)n);
+    snprintf(v, sizeof(v), "%" PRIu64, seq);
+    ptth_core_header(t->core, rq, "ptth-conn", t->id);
+    ptth_core_header(t->core, rq, "ptth-seq", v);
 }
 
 static void
 chunk_ack(ptth_chunk *c)
 {
-    if (c->hold.req != NULL)
-        add_chunk_ids(c->hold.req, c->tunnel, c->seq);
-    ptth_hold_reply(&c->hold, 204, NULL);
+    if (c->held.rq != NULL)
+        add_chunk_ids(c->tunnel, c->held.rq, c->seq);
+    ptth_core_answer(c->tunnel->core, &c->held, 204, 0, NULL);
 }
 
 static void
-on_chunk_gone(ptth_hold *hold)
+on_chunk_gone(ptth_held *h)
 {
-    ptth_chunk *c = (ptth_chunk *)hold;
+    ptth_chunk *c = (ptth_chunk *)h;
     ptth_dir *dir = c->dir;
     if (ptth_seqwin_remove(&dir->win, c))
         return;
@@ -289,75 +430,65 @@ on_chunk_gone(ptth_hold *hold)
             dir->acking[i] = NULL;
 }
 
-/* Writes a chunk's bytes as a DATA frame: over HTTP/2 the stream takes the
- * request's body buffer and h2o sends from it (no copy; the buffer outlives
- * the chunk's request, which may go away before h2o has sent the bytes);
- * over HTTP/1 they are copied. */
-static int
-write_data(ptth_stream *out, ptth_chunk *c)
-{
-    h2o_buffer_t *body = ptth_h2obuf_take_body(c->hold.req);
-    if (body != NULL)
-        return ptth_stream_write_owned(out, PTTH_FRAME_DATA, &body);
-    return ptth_stream_write(out, PTTH_FRAME_DATA, c->data.base, c->data.len);
-}
-
 /* Writes the chunks whose turn came into the direction's stream, as long as
  * the stream is idle. They are answered when the stream becomes writable. */
 static void
 pump(ptth_tunnel *t, ptth_dir *dir)
 {
-    if (t->state != PTTH_TUNNEL_OPEN || t->ending || dir->out == NULL || dir->nacking != 0 || !ptth_stream_idle(dir->out))
+    ptth_core *core = t->core;
+    if (!carries_chunks(t) || dir->out == NULL || dir->nacking != 0 || !core->io->out_idle(core->io_ctx, dir->out))
         return;
     size_t batched = 0;
     ptth_chunk *c = NULL;
     int err = 0;
     while (batched < BATCH_BYTES && dir->nacking < PTTH_SEQWIN_SIZE && (c = ptth_seqwin_peek(&dir->win)) != NULL) {
         ptth_seqwin_take(&dir->win);
-        if (c->data.len != 0 && (err = write_data(dir->out, c)) != 0)
+        if (c->len != 0 && (err = core->io->out_write_chunk(core->io_ctx, dir->out, c->held.rq, c->len)) != 0)
             break;
-        if (c->fin && (err = ptth_stream_write(dir->out, PTTH_FRAME_FIN, NULL, 0)) != 0)
+        if (c->fin && (err = core->io->out_write(core->io_ctx, dir->out, PTTH_FRAME_FIN, NULL, 0)) != 0)
             break;
-        dir->bytes += c->data.len;
+        dir->bytes += c->len;
         if (dir == &t->up)
-            t->relay->stats.bytes_up += c->data.len;
+            core->stats.bytes_up += c->len;
         else
-            t->relay->stats.bytes_down += c->data.len;
-        batched += c->data.len;
+            core->stats.bytes_down += c->len;
+        batched += c->len;
         dir->acking[dir->nacking++] = c;
         if (c->fin) {
-            dir->fin_written = true;
+            assert(dir->fin == PTTH_FIN_HELD && dir->fin_seq == c->seq);
+            dir->fin = PTTH_FIN_WRITTEN;
             break;
         }
     }
     if (err != 0 && c != NULL) {
-        ptth_hold_reply(&c->hold, 500, "relay could not buffer the chunk\n");
+        ptth_core_answer(core, &c->held, 500, 0, "relay could not buffer the chunk\n");
         ptth_tunnel_end(t, PTTH_END_RST, "relay out of memory");
         return;
     }
     if (dir->nacking != 0) {
         if (batched != 0)
             touch_idle(t);
-        ptth_stream_flush(dir->out);
+        core->io->out_flush(core->io_ctx, dir->out);
     }
 }
 
 static ptth_dir *
-dir_of(ptth_tunnel *t, ptth_stream *s)
+dir_of(ptth_tunnel *t, ptth_out *o)
 {
-    if (t->up.out == s)
+    if (o == NULL)
+        return NULL;
+    if (t->up.out == o)
         return &t->up;
-    if (t->down.out == s)
+    if (t->down.out == o)
         return &t->down;
     return NULL;
 }
 
-static void
-on_stream_writable(ptth_stream *s, void *owner)
+void
+ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o)
 {
-    ptth_tunnel *t = owner;
-    ptth_dir *dir = dir_of(t, s);
-    if (dir == NULL || t->ending)
+    ptth_dir *dir = dir_of(t, o);
+    if (dir == NULL || t->state == PTTH_TUNNEL_ENDING)
         return;
     size_t n = dir->nacking;
     dir->nacking = 0;
@@ -367,20 +498,13 @@ on_stream_writable(ptth_stream *s, void *owner)
         if (c != NULL)
             chunk_ack(c);
     }
-    if (dir->fin_written)
-        dir->fin_done = true;
-    if (t->up.fin_done && t->down.fin_done) {
+    if (dir->fin == PTTH_FIN_WRITTEN)
+        dir->fin = PTTH_FIN_DONE;
+    if (t->up.fin == PTTH_FIN_DONE && t->down.fin == PTTH_FIN_DONE) {
         ptth_tunnel_end(t, PTTH_END_FIN, NULL);
         return;
     }
     pump(t, dir);
-}
-
-static void
-on_broken_end(h2o_timeout_entry_t *entry)
-{
-    ptth_tunnel *t = H2O_STRUCT_FROM_MEMBER(ptth_tunnel, connect_timer, entry);
-    ptth_tunnel_end(t, PTTH_END_RST, t->broken_text);
 }
 
 /* A framed stream broke. h2o tells while it closes that stream, often while
@@ -388,94 +512,95 @@ on_broken_end(h2o_timeout_entry_t *entry)
  * connection (the same terminator's chunks, held here) are then still to be
  * closed, and answering them now would make h2o write to a connection it is
  * tearing down (h2o 2.2.5 asserts in close_connection_now). So the tunnel
- * ends at the end of this loop round (zero timeout), when h2o has disposed of
- * those requests and only the live ones get their answer. */
-static void
-on_stream_broken(ptth_stream *s, void *owner)
+ * ends at the end of this loop round (BROKEN, end_timer), when h2o has
+ * disposed of those requests and only the live ones get their answer. */
+void
+ptth_tunnel_on_broken(ptth_tunnel *t, ptth_out *o)
 {
-    ptth_tunnel *t = owner;
-    ptth_dir *dir = dir_of(t, s);
+    ptth_dir *dir = dir_of(t, o);
     if (dir == NULL)
         return;
     dir->out = NULL;
-    if (t->ending || t->broken_text != NULL)
-        return;
+    if (t->state != PTTH_TUNNEL_OPEN)
+        return; /* BROKEN already, or ENDING */
     t->broken_text = dir == &t->up ? "server's stream broke" : "client's stream broke";
-    h2o_timeout_unlink(&t->connect_timer);
-    t->connect_timer.cb = on_broken_end;
-    h2o_timeout_link(t->relay->ctx.loop, &t->relay->ctx.zero_timeout, &t->connect_timer);
+    ptth_timer_arm(t->core, &t->end_timer, PTTH_TIMER_NOW);
+    set_state(t, PTTH_TUNNEL_BROKEN);
 }
 
-/* A FIN at fin_seq must not leave held data behind it. */
-static bool
-data_held_after(const ptth_dir *dir, uint64_t fin_seq)
+/* A chunk's headers and size against the direction's rules: 0 when it may
+ * go into the window, else the status it was answered with. */
+static int
+check_chunk(ptth_tunnel *t, ptth_dir *dir, ptth_rq *rq, const ptth_chunk_in *in, uint64_t *seq, bool *fin)
 {
-    for (uint64_t s = fin_seq + 1; s < dir->win.next + PTTH_SEQWIN_SIZE; s++)
-        if (dir->win.slot[s % PTTH_SEQWIN_SIZE] != NULL)
-            return true;
-    return false;
+    ptth_core *core = t->core;
+    char msg[160];
+    *fin = false;
+    if (t->state == PTTH_TUNNEL_JOINED) {
+        ptth_core_reply(core, rq, 409, 0, "tunnel is on the upgraded path: no chunks\n");
+        return 409;
+    }
+    if (!carries_chunks(t)) {
+        ptth_core_reply(core, rq, 409, 0, "tunnel not accepted yet\n");
+        return 409;
+    }
+    if (in->seq == NULL || ptth_seqwin_parse_seq(in->seq, in->seq_len, seq) != 0) {
+        ptth_core_reply(core, rq, 400, 0, "missing or bad PTTH-Seq (a decimal sequence number)\n");
+        return 400;
+    }
+    if (in->fin != NULL) {
+        if (in->fin_len != 1 || (in->fin[0] != '1' && in->fin[0] != '0')) {
+            ptth_core_reply(core, rq, 400, 0, "bad PTTH-Fin (1 or 0)\n");
+            return 400;
+        }
+        *fin = in->fin[0] == '1';
+    }
+    if (in->len > core->cfg->max_chunk) {
+        snprintf(msg, sizeof(msg), "chunk of %zu bytes is above --max-chunk %" PRIu64 "\n", in->len, core->cfg->max_chunk);
+        ptth_core_reply(core, rq, 413, 0, msg);
+        return 413;
+    }
+    if (*seq < ptth_seqwin_next(&dir->win)) {
+        add_chunk_ids(t, rq, *seq);
+        ptth_core_reply(core, rq, 204, 0, NULL); /* delivered before: a retry, no effect */
+        return 204;
+    }
+    if (in->len == 0 && !*fin) {
+        ptth_core_reply(core, rq, 400, 0, "empty chunk without PTTH-Fin: 1\n");
+        return 400;
+    }
+    if (dir->fin != PTTH_FIN_NONE && (*seq > dir->fin_seq || (*fin && *seq != dir->fin_seq))) {
+        snprintf(msg, sizeof(msg), "chunk %" PRIu64 " conflicts with FIN at %" PRIu64 "\n", *seq, dir->fin_seq);
+        ptth_core_reply(core, rq, 409, 0, msg);
+        return 409;
+    }
+    if (*fin && ptth_seqwin_holds_after(&dir->win, *seq)) {
+        snprintf(msg, sizeof(msg), "FIN at %" PRIu64 " but later chunks are held\n", *seq);
+        ptth_core_reply(core, rq, 409, 0, msg);
+        return 409;
+    }
+    return 0;
 }
 
 void
-ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client)
+ptth_tunnel_on_chunk(ptth_tunnel *t, ptth_rq *rq, bool from_client, const ptth_chunk_in *in)
 {
+    ptth_core *core = t->core;
     ptth_dir *dir = from_client ? &t->up : &t->down;
-    char msg[160];
-    size_t vlen;
-    const char *v;
     uint64_t seq;
-    bool fin = false;
+    bool fin;
+    if (check_chunk(t, dir, rq, in, &seq, &fin) != 0)
+        return;
 
-    if (t->state != PTTH_TUNNEL_OPEN) {
-        ptth_reply(req, 409, "tunnel not accepted yet\n");
-        return;
-    }
-    if ((v = ptth_req_header(req, "ptth-seq", &vlen)) == NULL || ptth_seqwin_parse_seq(v, vlen, &seq) != 0) {
-        ptth_reply(req, 400, "missing or bad PTTH-Seq (a decimal sequence number)\n");
-        return;
-    }
-    if ((v = ptth_req_header(req, "ptth-fin", &vlen)) != NULL) {
-        if (vlen == 1 && (v[0] == '1' || v[0] == '0')) {
-            fin = v[0] == '1';
-        } else {
-            ptth_reply(req, 400, "bad PTTH-Fin (1 or 0)\n");
-            return;
-        }
-    }
-    size_t len = req->entity.base != NULL ? req->entity.len : 0;
-    if (len > t->relay->cfg->max_chunk) {
-        snprintf(msg, sizeof(msg), "chunk of %zu bytes is above --max-chunk %" PRIu64 "\n", len, t->relay->cfg->max_chunk);
-        ptth_reply(req, 413, msg);
-        return;
-    }
-    if (seq < dir->win.next) {
-        add_chunk_ids(req, t, seq);
-        ptth_reply(req, 204, NULL); /* delivered before: a retry, no effect */
-        return;
-    }
-    if (len == 0 && !fin) {
-        ptth_reply(req, 400, "empty chunk without PTTH-Fin: 1\n");
-        return;
-    }
-    if (dir->fin_known && (seq > dir->fin_seq || (fin && seq != dir->fin_seq))) {
-        snprintf(msg, sizeof(msg), "chunk %" PRIu64 " conflicts with FIN at %" PRIu64 "\n", seq, dir->fin_seq);
-        ptth_reply(req, 409, msg);
-        return;
-    }
-    if (fin && data_held_after(dir, seq)) {
-        snprintf(msg, sizeof(msg), "FIN at %" PRIu64 " but later chunks are held\n", seq);
-        ptth_reply(req, 409, msg);
-        return;
-    }
-
-    ptth_chunk *c = (ptth_chunk *)ptth_hold_new(req, sizeof(ptth_chunk), on_chunk_gone, t);
+    ptth_chunk *c = (ptth_chunk *)ptth_core_hold(core, rq, sizeof(ptth_chunk), on_chunk_gone, t);
     c->tunnel = t;
     c->dir = dir;
     c->seq = seq;
     c->fin = fin;
-    c->data = h2o_iovec_init(req->entity.base, len);
+    c->len = in->len;
 
     void *replaced;
+    char msg[160];
     switch (ptth_seqwin_put(&dir->win, seq, c, &replaced)) {
     case PTTH_SEQWIN_STORED:
         break;
@@ -484,73 +609,73 @@ ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client)
         return;
     case PTTH_SEQWIN_TOO_FAR:
         snprintf(msg, sizeof(msg), "PTTH-Seq %" PRIu64 " is more than %d ahead of the last delivered chunk (next is %" PRIu64 ")\n",
-                 seq, PTTH_SEQWIN_SIZE, dir->win.next);
-        ptth_hold_reply(&c->hold, 409, msg);
+                 seq, PTTH_SEQWIN_SIZE, ptth_seqwin_next(&dir->win));
+        ptth_core_answer(core, &c->held, 409, 0, msg);
         return;
     }
-    ptth_hold_watch_peer(&c->hold, &t->relay->peers);
     if (replaced != NULL)
-        ptth_hold_reply(&((ptth_chunk *)replaced)->hold, 409, "superseded by a retry of the same PTTH-Seq\n");
+        ptth_core_answer(core, &((ptth_chunk *)replaced)->held, 409, 0, "superseded by a retry of the same PTTH-Seq\n");
     if (fin) {
-        dir->fin_known = true;
+        dir->fin = PTTH_FIN_HELD;
         dir->fin_seq = seq;
     }
     pump(t, dir);
 }
 
-/* ---- the end --------------------------------------------------------------- */
+/* ---- the end ------------------------------------------------------------------------ */
 
 static void
 end_dir(ptth_tunnel *t, ptth_dir *dir, ptth_end_reason reason, const char *rst_text)
 {
-    (void)t;
+    ptth_core *core = t->core;
     if (dir->out != NULL) {
-        ptth_stream *s = dir->out;
+        ptth_out *o = dir->out;
         dir->out = NULL;
         if (reason != PTTH_END_FIN) {
             const char *text = rst_text != NULL ? rst_text : ptth_end_reason_name(reason);
             size_t n = strlen(text);
-            ptth_stream_write(s, PTTH_FRAME_RST, text, n < PTTH_FRAME_REASON_MAX ? n : PTTH_FRAME_REASON_MAX);
+            core->io->out_write(core->io_ctx, o, PTTH_FRAME_RST, text, n < PTTH_FRAME_REASON_MAX ? n : PTTH_FRAME_REASON_MAX);
         }
-        ptth_stream_finish(s);
+        core->io->out_finish(core->io_ctx, o);
     }
     for (size_t i = 0; i < dir->nacking; i++) {
         ptth_chunk *c = dir->acking[i];
         dir->acking[i] = NULL;
         if (c != NULL)
-            ptth_hold_reply(&c->hold, 404, "tunnel closed\n");
+            ptth_core_answer(core, &c->held, 404, 0, "tunnel closed\n");
     }
     dir->nacking = 0;
     ptth_chunk *c;
     while ((c = ptth_seqwin_pop_any(&dir->win)) != NULL)
-        ptth_hold_reply(&c->hold, 404, "tunnel closed\n");
+        ptth_core_answer(core, &c->held, 404, 0, "tunnel closed\n");
 }
 
 void
 ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 {
-    if (t->ending)
+    if (t->state == PTTH_TUNNEL_ENDING)
         return;
-    t->ending = true;
-    ptth_relay *relay = t->relay;
-    h2o_timeout_unlink(&t->connect_timer);
-    h2o_timeout_unlink(&t->idle_timer);
-    ptth_srv_unwait(t->srv, t);
+    set_state(t, PTTH_TUNNEL_ENDING);
+    ptth_core *core = t->core;
+    ptth_timer_disarm(core, &t->connect_timer);
+    ptth_timer_disarm(core, &t->idle_timer);
+    ptth_timer_disarm(core, &t->end_timer);
+    ptth_srv_unwait(&t->wait_link);
 
     if (t->connect != NULL) {
-        ptth_hold *h = t->connect;
+        ptth_held *h = t->connect;
         t->connect = NULL;
         char body[PTTH_FRAME_REASON_MAX + 32];
         switch (reason) {
         case PTTH_END_TIMEOUT:
-            ptth_hold_reply(h, 504, "server did not accept the connection in time\n");
+            ptth_core_answer(core, h, 504, 0, "server did not accept the connection in time\n");
             break;
         case PTTH_END_SHUTDOWN:
-            ptth_reply_retry(ptth_hold_release(h), 503, 5, "relay shutting down\n");
+            ptth_core_answer(core, h, 503, PTTH_RETRY_OFFLINE, "relay shutting down\n");
             break;
         default:
             snprintf(body, sizeof(body), "server could not reach its backend: %s\n", rst_text != NULL ? rst_text : "");
-            ptth_hold_reply(h, 502, body);
+            ptth_core_answer(core, h, 502, 0, body);
             break;
         }
     }
@@ -559,7 +684,7 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
     const char *path = t->joint != NULL ? "upgrade" : "chunks";
     if (t->joint != NULL) {
         /* anything but both ends seen: each terminator must take it for an abort */
-        ptth_joint_close(t->joint, reason != PTTH_END_FIN);
+        core->io->join_close(core->io_ctx, t->joint, reason != PTTH_END_FIN);
         t->joint = NULL;
     }
 
@@ -570,10 +695,65 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
                   ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""), path,
                   t->udp ? "udp" : "tcp");
 
-    relay->stats.tunnels_ended[reason]++;
-    ptth_admin_on_tunnel_end(relay, t, reason, rst_text);
-    ptth_table_remove(&relay->tunnels, t->id, PTTH_ID_LEN);
+    core->stats.tunnels_ended[reason]++;
+    if (core->on_end != NULL)
+        core->on_end(core->on_end_data, t, reason, rst_text);
+    ptth_table_remove(&core->tunnels, t->id, PTTH_ID_LEN);
     t->srv->ntunnels--;
-    relay->ntunnels--;
+    core->ntunnels--;
     free(t);
+}
+
+/* ---- shutdown and reload --------------------------------------------------------------- */
+
+void
+ptth_tunnel_end_all(ptth_core *core)
+{
+    size_t n;
+    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&core->tunnels, &n);
+    for (size_t i = 0; i < n; i++)
+        ptth_tunnel_end(tuns[i], PTTH_END_SHUTDOWN, "shutdown");
+    free(tuns);
+    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&core->servers, &n);
+    for (size_t i = 0; i < n; i++)
+        ptth_srv_free(srvs[i]);
+    free(srvs);
+}
+
+static bool
+same_hash(const ptth_principal *a, const ptth_principal *b)
+{
+    return a != NULL && b != NULL && strcmp(a->hash.hex, b->hash.hex) == 0;
+}
+
+void
+ptth_tunnel_apply_auth(ptth_core *core, const ptth_auth *old, const ptth_auth *next)
+{
+    size_t n;
+    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&core->tunnels, &n);
+    for (size_t i = 0; i < n; i++) {
+        ptth_tunnel *t = tuns[i];
+        bool server_ok =
+            same_hash(ptth_auth_server(old, t->server, strlen(t->server)), ptth_auth_server(next, t->server, strlen(t->server)));
+        bool client_ok =
+            same_hash(ptth_auth_client(old, t->client, strlen(t->client)), ptth_auth_client(next, t->client, strlen(t->client)));
+        if (!server_ok || !client_ok)
+            ptth_tunnel_end(t, PTTH_END_RST, !server_ok ? "server key revoked" : "client key revoked");
+    }
+    free(tuns);
+
+    ptth_srv **srvs = (ptth_srv **)ptth_table_values(&core->servers, &n);
+    for (size_t i = 0; i < n; i++) {
+        ptth_srv *s = srvs[i];
+        const ptth_principal *ns = ptth_auth_server(next, s->name, strlen(s->name));
+        if (same_hash(ptth_auth_server(old, s->name, strlen(s->name)), ns))
+            continue;
+        ptth_srv_drop_listens(s, 401, "server key revoked\n");
+        if (ns == NULL && s->ntunnels == 0) {
+            if (s->online)
+                ptth_log_info("event=server_offline server=%s", s->name);
+            ptth_srv_free(s);
+        }
+    }
+    free(srvs);
 }

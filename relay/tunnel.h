@@ -1,32 +1,49 @@
 /*
  * tunnel.h: one tunnel between a client (ptth_proxy) and a server
- * (ptth_server), from the client's connect to the end (SPEC §4).
+ * (ptth_server), from the client's connect to the end (SPEC §4), and the
+ * matching of connects with listens. Part of the core (core.h): no h2o;
+ * every answer, frame and timer goes through core->io.
  *
- * States: AWAIT_LISTEN (the connect waits for a listen of the server),
- * AWAIT_ACCEPT (a listen got the connection id, the connect waits for the
- * server's accept), OPEN (two framed streams: `down` is the connect response
- * carrying what the server sends, `up` is the accept response carrying what
- * the client sends).
+ * States, changed only by set_state() in tunnel.c, which asserts that the
+ * change is one of these and that the invariants of the new state hold:
  *
- * Each direction has a reorder window (seqwin.h) of chunk requests. A chunk
- * is written into the other side's stream when its turn comes and the stream
- * is idle; it is answered 204 when the stream reports that h2o took the bytes
- * (on_writable). So the relay holds at most the window of chunks per
- * direction, and a slow reader slows the sender down.
+ *   AWAIT_LISTEN --match--> AWAIT_ACCEPT --accept--> OPEN --broke--> BROKEN
+ *        |                        |    \--accept (both upgrade)--> JOINED
+ *        |                        |                                  |
+ *        +------------------------+------ any of them --end--> ENDING (then freed)
  *
- * The tunnel ends when both directions delivered FIN, on close/reject, when a
- * stream breaks, on connect timeout, on idle timeout or at shutdown. Ending
- * writes RST (unless both FINs were delivered), finishes both streams,
- * answers held requests, logs event=tunnel_end and frees the tunnel.
+ *   AWAIT_LISTEN  the connect is held and queued at its server for a listen;
+ *                 connect_timer runs.
+ *   AWAIT_ACCEPT  a listen got the connection id; the connect waits for the
+ *                 server's accept or reject; connect_timer runs.
+ *   OPEN          the chunked path: two framed streams, `down` is the connect
+ *                 response carrying what the server sends, `up` the accept
+ *                 response carrying what the client sends. No connect held.
+ *   JOINED        the upgraded path (SPEC §9.1, joint.h): both requests got
+ *                 101 and the joint moves the bytes; no streams, no chunks.
+ *   BROKEN        a framed stream broke: the end (reason rst) waits for the
+ *                 end of this loop round (end_timer), because h2o tells while
+ *                 it tears the connection down and the other requests of that
+ *                 connection must be disposed of before anything is answered.
+ *                 The other direction goes on until then.
+ *   ENDING        ptth_tunnel_end() runs: RST (unless both FINs went through),
+ *                 both streams finished, held requests answered, the
+ *                 tunnel_end line logged, the observer told; then freed.
  *
- * The upgraded data path (SPEC §9.1, joint.h): when the connect and the
- * accept both asked for it over HTTP/1.1 and --upgrade is on, OPEN has no
- * framed streams and no chunks: both requests get 101 and the joint moves
- * the bytes between the two connections (`path=upgrade` in the tunnel_end
- * line). When only one of them asked, it gets the framed stream as usual,
- * with `PTTH-Upgrade: peer` (or `off` when --upgrade is off) saying why.
+ * Each direction (ptth_dir) has a reorder window (seqwin.h) of chunk
+ * requests and a FIN state of its own: NONE, HELD (a FIN chunk arrived at
+ * fin_seq), WRITTEN (the FIN frame went into the stream), DONE (the stream
+ * took it). A chunk is written into the other side's stream when its turn
+ * comes and the stream is idle; it is answered 204 when the stream reports
+ * that h2o took the bytes (ptth_tunnel_on_writable). So the relay holds at
+ * most the window of chunks per direction, and a slow reader slows the
+ * sender down. Both directions DONE ends the tunnel with reason fin.
  *
- * Tunnels are malloc'd, owned by relay->tunnels (by id).
+ * When only one of connect and accept asked for the upgraded path (or
+ * --upgrade is off), that side gets the framed stream with `PTTH-Upgrade:
+ * peer` (or `off`) saying why.
+ *
+ * Tunnels are malloc'd, owned by core->tunnels (by id).
  */
 #ifndef PTTH_RELAY_TUNNEL_H
 #define PTTH_RELAY_TUNNEL_H
@@ -35,38 +52,55 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "auth.h"
+#include "core.h"
 #include "keys.h"
 #include "names.h"
 #include "registry.h"
-#include "relay.h"
-#include "reply.h"
-#include "joint.h"
 #include "seqwin.h"
-#include "stream.h"
 
 typedef enum ptth_tunnel_state {
     PTTH_TUNNEL_AWAIT_LISTEN = 0,
     PTTH_TUNNEL_AWAIT_ACCEPT,
     PTTH_TUNNEL_OPEN,
+    PTTH_TUNNEL_JOINED,
+    PTTH_TUNNEL_BROKEN,
+    PTTH_TUNNEL_ENDING,
+    PTTH_TUNNEL__STATES
 } ptth_tunnel_state;
+
+/* true when a tunnel may go from `from` to `to` (the diagram above). */
+bool ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to);
+const char *ptth_tunnel_state_name(ptth_tunnel_state s);
+
+/* What the operator's views show (SPEC §4 status): await_listen,
+ * await_accept, open (OPEN, JOINED, BROKEN and ENDING all count as open). */
+#define PTTH_TUNNEL_PHASES 3
+unsigned ptth_tunnel_phase(const ptth_tunnel *t);
+const char *ptth_tunnel_phase_name(unsigned phase);
+
+typedef enum ptth_fin_state {
+    PTTH_FIN_NONE = 0,
+    PTTH_FIN_HELD,    /* a FIN chunk arrived: fin_seq is valid */
+    PTTH_FIN_WRITTEN, /* the FIN frame went into the stream */
+    PTTH_FIN_DONE,    /* ... and the stream took it */
+} ptth_fin_state;
 
 typedef struct ptth_chunk ptth_chunk;
 
 /* One direction of the byte flow. */
 typedef struct ptth_dir {
     ptth_seqwin win;
-    ptth_stream *out;                     /* the stream these bytes go to; NULL before OPEN or once it ended */
+    ptth_out *out;                        /* the stream these bytes go to; NULL before OPEN or once it ended */
     ptth_chunk *acking[PTTH_SEQWIN_SIZE]; /* written into out, answered at its next on_writable */
     size_t nacking;
-    bool fin_known; /* a FIN chunk arrived (fin_seq valid) */
+    ptth_fin_state fin;
     uint64_t fin_seq;
-    bool fin_written; /* the FIN frame went into out */
-    bool fin_done;    /* ... and h2o took it */
     uint64_t bytes;
 } ptth_dir;
 
 struct ptth_tunnel {
-    ptth_relay *relay;
+    ptth_core *core;
     ptth_srv *srv;
     char id[PTTH_ID_LEN + 1];
     char server[PTTH_NAME_MAX + 1];
@@ -74,47 +108,81 @@ struct ptth_tunnel {
     char client[PTTH_NAME_MAX + 1];
     char addr[PTTH_ADDR_STRLEN];
     ptth_tunnel_state state;
-    ptth_hold *connect; /* the client's connect until it is answered */
-    h2o_linklist_t wait_link;
-    ptth_dir up;                       /* client -> server: upstream chunks, written into the accept stream */
-    ptth_dir down;                     /* server -> client: downstream chunks, written into the connect stream */
-    h2o_timeout_entry_t connect_timer; /* the connect timeout until OPEN; then the deferred end after a stream broke */
-    const char *broken_text;           /* a stream broke: the end (with this reason) waits for the next loop round */
-    h2o_timeout_entry_t idle_timer;
+    ptth_held *connect; /* the client's connect until it is answered (AWAIT_*) */
+    ptth_list wait_link; /* in srv->waiting while AWAIT_LISTEN and no listen came */
+    ptth_dir up;         /* client -> server: upstream chunks, written into the accept stream */
+    ptth_dir down;       /* server -> client: downstream chunks, written into the connect stream */
+    ptth_timer connect_timer; /* --connect-timeout, AWAIT_LISTEN and AWAIT_ACCEPT */
+    ptth_timer idle_timer;    /* --idle-timeout, OPEN and JOINED */
+    ptth_timer end_timer;     /* BROKEN: the end at the end of this loop round */
+    const char *broken_text;  /* BROKEN: which stream broke */
     long long started_ms;
-    bool ending;
     bool connect_wants_upgrade; /* the connect asked for the upgraded path */
     bool udp;                   /* PTTH-Proto: udp (a datagram session, docs/protocol.md): logged as proto=udp */
-    ptth_joint *joint;          /* the upgraded path, once accepted on it */
+    ptth_join *joint;           /* JOINED */
 };
 
-/* Creates a tunnel for a connect request (already authorized and checked
- * against the limits), registers it and starts the connect timeout. NULL on
- * memory or id failure (the caller answers 500). */
-ptth_tunnel *ptth_tunnel_new(ptth_relay *relay, ptth_srv *srv, h2o_req_t *connect_req, const char *port, size_t port_len,
-                             const char *client, const char *addr);
+/* A chunk request's fields (docs/protocol.md): the header values as they
+ * came (NULL when absent) and the body's size. */
+typedef struct ptth_chunk_in {
+    const char *seq;
+    size_t seq_len;
+    const char *fin;
+    size_t fin_len;
+    size_t len;
+} ptth_chunk_in;
 
-ptth_tunnel *ptth_tunnel_find(ptth_relay *relay, const char *id, size_t len);
+/* POST .../listen of an authorized server: creates the server's entry,
+ * takes PTTH-Ports (ports may be NULL), then gives the listen to the oldest
+ * waiting connect or holds it. Answers 500 (out of memory), 400 (bad or
+ * missing PTTH-Ports), 429 (--max-listens-per-server, with Retry-After)
+ * itself. */
+void ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *ports, size_t ports_len);
 
-/* Gives the tunnel to a listen: the listen is answered 200 with PTTH-Conn,
- * PTTH-Port and PTTH-Client-Addr; the tunnel waits for accept. */
-void ptth_tunnel_match(ptth_tunnel *t, h2o_req_t *listen_req);
+/* POST .../connect of an authorized client to a configured server: 503
+ * (offline, Retry-After), 404 (port not offered), 429 (--max-connections,
+ * then --max-connections-per-server, Retry-After), 500 (no tunnel could be
+ * made); otherwise the tunnel exists, holds rq, and is given to the oldest
+ * listen or queued for the next one. NULL when rq was answered. */
+ptth_tunnel *ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *port,
+                                 size_t port_len, const char *client, const char *addr, bool wants_upgrade);
 
-/* The server accepts: both framed streams start. Answers req itself (409
- * when the tunnel is not waiting for an accept). */
-void ptth_tunnel_on_accept(ptth_tunnel *t, h2o_req_t *req);
+ptth_tunnel *ptth_tunnel_find(ptth_core *core, const char *id, size_t len);
 
-/* The server rejects: the connect gets 502 with the reason; the tunnel ends
- * with reason backend. Answers req itself. */
-void ptth_tunnel_on_reject(ptth_tunnel *t, h2o_req_t *req, const char *reason, size_t reason_len);
+/* The server accepts (wants_upgrade: the accept asked for the upgraded
+ * path). Answers rq itself: 409 unless AWAIT_ACCEPT, 404 when the client's
+ * connection closed meanwhile (then the tunnel ends), 500 without memory for
+ * the joint; else OPEN or JOINED. */
+void ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, bool wants_upgrade);
 
-/* A chunk for one direction (upstream: from_client). The request's checks on
- * headers are done here: PTTH-Seq, PTTH-Fin, body size. Answers req itself,
- * now or when the bytes were handed over. */
-void ptth_tunnel_on_chunk(ptth_tunnel *t, h2o_req_t *req, bool from_client);
+/* The server rejects: 409 unless AWAIT_ACCEPT; else 204, the connect gets
+ * 502 with the reason and the tunnel ends with reason backend. */
+void ptth_tunnel_on_reject(ptth_tunnel *t, ptth_rq *rq, const char *reason, size_t reason_len);
 
-/* Ends the tunnel: RST frames with reason_text to both streams (when open),
- * answers what is held, logs and frees. */
+/* A chunk for one direction (upstream: from_client). Answers rq itself, now
+ * (400, 409, 413, or 204 for a retry of a delivered one) or once the bytes
+ * were handed over (204), or 404 when the tunnel ends first. */
+void ptth_tunnel_on_chunk(ptth_tunnel *t, ptth_rq *rq, bool from_client, const ptth_chunk_in *in);
+
+/* Events of the framed streams (fstream.h) and of the joint (joint.h). */
+void ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o);
+void ptth_tunnel_on_broken(ptth_tunnel *t, ptth_out *o);
+void ptth_tunnel_on_moved(ptth_tunnel *t, bool from_client, size_t n);
+void ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, const char *detail);
+
+/* Ends the tunnel: RST frames with rst_text to both streams (unless reason
+ * is fin), the held connect answered (504 timeout, 503 shutdown, else 502),
+ * held chunks 404, logs event=tunnel_end, tells the observer and frees t.
+ * Nothing when it is already ending. */
 void ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text);
+
+/* Shutdown: ends every tunnel (reason shutdown) and frees every server. */
+void ptth_tunnel_end_all(ptth_core *core);
+
+/* Reload: the tunnels of a server or client whose key was removed or
+ * changed between old and next end (rst, "server key revoked" / "client key
+ * revoked"); such a server's listens get 401, and a removed server without
+ * tunnels is forgotten. */
+void ptth_tunnel_apply_auth(ptth_core *core, const ptth_auth *old, const ptth_auth *next);
 
 #endif

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "graceful_stop.h"
 #include "loop.h"
+#include "metrics_server.h"
 #include "names.h"
 #include "options.h"
 #include "relay_client.h"
@@ -41,6 +42,7 @@ typedef struct server_config {
     bool proxy_protocol;
     uint64_t max_chunk;
     char *data_path;
+    char *metrics_listen;
     /* filled in by validate() */
     ptth_http_proxy proxy;
     ptth_key key;
@@ -149,6 +151,7 @@ static const ptth_option options[] = {
      "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
      "auto: upgrade where the relay and every proxy in between allow it, else chunks",
      "auto", 0, 0, ptth_data_path_check},
+    PTTH_METRICS_LISTEN_OPTION(server_config, metrics_listen),
 };
 
 static const ptth_program program = {
@@ -209,6 +212,9 @@ main(int argc, char **argv)
     ptth_loop *loop = ptth_loop_new();
     ptth_relay_client *client = NULL;
     ptth_server *srv = NULL;
+    ptth_metrics_server *msrv = NULL;
+    ptth_term_metrics metrics;
+    ptth_tm_init(&metrics, PROGRAM);
     app a;
     memset(&a, 0, sizeof(a));
     a.loop = loop;
@@ -225,6 +231,10 @@ main(int argc, char **argv)
     }
     static ptth_data_path data_path;                      /* shared by every bridge; lives for the run */
     (void)ptth_data_path_init(&data_path, cfg.data_path); /* checked by the option parser */
+    if (cfg.metrics_listen != NULL && ptth_metrics_server_new(loop, cfg.metrics_listen, &metrics, &msrv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM, err);
+        goto out;
+    }
     ptth_relay_client_config rcc = {
         .url = cfg.relay,
         .key = cfg.key.text,
@@ -245,6 +255,7 @@ main(int argc, char **argv)
         .max_chunk = (size_t)cfg.max_chunk,
         .data_path = &data_path,
         .proxy_protocol = cfg.proxy_protocol,
+        .metrics = &metrics,
     };
     for (size_t i = 0; i < cfg.n_ports; i++)
         ptth_log_info("event=port_map port=%s target=%s", cfg.ports[i].name, cfg.ports[i].target.text);
@@ -253,6 +264,8 @@ main(int argc, char **argv)
         goto out;
     }
     a.srv = srv;
+    if (msrv != NULL)
+        ptth_metrics_server_set_live(msrv, ptth_server_metrics_live, srv);
     ptth_log_info("event=started relay=%s server=%s listens=%u", cfg.relay, cfg.name, params.listens);
     rc = ptth_loop_run(loop);
     if (rc != 0) {
@@ -263,11 +276,13 @@ main(int argc, char **argv)
     ptth_log_info("event=stopped");
 out:
     ptth_graceful_stop_dispose(&a.stop);
+    ptth_metrics_server_free(msrv);
     ptth_server_free(srv);
     ptth_transports_cleanup(); /* every stream is closed: let helper threads finish */
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();
     ptth_loop_free(loop);
+    ptth_tm_dispose(&metrics);
     free(cfg.ports);
     memset(&cfg.key, 0, sizeof(cfg.key));
     ptth_http_proxy_dispose(&cfg.proxy);

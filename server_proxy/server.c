@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_path.h"
 #include "bridge.h"
 #include "log.h"
 #include "transport.h"
@@ -18,7 +19,6 @@
 #define AUTH_RETRY_MS 30000
 #define LISTEN_TIMEOUT_MS 300000L /* safety net; the relay answers far sooner */
 #define OPEN_TIMEOUT_MS 10000     /* the relay's default --connect-timeout */
-#define PATH_LEN 512
 
 typedef struct listen_slot {
     ptth_req req;
@@ -46,13 +46,16 @@ typedef struct tunnel {
     ptth_req reject_req;
     char reject_header[240];
     ptth_bridge *bridge;
+    int mport;             /* its series in the metrics, -1 for an unknown port */
+    ptth_tm_result result; /* for the metrics, when it ends */
+    uint64_t bytes_up, bytes_down;
 } tunnel;
 
 struct ptth_server {
     ptth_loop *loop;
     ptth_relay_client *client;
     const ptth_server_params *p;
-    char listen_path[PATH_LEN];
+    char listen_path[PTTH_API_PATH_MAX];
     char ports_header[1024];
     listen_slot *slots;
     unsigned n_slots;
@@ -68,6 +71,7 @@ struct ptth_server {
     void (*on_drained)(void *data);
     void *drained_data;
     ptth_defer drained;
+    int *mports; /* the metrics' series of each of p->ports */
 };
 
 static void start_listen(listen_slot *sl);
@@ -166,6 +170,8 @@ tunnel_unlink_free(tunnel *t)
     if (t->next != NULL)
         t->next->prev = t->prev;
     s->n_tunnels--;
+    ptth_tm_tunnel_end(s->p->metrics, t->mport, s->stopping && t->result == PTTH_TM_RST ? PTTH_TM_SHUTDOWN : t->result, t->bytes_up,
+                       t->bytes_down);
     ptth_timer_stop(s->loop, &t->open_timer);
     ptth_watch_stop(&t->open_watch);
     ptth_req_cancel(&t->reject_req);
@@ -203,14 +209,20 @@ reject(tunnel *t, const char *why)
                   t->pe != NULL ? t->pe->target.text : "-", ptth_log_quote(q, sizeof(q), why));
     ptth_timer_stop(s->loop, &t->open_timer);
     ptth_watch_stop(&t->open_watch);
+    if (s->stopping) {
+        t->result = PTTH_TM_SHUTDOWN;
+    } else {
+        t->result = PTTH_TM_BACKEND;
+        ptth_tm_failure(s->p->metrics, PTTH_TM_F_BACKEND);
+    }
     if (t->stream != NULL) {
         ptth_stream_close(t->stream);
         t->stream = NULL;
     }
-    char value[200], path[PATH_LEN];
+    char value[200], path[PTTH_API_PATH_MAX];
     ptth_req_header_value(value, sizeof(value), why);
     snprintf(t->reject_header, sizeof(t->reject_header), "PTTH-Reason: %s", value);
-    snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/reject", s->p->name, t->conn);
+    ptth_api_conn_path(path, sizeof(path), s->p->name, t->conn, "reject");
     const char *headers[2] = {t->reject_header, NULL};
     t->state = T_REJECTING;
     t->reject_req.ops = &reject_ops;
@@ -226,6 +238,13 @@ on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     (void)b;
     tunnel *t = data;
     char q[300];
+    t->result = ptth_tm_classify(res->established, res->clean, res->status, res->reason);
+    t->bytes_up = res->bytes_from_relay;
+    t->bytes_down = res->bytes_to_relay;
+    if (res->established)
+        ptth_tm_relay_answered(t->srv->p->metrics);
+    else
+        ptth_tm_relay_failure(t->srv->p->metrics, res->status);
     if (!res->established) {
         ptth_log_warn("event=accept_failed conn=%s port=%s status=%ld reason=%s", t->conn, t->port, res->status,
                       ptth_log_quote(q, sizeof(q), res->reason));
@@ -309,8 +328,8 @@ backend_open(tunnel *t)
         return;
     }
     t->state = T_BRIDGED;
-    char path[PATH_LEN];
-    snprintf(path, sizeof(path), "/v1/servers/%s/conns/%s/accept", s->p->name, t->conn);
+    char path[PTTH_API_PATH_MAX];
+    ptth_api_conn_path(path, sizeof(path), s->p->name, t->conn, "accept");
     ptth_log_info("event=tunnel_open conn=%s port=%s target=%s client_addr=%s", t->conn, t->port, t->pe->target.text,
                   t->client_addr[0] ? t->client_addr : "-");
     ptth_bridge_start(t->bridge, path, t->conn); /* a failure still ends in on_bridge_end */
@@ -379,10 +398,15 @@ start_tunnel(ptth_server *s, const ptth_req *r)
     s->tunnels = t;
     s->n_tunnels++;
     t->state = T_OPENING;
+    t->mport = -1;
+    t->result = PTTH_TM_RST;
 
     for (size_t i = 0; i < s->p->n_ports; i++)
-        if (strcmp(s->p->ports[i].name, t->port) == 0)
+        if (strcmp(s->p->ports[i].name, t->port) == 0) {
             t->pe = &s->p->ports[i];
+            t->mport = s->mports[i];
+        }
+    ptth_tm_tunnel_open(s->p->metrics, t->mport);
     if (t->pe == NULL) {
         reject(t, "unknown port");
         return;
@@ -416,10 +440,15 @@ on_listen_done(ptth_req *r, const char *error)
     listen_slot *sl = r->data;
     ptth_server *s = sl->srv;
     if (error != NULL) {
+        ptth_tm_relay_failure(s->p->metrics, 0);
         relay_failed(sl, error, -1);
         return;
     }
     long st = r->status;
+    if (st == 204 || st == 200)
+        ptth_tm_relay_answered(s->p->metrics);
+    else
+        ptth_tm_relay_failure(s->p->metrics, st);
     if (st == 204 || st == 200) {
         relay_ok(s);
         if (st == 200) {
@@ -487,20 +516,30 @@ ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_pa
     s->loop = loop;
     s->client = client;
     s->p = params;
-    snprintf(s->listen_path, sizeof(s->listen_path), "/v1/servers/%s/listen", params->name);
+    ptth_api_listen_path(s->listen_path, sizeof(s->listen_path), params->name);
     size_t used = (size_t)snprintf(s->ports_header, sizeof(s->ports_header), "PTTH-Ports: ");
     for (size_t i = 0; i < params->n_ports; i++) {
         int n = snprintf(s->ports_header + used, sizeof(s->ports_header) - used, "%s%s", i > 0 ? "," : "", params->ports[i].name);
         if (n < 0 || used + (size_t)n >= sizeof(s->ports_header)) {
+            free(s->mports);
             free(s);
             snprintf(err, errlen, "too many port names for one PTTH-Ports header");
             return -E2BIG;
         }
         used += (size_t)n;
     }
+    s->mports = calloc(params->n_ports > 0 ? params->n_ports : 1, sizeof(*s->mports));
+    if (s->mports == NULL) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < params->n_ports; i++)
+        s->mports[i] = ptth_tm_add_port(params->metrics, params->name, params->ports[i].name);
     s->n_slots = params->listens > 0 ? params->listens : 1;
     s->slots = calloc(s->n_slots, sizeof(*s->slots));
     if (s->slots == NULL) {
+        free(s->mports);
         free(s);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -549,6 +588,7 @@ ptth_server_free(ptth_server *s)
     while (s->tunnels != NULL)
         tunnel_unlink_free(s->tunnels);
     free(s->slots);
+    free(s->mports);
     free(s);
 }
 
@@ -556,4 +596,17 @@ size_t
 ptth_server_tunnels(const ptth_server *s)
 {
     return s->n_tunnels;
+}
+
+void
+ptth_server_metrics_live(void *data, ptth_term_metrics *m)
+{
+    const ptth_server *s = data;
+    for (const tunnel *t = s->tunnels; t != NULL; t = t->next) {
+        if (t->bridge == NULL)
+            continue;
+        uint64_t to_relay, from_relay;
+        ptth_bridge_bytes(t->bridge, &to_relay, &from_relay);
+        ptth_tm_live(m, t->mport, from_relay, to_relay);
+    }
 }

@@ -26,6 +26,7 @@
 #include "names.h"
 #include "relay_client.h"
 #include "target.h"
+#include "term_metrics.h"
 
 typedef struct ptth_server_port {
     char name[PTTH_NAME_MAX + 1];
@@ -40,6 +41,7 @@ typedef struct ptth_server_params {
     size_t max_chunk;
     struct ptth_data_path *data_path; /* --data-path; the caller's, outlives the program object */
     bool proxy_protocol;
+    ptth_term_metrics *metrics; /* the caller's, outlives the server: counted into (term_metrics.h) */
 } ptth_server_params;
 
 typedef struct ptth_server ptth_server;
@@ -61,5 +63,9 @@ void ptth_server_free(ptth_server *s);
 
 /* Open tunnels (for tests and logs). */
 size_t ptth_server_tunnels(const ptth_server *s);
+
+/* The live callback of ptth_tm_render() (data: the server): the bytes of the
+ * tunnels open now. */
+void ptth_server_metrics_live(void *data, ptth_term_metrics *m);
 
 #endif

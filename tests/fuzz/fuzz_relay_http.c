@@ -262,7 +262,7 @@ note_new_tunnel(ptth_relay *relay)
         return;
     }
     size_t n;
-    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->tunnels, &n);
+    ptth_tunnel **tuns = (ptth_tunnel **)ptth_table_values(&relay->core.tunnels, &n);
     const char *pick = NULL;
     for (size_t i = 0; i < n; i++) {
         bool known = false;
@@ -623,7 +623,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* let h2o free what it closed */
     for (int turn = 0; turn < 4; turn++)
         h2o_evloop_run(loop, 0);
-    if (relay.ntunnels != 0 || relay.nstreams != 0)
+    if (relay.core.ntunnels != 0 || relay.nstreams != 0)
         fail("tunnels or streams left after the shutdown", 0);
     ptth_relay_dispose(&relay);
     /* h2o 2.2.5 (evloop) never frees the context's multithread queue:

@@ -506,6 +506,24 @@ def socks5_seeds():
     }
 
 
+# ---- metrics_req: [split seed] then what a scraper sends --metrics-listen ----
+
+@target
+def metrics_req_seeds():
+    return {
+        "scrape": b"\x01GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9470\r\nUser-Agent: Prometheus/2.42.0\r\n"
+        b"Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n"
+        b"Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+        "query": b"\x02GET /metrics?x=1 HTTP/1.0\r\n\r\n",
+        "other_path": b"\x03GET /favicon.ico HTTP/1.1\r\n\r\n",
+        "post": b"\x04POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        "pipelined": b"\x05GET /metrics HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        "partial": b"\x06GET /metrics HTTP/1.1\r\nHost: x\r\n",
+        "garbage": b"\x07\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+        "big_head": b"\x08GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n",  # above PTTH_METRICS_REQ_MAX
+    }
+
+
 def main():
     wanted = sys.argv[1:] or [n[: -len("_seeds")] for n in TARGETS]
     for name in wanted:

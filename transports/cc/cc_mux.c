@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cc_mux.h"
+#include "cc_tunnel.h"
 #include "log.h"
 #include "sysutil.h"
 
@@ -193,18 +194,18 @@ update_channel(ptth_cc_mux *m)
 static bool
 can_read_local(const ptth_cc_tunnel *t)
 {
-    return t->fd >= 0 && t->open && !t->local_eof && !t->aborted && t->send_credit > 0;
+    return t->fd >= 0 && ptth_cc_tunnel_is_open(t) && !t->local_eof && !t->aborted && t->send_credit > 0;
 }
 
 static uint32_t
 tunnel_want(const ptth_cc_mux *m, const ptth_cc_tunnel *t)
 {
-    if (t->dead || t->fd < 0 || t->aborted)
+    if (t->state == PTTH_CC_T_DEAD || t->fd < 0 || t->aborted)
         return 0;
-    if (t->opening)
+    if (t->state == PTTH_CC_T_OPENING)
         return m->cfg.side == PTTH_CC_SIDE_AGENT ? EPOLLOUT : 0;
     uint32_t want = 0;
-    bool reads = !t->closing || m->cfg.side == PTTH_CC_SIDE_HOST; /* a closing agent tunnel only writes */
+    bool reads = t->state != PTTH_CC_T_CLOSING || m->cfg.side == PTTH_CC_SIDE_HOST; /* a closing agent tunnel only writes */
     if (reads && can_read_local(t) && !m->out_blocked)
         want |= EPOLLIN;
     if (t->in_head != NULL)
@@ -261,19 +262,13 @@ close_local(ptth_cc_mux *m, ptth_cc_tunnel *t)
 static void
 end_tunnel(ptth_cc_mux *m, ptth_cc_tunnel *t, const char *reason, bool notify)
 {
-    if (t->dead)
+    if (t->state == PTTH_CC_T_DEAD)
         return;
     if (notify && m->hooks->on_end != NULL)
         m->hooks->on_end(m->ctx, t, reason);
-    if (t->opening)
-        m->nopening--;
-    if (t->closing)
-        m->nclosing--;
-    t->opening = false;
-    t->closing = false;
+    ptth_cc_tunnel_set_state(m, t, PTTH_CC_T_DEAD);
     remove_tunnel(m, t);
     close_local(m, t);
-    t->dead = true;
     t->next = m->graveyard;
     m->graveyard = t;
 }
@@ -289,7 +284,7 @@ local_broken(ptth_cc_mux *m, ptth_cc_tunnel *t, int err, const char *op)
                    t->id, reason);
     t->aborted = true;
     close_local(m, t);
-    if (m->cfg.side == PTTH_CC_SIDE_AGENT && !t->closing)
+    if (m->cfg.side == PTTH_CC_SIDE_AGENT && t->state != PTTH_CC_T_CLOSING)
         send_simple(m, PTTH_CC_ABORT, t->id, reason);
 }
 
@@ -299,9 +294,10 @@ local_broken(ptth_cc_mux *m, ptth_cc_tunnel *t, int err, const char *op)
 static void
 maybe_finish_closing(ptth_cc_mux *m, ptth_cc_tunnel *t)
 {
-    if (!t->closing || t->dead)
+    if (t->state != PTTH_CC_T_CLOSING)
         return;
-    bool done = t->aborted || t->fd < 0 || (m->cfg.side == PTTH_CC_SIDE_HOST ? t->local_eof : (t->in_head == NULL && t->wr_shut));
+    bool done =
+        t->aborted || t->fd < 0 || (m->cfg.side == PTTH_CC_SIDE_HOST ? t->local_eof : (t->in_head == NULL && t->in == PTTH_CC_IN_SHUT));
     if (!done)
         return;
     if (m->cfg.side == PTTH_CC_SIDE_HOST)
@@ -338,16 +334,16 @@ tunnel_read(ptth_cc_mux *m, ptth_cc_tunnel *t)
         }
     }
     maybe_finish_closing(m, t);
-    if (!t->dead)
+    if (t->state != PTTH_CC_T_DEAD)
         update_tunnel(m, t);
 }
 
 static void
 maybe_shutdown(ptth_cc_tunnel *t)
 {
-    if (t->peer_fin && !t->wr_shut && t->in_head == NULL && t->fd >= 0) {
+    if (t->in == PTTH_CC_IN_FIN && t->in_head == NULL && t->fd >= 0) {
         shutdown(t->fd, SHUT_WR);
-        t->wr_shut = true;
+        t->in = PTTH_CC_IN_SHUT;
     }
 }
 
@@ -377,7 +373,7 @@ tunnel_flush_in(ptth_cc_mux *m, ptth_cc_tunnel *t)
     }
     maybe_shutdown(t);
     maybe_finish_closing(m, t);
-    if (!t->dead)
+    if (t->state != PTTH_CC_T_DEAD)
         update_tunnel(m, t);
 }
 
@@ -405,8 +401,8 @@ queue_chunk(ptth_cc_mux *m, ptth_cc_tunnel *t, const uint8_t *p, size_t len)
 static void
 on_data(ptth_cc_mux *m, ptth_cc_tunnel *t, const uint8_t *p, size_t len)
 {
-    if (!t->open || t->peer_fin) {
-        ptth_cc_mux_fail(m, "protocol error: DATA on tunnel %u %s", t->id, t->peer_fin ? "after FIN" : "before it opened");
+    if (!ptth_cc_tunnel_is_open(t) || t->in != PTTH_CC_IN_OPEN) {
+        ptth_cc_mux_fail(m, "protocol error: DATA on tunnel %u %s", t->id, ptth_cc_tunnel_is_open(t) ? "after FIN" : "before it opened");
         return;
     }
     if (t->recv_held >= m->cfg.window) {
@@ -415,7 +411,7 @@ on_data(ptth_cc_mux *m, ptth_cc_tunnel *t, const uint8_t *p, size_t len)
     }
     t->recv_held++;
     t->bytes_in += len;
-    if (t->aborted || t->fd < 0 || t->closing)
+    if (t->aborted || t->fd < 0 || t->state == PTTH_CC_T_CLOSING)
         return; /* dropped; no credit: the tunnel is ending */
     if (t->in_head == NULL) {
         ssize_t n;
@@ -490,11 +486,8 @@ agent_on_open(ptth_cc_mux *m, const ptth_cc_msg *msg)
     t->mux = m;
     t->id = msg->tunnel;
     t->fd = -1;
-    t->opening = true;
     insert_tunnel(m, t);
-    m->nopening++;
-    if (m->cfg.open_timeout_ms > 0)
-        t->deadline = ptth_now_ms() + m->cfg.open_timeout_ms;
+    ptth_cc_tunnel_set_state(m, t, PTTH_CC_T_OPENING);
     char client[PTTH_CC_TEXT_MAX + 1];
     memcpy(client, msg->payload, msg->len);
     client[msg->len] = '\0';
@@ -511,10 +504,7 @@ agent_on_open(ptth_cc_mux *m, const ptth_cc_msg *msg)
 static void
 mark_open(ptth_cc_mux *m, ptth_cc_tunnel *t)
 {
-    t->opening = false;
-    t->open = true;
-    t->deadline = 0;
-    m->nopening--;
+    ptth_cc_tunnel_set_state(m, t, PTTH_CC_T_OPEN);
     t->send_credit = m->peer_hello.window;
 }
 
@@ -596,19 +586,19 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
         on_data(m, t, msg->payload, msg->len);
         break;
     case PTTH_CC_FIN:
-        if (!t->open || t->peer_fin) {
-            ptth_cc_mux_fail(m, "protocol error: FIN on tunnel %u %s", t->id, t->peer_fin ? "twice" : "before it opened");
+        if (!ptth_cc_tunnel_is_open(t) || t->in != PTTH_CC_IN_OPEN) {
+            ptth_cc_mux_fail(m, "protocol error: FIN on tunnel %u %s", t->id, ptth_cc_tunnel_is_open(t) ? "twice" : "before it opened");
             return;
         }
-        t->peer_fin = true;
-        if (!t->aborted && !t->closing) {
+        t->in = PTTH_CC_IN_FIN;
+        if (!t->aborted && t->state != PTTH_CC_T_CLOSING) {
             maybe_shutdown(t);
             update_tunnel(m, t);
         }
         break;
     case PTTH_CC_CREDIT: {
         uint32_t n = ptth_cc_msg_credit_count(msg);
-        if (!t->open || n > m->peer_hello.window || t->send_credit > m->peer_hello.window - n) {
+        if (!ptth_cc_tunnel_is_open(t) || n > m->peer_hello.window || t->send_credit > m->peer_hello.window - n) {
             ptth_cc_mux_fail(m, "protocol error: CREDIT of %u on tunnel %u beyond the window", n, t->id);
             return;
         }
@@ -617,7 +607,7 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
         break;
     }
     case PTTH_CC_OPEN_OK:
-        if (!t->opening) {
+        if (t->state != PTTH_CC_T_OPENING) {
             ptth_cc_mux_fail(m, "protocol error: OPEN_OK on tunnel %u which is not opening", t->id);
             return;
         }
@@ -627,7 +617,7 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
         update_tunnel(m, t);
         break;
     case PTTH_CC_OPEN_FAIL:
-        if (!t->opening) {
+        if (t->state != PTTH_CC_T_OPENING) {
             ptth_cc_mux_fail(m, "protocol error: OPEN_FAIL on tunnel %u which is not opening", t->id);
             return;
         }
@@ -637,7 +627,7 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
         end_tunnel(m, t, "open_failed", true);
         break;
     case PTTH_CC_ABORT:
-        if (!t->open) {
+        if (!ptth_cc_tunnel_is_open(t)) {
             ptth_cc_mux_fail(m, "protocol error: ABORT on tunnel %u which is not open", t->id);
             return;
         }
@@ -651,11 +641,9 @@ dispatch(ptth_cc_mux *m, const ptth_cc_msg *msg)
         }
         break;
     case PTTH_CC_CLOSE:
-        if (t->peer_fin && t->in_head != NULL && t->fd >= 0 && !t->aborted && !t->closing) {
+        if (t->in != PTTH_CC_IN_OPEN && t->in_head != NULL && t->fd >= 0 && !t->aborted && t->state == PTTH_CC_T_OPEN) {
             /* graceful: TARGET still gets what the host sent before its FIN */
-            t->closing = true;
-            t->deadline = ptth_now_ms() + PTTH_CC_LINGER_MS;
-            m->nclosing++;
+            ptth_cc_tunnel_set_state(m, t, PTTH_CC_T_CLOSING);
             update_tunnel(m, t);
         } else {
             end_tunnel(m, t, "close", true);
@@ -850,18 +838,18 @@ ptth_cc_mux_handle(ptth_cc_mux *m, ptth_cc_watch *w, uint32_t events)
         return;
     }
     ptth_cc_tunnel *t = (ptth_cc_tunnel *)w;
-    if (t->dead || t->fd < 0)
+    if (t->state == PTTH_CC_T_DEAD || t->fd < 0)
         return;
-    if (t->opening) {
+    if (t->state == PTTH_CC_T_OPENING) {
         if (m->cfg.side == PTTH_CC_SIDE_AGENT)
             agent_on_connect(m, t);
         return;
     }
     if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && t->in_head != NULL)
         tunnel_flush_in(m, t);
-    if (!t->dead && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && can_read_local(t))
+    if (t->state != PTTH_CC_T_DEAD && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && can_read_local(t))
         tunnel_read(m, t);
-    if (!t->dead && m->dead == NULL)
+    if (t->state != PTTH_CC_T_DEAD && m->dead == NULL)
         update_tunnel(m, t);
 }
 
@@ -874,39 +862,28 @@ ptth_cc_mux_after_events(ptth_cc_mux *m)
 long long
 ptth_cc_mux_expire(ptth_cc_mux *m, long long now)
 {
-    if (m->nopening == 0 && m->nclosing == 0)
-        return 0;
-    long long next = 0;
-    ptth_cc_tunnel *t = m->list;
-    while (t != NULL) {
-        ptth_cc_tunnel *nx = t->next;
-        if (t->closing && t->deadline != 0 && t->deadline <= now) {
-            if (m->cfg.side == PTTH_CC_SIDE_HOST)
-                send_simple(m, PTTH_CC_CLOSE, t->id, "linger timeout");
-            end_tunnel(m, t, "linger_timeout", true);
-        } else if (t->closing && t->deadline != 0) {
-            if (next == 0 || t->deadline < next)
-                next = t->deadline;
-        } else if (t->opening && t->deadline != 0) {
-            if (t->deadline <= now) {
-                char reason[PTTH_CC_TEXT_MAX + 1];
-                if (m->cfg.side == PTTH_CC_SIDE_HOST) {
-                    snprintf(reason, sizeof(reason), "agent did not answer within %u ms", m->cfg.open_timeout_ms);
-                    if (m->hooks->on_open_result != NULL)
-                        m->hooks->on_open_result(m->ctx, t, false, reason);
-                    send_simple(m, PTTH_CC_CLOSE, t->id, "open timeout");
-                } else {
-                    snprintf(reason, sizeof(reason), "connecting the target timed out after %u ms", m->cfg.open_timeout_ms);
-                    send_simple(m, PTTH_CC_OPEN_FAIL, t->id, reason);
-                }
-                end_tunnel(m, t, "open_timeout", true);
-            } else if (next == 0 || t->deadline < next) {
-                next = t->deadline;
-            }
-        }
-        t = nx;
+    ptth_cc_tunnel *t;
+    while ((t = m->closing.head) != NULL && t->deadline <= now) {
+        if (m->cfg.side == PTTH_CC_SIDE_HOST)
+            send_simple(m, PTTH_CC_CLOSE, t->id, "linger timeout");
+        end_tunnel(m, t, "linger_timeout", true);
     }
-    return next;
+    while ((t = m->opening.head) != NULL && t->deadline <= now) {
+        char reason[PTTH_CC_TEXT_MAX + 1];
+        if (m->cfg.side == PTTH_CC_SIDE_HOST) {
+            snprintf(reason, sizeof(reason), "agent did not answer within %u ms", m->cfg.open_timeout_ms);
+            if (m->hooks->on_open_result != NULL)
+                m->hooks->on_open_result(m->ctx, t, false, reason);
+            send_simple(m, PTTH_CC_CLOSE, t->id, "open timeout");
+        } else {
+            snprintf(reason, sizeof(reason), "connecting the target timed out after %u ms", m->cfg.open_timeout_ms);
+            send_simple(m, PTTH_CC_OPEN_FAIL, t->id, reason);
+        }
+        end_tunnel(m, t, "open_timeout", true);
+    }
+    long long a = m->closing.head != NULL ? m->closing.head->deadline : 0;
+    long long b = m->opening.head != NULL ? m->opening.head->deadline : 0;
+    return a == 0 ? b : b == 0 || a < b ? a : b;
 }
 
 ptth_cc_tunnel *
@@ -932,11 +909,8 @@ ptth_cc_mux_open_tunnel(ptth_cc_mux *m, int fd, const char *client, void *user)
     t->id = id;
     t->fd = fd;
     t->user = user;
-    t->opening = true;
-    if (m->cfg.open_timeout_ms > 0)
-        t->deadline = ptth_now_ms() + m->cfg.open_timeout_ms;
     insert_tunnel(m, t);
-    m->nopening++;
+    ptth_cc_tunnel_set_state(m, t, PTTH_CC_T_OPENING);
     send_simple(m, PTTH_CC_OPEN, id, client);
     return t;
 }
@@ -944,13 +918,11 @@ ptth_cc_mux_open_tunnel(ptth_cc_mux *m, int fd, const char *client, void *user)
 void
 ptth_cc_mux_close_tunnel(ptth_cc_mux *m, ptth_cc_tunnel *t, const char *reason)
 {
-    if (t->dead || t->closing)
+    if (t->state == PTTH_CC_T_DEAD || t->state == PTTH_CC_T_CLOSING)
         return;
-    if (m->dead == NULL && t->open && !t->aborted && t->fd >= 0 && !t->local_eof) {
+    if (m->dead == NULL && t->state == PTTH_CC_T_OPEN && !t->aborted && t->fd >= 0 && !t->local_eof) {
         /* graceful: send what the terminator wrote before closing, then FIN */
-        t->closing = true;
-        t->deadline = ptth_now_ms() + PTTH_CC_LINGER_MS;
-        m->nclosing++;
+        ptth_cc_tunnel_set_state(m, t, PTTH_CC_T_CLOSING);
         free_chunks(t); /* nobody reads them any more */
         update_tunnel(m, t);
         return;

@@ -72,6 +72,31 @@ typedef struct ptth_cc_watch {
 
 typedef struct ptth_cc_mux ptth_cc_mux;
 typedef struct ptth_cc_tunnel ptth_cc_tunnel;
+
+/* A tunnel's life, changed only by set_state() in cc_mux.c (which asserts
+ * the step): NEW -> OPENING -> OPEN -> CLOSING -> DEAD, and OPENING or OPEN
+ * -> DEAD. OPENING and CLOSING have a deadline (--open-timeout, the linger)
+ * and sit in the mux's queue of that deadline. */
+typedef enum ptth_cc_tunnel_state {
+    PTTH_CC_T_NEW = 0, /* allocated, not started */
+    PTTH_CC_T_OPENING, /* host: OPEN sent, no answer yet; agent: connecting TARGET */
+    PTTH_CC_T_OPEN,    /* OPEN_OK sent / received */
+    PTTH_CC_T_CLOSING, /* closed, still delivering what was written before (linger) */
+    PTTH_CC_T_DEAD,    /* ended; freed after the batch */
+} ptth_cc_tunnel_state;
+
+/* The peer's direction (what arrives for the local socket). */
+typedef enum ptth_cc_inbound {
+    PTTH_CC_IN_OPEN = 0, /* DATA may arrive */
+    PTTH_CC_IN_FIN,      /* FIN received; held DATA may still wait for the socket */
+    PTTH_CC_IN_SHUT,     /* ... all written, shutdown(fd, SHUT_WR) done */
+} ptth_cc_inbound;
+
+/* Tunnels waiting for one kind of deadline, earliest first: every entry of
+ * a queue has the same period, so appending keeps the order. */
+typedef struct ptth_cc_deadlines {
+    ptth_cc_tunnel *head, *tail;
+} ptth_cc_deadlines;
 typedef struct ptth_cc_chunk ptth_cc_chunk;
 
 struct ptth_cc_tunnel {
@@ -80,25 +105,22 @@ struct ptth_cc_tunnel {
     uint32_t id;
     int fd;             /* local stream socket, owned by the mux; -1 when closed */
     void *user;         /* the owner's per-tunnel data */
-    long long deadline; /* ptth_now_ms() limit while opening or closing, 0 = none */
+    long long deadline; /* ptth_now_ms() limit while queued for one (OPENING, CLOSING), else 0 */
     uint64_t bytes_in;  /* DATA bytes received from the channel */
     uint64_t bytes_out; /* DATA bytes sent to the channel */
     /* the rest is the mux's own state */
-    bool opening;    /* host: OPEN sent, no answer yet; agent: connecting TARGET */
-    bool open;       /* OPEN_OK sent / received */
+    ptth_cc_tunnel_state state;
+    ptth_cc_inbound in;
     bool local_eof;  /* read 0 from fd: FIN sent */
-    bool peer_fin;   /* FIN received */
-    bool wr_shut;    /* shutdown(fd, SHUT_WR) done */
     bool aborted;    /* local socket broke (agent: ABORT sent) or ABORT received */
-    bool closing;    /* closed, still delivering what was written before (linger) */
-    bool dead;       /* ended; freed after the batch */
     uint32_t events; /* registered epoll mask, 0 = not registered */
     uint32_t send_credit;
     uint32_t recv_held;    /* DATA received and not credited yet */
     uint32_t credit_ready; /* of those, written to fd: credit to return */
     ptth_cc_chunk *in_head, *in_tail;
     ptth_cc_tunnel *hnext;       /* id table chain */
-    ptth_cc_tunnel *prev, *next; /* all tunnels of the mux; graveyard once dead */
+    ptth_cc_tunnel *prev, *next;       /* all tunnels of the mux; graveyard once dead */
+    ptth_cc_tunnel *dl_prev, *dl_next; /* the deadline queue of its state */
 };
 
 typedef struct ptth_cc_mux_hooks {
@@ -152,8 +174,8 @@ struct ptth_cc_mux {
     ptth_cc_tunnel **buckets;
     size_t nbuckets;
     size_t ntunnels; /* live (not dead) tunnels */
-    size_t nopening;
-    size_t nclosing;
+    ptth_cc_deadlines opening; /* OPENING tunnels with an open timeout */
+    ptth_cc_deadlines closing; /* CLOSING tunnels (the linger) */
     ptth_cc_tunnel *list;
     ptth_cc_tunnel *graveyard;
     uint32_t next_id;

@@ -118,7 +118,8 @@ def units_carry_hardening_and_service_settings(ctx):
     for unit_name, instance, prog, _, conf in SERVICES:
         u = read_unit(unit_name)
         s = "Service"
-        for key, want in (("DynamicUser", "yes"), ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
+        for key, want in (("DynamicUser", "yes"), ("User", "ptth"), ("Group", "ptth"), ("NoNewPrivileges", "yes"),
+                          ("ProtectSystem", "strict"),
                           ("ProtectHome", "yes"), ("PrivateTmp", "yes"), ("LimitNOFILE", "1048576"),
                           ("Restart", "on-failure"), ("Type", "exec"), ("CapabilityBoundingSet", ""),
                           ("SystemCallFilter", "@system-service")):

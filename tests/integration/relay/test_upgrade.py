@@ -124,12 +124,10 @@ def both_sides_upgrade_and_bytes_flow_both_ways(ctx):
     ac.close()
 
 
-@t.test
-def bulk_both_ways_at_once_keeps_every_byte(ctx):
-    relay, api, sk, ck = setup(ctx)
-    cid, cc, cr, ac, ar = open_upgraded(api, sk, ck)
-    assert cr.status == 101 and ar.status == 101, (cr, ar)
-    size = 64 << 20
+def send_both_ways(cc, ac, size, timeout):
+    """size bytes (1 MiB blocks) from each leg to the other at once, each
+    side then shut for writing; returns {"up": (n, sha256), "down": ...}
+    as received (or the error a receiver saw) and the digest sent."""
     block = os.urandom(1 << 20)
     want = hashlib.sha256(block * (size // len(block))).hexdigest()
     got = {}
@@ -143,13 +141,17 @@ def bulk_both_ways_at_once_keeps_every_byte(ctx):
         h = hashlib.sha256(conn.buf)
         n = len(conn.buf)
         conn.buf = b""
-        conn.sock.settimeout(60)
-        while True:
-            b = conn.sock.recv(1 << 20)
-            if not b:
-                break
-            h.update(b)
-            n += len(b)
+        conn.sock.settimeout(timeout / 2)
+        try:
+            while True:
+                b = conn.sock.recv(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+                n += len(b)
+        except OSError as e:
+            got[name] = repr(e)
+            return
         got[name] = (n, h.hexdigest())
 
     threads = [threading.Thread(target=sender, args=(cc,)), threading.Thread(target=sender, args=(ac,)),
@@ -157,12 +159,64 @@ def bulk_both_ways_at_once_keeps_every_byte(ctx):
     for th in threads:
         th.start()
     for th in threads:
-        th.join(120)
+        th.join(timeout)
+    return got, want
+
+
+@t.test
+def bulk_both_ways_at_once_keeps_every_byte(ctx):
+    relay, api, sk, ck = setup(ctx)
+    cid, cc, cr, ac, ar = open_upgraded(api, sk, ck)
+    assert cr.status == 101 and ar.status == 101, (cr, ar)
+    size = 64 << 20
+    got, want = send_both_ways(cc, ac, size, 120)
     assert got.get("up") == (size, want), got
     assert got.get("down") == (size, want), got
     end = tunnel_end_line(relay, cid)
     assert end["reason"] == "fin" and end["path"] == "upgrade", end
     assert end["bytes_up"] == str(size) and end["bytes_down"] == str(size), end
+
+
+def lowest_free_fd(pid):
+    used = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    n = 0
+    while n in used:
+        n += 1
+    return n
+
+
+@t.test
+def out_of_descriptors_for_pipes_the_tunnel_copies_instead(ctx):
+    """The relay cannot make a pipe for splice(2) (its descriptor limit
+    lowered under its lowest free descriptor once the tunnel is joined, so
+    that pipe2() fails with EMFILE): the directions copy through user space
+    instead, every byte arrives both ways, one warning says so; with the
+    limit back, new tunnels splice again."""
+    import resource
+    relay, api, sk, ck = setup(ctx)
+    cid, cc, cr, ac, ar = open_upgraded(api, sk, ck)
+    assert cr.status == 101 and ar.status == 101, (cr, ar)
+    pid = relay.popen.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free_fd(pid), hard))
+    try:
+        size = 8 << 20
+        got, want = send_both_ways(cc, ac, size, 60)
+        assert got.get("up") == (size, want) and got.get("down") == (size, want), (got, relay.log()[-2000:])
+        end = tunnel_end_line(relay, cid)
+        assert end["reason"] == "fin" and end["bytes_up"] == str(size), end
+        line = relay.wait_for(r"warn [^\n]*event=splice_unavailable [^\n]*", timeout=5).group(0)
+        assert "directions=" in line and "Too many open files" in line, line
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    cc.close()
+    ac.close()
+    cid, cc, cr, ac, ar = open_upgraded(api, sk, ck)
+    cc.sock.sendall(b"spliced again")
+    assert recv_n(ac, 13) == b"spliced again"
+    assert relay.count(r"event=splice_unavailable") == 1
+    cc.close()
+    ac.close()
 
 
 @t.test

@@ -48,7 +48,7 @@ class Squid:
     libcurl's NTLM goes through); deny_connect refuses every CONNECT (a
     proxy that only forwards absolute-form requests)."""
 
-    def __init__(self, ctx, users=None, deny_connect=False, port=None, scheme="basic"):
+    def __init__(self, ctx, users=None, deny_connect=False, port=None, scheme="basic", extra=()):
         why = available()
         if why:
             raise pt.Skip(why)
@@ -56,6 +56,7 @@ class Squid:
         if not os.path.exists(helper):
             raise pt.Skip("%s is missing" % helper)
         self.scheme = scheme
+        self.extra = list(extra)  # more squid.conf lines
         self.ctx = ctx
         self.dir = ctx.path("squid")
         os.makedirs(self.dir, exist_ok=True)
@@ -85,7 +86,7 @@ class Squid:
             "dns_nameservers 127.0.0.1",
             "visible_hostname ptth-test",
             "acl CONNECT method CONNECT",
-        ]
+        ] + self.extra
         if self.deny_connect:
             lines.append("http_access deny CONNECT")
         if self.users:

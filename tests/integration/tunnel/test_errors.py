@@ -162,7 +162,7 @@ def check_config_and_usage_errors(ctx):
         ([srv] + base + ["--name", "foo", "--port-map", "ssh=::1:22"], "'::1:22'"),
         ([srv] + base + ["--name", "foo", "--port-map", "bad name=22"], "bad port name"),
         ([srv, "--key-file", key.path, "--name", "foo", "--port-map", "a=1"], "--relay is required"),
-        ([prx] + base, "give --server and --port, or at least one --forward"),
+        ([prx] + base, "give --server and --port, at least one --forward, or --socks"),
         ([prx] + base + ["--server", "foo"], "--server and --port go together"),
         ([prx] + base + ["--forward", "22=foo"], "bad forward"),
         ([prx] + base + ["--server", "foo", "--port", "p", "--stdio", "--forward", "1=a/b"], "--stdio cannot"),

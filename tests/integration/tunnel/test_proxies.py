@@ -32,7 +32,7 @@ def proxy_args(ctx, squid, password=PASSWORD, url=None):
             pk.user_file(ctx, "alice:%s\n" % password, name="user-%d" % len(ctx.cleanups))]
 
 
-def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, url=None, extra=()):
+def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, url=None, extra=(), relay_args=()):
     """An echo backend, a relay, a server and a proxy, both terminators
     through squid (or the proxy URL url in front of it, with the options
     extra); returns (world, proxy proc)."""
@@ -44,7 +44,7 @@ def setup(ctx, squid, tls=False, data_path=None, password=PASSWORD, wait=True, u
         w, cert = kit.tls_world(ctx, {"echo": str(echo.port)}, server_args=args, server_env=env)
         args = args + ["--ca-file", cert]
     else:
-        w = kit.World(ctx, {}, start_server=False)
+        w = kit.World(ctx, {}, start_server=False, relay_args=relay_args)
         w.server = w.start_server({"echo": str(echo.port)}, args=args, env=env, wait=wait)
     return w, w.proxy("echo", args=args, env=env)
 
@@ -276,6 +276,8 @@ def a_proxy_that_is_down_or_answers_garbage(ctx):
             assert "127.0.0.1 port %d" % nothing in fail, fail
         else:
             assert accepted_after(garbage, 1), "the garbage proxy was never asked"
+            # libcurl's words, and that it was the proxy that said them
+            assert "(through the HTTP proxy 127.0.0.1:%d)" % garbage.port in line, line
         before = garbage.accepted
         time.sleep(3)
         assert srv.alive() and px.alive(), name
@@ -363,6 +365,51 @@ def squid_restarted_under_open_tunnels(ctx):
     squid.start()
     took = kit.wait_works(px.port, timeout=40)
     print("# a working tunnel %.1fs after squid came back" % took)
+
+
+# four heartbeats per squid timeout: a loaded CI machine delays timers and
+# squid by a second now and then
+SQUID_READ_TIMEOUT = 4
+
+
+def idle_then_echo(px, idle):
+    s = pt.connect(px.port)
+    try:
+        kit.round_trip(s, b"before")
+        time.sleep(idle)
+        s.settimeout(10)
+        try:
+            s.sendall(b"after")
+            return s.recv(100)
+        except OSError as e:  # the cut tunnel's reset
+            return repr(e).encode()
+    finally:
+        s.close()
+
+
+@t.test
+def idle_tunnels_outlive_squids_read_timeout_with_heartbeats(ctx):
+    """squid with read_timeout 4 s: with --heartbeat 1 at the relay an idle
+    tunnel stays open for 10 s on both data paths (PINGs both ways through
+    the proxy); the control, --heartbeat 30, shows the timeout is in force:
+    squid cuts the idle tunnel."""
+    squid = squid_with_alice(ctx, extra=["read_timeout %d seconds" % SQUID_READ_TIMEOUT])
+    w, px = setup(ctx, squid, relay_args=["--heartbeat", "1"])
+    chunks = w.proxy("echo", args=proxy_args(ctx, squid) + ["--data-path", "chunks"], env=pk.clean_env())
+    for p in (px, chunks):
+        got = idle_then_echo(p, 2.5 * SQUID_READ_TIMEOUT)
+        assert got == b"after", (got, p.log()[-1500:], w.relay.log()[-1500:], squid.access()[-10:])
+    paths = [kit.log_fields(m.group(0))["path"] for m in
+             [w.relay.wait_for(r"event=tunnel_end [^\n]*reason=fin[^\n]*path=%s[^\n]*" % d, timeout=15)
+              for d in ("upgrade", "chunks")]]
+    assert paths == ["upgrade", "chunks"], paths
+
+
+@t.test
+def idle_tunnel_dies_at_squids_read_timeout_without_heartbeats(ctx):
+    squid = squid_with_alice(ctx, extra=["read_timeout %d seconds" % SQUID_READ_TIMEOUT])
+    w, px = setup(ctx, squid, relay_args=["--heartbeat", "30"])
+    assert idle_then_echo(px, 2.5 * SQUID_READ_TIMEOUT) != b"after", "the idle tunnel survived without heartbeats"
 
 
 @t.test

@@ -1,4 +1,4 @@
-/* Unit tests of relay/sbuf: the text buffer of the admin pages and its JSON,
+/* Unit tests of common/sbuf: the text buffer of the admin pages and its JSON,
  * HTML and Prometheus-label escapes, with hostile strings (markup, quotes,
  * control characters, NUL, invalid UTF-8) and random bytes. */
 #include <stdint.h>

@@ -5,26 +5,21 @@
 #include "auth.h"
 #include "check_main.h"
 #include "keys.h"
+#include "principals.h"
 
 #define KEY_A "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 #define KEY_B "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
 #define KEY_C "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 #define KEY_D "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD"
 
-static char items[16][128];
+static char items[16][PTTH_TEST_PRINCIPAL_LEN];
 static char *ptrs[16];
 
 /* A strlist of "PREFIX" + hash of key, for each (prefix, key) pair. */
 static ptth_strlist
 principals(size_t n, const char *const *names, const char *const *keys, size_t base)
 {
-    for (size_t i = 0; i < n; i++) {
-        ptth_key_hash h;
-        ptth_key_hash_of(keys[i], strlen(keys[i]), &h);
-        snprintf(items[base + i], sizeof(items[0]), "%s=%s", names[i], h.hex);
-        ptrs[base + i] = items[base + i];
-    }
-    return (ptth_strlist){&ptrs[base], n};
+    return ptth_test_principals(&items[base], &ptrs[base], n, names, keys);
 }
 
 static ptth_strlist

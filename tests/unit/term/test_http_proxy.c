@@ -208,6 +208,16 @@ START_TEST(is_tls_follows_the_url_libcurl_will_use)
 }
 END_TEST
 
+START_TEST(url_ports_default_by_scheme)
+{
+    ck_assert_int_eq(ptth_http_proxy_url_port("http://relay.example:4000/prefix"), 4000);
+    ck_assert_int_eq(ptth_http_proxy_url_port("http://relay.example"), 80);
+    ck_assert_int_eq(ptth_http_proxy_url_port("https://relay.example/ptth"), 443);
+    ck_assert_int_eq(ptth_http_proxy_url_port("https://[::1]:8443"), 8443);
+    ck_assert_int_eq(ptth_http_proxy_url_port("not a url"), 0);
+}
+END_TEST
+
 START_TEST(auth_schemes_step_up_never_down)
 {
     ptth_http_proxy p;
@@ -238,6 +248,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, may_apply_follows_libcurls_variables);
     tcase_add_test(tc, ca_files_must_open_and_need_a_proxy);
     tcase_add_test(tc, is_tls_follows_the_url_libcurl_will_use);
+    tcase_add_test(tc, url_ports_default_by_scheme);
     tcase_add_test(tc, auth_schemes_step_up_never_down);
     suite_add_tcase(s, tc);
     return s;

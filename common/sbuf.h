@@ -1,5 +1,5 @@
 /*
- * sbuf.h: a growable text buffer for the relay's admin pages (/metrics,
+ * sbuf.h: a growable text buffer for the admin pages (the relay's /metrics,
  * /v1/status, /), with the escapes each output format needs.
  *
  * The admin pages show text the relay did not make: reasons from
@@ -22,11 +22,12 @@
  * buffer would pass PTTH_SBUF_MAX) every later call is a no-op and failed
  * is set; the caller checks failed once at the end. ptth_sbuf_free() frees p.
  */
-#ifndef PTTH_RELAY_SBUF_H
-#define PTTH_RELAY_SBUF_H
+#ifndef PTTH_SBUF_H
+#define PTTH_SBUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PTTH_SBUF_MAX (64u << 20) /* no admin page grows past 64 MiB */
 
@@ -58,5 +59,13 @@ void ptth_sbuf_label(ptth_sbuf *b, const char *s, size_t len);
 size_t ptth_utf8_seq(const unsigned char *s, size_t len);
 
 void ptth_sbuf_free(ptth_sbuf *b);
+
+/* Prometheus text format 0.0.4 (every /metrics: the relay's, the
+ * terminators'): a family's "# HELP" and "# TYPE" lines (name, type and help
+ * are constants of the program), and one sample with a server label, an
+ * optional port label (NULL: none) and optional further labels written out
+ * by the caller (",result=\"fin\"", or NULL). server and port are escaped. */
+void ptth_sbuf_prom_family(ptth_sbuf *b, const char *name, const char *type, const char *help);
+void ptth_sbuf_prom_sample(ptth_sbuf *b, const char *name, const char *server, const char *port, const char *extra, uint64_t value);
 
 #endif

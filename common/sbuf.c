@@ -3,6 +3,7 @@
  */
 #include "sbuf.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -208,4 +209,22 @@ ptth_sbuf_free(ptth_sbuf *b)
     b->p = NULL;
     b->len = b->cap = 0;
     b->failed = false;
+}
+
+void
+ptth_sbuf_prom_family(ptth_sbuf *b, const char *name, const char *type, const char *help)
+{
+    ptth_sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+ptth_sbuf_prom_sample(ptth_sbuf *b, const char *name, const char *server, const char *port, const char *extra, uint64_t value)
+{
+    ptth_sbuf_printf(b, "%s{server=\"", name);
+    ptth_sbuf_labels(b, server);
+    if (port != NULL) {
+        ptth_sbuf_lit(b, "\",port=\"");
+        ptth_sbuf_labels(b, port);
+    }
+    ptth_sbuf_printf(b, "\"%s} %" PRIu64 "\n", extra != NULL ? extra : "", value);
 }

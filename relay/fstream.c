@@ -1,7 +1,7 @@
 /*
- * stream.c: see stream.h.
+ * fstream.c: see fstream.h.
  */
-#include "stream.h"
+#include "fstream.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
  * first holds, so that an idle stream (and a stream carrying one chunk at a
  * time) keeps no slack; further appends of a batch double it. */
 static int
-buf_reserve(ptth_stream_buf *b, size_t len)
+buf_reserve(ptth_fstream_buf *b, size_t len)
 {
     if (b->capacity - b->size >= len)
         return 0;
@@ -31,7 +31,7 @@ buf_reserve(ptth_stream_buf *b, size_t len)
 
 /* Frees b's bytes and disposes the payload buffers it owns. */
 static void
-buf_free(ptth_stream_buf *b)
+buf_free(ptth_fstream_buf *b)
 {
     free(b->bytes);
     if (b->owned != NULL) {
@@ -39,19 +39,19 @@ buf_free(ptth_stream_buf *b)
             h2o_buffer_dispose(&b->owned->buf[i]);
         free(b->owned);
     }
-    *b = (ptth_stream_buf){.bytes = NULL};
+    *b = (ptth_fstream_buf){.bytes = NULL};
 }
 
 static unsigned
-buf_nowned(const ptth_stream_buf *b)
+buf_nowned(const ptth_fstream_buf *b)
 {
     return b->owned != NULL ? b->owned->n : 0;
 }
 
 /* The iovecs of b in order: its bytes, cut where the owned payloads go.
- * Returns how many (at most 2 * PTTH_STREAM_MAX_OWNED + 1). */
+ * Returns how many (at most 2 * PTTH_FSTREAM_MAX_OWNED + 1). */
 static size_t
-buf_iovecs(const ptth_stream_buf *b, h2o_iovec_t *vecs, size_t *total)
+buf_iovecs(const ptth_fstream_buf *b, h2o_iovec_t *vecs, size_t *total)
 {
     size_t n = 0, from = 0;
     *total = 0;
@@ -71,7 +71,7 @@ buf_iovecs(const ptth_stream_buf *b, h2o_iovec_t *vecs, size_t *total)
 
 /* Detaches the owner and tells it the response broke (once). */
 static void
-notify_broken(ptth_stream *s)
+notify_broken(ptth_fstream *s)
 {
     void *owner = s->owner;
     s->owner = NULL;
@@ -80,7 +80,7 @@ notify_broken(ptth_stream *s)
 }
 
 static void
-rearm_heartbeat(ptth_stream *s)
+rearm_heartbeat(ptth_fstream *s)
 {
     h2o_timeout_unlink(&s->heartbeat_entry);
     if (s->req != NULL && !s->finishing && s->heartbeat != NULL)
@@ -90,7 +90,7 @@ rearm_heartbeat(ptth_stream *s)
 /* Gives pending to h2o: swaps it into inflight (which h2o then holds until
  * proceed) and sends it, with the final flag when finishing. */
 static void
-do_send(ptth_stream *s)
+do_send(ptth_fstream *s)
 {
     if (s->sending || s->req == NULL)
         return;
@@ -99,9 +99,9 @@ do_send(ptth_stream *s)
         return;
 
     s->inflight = s->pending; /* inflight is empty: freed at proceed */
-    s->pending = (ptth_stream_buf){.bytes = NULL};
+    s->pending = (ptth_fstream_buf){.bytes = NULL};
 
-    h2o_iovec_t vecs[2 * PTTH_STREAM_MAX_OWNED + 1];
+    h2o_iovec_t vecs[2 * PTTH_FSTREAM_MAX_OWNED + 1];
     size_t total;
     size_t nvecs = buf_iovecs(&s->inflight, vecs, &total);
     h2o_req_t *req = s->req;
@@ -122,7 +122,7 @@ static void
 on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     (void)req;
-    ptth_stream *s = (ptth_stream *)generator;
+    ptth_fstream *s = (ptth_fstream *)generator;
     s->sending = false;
     buf_free(&s->inflight); /* h2o is done with it (and with the owned payloads); idle streams hold no buffer */
     if (s->pending.size != 0 || s->finishing) {
@@ -138,7 +138,7 @@ static void
 on_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
     (void)req;
-    ptth_stream *s = (ptth_stream *)generator;
+    ptth_fstream *s = (ptth_fstream *)generator;
     s->req = NULL;
     s->sending = false;
     h2o_timeout_unlink(&s->heartbeat_entry);
@@ -149,7 +149,7 @@ on_stop(h2o_generator_t *generator, h2o_req_t *req)
 static void
 on_dispose(void *p)
 {
-    ptth_stream *s = p;
+    ptth_fstream *s = p;
     s->req = NULL;
     h2o_timeout_unlink(&s->heartbeat_entry);
     ptth_peer_watch_stop(&s->peer);
@@ -163,22 +163,22 @@ on_dispose(void *p)
 static void
 on_heartbeat(h2o_timeout_entry_t *entry)
 {
-    ptth_stream *s = H2O_STRUCT_FROM_MEMBER(ptth_stream, heartbeat_entry, entry);
+    ptth_fstream *s = H2O_STRUCT_FROM_MEMBER(ptth_fstream, heartbeat_entry, entry);
     if (s->req == NULL || s->finishing)
         return;
     if (ptth_req_peer_closed(s->req)) {
         /* an HTTP/1 peer that went away: tell the owner now, then let h2o
          * find out with the final write */
         notify_broken(s);
-        ptth_stream_finish(s);
+        ptth_fstream_finish(s);
         return;
     }
     if (s->sending) {
         rearm_heartbeat(s); /* the peer is slow to read; a PING would only queue up */
         return;
     }
-    if (ptth_stream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
-        ptth_stream_flush(s);
+    if (ptth_fstream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
+        ptth_fstream_flush(s);
 }
 
 /* The HTTP/1 peer closed its connection: the owner learns it now, and the
@@ -186,18 +186,18 @@ on_heartbeat(h2o_timeout_entry_t *entry)
 static void
 on_peer_gone(ptth_peer_watch *w)
 {
-    ptth_stream *s = H2O_STRUCT_FROM_MEMBER(ptth_stream, peer, w);
+    ptth_fstream *s = H2O_STRUCT_FROM_MEMBER(ptth_fstream, peer, w);
     if (s->req == NULL)
         return;
     notify_broken(s);
-    ptth_stream_finish(s);
+    ptth_fstream_finish(s);
 }
 
-ptth_stream *
-ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, const ptth_stream_callbacks *cb, void *owner,
+ptth_fstream *
+ptth_fstream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, const ptth_fstream_callbacks *cb, void *owner,
                  size_t *live_counter, ptth_peerset *peers)
 {
-    ptth_stream *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), on_dispose);
+    ptth_fstream *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), on_dispose);
     memset(s, 0, sizeof(*s));
     s->super.proceed = on_proceed;
     s->super.stop = on_stop;
@@ -220,13 +220,13 @@ ptth_stream_open(h2o_req_t *req, h2o_loop_t *loop, h2o_timeout_t *heartbeat, con
     h2o_start_response(req, &s->super);
     ptth_peer_watch_start(peers, &s->peer, req, on_peer_gone);
 
-    if (ptth_stream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
-        ptth_stream_flush(s);
+    if (ptth_fstream_write(s, PTTH_FRAME_PING, NULL, 0) == 0)
+        ptth_fstream_flush(s);
     return s;
 }
 
 int
-ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t len)
+ptth_fstream_write(ptth_fstream *s, uint8_t type, const void *payload, size_t len)
 {
     if (s->req == NULL || s->finishing)
         return -EPIPE;
@@ -244,7 +244,7 @@ ptth_stream_write(ptth_stream *s, uint8_t type, const void *payload, size_t len)
 }
 
 int
-ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body)
+ptth_fstream_write_owned(ptth_fstream *s, uint8_t type, h2o_buffer_t **body)
 {
     h2o_buffer_t *b = *body;
     *body = NULL;
@@ -253,14 +253,14 @@ ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body)
         err = -EPIPE;
     } else if (b->size > PTTH_FRAME_MAX_PAYLOAD) {
         err = -EINVAL;
-    } else if (b->size < PTTH_STREAM_COPY_BELOW || buf_nowned(&s->pending) == PTTH_STREAM_MAX_OWNED ||
+    } else if (b->size < PTTH_FSTREAM_COPY_BELOW || buf_nowned(&s->pending) == PTTH_FSTREAM_MAX_OWNED ||
                s->pending.size > UINT32_MAX - PTTH_FRAME_HEADER_LEN) {
-        err = ptth_stream_write(s, type, b->bytes, b->size); /* no slot left: copy */
+        err = ptth_fstream_write(s, type, b->bytes, b->size); /* no slot left: copy */
     } else if (s->pending.owned == NULL && (s->pending.owned = calloc(1, sizeof(*s->pending.owned))) == NULL) {
         err = -ENOMEM;
-    } else if ((err = ptth_stream_write(s, type, NULL, 0)) == 0) {
+    } else if ((err = ptth_fstream_write(s, type, NULL, 0)) == 0) {
         /* the header just written carries b's length */
-        ptth_stream_owned *o = s->pending.owned;
+        ptth_fstream_owned *o = s->pending.owned;
         ptth_frame_header(s->pending.bytes + s->pending.size - PTTH_FRAME_HEADER_LEN, type, (uint32_t)b->size);
         o->buf[o->n] = b;
         o->at[o->n] = (uint32_t)s->pending.size;
@@ -272,19 +272,19 @@ ptth_stream_write_owned(ptth_stream *s, uint8_t type, h2o_buffer_t **body)
 }
 
 void
-ptth_stream_flush(ptth_stream *s)
+ptth_fstream_flush(ptth_fstream *s)
 {
     do_send(s);
 }
 
 bool
-ptth_stream_idle(const ptth_stream *s)
+ptth_fstream_idle(const ptth_fstream *s)
 {
     return s->req != NULL && !s->sending && s->pending.size == 0 && buf_nowned(&s->pending) == 0;
 }
 
 void
-ptth_stream_finish(ptth_stream *s)
+ptth_fstream_finish(ptth_fstream *s)
 {
     s->owner = NULL;
     if (s->req == NULL || s->finishing)
