@@ -20,6 +20,8 @@
 #define DATAGRAMS_PER_EVENT 64
 #define SWEEP_MAX_MS 1000
 #define FULL_LOG_EVERY_MS 10000
+#define REFUSED_PAUSE_MS 1000   /* no new session for this long after the relay refused one (or its Retry-After) */
+#define RETRY_AFTER_MAX_S 3600
 #define SOCKET_BUFFER (4 << 20) /* asked for the bound socket (the kernel caps it at net.core.rmem_max/wmem_max) */
 
 typedef struct usession {
@@ -45,6 +47,7 @@ struct ptth_udp_front {
     const ptth_forward_spec *spec;
     long long idle_ms;
     int fd;
+    bool stopping;
     ptth_watch watch;
     ptth_timer sweep;
     char bound[96];
@@ -52,6 +55,7 @@ struct ptth_udp_front {
     usession *all;
     size_t count;
     long long full_logged_ms;
+    long long paused_until_ms; /* the relay refused a session: new peers wait (their datagrams are dropped) */
     ptth_udp_front_stats stats;
     uint8_t buf[65536];
 };
@@ -108,10 +112,26 @@ session_free(usession *s)
     free(s);
 }
 
+/* A session the relay refused (or that could not reach it) stops new
+ * sessions for a while: every peer goes to the same SERVER/PORT, and a
+ * datagram per peer per attempt must not become a connect per datagram. */
+static void
+pause_after_refusal(ptth_udp_front *f, const ptth_bridge_result *res)
+{
+    long long ms = REFUSED_PAUSE_MS;
+    if (res->retry_after > 0)
+        ms = (res->retry_after < RETRY_AFTER_MAX_S ? res->retry_after : RETRY_AFTER_MAX_S) * 1000LL;
+    f->paused_until_ms = ptth_loop_now(f->loop) + ms;
+    ptth_log_warn("event=udp_sessions_paused listen=%s server=%s port=%s status=%ld pause_ms=%lld", f->bound, f->spec->server,
+                  f->spec->port, res->status, ms);
+}
+
 static void
 on_session_end(const ptth_bridge_result *res, void *data)
 {
     usession *s = data;
+    if (!res->established && !s->f->stopping)
+        pause_after_refusal(s->f, res);
     if (res->established) {
         char q[300];
         /* up: what went into the tunnel (read from the pair) and what a full pair dropped; down: what reached the
@@ -213,6 +233,10 @@ on_udp_readable(ptth_watch *w, uint32_t events)
         if ((size_t)n > PTTH_DGRAM_MAX)
             continue; /* cannot be UDP over IPv4 */
         usession *s = find(f, &ss, sl);
+        if (s == NULL && f->paused_until_ms > ptth_loop_now(f->loop)) {
+            f->stats.refused++;
+            continue;
+        }
         if (s == NULL && (s = session_new(f, &ss, sl)) == NULL) {
             f->stats.peers_dropped++;
             long long now = ptth_loop_now(f->loop);
@@ -302,6 +326,7 @@ ptth_udp_front_shutdown(ptth_udp_front *f)
 {
     if (f == NULL)
         return;
+    f->stopping = true;
     ptth_watch_stop(&f->watch);
     ptth_timer_stop(f->loop, &f->sweep);
 }

@@ -17,6 +17,10 @@
  *   - a datagram the session's socketpair cannot take now (its socket
  *     buffer is full, e.g. while the tunnel is still opening) is dropped and
  *     counted, and so is one the local socket cannot send back;
+ *   - a session the relay refused (or could not be asked) pauses new
+ *     sessions for 1 s, or the refusal's Retry-After: their datagrams are
+ *     dropped and counted (refused), so that a peer that keeps sending is
+ *     not one connect per datagram;
  *   - a session with no datagram either way for idle_ms ends: the front
  *     shuts its side of the pair, the bridge reads the end and sends FIN,
  *     ptth_server's side answers with its FIN; the tunnel ends clean.
@@ -28,6 +32,7 @@
 #ifndef PTTH_UDP_FRONT_H
 #define PTTH_UDP_FRONT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "loop.h"
@@ -41,6 +46,7 @@ typedef struct ptth_udp_front ptth_udp_front;
 typedef struct ptth_udp_front_stats {
     uint64_t sessions;      /* opened */
     uint64_t peers_dropped; /* datagrams of new peers dropped: the table was full */
+    uint64_t refused;       /* datagrams of new peers dropped: paused after the relay refused a session */
     uint64_t dropped_up;    /* peer -> tunnel datagrams dropped: the session's queue was full */
     uint64_t dropped_down;  /* tunnel -> peer datagrams the local socket did not take */
 } ptth_udp_front_stats;

@@ -122,36 +122,48 @@ def dig_through_dnsmasq(ctx):
 
 @t.test
 def ten_thousand_datagrams_unchanged_and_in_order(ctx):
+    """Two peers, 5,000 datagrams each of random sizes 1..1400, interleaved:
+    every echo is the datagram sent (none changed, cut or merged), in order,
+    and only ever reaches the peer that sent it."""
     echo = UdpEcho(ctx)
     w = udp_world(ctx, echo.port)
     px = udp_proxy(w)
-    s = client()
-    assert first_reply(s, px.port, b"hello") == b"hello"
+    peers = [client(), client()]
+    for i, s in enumerate(peers):
+        assert first_reply(s, px.port, b"hello %d" % i) == b"hello %d" % i
+        s.setblocking(False)
     rng = random.Random(15)
-    n, window = 10000, 32
-    sent = []
-    got = 0
-    s.setblocking(False)
+    n, window = 5000, 32
+    sent = [[], []]
+    got = [0, 0]
     deadline = time.monotonic() + 120
-    while got < n:
-        assert time.monotonic() < deadline, "%d of %d echoes after 120 s" % (got, n)
-        while len(sent) < n and len(sent) - got < window:
-            size = rng.randint(1, 1400)
-            body = struct.pack(">I", len(sent)) + rng.randbytes(size)[:max(0, size - 4)]
-            body = body[:size]
-            sent.append(body)
-            s.sendto(body, ("127.0.0.1", px.port))
-        r, _, _ = select.select([s], [], [], 5.0)
-        assert r, "no echo within 5 s after %d of %d" % (got, n)
-        while True:
-            try:
-                data, _ = s.recvfrom(65535)
-            except BlockingIOError:
-                break
-            assert data == sent[got], "datagram %d changed: %d bytes back, %d sent" % (got, len(data), len(sent[got]))
-            got += 1
-    assert echo.received == n + 1, echo.received
-    assert len(echo.peers) == 1  # one session: one connected socket at the server
+    while got[0] < n or got[1] < n:
+        assert time.monotonic() < deadline, "%s of %d echoes after 120 s" % (got, n)
+        for i, s in enumerate(peers):
+            while len(sent[i]) < n and len(sent[i]) - got[i] < window:
+                size = rng.randint(1, 1400)
+                # peer, sequence number, then random bytes: a misdelivered or reordered one cannot pass for the right one
+                body = (struct.pack(">BI", i, len(sent[i])) + rng.randbytes(size))[:size]
+                sent[i].append(body)
+                s.sendto(body, ("127.0.0.1", px.port))
+        r, _, _ = select.select(peers, [], [], 5.0)
+        assert r, "no echo within 5 s after %s of %d" % (got, n)
+        for s in r:
+            i = peers.index(s)
+            while True:
+                try:
+                    data, _ = s.recvfrom(65535)
+                except BlockingIOError:
+                    break
+                assert got[i] < n, "peer %d: more echoes than datagrams sent" % i
+                want = sent[i][got[i]]
+                assert data == want, "peer %d datagram %d: %d bytes back (%r...), %d sent" % (
+                    i, got[i], len(data), data[:5], len(want))
+                got[i] += 1
+    assert echo.received == 2 * n + 2, echo.received
+    assert len(echo.peers) == 2  # one session per peer: one connected socket each at the server
+    sizes = [len(b) for b in sent[0] + sent[1]]
+    assert min(sizes) == 1 and max(sizes) == 1400, (min(sizes), max(sizes))
 
 
 @t.test
@@ -228,6 +240,56 @@ def nothing_listening_does_not_end_the_session(ctx):
     assert len(echo.peers) == 1
 
 
+@t.test
+def udp_and_tcp_ports_do_not_mix(ctx):
+    """A UDP session to a TCP port, or a TCP connection to a udp: port, is
+    refused by ptth_server (the relay tells it what the client's tunnel
+    carries): framed datagrams never reach a byte-stream backend, nor a byte
+    stream a UDP backend."""
+    echo = UdpEcho(ctx)
+    tcp = kit.echo_backend(ctx)
+    w = kit.World(ctx, {"dns": "udp:127.0.0.1:%d" % echo.port, "ssh": "127.0.0.1:%d" % tcp.port})
+    upx = w.proxy("ssh", args=["--udp"])
+    s = client(timeout=0.5)
+    s.sendto(b"to a tcp port", ("127.0.0.1", upx.port))
+    m = upx.wait_for(r"event=connect_refused [^\n]*status=502[^\n]*", timeout=10)
+    assert "not a UDP target" in m.group(0), m.group(0)
+    upx.wait_for(r"event=udp_sessions_paused [^\n]*status=502")
+    w.server.wait_for(r"event=backend_failed [^\n]*port=ssh")
+    assert tcp.accepted == 0, tcp.accepted  # the server checked before opening the backend
+    tpx = w.proxy("dns")
+    c = pt.connect(tpx.port)
+    c.sendall(b"\x00\x05hello")
+    pt.wait_closed(c)
+    m = tpx.wait_for(r"event=connect_refused [^\n]*status=502[^\n]*", timeout=10)
+    assert "is a UDP target" in m.group(0), m.group(0)
+    assert echo.received == 0, echo.received
+    assert w.relay.count(r"event=tunnel_end [^\n]*port=ssh[^\n]*reason=backend[^\n]*proto=udp") == 1, w.relay.log()
+    assert w.relay.count(r"event=tunnel_end [^\n]*port=dns[^\n]*reason=backend[^\n]*proto=tcp") == 1, w.relay.log()
+
+
+@t.test
+def a_refused_session_pauses_new_ones(ctx):
+    """The relay refusing a session (here: a port the client may not reach,
+    403) keeps the front from asking again for every datagram of every new
+    peer: one refusal, then a pause during which datagrams are dropped."""
+    echo = UdpEcho(ctx)
+    w = kit.World(ctx, {"echo": "udp:127.0.0.1:%d" % echo.port, "other": "udp:127.0.0.1:%d" % echo.port},
+                  allow=("alice=foo/other",))
+    px = udp_proxy(w)
+    peers = [client(timeout=0.2) for _ in range(20)]
+    peers[0].sendto(b"first", ("127.0.0.1", px.port))
+    px.wait_for(r"event=udp_sessions_paused [^\n]*status=403[^\n]*pause_ms=1000")
+    for s in peers[1:]:
+        s.sendto(b"while paused", ("127.0.0.1", px.port))
+    time.sleep(0.3)
+    assert px.count(r"event=connect_refused") == 1, px.log()
+    time.sleep(1.0)  # the pause is over: the next new peer is asked for again
+    peers[1].sendto(b"after the pause", ("127.0.0.1", px.port))
+    kit.wait_count(px, r"event=connect_refused [^\n]*status=403", 2, timeout=10)
+    assert echo.received == 0
+
+
 def relay_connections(relay_port):
     """Established TCP connections to the relay's port (from both terminators)."""
     r = pt.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % relay_port], timeout=10)
@@ -265,7 +327,10 @@ def many_sessions_at_once(ctx):
     for i, s in enumerate(socks):
         s.sendto(b"again %d" % i, ("127.0.0.1", px.port))
     for i, s in enumerate(socks):
-        assert s.recvfrom(100)[0] == b"again %d" % i
+        data = s.recvfrom(100)[0]
+        while data == b"peer %d" % i:  # the echo of a resent first datagram
+            data = s.recvfrom(100)[0]
+        assert data == b"again %d" % i, (i, data)
     conns = relay_connections(w.relay.port)
     assert w.relay.count(r"event=tunnel_end") == 0, w.relay.log()[-2000:]
     if os.environ.get("PTTH_TEST_DATA_PATH") == "chunks":
