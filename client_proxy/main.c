@@ -177,12 +177,14 @@ static const ptth_option options[] = {
 static const ptth_program program = {
     .name = PROGRAM,
     .version = PTTH_VERSION,
-    .usage = "--relay URL --key-file FILE (--server NAME --port NAME [--listen ADDR:PORT | --stdio] | --forward "
+    .usage = "--relay URL --key-file FILE (--server NAME --port NAME [--listen ADDR:PORT [--udp] | --stdio] | --forward "
              "SPEC... | --socks ADDR:PORT) [OPTIONS]",
-    .summary = "Carries local TCP connections (or stdin/stdout) through a ptth relay to a port of a ptth_server.\n"
-               "Prints 'listening on ADDR:PORT' on stderr for each local port it listens on.",
+    .summary = "Carries local TCP connections (or stdin/stdout, or UDP datagrams) through a ptth relay to a port of a\n"
+               "ptth_server. Prints 'listening on ADDR:PORT' on stderr for each local port it listens on.",
     .epilog = "UDP: --udp --server foo --port dns --listen 127.0.0.1:5353, or --forward udp:5353=foo/dns (ptth_server\n"
-              "--port-map dns=udp:127.0.0.1:53); each peer address is one session, ended after --udp-idle-timeout.\n"
+              "--port-map dns=udp:127.0.0.1:53); each peer address is one session (one tunnel), ended after\n"
+              "--udp-idle-timeout; datagrams keep their boundaries and order; a full queue drops the newest.\n"
+              "  dig @127.0.0.1 -p 5353 example.com\n"
               "SOCKS5 (--socks 127.0.0.1:1080): the destination host is PORT.SERVER (the port number is ignored):\n"
               "  curl --socks5-hostname 127.0.0.1:1080 http://web.foo/   (port web of server foo)\n"
               "  ssh -o ProxyCommand='nc -X 5 -x 127.0.0.1:1080 %h %p' ssh.foo   (netcat-openbsd)\n"

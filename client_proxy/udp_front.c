@@ -230,8 +230,10 @@ on_udp_readable(ptth_watch *w, uint32_t events)
                 continue;
             return;
         }
-        if ((size_t)n > PTTH_DGRAM_MAX)
-            continue; /* cannot be UDP over IPv4 */
+        if ((size_t)n > PTTH_DGRAM_MAX) { /* an IPv6 peer's datagram too big for a frame (and for UDP over IPv4) */
+            f->stats.dropped_up++;
+            continue;
+        }
         usession *s = find(f, &ss, sl);
         if (s == NULL && f->paused_until_ms > ptth_loop_now(f->loop)) {
             f->stats.refused++;

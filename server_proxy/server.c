@@ -424,6 +424,7 @@ start_tunnel(ptth_server *s, const ptth_req *r)
     ptth_open_info info = {
         .client_addr = t->client_addr[0] != '\0' ? t->client_addr : NULL,
         .proxy_protocol = s->p->proxy_protocol,
+        .conn = t->conn,
     };
     char err[256] = "";
     int rc = ptth_transport_open(&t->pe->target, &info, &t->stream, err, sizeof(err));

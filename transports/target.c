@@ -266,7 +266,7 @@ parse_tcp(const char *text, ptth_target *t, char *err, size_t errlen)
             if (strchr(colon + 1, ':') != NULL)
                 return fail(err, errlen,
                             "tcp target '%s': too many ':' (an IPv6 address goes in brackets: [V6]:PORT; other forms "
-                            "are unix:PATH, nvme:DEVICE:PORT[@NODE], cc:SERVICE)",
+                            "are unix:PATH, nvme:DEVICE:PORT[@NODE], cc:SERVICE, udp:HOST:PORT)",
                             text);
             host = text;
             host_len = (size_t)(colon - text);
@@ -299,8 +299,11 @@ parse_udp(const char *text, ptth_target *t, char *err, size_t errlen)
     if (rest[0] != '[' && strchr(rest, ':') == NULL)
         return fail(err, errlen, "udp target '%s': expected udp:HOST:PORT or udp:[V6]:PORT", text);
     char why[256];
-    if (parse_tcp(rest, t, why, sizeof(why)) != 0)
-        return fail(err, errlen, "udp target '%s': %s", text, strncmp(why, "tcp target", 10) == 0 ? why + 4 : why);
+    if (parse_tcp(rest, t, why, sizeof(why)) != 0) {
+        /* parse_tcp says "tcp target 'REST': what"; keep only what */
+        const char *what = strstr(why, "': ");
+        return fail(err, errlen, "udp target '%s': %s", text, what != NULL ? what + 3 : why);
+    }
     t->kind = PTTH_TARGET_UDP;
     return 0;
 }

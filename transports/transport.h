@@ -41,6 +41,7 @@ typedef struct ptth_stream ptth_stream;
 typedef struct ptth_open_info {
     const char *client_addr; /* "ADDR:PORT" of the original client, or NULL */
     int proxy_protocol;      /* send a PROXY v2 header first (TCP), SPEC §5 */
+    const char *conn;        /* the tunnel's id, for the transport's own log lines (udp), or NULL */
 } ptth_open_info;
 
 typedef struct ptth_transport {

@@ -222,7 +222,7 @@ def idle_timeout_ends_the_session(ctx):
 def nothing_listening_does_not_end_the_session(ctx):
     port = pt.free_port()  # a UDP port with nothing bound: the server's socket gets ICMP unreachable
     w = udp_world(ctx, port)
-    px = udp_proxy(w)
+    px = udp_proxy(w, args=["--udp-idle-timeout", "3"])
     s = client(timeout=0.3)
     for i in range(20):
         s.sendto(b"anyone? %d" % i, ("127.0.0.1", px.port))
@@ -238,6 +238,11 @@ def nothing_listening_does_not_end_the_session(ctx):
     assert first_reply(s, px.port, b"now?", timeout=10) == b"now?"
     assert w.relay.count(r"event=tunnel_end") == 0, w.relay.log()
     assert len(echo.peers) == 1
+    # the one session ends by the idle timeout, cleanly; ptth_server counted the unreachables
+    w.relay.wait_for(r"event=tunnel_end [^\n]*reason=fin[^\n]*proto=udp", timeout=15)
+    m = w.server.wait_for(r"event=udp_session_end [^\n]*datagrams_to_backend=(\d+) [^\n]*unreachable=(\d+)")
+    assert int(m.group(1)) >= 2 and int(m.group(2)) >= 1, m.group(0)
+    assert w.relay.count(r"event=tunnel_end") == 1, w.relay.log()
 
 
 @t.test
