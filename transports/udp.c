@@ -32,6 +32,8 @@
 #include "sysutil.h"
 #include "transport.h"
 
+#define SOCKET_BUFFER (1 << 20)
+
 typedef struct udp_stream {
     ptth_stream base;
     ptth_dgram_io io;
@@ -56,6 +58,10 @@ connect_first(udp_stream *s, const struct addrinfo *addrs, char *err, size_t err
             e = errno;
             continue;
         }
+        /* the backend's answers to a burst arrive while the loop may be busy sending it: room for them, best
+         * effort (the kernel caps it at net.core.rmem_max) */
+        int size = SOCKET_BUFFER;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
             e = errno;
             close(fd);
