@@ -22,6 +22,7 @@
 #include "proxy.h"
 #include "relay_client.h"
 #include "socks_front.h"
+#include "udp_front.h"
 #include "sysutil.h"
 
 #define PROGRAM "ptth_proxy"
@@ -44,6 +45,8 @@ typedef struct proxy_config {
     char *data_path;
     char *socks;
     char *socks_auth_file;
+    bool udp;
+    uint64_t udp_idle_timeout;
     char *metrics_listen;
     /* filled in by validate() */
     ptth_socks_users socks_users;
@@ -111,8 +114,13 @@ validate(void *config, ptth_problems *problems)
         ptth_problems_add(problems, "out of memory");
         return;
     }
+    if (c->udp && !direct)
+        ptth_problems_add(problems, "--udp needs --server and --port (a --forward says udp: itself)");
+    if (c->udp && c->stdio)
+        ptth_problems_add(problems, "--udp cannot be combined with --stdio");
     if (direct && c->server != NULL && c->port != NULL) {
         ptth_forward_spec *sp = &c->specs[c->n_specs++];
+        sp->udp = c->udp;
         snprintf(sp->server, sizeof(sp->server), "%s", c->server);
         snprintf(sp->port, sizeof(sp->port), "%s", c->port);
         const char *listen = c->listen != NULL ? c->listen : DEFAULT_LISTEN;
@@ -136,7 +144,9 @@ static const ptth_option options[] = {
      "local address for --server/--port; port 0 lets the system choose (default: " DEFAULT_LISTEN ")", NULL, 0, 0,
      ptth_check_host_port},
     {"forward", PTTH_OPT_LIST, offsetof(proxy_config, forwards), "[ADDR:]LPORT=SERVER/PORT",
-     "listen on ADDR:LPORT (ADDR default 127.0.0.1) and carry connections to SERVER/PORT", NULL, 0, 0, check_forward},
+     "listen on ADDR:LPORT (ADDR default 127.0.0.1) and carry connections to SERVER/PORT; udp:[ADDR:]LPORT=SERVER/PORT "
+     "forwards UDP datagrams",
+     NULL, 0, 0, check_forward},
     {"stdio", PTTH_OPT_FLAG, offsetof(proxy_config, stdio), NULL,
      "carry one connection over stdin/stdout, then exit (ssh ProxyCommand)", NULL, 0, 0, NULL},
     {"key-file", PTTH_OPT_STRING, offsetof(proxy_config, key_file), "FILE", "this client's key (or set PTTH_KEY); mode 0600", NULL,
@@ -151,6 +161,10 @@ static const ptth_option options[] = {
      "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
      "auto: upgrade where the relay and every proxy in between allow it, else chunks",
      "auto", 0, 0, ptth_data_path_check},
+    {"udp", PTTH_OPT_FLAG, offsetof(proxy_config, udp), NULL,
+     "--server/--port/--listen forward UDP: each local peer address is one session (one tunnel)", NULL, 0, 0, NULL},
+    {"udp-idle-timeout", PTTH_OPT_UINT, offsetof(proxy_config, udp_idle_timeout), "SECS",
+     "end a UDP session after this long without a datagram either way", "60", 1, 86400, NULL},
     {"socks", PTTH_OPT_STRING, offsetof(proxy_config, socks), "ADDR:PORT",
      "also a SOCKS5 server here: CONNECT to host PORT.SERVER opens a tunnel to SERVER's port PORT (curl --socks5-hostname, "
      "ssh -o ProxyCommand='nc -X 5 -x ADDR:PORT %h %p')",
@@ -163,11 +177,15 @@ static const ptth_option options[] = {
 static const ptth_program program = {
     .name = PROGRAM,
     .version = PTTH_VERSION,
-    .usage = "--relay URL --key-file FILE (--server NAME --port NAME [--listen ADDR:PORT | --stdio] | --forward "
+    .usage = "--relay URL --key-file FILE (--server NAME --port NAME [--listen ADDR:PORT [--udp] | --stdio] | --forward "
              "SPEC... | --socks ADDR:PORT) [OPTIONS]",
-    .summary = "Carries local TCP connections (or stdin/stdout) through a ptth relay to a port of a ptth_server.\n"
-               "Prints 'listening on ADDR:PORT' on stderr for each local port it listens on.",
-    .epilog = "SOCKS5 (--socks 127.0.0.1:1080): the destination host is PORT.SERVER (the port number is ignored):\n"
+    .summary = "Carries local TCP connections (or stdin/stdout, or UDP datagrams) through a ptth relay to a port of a\n"
+               "ptth_server. Prints 'listening on ADDR:PORT' on stderr for each local port it listens on.",
+    .epilog = "UDP: --udp --server foo --port dns --listen 127.0.0.1:5353, or --forward udp:5353=foo/dns (ptth_server\n"
+              "--port-map dns=udp:127.0.0.1:53); each peer address is one session (one tunnel), ended after\n"
+              "--udp-idle-timeout; datagrams keep their boundaries and order; a full queue drops the newest.\n"
+              "  dig @127.0.0.1 -p 5353 example.com\n"
+              "SOCKS5 (--socks 127.0.0.1:1080): the destination host is PORT.SERVER (the port number is ignored):\n"
               "  curl --socks5-hostname 127.0.0.1:1080 http://web.foo/   (port web of server foo)\n"
               "  ssh -o ProxyCommand='nc -X 5 -x 127.0.0.1:1080 %h %p' ssh.foo   (netcat-openbsd)\n"
               "  browsers: SOCKS v5 proxy 127.0.0.1:1080 with remote DNS, then http://web.foo/\n"
@@ -189,6 +207,8 @@ typedef struct app {
     ptth_loop *loop;
     ptth_proxy *px;
     ptth_socks_front *socks;
+    ptth_udp_front **udp;
+    size_t n_udp;
     int exit_code;
     bool stdio;
     ptth_graceful_stop stop;
@@ -208,6 +228,8 @@ on_signal(int signo, void *data)
             return;
         ptth_log_info("event=stopping signal=%s", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
         ptth_socks_front_shutdown(a->socks);
+        for (size_t i = 0; i < a->n_udp; i++)
+            ptth_udp_front_shutdown(a->udp[i]);
         ptth_proxy_shutdown(a->px, ptth_graceful_stop_drained, &a->stop);
     }
 }
@@ -234,7 +256,7 @@ main(int argc, char **argv)
         ptth_socks_users_free(&cfg.socks_users);
         return pr == PTTH_PARSE_EXIT_OK ? 0 : 2;
     }
-    app a = {.loop = NULL, .px = NULL, .socks = NULL, .exit_code = 1, .stdio = cfg.stdio};
+    app a = {.loop = NULL, .px = NULL, .socks = NULL, .udp = NULL, .n_udp = 0, .exit_code = 1, .stdio = cfg.stdio};
     ptth_raise_nofile_limit();
     if (cfg.insecure)
         ptth_log_warn("event=insecure message=\"--insecure: the relay's certificate is not checked\"");
@@ -296,6 +318,18 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: --socks: %s\n", PROGRAM, err);
         goto out;
     }
+    a.udp = calloc(cfg.n_specs + 1, sizeof(*a.udp));
+    if (a.udp == NULL) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM);
+        goto out;
+    }
+    for (size_t i = 0; i < cfg.n_specs; i++) {
+        if (cfg.specs[i].udp && ptth_udp_front_new(a.loop, px, &cfg.specs[i], (long long)cfg.udp_idle_timeout * 1000,
+                                                   &a.udp[a.n_udp++], err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", PROGRAM, err);
+            goto out;
+        }
+    }
     if (!cfg.stdio)
         a.exit_code = 0; /* a signal is the normal way out */
     rc = ptth_loop_run(a.loop);
@@ -308,6 +342,9 @@ out:
     ptth_metrics_server_free(msrv);
     ptth_proxy_free(px);
     ptth_socks_front_free(a.socks); /* after the proxy: its tunnels may hold the front's sockets */
+    for (size_t i = 0; i < a.n_udp; i++)
+        ptth_udp_front_free(a.udp[i]);
+    free(a.udp);
     ptth_relay_client_free(client);
     ptth_bridge_release_pool();
     ptth_loop_free(a.loop);

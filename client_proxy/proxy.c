@@ -61,23 +61,24 @@ struct ptth_proxy {
     ptth_defer drained;
 };
 
-int
-ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen)
+/* [ADDR:]LPORT=SERVER/PORT from text; messages quote whole (text with its
+ * "udp:" prefix). */
+static int
+parse_forward(const char *text, const char *whole, ptth_forward_spec *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
     const char *eq = strchr(text, '=');
     if (eq == NULL) {
-        snprintf(err, errlen, "bad forward '%s': expected [ADDR:]LPORT=SERVER/PORT", text);
+        snprintf(err, errlen, "bad forward '%s': expected [ADDR:]LPORT=SERVER/PORT", whole);
         return -EINVAL;
     }
     const char *slash = strchr(eq + 1, '/');
     if (slash == NULL) {
-        snprintf(err, errlen, "bad forward '%s': expected SERVER/PORT after '='", text);
+        snprintf(err, errlen, "bad forward '%s': expected SERVER/PORT after '='", whole);
         return -EINVAL;
     }
     size_t slen = (size_t)(slash - (eq + 1));
     if (!ptth_name_valid(eq + 1, slen) || !ptth_name_valid_str(slash + 1)) {
-        snprintf(err, errlen, "bad forward '%s': SERVER and PORT must be 1 to 64 of A-Z a-z 0-9 . _ -", text);
+        snprintf(err, errlen, "bad forward '%s': SERVER and PORT must be 1 to 64 of A-Z a-z 0-9 . _ -", whole);
         return -EINVAL;
     }
     memcpy(out->server, eq + 1, slen);
@@ -87,14 +88,14 @@ ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t e
     char left[300];
     size_t llen = (size_t)(eq - text);
     if (llen == 0 || llen >= sizeof(left)) {
-        snprintf(err, errlen, "bad forward '%s': missing local port before '='", text);
+        snprintf(err, errlen, "bad forward '%s': missing local port before '='", whole);
         return -EINVAL;
     }
     memcpy(left, text, llen);
     left[llen] = '\0';
     if (strchr(left, ':') != NULL) {
         if (ptth_split_host_port(left, out->bind_host, sizeof(out->bind_host), &out->bind_port, true) != 0) {
-            snprintf(err, errlen, "bad forward '%s': bad local address '%s'", text, left);
+            snprintf(err, errlen, "bad forward '%s': bad local address '%s'", whole, left);
             return -EINVAL;
         }
         return 0;
@@ -103,12 +104,20 @@ ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t e
     errno = 0;
     unsigned long port = strtoul(left, &end, 10);
     if (*end != '\0' || errno != 0 || port > 65535 || left[0] < '0' || left[0] > '9') {
-        snprintf(err, errlen, "bad forward '%s': bad local port '%s'", text, left);
+        snprintf(err, errlen, "bad forward '%s': bad local port '%s'", whole, left);
         return -EINVAL;
     }
     snprintf(out->bind_host, sizeof(out->bind_host), "127.0.0.1");
     out->bind_port = (uint16_t)port;
     return 0;
+}
+
+int
+ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->udp = strncmp(text, "udp:", 4) == 0;
+    return parse_forward(out->udp ? text + 4 : text, text, out, err, errlen);
 }
 
 /* ---- tunnels ---- */
@@ -223,6 +232,7 @@ open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, c
         .data_path = px->p->data_path,
         .on_end = on_tunnel_end,
         .on_established = on_tunnel_established,
+        .stream_header = t->hooks.stream_header,
         .data = t,
     };
     t->bridge = ptth_bridge_new(&bc, local);
@@ -456,6 +466,8 @@ ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_para
     } else {
         for (size_t i = 0; i < px->n_forwards && rc == 0; i++) {
             forward *fw = &px->forwards[i];
+            if (fw->spec->udp)
+                continue;
             rc = bind_forward(fw, err, errlen);
             if (rc == 0)
                 rc = ptth_watch_start(loop, &fw->watch, fw->lfd, EPOLLIN, on_accept, fw);

@@ -31,10 +31,11 @@ typedef struct ptth_forward_spec {
     uint16_t bind_port;  /* 0: the kernel chooses */
     char server[PTTH_NAME_MAX + 1];
     char port[PTTH_NAME_MAX + 1];
+    bool udp; /* "udp:" prefix (or --udp): a UDP forward, served by udp_front.h, not bound here */
 } ptth_forward_spec;
 
-/* Parses "[ADDR:]LPORT=SERVER/PORT" (ADDR may be [V6]). 0, or -EINVAL with the
- * reason in err. */
+/* Parses "[udp:][ADDR:]LPORT=SERVER/PORT" (ADDR may be [V6]). 0, or -EINVAL
+ * with the reason in err. */
 int ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t errlen);
 
 typedef struct ptth_proxy_params {
@@ -51,7 +52,7 @@ typedef struct ptth_proxy_params {
 
 typedef struct ptth_proxy ptth_proxy;
 
-/* Binds every forward and prints "listening on ADDR:PORT" for each on stderr,
+/* Binds every TCP forward (UDP ones are left to udp_front.h) and prints "listening on ADDR:PORT" for each on stderr,
  * or starts the stdio tunnel. params must outlive the proxy. 0, or a negative
  * errno with err saying which address failed. */
 int ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_params *params, ptth_proxy **out, char *err,
@@ -68,6 +69,7 @@ typedef struct ptth_proxy_tunnel_hooks {
     void (*on_established)(ptth_bridge *b, void *data);
     void (*on_end)(const ptth_bridge_result *res, void *data);
     void *data;
+    const char *stream_header; /* optional header of the connect ("PTTH-Proto: udp") */
 } ptth_proxy_tunnel_hooks;
 
 /* Opens one tunnel to SERVER/PORT for a local end a front accepted; takes

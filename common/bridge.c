@@ -231,6 +231,10 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     b->client = cfg->client;
     b->on_end = cfg->on_end;
     b->on_established = cfg->on_established;
+    if (cfg->stream_header != NULL) {
+        snprintf(b->stream_header, sizeof(b->stream_header), "%s", cfg->stream_header);
+        b->stream_headers[0] = b->stream_header;
+    }
     b->data = cfg->data;
     snprintf(b->server, sizeof(b->server), "%s", cfg->server);
     snprintf(b->chunk_kind, sizeof(b->chunk_kind), "%s", cfg->chunk_kind);
@@ -767,7 +771,7 @@ ptth_bridge_start_chunks(ptth_bridge *b)
     b->stream.ops = &stream_ops;
     b->stream.data = b;
     b->stream.timeout_ms = 0;
-    return ptth_req_start(b->client, &b->stream, PTTH_REQ_STREAM, b->stream_path, NULL, NULL, 0);
+    return ptth_req_start(b->client, &b->stream, PTTH_REQ_STREAM, b->stream_path, b->stream_headers, NULL, 0);
 }
 
 int

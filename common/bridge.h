@@ -84,6 +84,13 @@ typedef struct ptth_local_end {
  * 0 or -ENOMEM; the descriptors are not closed on failure. */
 int ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd);
 
+/* A local end over a datagram socket (ptth_proxy's UDP sessions), framing
+ * each datagram as dgram.h says; shutdown_write ends reading (a datagram
+ * session has no half-close); close closes fd and adds the session's
+ * counters to *stats (NULL: none). 0 or -ENOMEM (fd not closed then). */
+struct ptth_dgram_stats;
+int ptth_local_end_dgram(ptth_local_end *end, int fd, struct ptth_dgram_stats *stats);
+
 typedef struct ptth_bridge ptth_bridge;
 
 typedef struct ptth_bridge_result {
@@ -115,6 +122,9 @@ typedef struct ptth_bridge_config {
      * can answer its client first. May run inside libcurl: it must only
      * write to the local end, never end or free the bridge. */
     void (*on_established)(ptth_bridge *b, void *data);
+    /* optional: one more "Name: value" header on the framed-stream request
+     * (ptth_proxy's UDP sessions send "PTTH-Proto: udp"); copied */
+    const char *stream_header;
     void *data;
 } ptth_bridge_config;
 

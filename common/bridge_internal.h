@@ -72,6 +72,8 @@ struct ptth_bridge {
     ptth_relay_client *client;
     ptth_bridge_end_cb on_end;
     void (*on_established)(ptth_bridge *b, void *data);
+    char stream_header[64];
+    const char *stream_headers[2]; /* {stream_header or NULL, NULL} */
     void *data;
     char server[PTTH_REQ_FIELD_MAX];
     char chunk_kind[16];

@@ -86,7 +86,7 @@ ptth_bridge_leg_start(ptth_bridge *b)
 {
     memset(&b->leg, 0, sizeof(b->leg));
     b->path = PATH_HYBRID; /* until the answer says more */
-    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, NULL, 0, &leg_ops, b);
+    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, b->stream_headers, 0, &leg_ops, b);
     if (rc == 0)
         b->leg_open = true;
     return rc;

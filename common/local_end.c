@@ -3,11 +3,13 @@
  * plain descriptors (an accepted socket, stdin/stdout, a backend socket).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "bridge.h"
+#include "dgram.h"
 
 struct fd_pair {
     int rfd, wfd;
@@ -90,5 +92,67 @@ ptth_local_end_fds(ptth_local_end *end, int read_fd, int write_fd)
     end->ctx = p;
     end->read_fd = read_fd;
     end->write_fd = write_fd;
+    return 0;
+}
+
+/* ---- a datagram socket (dgram.h) as a tunnel's local end ---- */
+
+struct dgram_end {
+    ptth_dgram_io io;
+    ptth_dgram_stats *stats;
+};
+
+static ssize_t
+de_read(void *ctx, void *buf, size_t len)
+{
+    return ptth_dgram_io_read(&((struct dgram_end *)ctx)->io, buf, len);
+}
+
+static ssize_t
+de_write(void *ctx, const void *buf, size_t len)
+{
+    return ptth_dgram_io_write(&((struct dgram_end *)ctx)->io, buf, len);
+}
+
+static int
+de_shutdown_write(void *ctx)
+{
+    return ptth_dgram_io_finish(&((struct dgram_end *)ctx)->io);
+}
+
+static void
+de_close(void *ctx)
+{
+    struct dgram_end *e = ctx;
+    if (e->stats != NULL) {
+        e->stats->datagrams_in += e->io.stats.datagrams_in;
+        e->stats->datagrams_out += e->io.stats.datagrams_out;
+        e->stats->dropped += e->io.stats.dropped;
+        e->stats->unreachable += e->io.stats.unreachable;
+    }
+    close(e->io.fd);
+    ptth_dgram_io_dispose(&e->io);
+    free(e);
+}
+
+static const ptth_local_ops dgram_ops = {
+    .read = de_read,
+    .write = de_write,
+    .shutdown_write = de_shutdown_write,
+    .close = de_close,
+};
+
+int
+ptth_local_end_dgram(ptth_local_end *end, int fd, ptth_dgram_stats *stats)
+{
+    struct dgram_end *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    ptth_dgram_io_init(&e->io, fd);
+    e->stats = stats;
+    end->ops = &dgram_ops;
+    end->ctx = e;
+    end->read_fd = fd;
+    end->write_fd = fd;
     return 0;
 }

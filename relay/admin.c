@@ -441,6 +441,7 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
         json_str(b, t->id);
         json_kv(b, "server", t->server);
         json_kv(b, "port", t->port);
+        json_kv(b, "proto", ptth_tunnel_proto_name(t->proto));
         json_kv(b, "client", t->client);
         json_kv(b, "addr", t->addr);
         json_kv(b, "state", ptth_tunnel_phase_name(ptth_tunnel_phase(t)));

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "admin.h"
@@ -95,10 +96,17 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply(req, 404, msg);
         return;
     }
+    size_t plen = 0; /* PTTH-Proto: absent or tcp: a byte stream; udp: a datagram session (docs/protocol.md) */
+    const char *proto = ptth_req_header(req, "ptth-proto", &plen);
+    bool udp = proto != NULL && plen == 3 && strncasecmp(proto, "udp", 3) == 0;
+    if (proto != NULL && !udp && !(plen == 3 && strncasecmp(proto, "tcp", 3) == 0)) {
+        ptth_reply(req, 400, "bad PTTH-Proto: expected tcp or udp\n");
+        return;
+    }
     char addr[PTTH_ADDR_STRLEN];
     ptth_guard_client_addr(relay, req, addr, sizeof(addr));
     ptth_tunnel_connect(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, route->port.base, route->port.len,
-                        c->client->name, addr, ptth_joint_wanted(req));
+                        c->client->name, addr, ptth_joint_wanted(req), udp ? PTTH_PROTO_UDP : PTTH_PROTO_TCP);
 }
 
 /* A chunk request's fields for the core. */

@@ -148,9 +148,15 @@ on_connect_gone(ptth_held *h)
     ptth_tunnel_end(t, PTTH_END_RST, "client went away before the tunnel opened");
 }
 
+const char *
+ptth_tunnel_proto_name(ptth_tunnel_proto p)
+{
+    return p == PTTH_PROTO_UDP ? "udp" : "tcp";
+}
+
 static ptth_tunnel *
 tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t port_len, const char *client, const char *addr,
-           bool wants_upgrade)
+           bool wants_upgrade, ptth_tunnel_proto proto)
 {
     ptth_tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -178,6 +184,7 @@ tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t
             break;
     }
     t->connect_wants_upgrade = wants_upgrade;
+    t->proto = proto;
     t->connect = ptth_core_hold(core, rq, sizeof(ptth_held), on_connect_gone, t);
     srv->ntunnels++;
     core->ntunnels++;
@@ -199,6 +206,7 @@ match(ptth_tunnel *t, ptth_rq *listen)
     ptth_core_header(core, listen, "ptth-port", t->port);
     ptth_core_header(core, listen, "ptth-client-addr", t->addr);
     ptth_core_header(core, listen, "ptth-client", t->client);
+    ptth_core_header(core, listen, "ptth-proto", ptth_tunnel_proto_name(t->proto));
     ptth_core_max_chunk(core, listen);
     ptth_core_reply(core, listen, 200, 0, NULL);
 }
@@ -242,7 +250,7 @@ ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
 
 ptth_tunnel *
 ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *port, size_t port_len,
-                    const char *client, const char *addr, bool wants_upgrade)
+                    const char *client, const char *addr, bool wants_upgrade, ptth_tunnel_proto proto)
 {
     char msg[256];
     ptth_srv *srv = ptth_srv_get(core, server, server_len);
@@ -264,7 +272,7 @@ ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t ser
         ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
         return NULL;
     }
-    ptth_tunnel *t = tunnel_new(core, srv, rq, port, port_len, client, addr, wants_upgrade);
+    ptth_tunnel *t = tunnel_new(core, srv, rq, port, port_len, client, addr, wants_upgrade, proto);
     if (t == NULL) {
         ptth_core_reply(core, rq, 500, 0, "cannot create a tunnel\n");
         return NULL;
@@ -690,9 +698,10 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 
     char quoted[PTTH_FRAME_REASON_MAX + 16];
     ptth_log_info("event=tunnel_end id=%s server=%s port=%s client=%s addr=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
-                  " duration_ms=%lld reason=%s detail=%s path=%s",
+                  " duration_ms=%lld reason=%s detail=%s path=%s proto=%s",
                   t->id, t->server, t->port, t->client, t->addr, t->up.bytes, t->down.bytes, ptth_now_ms() - t->started_ms,
-                  ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""), path);
+                  ptth_end_reason_name(reason), ptth_log_quote(quoted, sizeof(quoted), rst_text != NULL ? rst_text : ""), path,
+                  ptth_tunnel_proto_name(t->proto));
 
     core->stats.tunnels_ended[reason]++;
     if (core->on_end != NULL)

@@ -79,6 +79,18 @@ const char *ptth_tunnel_state_name(ptth_tunnel_state s);
 unsigned ptth_tunnel_phase(const ptth_tunnel *t);
 const char *ptth_tunnel_phase_name(unsigned phase);
 
+/* What a tunnel carries (the connect's PTTH-Proto, docs/protocol.md): a
+ * byte stream, or a UDP session (datagrams framed by the terminators). The
+ * relay treats both alike; it tells the server on the listen answer and
+ * logs it (tunnel_end proto=). */
+typedef enum ptth_tunnel_proto {
+    PTTH_PROTO_TCP = 0,
+    PTTH_PROTO_UDP,
+} ptth_tunnel_proto;
+
+/* "tcp", "udp" */
+const char *ptth_tunnel_proto_name(ptth_tunnel_proto p);
+
 typedef enum ptth_fin_state {
     PTTH_FIN_NONE = 0,
     PTTH_FIN_HELD,    /* a FIN chunk arrived: fin_seq is valid */
@@ -118,6 +130,7 @@ struct ptth_tunnel {
     const char *broken_text;  /* BROKEN: which stream broke */
     long long started_ms;
     bool connect_wants_upgrade; /* the connect asked for the upgraded path */
+    ptth_tunnel_proto proto;
     ptth_join *joint;           /* JOINED */
 };
 
@@ -144,7 +157,8 @@ void ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t
  * made); otherwise the tunnel exists, holds rq, and is given to the oldest
  * listen or queued for the next one. NULL when rq was answered. */
 ptth_tunnel *ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *port,
-                                 size_t port_len, const char *client, const char *addr, bool wants_upgrade);
+                                 size_t port_len, const char *client, const char *addr, bool wants_upgrade,
+                                 ptth_tunnel_proto proto);
 
 ptth_tunnel *ptth_tunnel_find(ptth_core *core, const char *id, size_t len);
 

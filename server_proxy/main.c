@@ -134,8 +134,8 @@ static const ptth_option options[] = {
     {"key-file", PTTH_OPT_STRING, offsetof(server_config, key_file), "FILE", "this server's key (or set PTTH_KEY); mode 0600", NULL,
      0, 0, NULL},
     {"port-map", PTTH_OPT_LIST, offsetof(server_config, port_maps), "NAME=TARGET",
-     "offer port NAME; TARGET is PORT, HOST:PORT, [V6]:PORT, unix:PATH, nvme:DEVICE:PORT[@NODE] or "
-     "cc:SERVICE",
+     "offer port NAME; TARGET is PORT, HOST:PORT, [V6]:PORT, unix:PATH, nvme:DEVICE:PORT[@NODE], "
+     "cc:SERVICE or udp:HOST:PORT (UDP datagrams, for ptth_proxy --udp)",
      NULL, 0, 0, check_port_map},
     {"listens", PTTH_OPT_UINT, offsetof(server_config, listens), "N", "listen requests kept outstanding at the relay", "4", 1, 64,
      NULL},
@@ -144,7 +144,7 @@ static const ptth_option options[] = {
      NULL, 0, 0, NULL},
     PTTH_HTTP_PROXY_OPTIONS(server_config, http_proxy, http_proxy_user_file, http_proxy_ca_file),
     {"proxy-protocol", PTTH_OPT_FLAG, offsetof(server_config, proxy_protocol), NULL,
-     "send a PROXY protocol v2 header with the client's address to TCP backends", NULL, 0, 0, NULL},
+     "send a PROXY protocol v2 header with the client's address to TCP backends (not udp:)", NULL, 0, 0, NULL},
     {"max-chunk", PTTH_OPT_UINT, offsetof(server_config, max_chunk), "BYTES",
      "largest downstream chunk; at most the relay's --max-chunk", "262144", 1024, 16777215, NULL},
     {"data-path", PTTH_OPT_STRING, offsetof(server_config, data_path), "auto|upgrade|chunks",

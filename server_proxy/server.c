@@ -411,9 +411,20 @@ start_tunnel(ptth_server *s, const ptth_req *r)
         reject(t, "unknown port");
         return;
     }
+    /* what the client's tunnel carries, as the relay says (PTTH-Proto; older relays do not): a UDP session
+     * (datagrams framed, docs/protocol.md) only makes sense to a udp: target, a byte stream only to the others */
+    bool udp_target = t->pe->target.kind == PTTH_TARGET_UDP;
+    if (r->proto[0] != '\0' && (strcmp(r->proto, "udp") == 0) != udp_target) {
+        char why[160];
+        snprintf(why, sizeof(why), "port %s is %s: the client's tunnel is %s", t->port,
+                 udp_target ? "a UDP target" : "not a UDP target", udp_target ? "a byte stream" : "a UDP session");
+        reject(t, why);
+        return;
+    }
     ptth_open_info info = {
         .client_addr = t->client_addr[0] != '\0' ? t->client_addr : NULL,
         .proxy_protocol = s->p->proxy_protocol,
+        .conn = t->conn,
     };
     char err[256] = "";
     int rc = ptth_transport_open(&t->pe->target, &info, &t->stream, err, sizeof(err));

@@ -257,7 +257,7 @@ parse_tcp(const char *text, ptth_target *t, char *err, size_t errlen)
             if (!parse_port(text, strlen(text), &p))
                 return fail(err, errlen,
                             "target '%s': not a port number in 1..65535, nor HOST:PORT, [V6]:PORT, unix:PATH, "
-                            "nvme:DEVICE:PORT[@NODE] or cc:SERVICE",
+                            "nvme:DEVICE:PORT[@NODE], cc:SERVICE or udp:HOST:PORT",
                             text);
             host = "127.0.0.1";
             host_len = strlen(host);
@@ -266,7 +266,7 @@ parse_tcp(const char *text, ptth_target *t, char *err, size_t errlen)
             if (strchr(colon + 1, ':') != NULL)
                 return fail(err, errlen,
                             "tcp target '%s': too many ':' (an IPv6 address goes in brackets: [V6]:PORT; other forms "
-                            "are unix:PATH, nvme:DEVICE:PORT[@NODE], cc:SERVICE)",
+                            "are unix:PATH, nvme:DEVICE:PORT[@NODE], cc:SERVICE, udp:HOST:PORT)",
                             text);
             host = text;
             host_len = (size_t)(colon - text);
@@ -288,6 +288,23 @@ parse_tcp(const char *text, ptth_target *t, char *err, size_t errlen)
     t->host[host_len] = '\0';
     t->port = p;
     snprintf(t->port_text, sizeof(t->port_text), "%u", (unsigned)p);
+    return 0;
+}
+
+/* udp:HOST:PORT or udp:[V6]:PORT: the TCP forms, without the bare PORT */
+static int
+parse_udp(const char *text, ptth_target *t, char *err, size_t errlen)
+{
+    const char *rest = text + strlen("udp:");
+    if (rest[0] != '[' && strchr(rest, ':') == NULL)
+        return fail(err, errlen, "udp target '%s': expected udp:HOST:PORT or udp:[V6]:PORT", text);
+    char why[256];
+    if (parse_tcp(rest, t, why, sizeof(why)) != 0) {
+        /* parse_tcp says "tcp target 'REST': what"; keep only what */
+        const char *what = strstr(why, "': ");
+        return fail(err, errlen, "udp target '%s': %s", text, what != NULL ? what + 3 : why);
+    }
+    t->kind = PTTH_TARGET_UDP;
     return 0;
 }
 
@@ -314,6 +331,8 @@ ptth_target_parse(const char *text, ptth_target *out, char *err, size_t errlen)
         r = parse_nvme(text, &t, err, errlen);
     else if (has_prefix(text, "cc:"))
         r = parse_cc(text, &t, err, errlen);
+    else if (has_prefix(text, "udp:"))
+        r = parse_udp(text, &t, err, errlen);
     else
         r = parse_tcp(text, &t, err, errlen);
     if (r == 0)

@@ -7,6 +7,7 @@
  *   nvme:DEVICE:PORT[@NODE]  NVMe CSD relay to NODE:PORT (NODE default 127.0.0.1)
  *   cc:SERVICE               DPU comm channel, UNIX SOCK_SEQPACKET carrier
  *   cc:vsock:CID:PORT        DPU comm channel, AF_VSOCK carrier
+ *   udp:HOST:PORT, udp:[V6]:PORT  UDP datagrams (a connected UDP socket; SPEC §9.4)
  *
  * Parsing is pure (no file system or network access); ptth_target_check()
  * does the start-up checks that look at the machine.
@@ -22,6 +23,7 @@ typedef enum ptth_target_kind {
     PTTH_TARGET_UNIX,
     PTTH_TARGET_NVME,
     PTTH_TARGET_CC,
+    PTTH_TARGET_UDP, /* host and port as for TCP */
 } ptth_target_kind;
 
 typedef enum ptth_cc_carrier_kind {
@@ -36,7 +38,7 @@ typedef enum ptth_cc_carrier_kind {
 typedef struct ptth_target {
     ptth_target_kind kind;
     char text[PTTH_TARGET_TEXT_MAX]; /* as written, for logs */
-    /* TCP: host and port. NVMe: node in host, port in port_text. */
+    /* TCP, UDP: host and port. NVMe: node in host, port in port_text. */
     char host[PTTH_TARGET_HOST_MAX];
     uint16_t port;
     char port_text[8];

@@ -3,9 +3,9 @@
  *
  * Opening never blocks the caller's event loop:
  *   - a numeric address is connected at once (non-blocking connect);
- *   - a host name is resolved by getaddrinfo() in a short-lived thread, and
- *     while it runs the stream's fd is one end of a socketpair that becomes
- *     readable when the answer is there;
+ *   - a host name is resolved by getaddrinfo() in a short-lived thread
+ *     (resolve.h), and while it runs the stream's fd is the descriptor that
+ *     becomes readable when the answer is there;
  *   - each resolved address is tried in turn; finish_open() reads SO_ERROR
  *     and moves on to the next address on failure.
  * Whenever the fd changes, the new one is created before the old one is
@@ -15,9 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,22 +25,10 @@
 #include <unistd.h>
 
 #include "proxyproto.h"
+#include "resolve.h"
 #include "sockstream.h"
 #include "sysutil.h"
 #include "transport.h"
-
-/* Shared between the stream and its resolver thread; freed by whichever
- * drops the last reference. The thread owns notify_fd (its end of the
- * socketpair). */
-typedef struct resolve_job {
-    atomic_int refs;
-    char host[PTTH_TARGET_HOST_MAX];
-    char port[8];
-    int gai_rc;
-    struct addrinfo *res;
-    int notify_fd;
-    atomic_bool done; /* gai_rc and res are set */
-} resolve_job;
 
 typedef enum tcp_state {
     TCP_RESOLVING,
@@ -59,44 +45,12 @@ typedef struct tcp_stream {
     int proxy_protocol;
     int have_client;
     struct sockaddr_storage client;
-    resolve_job *job;
+    ptth_resolve *job;
     struct addrinfo *addrs, *next;
     char cur_addr[64]; /* address being connected, for messages */
     int last_err;
     char last_addr[64];
 } tcp_stream;
-
-static void
-job_release(resolve_job *job)
-{
-    if (atomic_fetch_sub(&job->refs, 1) == 1) {
-        if (job->res != NULL)
-            freeaddrinfo(job->res);
-        if (job->notify_fd >= 0)
-            close(job->notify_fd);
-        free(job);
-    }
-}
-
-static void *
-resolve_main(void *arg)
-{
-    resolve_job *job = arg;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
-    job->gai_rc = getaddrinfo(job->host, job->port, &hints, &job->res);
-    atomic_store(&job->done, true);
-    char one = 1;
-    /* The stream may be gone; then this fails with EPIPE, which is fine. */
-    (void)!send(job->notify_fd, &one, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    close(job->notify_fd);
-    job->notify_fd = -1;
-    job_release(job);
-    return NULL;
-}
 
 static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -210,35 +164,12 @@ discard(tcp_stream *s, int r)
 static int
 start_resolve(tcp_stream *s, char *err, size_t errlen)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return set_err(err, errlen, -errno, "resolve '%s': socketpair: %s", s->host, strerror(errno));
-    resolve_job *job = calloc(1, sizeof(*job));
-    if (job == NULL) {
-        close(sv[0]);
-        close(sv[1]);
-        return set_err(err, errlen, -ENOMEM, "resolve '%s': out of memory", s->host);
-    }
-    atomic_init(&job->refs, 2);
-    snprintf(job->host, sizeof(job->host), "%s", s->host);
-    snprintf(job->port, sizeof(job->port), "%s", s->port);
-    job->notify_fd = sv[1];
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int rc = pthread_create(&th, &attr, resolve_main, job);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        close(sv[0]);
-        close(sv[1]);
-        free(job);
-        return set_err(err, errlen, -rc, "resolve '%s': cannot start a thread: %s", s->host, strerror(rc));
-    }
-    (void)ptth_set_nonblocking(sv[0]);
-    s->job = job;
+    int fd;
+    int rc = ptth_resolve_start(s->host, s->port, SOCK_STREAM, &s->job, &fd, err, errlen);
+    if (rc != 0)
+        return rc;
     s->state = TCP_RESOLVING;
-    s->base.fd = sv[0];
+    s->base.fd = fd;
     s->base.open_events = EPOLLIN;
     return 0;
 }
@@ -293,18 +224,11 @@ tcp_finish_open(ptth_stream *base, char *err, size_t errlen)
         err[0] = '\0';
     switch (s->state) {
     case TCP_RESOLVING: {
-        char c;
-        (void)!recv(s->base.fd, &c, 1, MSG_DONTWAIT); /* drain the wake-up */
-        resolve_job *job = s->job;
-        if (!atomic_load(&job->done))
+        int rc;
+        if (!ptth_resolve_take(s->job, s->base.fd, &rc, &s->addrs))
             return -EINPROGRESS;
+        ptth_resolve_release(s->job);
         s->job = NULL;
-        int rc = job->gai_rc;
-        if (rc == 0) {
-            s->addrs = job->res;
-            job->res = NULL;
-        }
-        job_release(job);
         if (rc != 0) {
             s->state = TCP_FAILED;
             swap_fd(s, -1);
@@ -372,8 +296,7 @@ static void
 tcp_close(ptth_stream *base)
 {
     tcp_stream *s = (tcp_stream *)base;
-    if (s->job != NULL)
-        job_release(s->job);
+    ptth_resolve_release(s->job);
     if (s->addrs != NULL)
         freeaddrinfo(s->addrs);
     if (s->base.fd >= 0)

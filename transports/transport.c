@@ -25,6 +25,8 @@ ptth_transport_for(const ptth_target *target)
         return &ptth_transport_nvme;
     case PTTH_TARGET_CC:
         return &ptth_transport_cc;
+    case PTTH_TARGET_UDP:
+        return &ptth_transport_udp;
     case PTTH_TARGET_TCP:
     default:
         return &ptth_transport_tcp;

@@ -41,10 +41,11 @@ typedef struct ptth_stream ptth_stream;
 typedef struct ptth_open_info {
     const char *client_addr; /* "ADDR:PORT" of the original client, or NULL */
     int proxy_protocol;      /* send a PROXY v2 header first (TCP), SPEC §5 */
+    const char *conn;        /* the tunnel's id, for the transport's own log lines (udp), or NULL */
 } ptth_open_info;
 
 typedef struct ptth_transport {
-    const char *name; /* "tcp", "unix", "nvme", "cc" */
+    const char *name; /* "tcp", "unix", "nvme", "cc", "udp" */
     int (*open)(const ptth_target *target, const ptth_open_info *info, ptth_stream **out, char *err, size_t errlen);
     int (*finish_open)(ptth_stream *s, char *err, size_t errlen);
     ssize_t (*read)(ptth_stream *s, void *buf, size_t len);
@@ -111,5 +112,6 @@ extern const ptth_transport ptth_transport_tcp;
 extern const ptth_transport ptth_transport_unix;
 extern const ptth_transport ptth_transport_nvme;
 extern const ptth_transport ptth_transport_cc;
+extern const ptth_transport ptth_transport_udp;
 
 #endif

@@ -94,9 +94,10 @@ check_well_formed(const ptth_target *t, const char *text)
     char port[8];
     switch (t->kind) {
     case PTTH_TARGET_TCP:
+    case PTTH_TARGET_UDP:
     case PTTH_TARGET_NVME:
         if (t->port == 0 || t->host[0] == '\0')
-            fail("TCP/NVMe target without a port or host", text);
+            fail("TCP/UDP/NVMe target without a port or host", text);
         snprintf(port, sizeof(port), "%u", (unsigned)t->port);
         if (strcmp(port, t->port_text) != 0)
             fail("port_text does not match port", text);
@@ -128,6 +129,9 @@ canonical(const ptth_target *t, char *out, size_t cap)
     switch (t->kind) {
     case PTTH_TARGET_TCP:
         snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", t->host, (unsigned)t->port);
+        break;
+    case PTTH_TARGET_UDP:
+        snprintf(out, cap, v6 ? "udp:[%s]:%u" : "udp:%s:%u", t->host, (unsigned)t->port);
         break;
     case PTTH_TARGET_UNIX:
         snprintf(out, cap, "unix:%s", t->path);

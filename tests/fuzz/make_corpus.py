@@ -506,6 +506,27 @@ def socks5_seeds():
     }
 
 
+# ---- dgram: [split seed] then a UDP session's stream (2-byte length, payload) ----
+
+def dgram_frame(payload):
+    return struct.pack(">H", len(payload)) + payload
+
+
+@target
+def dgram_seeds():
+    return {
+        "one": b"\x00" + dgram_frame(b"hello"),
+        "several": b"\x07" + dgram_frame(b"a") + dgram_frame(b"") + dgram_frame(b"dns query" * 3) + dgram_frame(b"z"),
+        "empty_only": b"\x03" + dgram_frame(b"") * 8,
+        "cut_at_the_end": b"\x11" + dgram_frame(b"whole") + dgram_frame(b"cut in the middle")[:7],
+        "length_only": b"\x02\x00",
+        "too_long": b"\x05" + dgram_frame(b"before") + b"\xff\xe4" + b"x" * 10,
+        "max_length_header": b"\x09" + b"\xff\xe3" + b"y" * 300,  # 65507: valid, the payload never completes
+        "big": b"\x21" + dgram_frame(bytes(range(256)) * 8) + dgram_frame(b"after"),
+        "dns": b"\x13" + dgram_frame(bytes.fromhex("1a2b01000001000000000000076578616d706c6503636f6d0000010001")),
+    }
+
+
 # ---- metrics_req: [split seed] then what a scraper sends --metrics-listen ----
 
 @target

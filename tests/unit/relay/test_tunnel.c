@@ -55,10 +55,29 @@ START_TEST(connect_waits_for_a_listen_then_matches)
     ck_assert_str_eq(hdr(l, "ptth-client-addr"), "192.0.2.1:4242");
     ck_assert_str_eq(hdr(l, "ptth-client"), "alice");
     ck_assert_str_eq(hdr(l, "ptth-max-chunk"), "1000");
+    ck_assert_str_eq(hdr(l, "ptth-proto"), "tcp");
     ck_assert_int_eq(t->state, PTTH_TUNNEL_AWAIT_ACCEPT);
     ck_assert_int_eq(ptth_tunnel_phase(t), 1);
     ck_assert_int_eq(armed_of(PTTH_TIMER_CONNECT), 1);
     ck_assert_int_eq(c->status, 0);
+}
+END_TEST
+
+/* A UDP session is a tunnel like any other; the server learns what it
+ * carries from the listen answer. */
+START_TEST(udp_session_is_told_to_the_server)
+{
+    ptth_rq *l = listen_on("foo", "dns");
+    ptth_rq *c = rq_new();
+    ptth_tunnel *t = ptth_tunnel_connect(&core, c, "foo", 3, "dns", 3, "alice", "192.0.2.1:4242", false, PTTH_PROTO_UDP);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->proto, PTTH_PROTO_UDP);
+    ck_assert_int_eq(l->status, 200);
+    ck_assert_str_eq(hdr(l, "ptth-proto"), "udp");
+    ck_assert_str_eq(hdr(l, "ptth-port"), "dns");
+    ck_assert_str_eq(ptth_tunnel_proto_name(PTTH_PROTO_UDP), "udp");
+    ck_assert_str_eq(ptth_tunnel_proto_name(PTTH_PROTO_TCP), "tcp");
+    ck_assert_uint_eq(ptth_srv_get(&core, "foo", 3)->ntunnels, 1); /* counted against the limits as a tunnel */
 }
 END_TEST
 
@@ -338,6 +357,7 @@ ptth_test_suite(void)
     tcase_add_checked_fixture(tc, tunnel_fake_setup, tunnel_fake_teardown);
     tcase_add_test(tc, transitions_are_the_diagrams);
     tcase_add_test(tc, connect_waits_for_a_listen_then_matches);
+    tcase_add_test(tc, udp_session_is_told_to_the_server);
     tcase_add_test(tc, held_listen_is_given_to_the_connect);
     tcase_add_test(tc, waiting_connects_are_matched_oldest_first);
     tcase_add_test(tc, held_listen_whose_peer_closed_is_skipped);

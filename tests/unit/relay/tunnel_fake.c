@@ -360,7 +360,8 @@ connect_to(const char *server, const char *port, ptth_rq **out, bool upgrade)
 {
     ptth_rq *r = rq_new();
     *out = r;
-    return ptth_tunnel_connect(&core, r, server, strlen(server), port, strlen(port), "alice", "192.0.2.1:4242", upgrade);
+    return ptth_tunnel_connect(&core, r, server, strlen(server), port, strlen(port), "alice", "192.0.2.1:4242", upgrade,
+                               PTTH_PROTO_TCP);
 }
 
 /* listen, connect, accept: an OPEN tunnel on the chunked path. */

@@ -141,6 +141,22 @@ START_TEST(forward_specs)
     ck_assert_int_eq(ptth_forward_parse("[::1]:5432=db/pg", &f, err, sizeof(err)), 0);
     ck_assert_str_eq(f.bind_host, "::1");
     ck_assert_int_eq(f.bind_port, 5432);
+    ck_assert(!f.udp);
+    ck_assert_int_eq(ptth_forward_parse("udp:5353=foo/dns", &f, err, sizeof(err)), 0);
+    ck_assert(f.udp);
+    ck_assert_str_eq(f.bind_host, "127.0.0.1");
+    ck_assert_int_eq(f.bind_port, 5353);
+    ck_assert_str_eq(f.server, "foo");
+    ck_assert_str_eq(f.port, "dns");
+    ck_assert_int_eq(ptth_forward_parse("udp:[::1]:0=foo/syslog", &f, err, sizeof(err)), 0);
+    ck_assert(f.udp);
+    ck_assert_str_eq(f.bind_host, "::1");
+    ck_assert_int_eq(f.bind_port, 0);
+    err[0] = '\0';
+    ck_assert_int_eq(ptth_forward_parse("udp:5353=foo", &f, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "bad forward 'udp:5353=foo'") != NULL, "%s", err); /* the text as given */
+    ck_assert_int_eq(ptth_forward_parse("udp:", &f, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(ptth_forward_parse("udp:x=foo/dns", &f, err, sizeof(err)), -EINVAL);
     const char *bad[] = {"2222", "=foo/ssh", "2222=foo", "2222=/ssh", "2222=foo/", "x=foo/ssh", "70000=foo/ssh",
                          "-1=foo/ssh", "::1:22=foo/ssh", "2222=fo o/ssh", "2222=foo/s/h", "1.2.3.4:=foo/ssh"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

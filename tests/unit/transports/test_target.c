@@ -154,6 +154,44 @@ START_TEST(cc_forms)
 }
 END_TEST
 
+START_TEST(udp_forms)
+{
+    ck_assert_int_eq(parse("udp:127.0.0.1:53"), 0);
+    ck_assert_int_eq(t.kind, PTTH_TARGET_UDP);
+    ck_assert_str_eq(t.host, "127.0.0.1");
+    ck_assert_int_eq(t.port, 53);
+    ck_assert_str_eq(t.port_text, "53");
+    ck_assert_str_eq(t.text, "udp:127.0.0.1:53");
+    ck_assert_int_eq(parse("udp:dns.internal:5353"), 0);
+    ck_assert_int_eq(t.kind, PTTH_TARGET_UDP);
+    ck_assert_str_eq(t.host, "dns.internal");
+    ck_assert_int_eq(t.port, 5353);
+    ck_assert_int_eq(parse("udp:[::1]:514"), 0);
+    ck_assert_int_eq(t.kind, PTTH_TARGET_UDP);
+    ck_assert_str_eq(t.host, "::1");
+    ck_assert_int_eq(t.port, 514);
+    ck_assert_int_eq(parse("udp:[fe80::1%eth0]:65535"), 0);
+    ck_assert_str_eq(t.host, "fe80::1%eth0");
+    ck_assert_int_eq(t.port, 65535);
+}
+END_TEST
+
+START_TEST(udp_errors)
+{
+    REFUSED("udp:", "udp target 'udp:': expected udp:HOST:PORT or udp:[V6]:PORT");
+    REFUSED("udp:53", "expected udp:HOST:PORT"); /* no bare PORT: a UDP backend's host is said */
+    REFUSED("udp:host:0", "udp target 'udp:host:0': port '0' is not a number in 1..65535");
+    REFUSED("udp:host:", "udp target 'udp:host:': missing PORT");
+    REFUSED("udp::53", "missing HOST");
+    REFUSED("udp:ho st:53", "bad host 'ho st'");
+    REFUSED("udp:::1:53", "too many ':'");
+    REFUSED("udp:[::1]", "missing ':PORT'");
+    REFUSED("udp:[1.2.3.4]:53", "bad IPv6 address");
+    REFUSED("udp:unix:/x", "port '/x' is not a number");
+    REFUSED("::1:22", "udp:HOST:PORT"); /* the hint lists the UDP form too */
+}
+END_TEST
+
 START_TEST(general_errors)
 {
     REFUSED("", "empty target");
@@ -345,6 +383,8 @@ START_TEST(transport_table)
     ck_assert_str_eq(ptth_transport_for(&t)->name, "nvme");
     ck_assert_int_eq(parse("cc:svc"), 0);
     ck_assert_str_eq(ptth_transport_for(&t)->name, "cc");
+    ck_assert_int_eq(parse("udp:127.0.0.1:53"), 0);
+    ck_assert_str_eq(ptth_transport_for(&t)->name, "udp");
 }
 END_TEST
 
@@ -359,6 +399,8 @@ ptth_test_suite(void)
     tcase_add_test(tc, unix_path);
     tcase_add_test(tc, nvme_forms);
     tcase_add_test(tc, cc_forms);
+    tcase_add_test(tc, udp_forms);
+    tcase_add_test(tc, udp_errors);
     tcase_add_test(tc, general_errors);
     tcase_add_test(tc, tcp_errors);
     tcase_add_test(tc, unix_errors);
