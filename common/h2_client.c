@@ -18,8 +18,8 @@
 
 /* ---- lists ---- */
 
-void
-ptth_h2_queue_push(ptth_h2_client *cl, h2_stream *s, bool front)
+static void
+queue_push(ptth_h2_client *cl, h2_stream *s, bool front)
 {
     s->queued = true;
     s->prev = s->next = NULL;
@@ -55,21 +55,21 @@ queue_unlink(ptth_h2_client *cl, h2_stream *s)
 
 /* ---- stream ends ---- */
 
-void
-ptth_h2_stream_maybe_free(h2_stream *s)
+static void
+stream_maybe_free(h2_stream *s)
 {
     if (s->req != NULL || s->in_session || s->queued || s->done_listed)
         return;
     ptth_h2_conn_unlink_stream(s);
-    ptth_timer_stop(s->cl->loop, &s->timer);
+    ptth_timer_stop(s->cl->env.loop, &s->timer);
     free(s->held);
     free(s);
 }
 
 static void on_done_deferred(ptth_defer *d);
 
-void
-ptth_h2_stream_complete(h2_stream *s, const char *error)
+static void
+stream_complete(h2_stream *s, const char *error)
 {
     if (s->req == NULL || s->done_listed)
         return;
@@ -77,7 +77,7 @@ ptth_h2_stream_complete(h2_stream *s, const char *error)
         snprintf(s->error, sizeof(s->error), "%s", error);
     else
         s->error[0] = '\0';
-    ptth_timer_stop(s->cl->loop, &s->timer);
+    ptth_timer_stop(s->cl->env.loop, &s->timer);
     s->done_listed = true;
     s->done_next = NULL;
     ptth_h2_client *cl = s->cl;
@@ -86,7 +86,7 @@ ptth_h2_stream_complete(h2_stream *s, const char *error)
     else
         cl->done_head = s;
     cl->done_tail = s;
-    ptth_defer_call(cl->loop, &cl->done_defer, on_done_deferred, cl);
+    ptth_defer_call(cl->env.loop, &cl->done_defer, on_done_deferred, cl);
 }
 
 static void
@@ -101,7 +101,7 @@ on_done_deferred(ptth_defer *d)
         s->done_listed = false;
         ptth_req *r = s->req;
         if (r == NULL) { /* cancelled after it ended */
-            ptth_h2_stream_maybe_free(s);
+            stream_maybe_free(s);
             continue;
         }
         char error[sizeof(s->error)];
@@ -113,7 +113,7 @@ on_done_deferred(ptth_defer *d)
             ptth_h2_conn_detach(s->conn, s); /* the caller may reuse the body now */
         if (s->held_len > s->held_off)
             ptth_h2_stream_drop_held(s);
-        ptth_h2_stream_maybe_free(s);
+        stream_maybe_free(s);
         if (cl->cfg.on_release != NULL)
             cl->cfg.on_release(cl->cfg.data, r);
         r->ops->on_done(r, error[0] != '\0' ? error : NULL);
@@ -130,28 +130,27 @@ on_dispatch_deferred(ptth_defer *d)
     dispatch(d->data);
 }
 
-void
-ptth_h2_schedule_dispatch(ptth_h2_client *cl)
+static void
+schedule_dispatch(ptth_h2_client *cl)
 {
-    ptth_defer_call(cl->loop, &cl->dispatch_defer, on_dispatch_deferred, cl);
+    ptth_defer_call(cl->env.loop, &cl->dispatch_defer, on_dispatch_deferred, cl);
 }
 
 /* (They were waiting for the connection that just failed to open.) */
-void
-ptth_h2_fail_queue(ptth_h2_client *cl, const char *why)
+static void
+fail_queue(ptth_h2_client *cl, const char *why)
 {
     h2_stream *s;
     while ((s = cl->queue_head) != NULL) {
         queue_unlink(cl, s);
-        ptth_h2_stream_complete(s, why);
+        stream_complete(s, why);
     }
 }
 
-void
-ptth_h2_fall_back(h2_conn *k)
+static void
+fall_back(ptth_h2_client *cl, h2_conn *k)
 {
-    ptth_h2_client *cl = k->cl;
-    cl->unavailable = true;
+    cl->env.unavailable = true;
     ptth_h2_conn_close(k, "no HTTP/2");
     h2_stream *s;
     while ((s = cl->queue_head) != NULL) {
@@ -167,16 +166,60 @@ ptth_h2_fall_back(h2_conn *k)
         memcpy(headers, s->headers, sizeof(headers));
         const void *body = s->body;
         size_t body_len = s->body_len;
-        ptth_h2_stream_maybe_free(s);
+        stream_maybe_free(s);
         cl->cfg.on_fallback(cl->cfg.data, r, kind, path, headers, body, body_len);
     }
 }
+
+/* ---- the events table its sessions report through ---- */
+
+static void
+ev_requeue(void *owner, h2_stream *s)
+{
+    queue_push(owner, s, true);
+    schedule_dispatch(owner);
+}
+
+static void
+ev_dispatch(void *owner)
+{
+    schedule_dispatch(owner);
+}
+
+static bool
+ev_has_waiting(void *owner)
+{
+    const ptth_h2_client *cl = owner;
+    return cl->queue_head != NULL;
+}
+
+static void
+ev_fail_waiting(void *owner, const char *why)
+{
+    fail_queue(owner, why);
+}
+
+static void
+ev_fall_back(void *owner, h2_conn *k)
+{
+    fall_back(owner, k);
+}
+
+static const h2_env_events session_events = {
+    .requeue = ev_requeue,
+    .dispatch = ev_dispatch,
+    .has_waiting = ev_has_waiting,
+    .fail_waiting = ev_fail_waiting,
+    .fall_back = ev_fall_back,
+    .stream_complete = stream_complete,
+    .stream_maybe_free = stream_maybe_free,
+};
 
 static h2_conn *
 pick_conn(ptth_h2_client *cl, bool *opening)
 {
     *opening = false;
-    for (h2_conn *k = cl->conns; k != NULL; k = k->next) {
+    for (h2_conn *k = cl->env.conns; k != NULL; k = k->next) {
         if (k->state != CONN_READY || k->max_streams == 0) {
             /* being opened, or the relay allows no streams for now (its
              * SETTINGS may say 0): wait for it rather than open more */
@@ -196,8 +239,8 @@ dispatch(ptth_h2_client *cl)
         bool opening;
         h2_conn *k = pick_conn(cl, &opening);
         if (k == NULL) {
-            if (!opening && cl->nconns < MAX_CONNECTIONS && !cl->unavailable)
-                ptth_h2_conn_open(cl); /* may fail the queue at once */
+            if (!opening && cl->env.nconns < MAX_CONNECTIONS && !cl->env.unavailable)
+                ptth_h2_conn_open(&cl->env); /* may fail the queue at once */
             return;
         }
         h2_stream *s = cl->queue_head;
@@ -205,9 +248,9 @@ dispatch(ptth_h2_client *cl)
         int rc = ptth_h2_conn_submit(k, s);
         if (rc == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
             k->goaway = true;
-            ptth_h2_queue_push(cl, s, true);
+            queue_push(cl, s, true);
         } else if (rc != 0) {
-            ptth_h2_stream_complete(s, nghttp2_strerror(rc));
+            stream_complete(s, nghttp2_strerror(rc));
         }
     }
 }
@@ -225,7 +268,7 @@ on_req_timeout(ptth_timer *t)
     char why[80];
     snprintf(why, sizeof(why), "request timed out after %ld ms", r->timeout_ms);
     ptth_h2_stream_drop_held(s);
-    ptth_h2_stream_complete(s, why);
+    stream_complete(s, why);
 }
 
 int
@@ -233,7 +276,7 @@ ptth_h2_req_start(ptth_h2_client *cl, ptth_req *r, ptth_req_kind kind, const cha
                   const void *body, size_t body_len)
 {
     size_t plen = strlen(path);
-    if (plen >= PATH_MAX_LEN || plen + strlen(cl->prefix) >= PATH_MAX_LEN)
+    if (plen >= PATH_MAX_LEN || plen + strlen(cl->env.prefix) >= PATH_MAX_LEN)
         return -E2BIG;
     size_t nh = 0;
     for (; headers != NULL && headers[nh] != NULL; nh++) {
@@ -259,9 +302,9 @@ ptth_h2_req_start(ptth_h2_client *cl, ptth_req *r, ptth_req_kind kind, const cha
     r->timed_out = false;
     ptth_req_response_reset(r);
     if (r->timeout_ms > 0)
-        ptth_timer_start(cl->loop, &s->timer, r->timeout_ms, on_req_timeout, s);
-    ptth_h2_queue_push(cl, s, false);
-    ptth_h2_schedule_dispatch(cl);
+        ptth_timer_start(cl->env.loop, &s->timer, r->timeout_ms, on_req_timeout, s);
+    queue_push(cl, s, false);
+    schedule_dispatch(cl);
     return 0;
 }
 
@@ -273,7 +316,7 @@ ptth_h2_req_cancel(ptth_req *r)
         return;
     r->h2 = NULL;
     s->req = NULL;
-    ptth_timer_stop(s->cl->loop, &s->timer);
+    ptth_timer_stop(s->cl->env.loop, &s->timer);
     queue_unlink(s->cl, s);
     ptth_h2_stream_reset(s);
     if (s->conn != NULL)
@@ -281,7 +324,7 @@ ptth_h2_req_cancel(ptth_req *r)
     ptth_h2_stream_drop_held(s);
     if (s->conn != NULL)
         ptth_h2_conn_want_flush(s->conn);
-    ptth_h2_stream_maybe_free(s);
+    stream_maybe_free(s);
 }
 
 void
@@ -310,7 +353,7 @@ ptth_h2_req_resume(ptth_req *r)
         s->held = NULL;
         s->held_len = s->held_off = s->held_cap = 0;
         if (s->ended && !r->paused)
-            ptth_h2_stream_complete(s, NULL);
+            stream_complete(s, NULL);
     }
 }
 
@@ -322,7 +365,7 @@ parse_url(ptth_h2_client *cl, const char *url, char *err, size_t errlen)
 {
     const char *p;
     if (strncasecmp(url, "https://", 8) == 0) {
-        cl->https = true;
+        cl->env.https = true;
         p = url + 8;
     } else if (strncasecmp(url, "http://", 7) == 0) {
         p = url + 7;
@@ -331,13 +374,13 @@ parse_url(ptth_h2_client *cl, const char *url, char *err, size_t errlen)
         return -EINVAL;
     }
     size_t alen = strcspn(p, "/");
-    if (alen == 0 || alen >= sizeof(cl->authority) || memchr(p, '@', alen) != NULL) {
+    if (alen == 0 || alen >= sizeof(cl->env.authority) || memchr(p, '@', alen) != NULL) {
         snprintf(err, errlen, "relay URL '%s' has no usable host", url);
         return -EINVAL;
     }
-    memcpy(cl->authority, p, alen);
-    cl->authority[alen] = '\0';
-    const char *hp = cl->authority, *port = NULL;
+    memcpy(cl->env.authority, p, alen);
+    cl->env.authority[alen] = '\0';
+    const char *hp = cl->env.authority, *port = NULL;
     size_t hlen;
     if (hp[0] == '[') {
         const char *end = strchr(hp, ']');
@@ -359,32 +402,32 @@ parse_url(ptth_h2_client *cl, const char *url, char *err, size_t errlen)
         if (colon != NULL)
             port = colon + 1;
     }
-    if (hlen == 0 || hlen >= sizeof(cl->host)) {
+    if (hlen == 0 || hlen >= sizeof(cl->env.host)) {
         snprintf(err, errlen, "relay URL '%s' has no usable host", url);
         return -EINVAL;
     }
-    memcpy(cl->host, hp, hlen);
-    cl->host[hlen] = '\0';
+    memcpy(cl->env.host, hp, hlen);
+    cl->env.host[hlen] = '\0';
     if (port != NULL) {
         size_t n = strlen(port);
         if (n == 0 || n > 5 || strspn(port, "0123456789") != n || atoi(port) < 1 || atoi(port) > 65535) {
             snprintf(err, errlen, "relay URL '%s' has a bad port", url);
             return -EINVAL;
         }
-        memcpy(cl->port, port, n + 1);
+        memcpy(cl->env.port, port, n + 1);
     } else {
-        snprintf(cl->port, sizeof(cl->port), "%s", cl->https ? "443" : "80");
+        snprintf(cl->env.port, sizeof(cl->env.port), "%s", cl->env.https ? "443" : "80");
     }
     const char *prefix = p + alen;
     size_t plen = strlen(prefix);
     while (plen > 0 && prefix[plen - 1] == '/')
         plen--;
-    if (plen >= sizeof(cl->prefix)) {
+    if (plen >= sizeof(cl->env.prefix)) {
         snprintf(err, errlen, "relay URL '%s' has a path that is too long", url);
         return -E2BIG;
     }
-    memcpy(cl->prefix, prefix, plen);
-    cl->prefix[plen] = '\0';
+    memcpy(cl->env.prefix, prefix, plen);
+    cl->env.prefix[plen] = '\0';
     return 0;
 }
 
@@ -397,8 +440,11 @@ ptth_h2_client_new(ptth_loop *loop, const ptth_h2_client_config *cfg, ptth_h2_cl
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    cl->loop = loop;
+    cl->env.loop = loop;
+    cl->env.ev = &session_events;
+    cl->env.owner = cl;
     cl->cfg = *cfg;
+    cl->env.insecure = cfg->insecure;
     cl->cfg.ca_file = NULL;
     int rc = parse_url(cl, cfg->url, err, errlen);
     if (rc != 0) {
@@ -406,19 +452,20 @@ ptth_h2_client_new(ptth_loop *loop, const ptth_h2_client_config *cfg, ptth_h2_cl
         return rc;
     }
     cl->cfg.ca_file = cfg->ca_file;
-    cl->auth_value = strdup(cfg->auth_value);
-    cl->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
-    cl->readbuf = malloc(READ_SIZE);
-    if (cl->auth_value == NULL || cl->user_agent == NULL || cl->readbuf == NULL || ptth_h2_sessions_init(cl) != 0) {
+    cl->env.auth_value = strdup(cfg->auth_value);
+    cl->env.user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
+    cl->env.readbuf = malloc(READ_SIZE);
+    if (cl->env.auth_value == NULL || cl->env.user_agent == NULL || cl->env.readbuf == NULL ||
+        ptth_h2_sessions_init(&cl->env) != 0) {
         ptth_h2_client_free(cl);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    if (cl->https) {
+    if (cl->env.https) {
         /* http/1.1 too: a server without h2 then picks it (instead of ending
          * the handshake with "no application protocol") and we fall back */
         static const unsigned char alpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-        rc = ptth_bstream_tls_ctx_new(alpn, sizeof(alpn), cl->cfg.ca_file, cl->cfg.insecure, &cl->ssl_ctx, err, errlen);
+        rc = ptth_bstream_tls_ctx_new(alpn, sizeof(alpn), cl->cfg.ca_file, cl->cfg.insecure, &cl->env.ssl_ctx, err, errlen);
         if (rc != 0) {
             ptth_h2_client_free(cl);
             return rc;
@@ -437,17 +484,17 @@ ptth_h2_client_free(ptth_h2_client *cl)
 {
     if (cl == NULL)
         return;
-    cl->unavailable = true; /* ptth_h2_conn_close must not fail or dispatch the queue */
+    cl->env.unavailable = true; /* ptth_h2_conn_close must not fail or dispatch the queue */
     while (cl->queue_head != NULL) {
         h2_stream *s = cl->queue_head;
         queue_unlink(cl, s);
         if (s->req != NULL)
             s->req->h2 = NULL;
         s->req = NULL;
-        ptth_h2_stream_maybe_free(s);
+        stream_maybe_free(s);
     }
-    while (cl->conns != NULL)
-        ptth_h2_conn_close(cl->conns, NULL);
+    while (cl->env.conns != NULL)
+        ptth_h2_conn_close(cl->env.conns, NULL);
     h2_stream *s;
     while ((s = cl->done_head) != NULL) {
         cl->done_head = s->done_next;
@@ -455,24 +502,24 @@ ptth_h2_client_free(ptth_h2_client *cl)
         if (s->req != NULL)
             s->req->h2 = NULL;
         s->req = NULL;
-        ptth_h2_stream_maybe_free(s);
+        stream_maybe_free(s);
     }
-    ptth_defer_cancel(cl->loop, &cl->done_defer);
-    ptth_defer_cancel(cl->loop, &cl->dispatch_defer);
-    if (cl->ssl_ctx != NULL)
-        SSL_CTX_free(cl->ssl_ctx);
-    ptth_h2_sessions_fini(cl);
-    if (cl->auth_value != NULL) {
-        memset(cl->auth_value, 0, strlen(cl->auth_value)); /* the key is a secret */
-        free(cl->auth_value);
+    ptth_defer_cancel(cl->env.loop, &cl->done_defer);
+    ptth_defer_cancel(cl->env.loop, &cl->dispatch_defer);
+    if (cl->env.ssl_ctx != NULL)
+        SSL_CTX_free(cl->env.ssl_ctx);
+    ptth_h2_sessions_fini(&cl->env);
+    if (cl->env.auth_value != NULL) {
+        memset(cl->env.auth_value, 0, strlen(cl->env.auth_value)); /* the key is a secret */
+        free(cl->env.auth_value);
     }
-    free(cl->user_agent);
-    free(cl->readbuf);
+    free(cl->env.user_agent);
+    free(cl->env.readbuf);
     free(cl);
 }
 
 bool
 ptth_h2_client_unavailable(const ptth_h2_client *cl)
 {
-    return cl->unavailable;
+    return cl->env.unavailable;
 }

@@ -9,6 +9,10 @@
  *                 the nghttp2 session and its callbacks, the send queue,
  *                 reading, flushing, closing
  *
+ * The calls go one way, from the pool down to the sessions: a session
+ * knows only its h2_env (what every connection of one client shares) and
+ * reports back through the env's events table, which h2_client.c fills.
+ *
  * States: a connection's is an enum changed only by h2_session.c; a
  * stream's life is the flags below (in_session, ended, queued,
  * done_listed) and it is freed by ptth_h2_stream_maybe_free() once none
@@ -49,8 +53,51 @@ struct out_seg {
     h2_stream *owner;
 };
 
+/* How a session reports to its pool (h2_client.c); owner is the env's. */
+typedef struct h2_env_events {
+    /* s goes back to the front of the wait queue, and a dispatch is scheduled */
+    void (*requeue)(void *owner, h2_stream *s);
+    /* runs dispatch from the loop (a no-op when already scheduled) */
+    void (*dispatch)(void *owner);
+    /* true when requests wait for a connection */
+    bool (*has_waiting)(void *owner);
+    /* fails every waiting request with why */
+    void (*fail_waiting)(void *owner, const char *why);
+    /* the relay does not speak HTTP/2 (k is closed): from now on requests go
+     * another way, the waiting ones at once */
+    void (*fall_back)(void *owner, h2_conn *k);
+    /* the request is over (error NULL: a whole response arrived); its
+     * on_done runs from the loop after the current batch */
+    void (*stream_complete)(h2_stream *s, const char *error);
+    /* frees s when nothing holds it any more */
+    void (*stream_maybe_free)(h2_stream *s);
+} h2_env_events;
+
+/* What every connection of one client shares: where the relay is, how to
+ * speak to it, the connections themselves and the events table. */
+typedef struct h2_env {
+    ptth_loop *loop;
+    bool https;
+    bool insecure;       /* no certificate or host check */
+    bool unavailable;    /* the relay does not speak HTTP/2, or the client is going away */
+    char host[HOST_MAX]; /* for resolving, SNI and the certificate check */
+    char port[8];
+    char authority[HOST_MAX + 8];
+    char prefix[PATH_MAX_LEN / 2];
+    char *auth_value;
+    char *user_agent;
+    SSL_CTX *ssl_ctx;
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *option;
+    uint8_t *readbuf; /* READ_SIZE, shared by the connections */
+    h2_conn *conns;
+    size_t nconns;
+    const h2_env_events *ev;
+    void *owner;
+} h2_env;
+
 struct h2_conn {
-    ptth_h2_client *cl;
+    h2_env *env;
     enum conn_state state;
     ptth_bstream *bs; /* the byte stream to the relay (its top layer) */
     bool gather;      /* bs sends several buffers at once: bodies go uncopied */
@@ -99,53 +146,22 @@ struct h2_stream {
 };
 
 struct ptth_h2_client {
-    ptth_loop *loop;
-    bool https;
-    bool unavailable;
-    char host[HOST_MAX]; /* for resolving, SNI and the certificate check */
-    char port[8];
-    char authority[HOST_MAX + 8];
-    char prefix[PATH_MAX_LEN / 2];
-    char *auth_value;
-    char *user_agent;
-    SSL_CTX *ssl_ctx;
-    nghttp2_session_callbacks *callbacks;
-    nghttp2_option *option;
+    h2_env env; /* what its sessions see */
     ptth_h2_client_config cfg;
-    h2_conn *conns;
-    size_t nconns;
     h2_stream *queue_head, *queue_tail;
     h2_stream *done_head, *done_tail;
     ptth_defer done_defer;
     ptth_defer dispatch_defer;
-    uint8_t *readbuf; /* READ_SIZE, shared by the connections */
 };
-
-/* ---- h2_client.c, for the sessions ---- */
-
-/* Puts s in the wait queue (at the front: it was there first). */
-void ptth_h2_queue_push(ptth_h2_client *cl, h2_stream *s, bool front);
-/* Fails every queued request with why. */
-void ptth_h2_fail_queue(ptth_h2_client *cl, const char *why);
-/* Runs dispatch from the loop (a no-op when already scheduled). */
-void ptth_h2_schedule_dispatch(ptth_h2_client *cl);
-/* The request is over (error NULL: a whole response arrived); its on_done
- * runs from the loop after the current batch. */
-void ptth_h2_stream_complete(h2_stream *s, const char *error);
-/* Frees s when nothing holds it any more. */
-void ptth_h2_stream_maybe_free(h2_stream *s);
-/* The relay does not speak HTTP/2 (k is closed): from now on requests go
- * another way, the queued ones at once. */
-void ptth_h2_fall_back(h2_conn *k);
 
 /* ---- h2_session.c, for the pool ---- */
 
 /* The nghttp2 callbacks and options every session of the client uses.
  * 0 or -ENOMEM; ptth_h2_sessions_fini() frees what was made. */
-int ptth_h2_sessions_init(ptth_h2_client *cl);
-void ptth_h2_sessions_fini(ptth_h2_client *cl);
-/* Opens one more connection (a failure fails the queue at once). */
-void ptth_h2_conn_open(ptth_h2_client *cl);
+int ptth_h2_sessions_init(h2_env *env);
+void ptth_h2_sessions_fini(h2_env *env);
+/* Opens one more connection (a failure fails the waiting requests at once). */
+void ptth_h2_conn_open(h2_env *env);
 /* Closes k and frees it: its open requests fail with why (NULL: "closed"). */
 void ptth_h2_conn_close(h2_conn *k, const char *why);
 /* Submits s on the ready connection k: 0 or an nghttp2 error. */

@@ -60,7 +60,7 @@ static void
 conn_check_idle(h2_conn *k)
 {
     if (!k->closing && k->state == CONN_READY && k->streams == NULL && k->open_streams == 0 && !ptth_timer_active(&k->timer))
-        ptth_timer_start(k->cl->loop, &k->timer, IDLE_CLOSE_MS, on_idle, k);
+        ptth_timer_start(k->env->loop, &k->timer, IDLE_CLOSE_MS, on_idle, k);
 }
 
 void
@@ -100,7 +100,7 @@ static void on_flush_deferred(ptth_defer *d);
 void
 ptth_h2_conn_want_flush(h2_conn *k)
 {
-    ptth_defer_call(k->cl->loop, &k->flush_defer, on_flush_deferred, k);
+    ptth_defer_call(k->env->loop, &k->flush_defer, on_flush_deferred, k);
 }
 
 /* Copies len bytes into out; their offset in *off. */
@@ -330,9 +330,9 @@ static void
 conn_became_ready(h2_conn *k)
 {
     conn_set_state(k, CONN_READY);
-    ptth_timer_stop(k->cl->loop, &k->timer);
+    ptth_timer_stop(k->env->loop, &k->timer);
     conn_check_idle(k);
-    ptth_h2_schedule_dispatch(k->cl);
+    k->env->ev->dispatch(k->env->owner);
 }
 
 static int
@@ -345,8 +345,8 @@ on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_d
             k->max_streams = nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
             if (k->state == CONN_SETTINGS)
                 conn_became_ready(k);
-            else if (k->cl->queue_head != NULL)
-                ptth_h2_schedule_dispatch(k->cl); /* the limit may have grown */
+            else if (k->env->ev->has_waiting(k->env->owner))
+                k->env->ev->dispatch(k->env->owner); /* the limit may have grown */
         }
         break;
     case NGHTTP2_GOAWAY:
@@ -439,12 +439,12 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
     s->ended = true;
     if (k->open_streams > 0)
         k->open_streams--;
-    if (k->cl->queue_head != NULL)
-        ptth_h2_schedule_dispatch(k->cl);
+    if (k->env->ev->has_waiting(k->env->owner))
+        k->env->ev->dispatch(k->env->owner);
     ptth_req *r = s->req;
     if (r == NULL) {
         ptth_h2_stream_drop_held(s);
-        ptth_h2_stream_maybe_free(s);
+        k->env->ev->stream_maybe_free(s);
         return 0;
     }
     if (error_code == NGHTTP2_REFUSED_STREAM && !r->headers_done && ++s->refusals <= MAX_REFUSALS) {
@@ -453,19 +453,18 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
         ptth_h2_conn_unlink_stream(s);
         s->ended = false;
         s->id = 0;
-        ptth_h2_queue_push(k->cl, s, true);
-        ptth_h2_schedule_dispatch(k->cl);
+        k->env->ev->requeue(k->env->owner, s);
         return 0;
     }
     if (error_code != NGHTTP2_NO_ERROR) {
         char why[96];
         snprintf(why, sizeof(why), "the relay reset the stream (%s)", nghttp2_http2_strerror(error_code));
         ptth_h2_stream_drop_held(s);
-        ptth_h2_stream_complete(s, why);
+        k->env->ev->stream_complete(s, why);
     } else if (!r->headers_done) {
-        ptth_h2_stream_complete(s, "the relay ended the stream without a response");
+        k->env->ev->stream_complete(s, "the relay ended the stream without a response");
     } else if (s->held_len == s->held_off) {
-        ptth_h2_stream_complete(s, NULL);
+        k->env->ev->stream_complete(s, NULL);
     }
     /* else: completes once the reader has taken the held bytes */
     return 0;
@@ -530,21 +529,21 @@ on_idle(ptth_timer *t)
 void
 ptth_h2_conn_close(h2_conn *k, const char *why)
 {
-    ptth_h2_client *cl = k->cl;
+    h2_env *env = k->env;
     bool was_ready = k->state == CONN_READY;
     k->closing = true;
     if (k->prev != NULL)
         k->prev->next = k->next;
     else
-        cl->conns = k->next;
+        env->conns = k->next;
     if (k->next != NULL)
         k->next->prev = k->prev;
-    cl->nconns--;
-    ptth_timer_stop(cl->loop, &k->timer);
-    ptth_defer_cancel(cl->loop, &k->flush_defer);
+    env->nconns--;
+    ptth_timer_stop(env->loop, &k->timer);
+    ptth_defer_cancel(env->loop, &k->flush_defer);
 
     char error[600];
-    snprintf(error, sizeof(error), "relay connection %s:%s: %s", cl->host, cl->port, why != NULL ? why : "closed");
+    snprintf(error, sizeof(error), "relay connection %s:%s: %s", env->host, env->port, why != NULL ? why : "closed");
     h2_stream *s;
     while ((s = k->streams) != NULL) {
         ptth_h2_conn_unlink_stream(s);
@@ -552,10 +551,10 @@ ptth_h2_conn_close(h2_conn *k, const char *why)
         s->in_session = false;
         if (was_open && s->req != NULL) {
             ptth_h2_stream_drop_held(s);
-            ptth_h2_stream_complete(s, error);
+            k->env->ev->stream_complete(s, error);
         }
         /* a stream that ended with held bytes keeps them for its reader */
-        ptth_h2_stream_maybe_free(s);
+        k->env->ev->stream_maybe_free(s);
     }
     if (k->session != NULL)
         nghttp2_session_del(k->session);
@@ -563,10 +562,10 @@ ptth_h2_conn_close(h2_conn *k, const char *why)
     free(k->out);
     free(k->segs);
     free(k);
-    if (!was_ready && !cl->unavailable)
-        ptth_h2_fail_queue(cl, error);
-    else if (cl->queue_head != NULL)
-        ptth_h2_schedule_dispatch(cl);
+    if (!was_ready && !env->unavailable)
+        env->ev->fail_waiting(env->owner, error);
+    else if (env->ev->has_waiting(env->owner))
+        env->ev->dispatch(env->owner);
 }
 
 static void
@@ -581,8 +580,8 @@ on_conn_deadline(ptth_timer *t)
 static int
 session_start(h2_conn *k)
 {
-    ptth_h2_client *cl = k->cl;
-    if (nghttp2_session_client_new2(&k->session, cl->callbacks, k, cl->option) != 0)
+    h2_env *env = k->env;
+    if (nghttp2_session_client_new2(&k->session, env->callbacks, k, env->option) != 0)
         return -ENOMEM;
     nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -602,7 +601,7 @@ on_connected(h2_conn *k)
 {
     const char *alpn = NULL;
     if (ptth_bstream_query(k->bs, PTTH_BSTREAM_Q_ALPN, &alpn) == 0 && strcmp(alpn, "h2") != 0) {
-        ptth_h2_fall_back(k);
+        k->env->ev->fall_back(k->env->owner, k);
         return;
     }
     k->gather = ptth_bstream_is(k->bs, PTTH_BSTREAM_Q_GATHER);
@@ -620,41 +619,41 @@ static void on_conn_event(void *data, uint32_t events);
 static int
 open_layers(h2_conn *k, char *why, size_t whylen)
 {
-    ptth_h2_client *cl = k->cl;
+    h2_env *env = k->env;
     ptth_bstream *sock;
-    int rc = ptth_bstream_sock_open(cl->loop, cl->host, cl->port, "relay", on_conn_event, k, &sock, why, whylen);
-    if (rc != 0 || !cl->https) {
+    int rc = ptth_bstream_sock_open(env->loop, env->host, env->port, "relay", on_conn_event, k, &sock, why, whylen);
+    if (rc != 0 || !env->https) {
         k->bs = sock;
         return rc;
     }
-    rc = ptth_bstream_tls_open(sock, cl->ssl_ctx, cl->host, !cl->cfg.insecure, "relay", &k->bs);
+    rc = ptth_bstream_tls_open(sock, env->ssl_ctx, env->host, !env->insecure, "relay", &k->bs);
     if (rc != 0)
         snprintf(why, whylen, "TLS set-up failed");
     return rc;
 }
 
 void
-ptth_h2_conn_open(ptth_h2_client *cl)
+ptth_h2_conn_open(h2_env *env)
 {
     h2_conn *k = calloc(1, sizeof(*k));
     if (k == NULL) {
-        ptth_h2_fail_queue(cl, "out of memory");
+        env->ev->fail_waiting(env->owner, "out of memory");
         return;
     }
-    k->cl = cl;
+    k->env = env;
     k->state = CONN_CONNECTING; /* the first state */
     k->max_streams = DEFAULT_MAX_STREAMS;
-    k->next = cl->conns;
-    if (cl->conns != NULL)
-        cl->conns->prev = k;
-    cl->conns = k;
-    cl->nconns++;
+    k->next = env->conns;
+    if (env->conns != NULL)
+        env->conns->prev = k;
+    env->conns = k;
+    env->nconns++;
     char why[200];
     if (open_layers(k, why, sizeof(why)) != 0) {
         ptth_h2_conn_close(k, why);
         return;
     }
-    ptth_timer_start(cl->loop, &k->timer, CONNECT_TIMEOUT_MS, on_conn_deadline, k);
+    ptth_timer_start(env->loop, &k->timer, CONNECT_TIMEOUT_MS, on_conn_deadline, k);
 }
 
 /* Reads what the relay sent and feeds it to nghttp2. 0, or -1 when the
@@ -662,10 +661,10 @@ ptth_h2_conn_open(ptth_h2_client *cl)
 static int
 conn_read(h2_conn *k)
 {
-    ptth_h2_client *cl = k->cl;
+    h2_env *env = k->env;
     char why[160];
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = ptth_bstream_recv(k->bs, cl->readbuf, READ_SIZE, why, sizeof(why));
+        ssize_t n = ptth_bstream_recv(k->bs, env->readbuf, READ_SIZE, why, sizeof(why));
         if (n == -EAGAIN)
             return 0;
         if (n == 0) {
@@ -676,12 +675,12 @@ conn_read(h2_conn *k)
             ptth_h2_conn_close(k, why);
             return -1;
         }
-        if (k->state == CONN_SETTINGS && n >= 5 && memcmp(cl->readbuf, "HTTP/", 5) == 0) {
+        if (k->state == CONN_SETTINGS && n >= 5 && memcmp(env->readbuf, "HTTP/", 5) == 0) {
             /* an HTTP/1.x server answered the preface */
-            ptth_h2_fall_back(k);
+            env->ev->fall_back(env->owner, k);
             return -1;
         }
-        ssize_t rv = nghttp2_session_mem_recv(k->session, cl->readbuf, (size_t)n);
+        ssize_t rv = nghttp2_session_mem_recv(k->session, env->readbuf, (size_t)n);
         if (rv < 0) {
             ptth_h2_conn_close(k, nghttp2_strerror((int)rv));
             return -1;
@@ -715,9 +714,9 @@ on_conn_event(void *data, uint32_t events)
 int
 ptth_h2_conn_submit(h2_conn *k, h2_stream *s)
 {
-    ptth_h2_client *cl = k->cl;
-    char path[PATH_MAX_LEN + sizeof(cl->prefix)];
-    snprintf(path, sizeof(path), "%s%s", cl->prefix, s->path);
+    h2_env *env = k->env;
+    char path[PATH_MAX_LEN + sizeof(env->prefix)];
+    snprintf(path, sizeof(path), "%s%s", env->prefix, s->path);
     char clen[24];
     snprintf(clen, sizeof(clen), "%zu", s->body_len);
     nghttp2_nv nva[7 + PTTH_REQ_HEADERS_MAX];
@@ -734,11 +733,11 @@ ptth_h2_conn_submit(h2_conn *k, h2_stream *s)
     } while (0)
 #define NVS(nm, val) NV(nm, sizeof(nm) - 1, val, strlen(val))
     NVS(":method", "POST");
-    NVS(":scheme", cl->https ? "https" : "http");
-    NVS(":authority", cl->authority);
+    NVS(":scheme", env->https ? "https" : "http");
+    NVS(":authority", env->authority);
     NVS(":path", path);
-    NVS("authorization", cl->auth_value);
-    NVS("user-agent", cl->user_agent);
+    NVS("authorization", env->auth_value);
+    NVS("user-agent", env->user_agent);
     NVS("content-length", clen);
     for (size_t i = 0; s->headers[i] != NULL; i++) {
         const char *line = s->headers[i];
@@ -766,7 +765,7 @@ ptth_h2_conn_submit(h2_conn *k, h2_stream *s)
     k->open_streams++;
     conn_link_stream(k, s);
     if (ptth_timer_active(&k->timer) && k->state == CONN_READY)
-        ptth_timer_stop(cl->loop, &k->timer); /* the idle timer */
+        ptth_timer_stop(env->loop, &k->timer); /* the idle timer */
     ptth_h2_conn_want_flush(k);
     return 0;
 }
@@ -790,28 +789,28 @@ ptth_h2_stream_reset(h2_stream *s)
 }
 
 int
-ptth_h2_sessions_init(ptth_h2_client *cl)
+ptth_h2_sessions_init(h2_env *env)
 {
-    if (nghttp2_session_callbacks_new(&cl->callbacks) != 0 || nghttp2_option_new(&cl->option) != 0)
+    if (nghttp2_session_callbacks_new(&env->callbacks) != 0 || nghttp2_option_new(&env->option) != 0)
         return -ENOMEM;
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cl->callbacks, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cl->callbacks, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cl->callbacks, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl->callbacks, on_data_chunk_recv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cl->callbacks, on_stream_close);
-    nghttp2_session_callbacks_set_send_data_callback(cl->callbacks, on_send_data);
-    nghttp2_option_set_no_auto_window_update(cl->option, 1);
-    nghttp2_option_set_peer_max_concurrent_streams(cl->option, DEFAULT_MAX_STREAMS);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(env->callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(env->callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(env->callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(env->callbacks, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(env->callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(env->callbacks, on_send_data);
+    nghttp2_option_set_no_auto_window_update(env->option, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(env->option, DEFAULT_MAX_STREAMS);
     return 0;
 }
 
 void
-ptth_h2_sessions_fini(ptth_h2_client *cl)
+ptth_h2_sessions_fini(h2_env *env)
 {
-    if (cl->callbacks != NULL)
-        nghttp2_session_callbacks_del(cl->callbacks);
-    if (cl->option != NULL)
-        nghttp2_option_del(cl->option);
-    cl->callbacks = NULL;
-    cl->option = NULL;
+    if (env->callbacks != NULL)
+        nghttp2_session_callbacks_del(env->callbacks);
+    if (env->option != NULL)
+        nghttp2_option_del(env->option);
+    env->callbacks = NULL;
+    env->option = NULL;
 }
