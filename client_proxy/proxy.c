@@ -18,6 +18,7 @@
 #include "log.h"
 #include "options.h"
 #include "sysutil.h"
+#include "tunnel_set.h"
 
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 1000 /* after EMFILE and the like */
@@ -38,8 +39,8 @@ typedef struct forward {
 
 typedef struct ptunnel {
     ptth_proxy *px;
-    forward *fw; /* NULL for a front's tunnel (ptth_proxy_open_tunnel) */
-    struct ptunnel *prev, *next;
+    forward *fw;           /* NULL for a front's tunnel (ptth_proxy_open_tunnel) */
+    ptth_tunnel_link link; /* in the proxy's tunnels */
     ptth_bridge *bridge;
     char peer[96];
     char server[PTTH_NAME_MAX + 1];
@@ -54,11 +55,8 @@ struct ptth_proxy {
     const ptth_proxy_params *p;
     forward *forwards;
     size_t n_forwards;
-    ptunnel *tunnels;
+    ptth_tunnel_set tunnels;
     bool stopping;
-    void (*on_drained)(void *data);
-    void *drained_data;
-    ptth_defer drained;
 };
 
 /* [ADDR:]LPORT=SERVER/PORT from text; messages quote whole (text with its
@@ -123,25 +121,6 @@ ptth_forward_parse(const char *text, ptth_forward_spec *out, char *err, size_t e
 /* ---- tunnels ---- */
 
 static void
-on_drained_defer(ptth_defer *d)
-{
-    ptth_proxy *px = d->data;
-    if (px->on_drained != NULL)
-        px->on_drained(px->drained_data);
-}
-
-static void
-tunnel_unlink(ptth_proxy *px, ptunnel *t)
-{
-    if (t->prev != NULL)
-        t->prev->next = t->next;
-    else
-        px->tunnels = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
-}
-
-static void
 on_tunnel_established(ptth_bridge *b, void *data)
 {
     ptunnel *t = data;
@@ -187,16 +166,13 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
         ptth_log_warn("event=connect_failed server=%s port=%s peer=%s relay=%s error=%s", t->server, t->port, t->peer,
                       ptth_relay_client_url(px->client), q);
     }
-    tunnel_unlink(px, t);
+    ptth_tunnel_set_remove(&px->tunnels, &t->link); /* when draining, the last one schedules on_drained */
     ptth_proxy_tunnel_hooks hooks = t->hooks;
     free(t);
     if (hooks.on_end != NULL)
         hooks.on_end(res, hooks.data);
-    if (px->stopping) {
-        if (px->tunnels == NULL)
-            ptth_defer_call(px->loop, &px->drained, on_drained_defer, px);
+    if (px->stopping)
         return;
-    }
     if (fw != NULL && px->p->stdio && px->p->on_stdio_end != NULL)
         px->p->on_stdio_end(res->established, px->p->data);
 }
@@ -241,10 +217,7 @@ open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, c
         ptth_log_error("event=accept_failed error=\"out of memory\"");
         return -ENOMEM;
     }
-    t->next = px->tunnels;
-    if (px->tunnels != NULL)
-        px->tunnels->prev = t;
-    px->tunnels = t;
+    ptth_tunnel_set_add(&px->tunnels, &t->link);
     ptth_tm_tunnel_open(px->p->metrics, t->mport);
     ptth_log_debug("event=connecting server=%s port=%s peer=%s", server, port, peer);
     ptth_bridge_start(t->bridge, path, NULL); /* failures end in on_tunnel_end */
@@ -446,6 +419,7 @@ ptth_proxy_new(ptth_loop *loop, ptth_relay_client *client, const ptth_proxy_para
         return -ENOMEM;
     }
     px->loop = loop;
+    ptth_tunnel_set_init(&px->tunnels, loop);
     px->client = client;
     px->p = params;
     px->forwards = calloc(params->n_forwards > 0 ? params->n_forwards : 1, sizeof(*px->forwards));
@@ -491,16 +465,13 @@ void
 ptth_proxy_shutdown(ptth_proxy *px, void (*on_drained)(void *data), void *data)
 {
     px->stopping = true;
-    px->on_drained = on_drained;
-    px->drained_data = data;
     for (size_t i = 0; i < px->n_forwards; i++) {
         ptth_watch_stop(&px->forwards[i].watch);
         ptth_timer_stop(px->loop, &px->forwards[i].pause_timer);
     }
-    for (ptunnel *t = px->tunnels; t != NULL; t = t->next)
-        ptth_bridge_shutdown(t->bridge);
-    if (px->tunnels == NULL)
-        ptth_defer_call(px->loop, &px->drained, on_drained_defer, px);
+    PTTH_TUNNEL_SET_EACH(&px->tunnels, l, nx)
+    ptth_bridge_shutdown(PTTH_TUNNEL_OF(l, ptunnel, link)->bridge);
+    ptth_tunnel_set_drain(&px->tunnels, on_drained, data);
 }
 
 void
@@ -508,13 +479,13 @@ ptth_proxy_free(ptth_proxy *px)
 {
     if (px == NULL)
         return;
-    ptth_defer_cancel(px->loop, &px->drained);
-    while (px->tunnels != NULL) {
-        ptunnel *t = px->tunnels;
-        tunnel_unlink(px, t);
+    while (px->tunnels.head != NULL) {
+        ptunnel *t = PTTH_TUNNEL_OF(px->tunnels.head, ptunnel, link);
+        ptth_tunnel_set_remove(&px->tunnels, &t->link);
         ptth_bridge_free(t->bridge);
         free(t);
     }
+    ptth_tunnel_set_fini(&px->tunnels); /* after the removes: the last one may have scheduled on_drained */
     for (size_t i = 0; i < px->n_forwards; i++) {
         forward *fw = &px->forwards[i];
         ptth_watch_stop(&fw->watch);
@@ -530,7 +501,9 @@ void
 ptth_proxy_metrics_live(void *data, ptth_term_metrics *m)
 {
     const ptth_proxy *px = data;
-    for (const ptunnel *t = px->tunnels; t != NULL; t = t->next) {
+    PTTH_TUNNEL_SET_EACH(&px->tunnels, l, nx)
+    {
+        const ptunnel *t = PTTH_TUNNEL_OF(l, ptunnel, link);
         uint64_t to_relay, from_relay;
         ptth_bridge_bytes(t->bridge, &to_relay, &from_relay);
         ptth_tm_live(m, t->mport, to_relay, from_relay);

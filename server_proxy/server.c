@@ -13,6 +13,7 @@
 #include "bridge.h"
 #include "log.h"
 #include "transport.h"
+#include "tunnel_set.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -34,7 +35,7 @@ typedef enum tunnel_state {
 
 typedef struct tunnel {
     ptth_server *srv;
-    struct tunnel *prev, *next;
+    ptth_tunnel_link link; /* in the server's tunnels */
     tunnel_state state;
     char conn[PTTH_REQ_FIELD_MAX];
     char port[PTTH_REQ_FIELD_MAX];
@@ -65,13 +66,9 @@ struct ptth_server {
     bool ever_connected;
     bool relay_down; /* logged as such; the next success says it is back */
     bool auth_failing;
-    tunnel *tunnels;
-    size_t n_tunnels;
+    ptth_tunnel_set tunnels;
     bool stopping; /* ptth_server_shutdown() was called */
-    void (*on_drained)(void *data);
-    void *drained_data;
-    ptth_defer drained;
-    int *mports; /* the metrics' series of each of p->ports */
+    int *mports;   /* the metrics' series of each of p->ports */
 };
 
 static void start_listen(listen_slot *sl);
@@ -152,24 +149,9 @@ relay_failed(listen_slot *sl, const char *what, long retry_after)
 /* ---- tunnels ---- */
 
 static void
-on_drained_defer(ptth_defer *d)
-{
-    ptth_server *s = d->data;
-    if (s->on_drained != NULL)
-        s->on_drained(s->drained_data);
-}
-
-static void
 tunnel_unlink_free(tunnel *t)
 {
     ptth_server *s = t->srv;
-    if (t->prev != NULL)
-        t->prev->next = t->next;
-    else
-        s->tunnels = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
-    s->n_tunnels--;
     ptth_tm_tunnel_end(s->p->metrics, t->mport, s->stopping && t->result == PTTH_TM_RST ? PTTH_TM_SHUTDOWN : t->result, t->bytes_up,
                        t->bytes_down);
     ptth_timer_stop(s->loop, &t->open_timer);
@@ -179,9 +161,8 @@ tunnel_unlink_free(tunnel *t)
         ptth_stream_close(t->stream);
     if (t->bridge != NULL)
         ptth_bridge_free(t->bridge);
+    ptth_tunnel_set_remove(&s->tunnels, &t->link);
     free(t);
-    if (s->stopping && s->n_tunnels == 0)
-        ptth_defer_call(s->loop, &s->drained, on_drained_defer, s);
 }
 
 static void
@@ -392,11 +373,7 @@ start_tunnel(ptth_server *s, const ptth_req *r)
     /* an address is all it may hold: it goes into logs and PROXY headers */
     if (strspn(r->client_addr, "0123456789abcdefABCDEF.:[]%") == strlen(r->client_addr))
         snprintf(t->client_addr, sizeof(t->client_addr), "%s", r->client_addr);
-    t->next = s->tunnels;
-    if (s->tunnels != NULL)
-        s->tunnels->prev = t;
-    s->tunnels = t;
-    s->n_tunnels++;
+    ptth_tunnel_set_add(&s->tunnels, &t->link);
     t->state = T_OPENING;
     t->mport = -1;
     t->result = PTTH_TM_RST;
@@ -525,6 +502,7 @@ ptth_server_new(ptth_loop *loop, ptth_relay_client *client, const ptth_server_pa
         return -ENOMEM;
     }
     s->loop = loop;
+    ptth_tunnel_set_init(&s->tunnels, loop);
     s->client = client;
     s->p = params;
     ptth_api_listen_path(s->listen_path, sizeof(s->listen_path), params->name);
@@ -568,23 +546,20 @@ void
 ptth_server_shutdown(ptth_server *s, void (*on_drained)(void *data), void *data)
 {
     s->stopping = true;
-    s->on_drained = on_drained;
-    s->drained_data = data;
     ptth_timer_stop(s->loop, &s->retry_timer);
     for (unsigned i = 0; i < s->n_slots; i++) {
         s->slots[i].waiting = false;
         ptth_req_cancel(&s->slots[i].req);
     }
-    tunnel *next;
-    for (tunnel *t = s->tunnels; t != NULL; t = next) {
-        next = t->next; /* reject() may free t when its request cannot start */
+    PTTH_TUNNEL_SET_EACH(&s->tunnels, l, nx)
+    { /* reject() may free t when its request cannot start */
+        tunnel *t = PTTH_TUNNEL_OF(l, tunnel, link);
         if (t->state == T_OPENING)
             reject(t, "server shutting down");
         else if (t->state == T_BRIDGED && t->bridge != NULL)
             ptth_bridge_shutdown(t->bridge);
     }
-    if (s->n_tunnels == 0)
-        ptth_defer_call(s->loop, &s->drained, on_drained_defer, s);
+    ptth_tunnel_set_drain(&s->tunnels, on_drained, data);
 }
 
 void
@@ -592,12 +567,12 @@ ptth_server_free(ptth_server *s)
 {
     if (s == NULL)
         return;
-    ptth_defer_cancel(s->loop, &s->drained);
     ptth_timer_stop(s->loop, &s->retry_timer);
     for (unsigned i = 0; i < s->n_slots; i++)
         ptth_req_cancel(&s->slots[i].req);
-    while (s->tunnels != NULL)
-        tunnel_unlink_free(s->tunnels);
+    while (s->tunnels.head != NULL)
+        tunnel_unlink_free(PTTH_TUNNEL_OF(s->tunnels.head, tunnel, link));
+    ptth_tunnel_set_fini(&s->tunnels); /* after the removes: the last one may have scheduled on_drained */
     free(s->slots);
     free(s->mports);
     free(s);
@@ -606,14 +581,16 @@ ptth_server_free(ptth_server *s)
 size_t
 ptth_server_tunnels(const ptth_server *s)
 {
-    return s->n_tunnels;
+    return s->tunnels.count;
 }
 
 void
 ptth_server_metrics_live(void *data, ptth_term_metrics *m)
 {
     const ptth_server *s = data;
-    for (const tunnel *t = s->tunnels; t != NULL; t = t->next) {
+    PTTH_TUNNEL_SET_EACH(&s->tunnels, l, nx)
+    {
+        const tunnel *t = PTTH_TUNNEL_OF(l, tunnel, link);
         if (t->bridge == NULL)
             continue;
         uint64_t to_relay, from_relay;
