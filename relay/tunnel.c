@@ -595,7 +595,7 @@ check_chunk(ptth_tunnel *t, ptth_dir *dir, ptth_rq *rq, const ptth_chunk_in *in,
     ptth_core *core = t->core;
     char msg[160];
     *fin = false;
-    if (t->state == PTTH_TUNNEL_JOINED) {
+    if (t->state == PTTH_TUNNEL_JOINED || t->state == PTTH_TUNNEL_SUSPENDED) {
         ptth_core_reply(core, rq, 409, 0, "tunnel is on the upgraded path: no chunks\n");
         return 409;
     }

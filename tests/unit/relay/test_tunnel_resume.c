@@ -109,6 +109,14 @@ START_TEST(broken_leg_suspends_clean_end_is_fin)
     ck_assert_uint_eq(core.nsuspended, 1);
     ck_assert_uint_eq(ptth_tunnel_phase(t), 3);
     ck_assert_uint_eq(core.stats.tunnels_suspended, 1);
+    /* no chunks, no accept while suspended */
+    ptth_rq *ch = chunk(t, true, 0, false, 5);
+    ck_assert_int_eq(ch->status, 409);
+    ck_assert_str_eq(ch->body, "tunnel is on the upgraded path: no chunks\n");
+    ptth_rq *acc = rq_new();
+    ptth_tunnel_on_accept(t, acc, BOTH);
+    ck_assert_int_eq(acc->status, 409);
+    ck_assert_int_eq(t->state, PTTH_TUNNEL_SUSPENDED);
 
     ptth_tunnel *t2 = joined(BOTH, BOTH, &c, &a);
     ptth_tunnel_on_joint_end(t2, true, NULL);
@@ -383,6 +391,24 @@ START_TEST(shutdown_ends_suspended_tunnels)
 }
 END_TEST
 
+START_TEST(close_while_suspended_answers_the_held_resume)
+{
+    cfg.resume_grace = 30;
+    ptth_rq *c, *a;
+    ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
+    char id[PTTH_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%s", t->id);
+    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_rq *r = resume(id, false, 0, 0);
+    ptth_tunnel_end(t, PTTH_END_RST, "closed by server");
+    ck_assert_int_eq(r->status, 404);
+    ck_assert_str_eq(r->body, "tunnel closed\n");
+    ck_assert_int_eq(last_reason, PTTH_END_RST);
+    ck_assert_int_eq(narmed, 0);
+    ck_assert_int_eq(resume(id, true, 0, 0)->status, 404); /* remembered */
+}
+END_TEST
+
 START_TEST(ended_ids_are_bounded)
 {
     cfg.resume_grace = 30;
@@ -425,6 +451,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, not_resumable_is_409);
     tcase_add_test(tc, bad_request_is_400_after_the_tunnel_checks);
     tcase_add_test(tc, shutdown_ends_suspended_tunnels);
+    tcase_add_test(tc, close_while_suspended_answers_the_held_resume);
     tcase_add_test(tc, ended_ids_are_bounded);
     suite_add_tcase(s, tc);
     return s;
