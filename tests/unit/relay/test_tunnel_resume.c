@@ -404,7 +404,8 @@ START_TEST(close_while_suspended_answers_the_held_resume)
     ck_assert_int_eq(r->status, 404);
     ck_assert_str_eq(r->body, "tunnel closed\n");
     ck_assert_int_eq(last_reason, PTTH_END_RST);
-    ck_assert_int_eq(narmed, 0);
+    ck_assert_int_eq(armed_of(PTTH_TIMER_RESUME), 0);
+    ck_assert_uint_eq(core.nsuspended, 0);
     ck_assert_int_eq(resume(id, true, 0, 0)->status, 404); /* remembered */
 }
 END_TEST
