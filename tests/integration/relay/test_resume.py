@@ -360,5 +360,21 @@ def resume_requests_that_are_refused_before_the_tunnel(ctx):
     ac.close()
 
 
+@t.test
+def shutdown_ends_a_suspended_tunnel(ctx):
+    keys = Keys(ctx)
+    relay, api = start(ctx, keys)
+    cid, ct, st = broken(api, keys, relay)
+    c2 = send_resume(api, cid, keys.ck, ct, 0, 0)
+    time.sleep(0.2)
+    relay.signal(__import__("signal").SIGTERM)
+    r = answer(c2)
+    assert r.status == 503, r
+    end = tunnel_end_line(relay, cid)
+    assert end["reason"] == "shutdown" and end["path"] == "upgrade", end
+    assert relay.stop() == 0
+    c2.close()
+
+
 if __name__ == "__main__":
     t.run()
