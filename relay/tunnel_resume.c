@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 #include "resume.h"
 #include "sysutil.h"
 #include "tunnel_internal.h"
+
+_Static_assert(sizeof(((ptth_ended *)0)->id) == PTTH_ID_LEN, "an ended id is a connection id");
 
 /* One held resume request; its memory is the request's (core.h). */
 typedef struct ptth_resume_hold {
