@@ -324,6 +324,29 @@ def second_resume_of_a_side_supersedes_the_first(ctx):
 
 
 @t.test
+def held_resume_whose_connection_closes_is_dropped(ctx):
+    keys = Keys(ctx)
+    relay, api = start(ctx, keys)
+    cid, ct, st = broken(api, keys, relay)
+    c1 = send_resume(api, cid, keys.ck, ct, 0, 0)
+    time.sleep(0.2)
+    c1.close()
+    time.sleep(0.2)
+    s2 = send_resume(api, cid, keys.sk, st, 0, 0, client="alice")
+    try:
+        r = s2.read_head(timeout=0.5)
+        raise AssertionError("answered without the client side: %r" % (r,))
+    except socket.timeout:
+        pass
+    c2 = send_resume(api, cid, keys.ck, ct, 0, 0)
+    assert answer(s2).status == 101 and answer(c2).status == 101
+    c2.sock.sendall(b"ok")
+    assert recv_n(s2, 2) == b"ok"
+    c2.close()
+    s2.close()
+
+
+@t.test
 def resumption_off_is_404_without_tokens(ctx):
     keys = Keys(ctx)
     relay, api = start(ctx, keys, args=("--resume-grace", "0"))
