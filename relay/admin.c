@@ -324,6 +324,30 @@ render_hardening(const ptth_relay *relay, ptth_sbuf *b)
     ptth_sbuf_printf(b, "ptth_address_table_full_total %" PRIu64 "\n", relay->addrs.full);
 }
 
+/* Resumable tunnels (SPEC §9.3, docs/ptth_relay.md "Resumable tunnels"). */
+static void
+render_resume(ptth_relay *relay, ptth_sbuf *b)
+{
+    const ptth_core_stats *st = &relay->core.stats;
+    ptth_sbuf_prom_family(b, "ptth_tunnels_suspended", "gauge", "Tunnels suspended now, waiting for both sides to resume.");
+    ptth_sbuf_printf(b, "ptth_tunnels_suspended %zu\n", relay->core.nsuspended);
+    ptth_sbuf_prom_family(b, "ptth_tunnels_suspended_total", "counter",
+                          "Times a resumable tunnel lost a leg (or was resumed while joined) and was suspended.");
+    ptth_sbuf_printf(b, "ptth_tunnels_suspended_total %" PRIu64 "\n", st->tunnels_suspended);
+    ptth_sbuf_prom_family(b, "ptth_tunnels_resumed_total", "counter", "Suspended tunnels joined again by both sides' resumes.");
+    ptth_sbuf_printf(b, "ptth_tunnels_resumed_total %" PRIu64 "\n", st->tunnels_resumed);
+    ptth_sbuf_prom_family(b, "ptth_resume_refused_total", "counter", "Resume requests refused, by reason.");
+    for (int r = 0; r < PTTH_REFUSED__COUNT; r++)
+        ptth_sbuf_printf(b, "ptth_resume_refused_total{reason=\"%s\"} %" PRIu64 "\n", ptth_resume_refusal_name((ptth_resume_refusal)r),
+                         st->resume_refused[r]);
+    ptth_sbuf_prom_family(b, "ptth_resume_replayed_bytes_total", "counter",
+                          "Positions (payload bytes and FINs) the terminators sent again after resumes, by direction.");
+    ptth_sbuf_printf(b,
+                     "ptth_resume_replayed_bytes_total{direction=\"up\"} %" PRIu64
+                     "\nptth_resume_replayed_bytes_total{direction=\"down\"} %" PRIu64 "\n",
+                     st->replayed_up, st->replayed_down);
+}
+
 static void
 render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
 {
@@ -351,6 +375,7 @@ render_metrics(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
                           "Bytes carried, by direction (up: client to server, down: server to client).");
     ptth_sbuf_printf(b, "ptth_bytes_total{direction=\"up\"} %" PRIu64 "\nptth_bytes_total{direction=\"down\"} %" PRIu64 "\n",
                      relay->core.stats.bytes_up, relay->core.stats.bytes_down);
+    render_resume(relay, b);
     ptth_sbuf_prom_family(b, "ptth_servers_online", "gauge",
                           "Servers online now (a listen outstanding or in the last --listen-timeout).");
     ptth_sbuf_printf(b, "ptth_servers_online %zu\n", s->online);
@@ -415,9 +440,11 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     json_str(b, PTTH_VERSION);
     ptth_sbuf_printf(b,
                      ",\"uptime_s\":%lld,\"servers_online\":%zu,\"listens\":%zu,\"tunnels_open\":%zu,"
-                     "\"tunnels_opened\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"tunnels_ended\":{",
+                     "\"tunnels_opened\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64
+                     ",\"tunnels_suspended\":%zu,\"tunnels_resumed\":%" PRIu64 ",\"tunnels_ended\":{",
                      (s->now_ms - relay->started_ms) / 1000, s->online, s->listens, s->ntun, relay->core.stats.tunnels_opened,
-                     relay->core.stats.bytes_up, relay->core.stats.bytes_down);
+                     relay->core.stats.bytes_up, relay->core.stats.bytes_down, relay->core.nsuspended,
+                     relay->core.stats.tunnels_resumed);
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "%s\"%s\":%" PRIu64, r ? "," : "", ptth_end_reason_name((ptth_end_reason)r),
                          relay->core.stats.tunnels_ended[r]);

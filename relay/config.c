@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "resume.h"
 
 /* Loads the certificate and key the way start-up will, so that a bad file is
  * a configuration error (exit 2) that names the file. */
@@ -61,6 +62,14 @@ validate(void *config, ptth_problems *problems)
     if (ptth_auth_build(&a, &c->server, &c->client, &c->allow, c->admin_key_hash, problems) == 0)
         ptth_auth_free(&a);
     check_tls_files(c, problems);
+    if (c->resume_secret_file != NULL) {
+        /* read the way start-up will, so that --check-config and SIGHUP name a bad file */
+        ptth_resume_secret s;
+        char err[600];
+        if (ptth_resume_secret_load(&s, c->resume_secret_file, err, sizeof(err)) != 0)
+            ptth_problems_add(problems, "%s", err);
+        ptth_resume_secret_wipe(&s);
+    }
     if (c->max_connections_per_server > c->max_connections)
         ptth_problems_add(problems, "--max-connections-per-server (%llu) is above --max-connections (%llu)",
                           (unsigned long long)c->max_connections_per_server, (unsigned long long)c->max_connections);
@@ -125,6 +134,13 @@ static const ptth_option options[] = {
      16, 1048576, NULL},
     {"upgrade", PTTH_OPT_STRING, OFF(upgrade), "on|off",
      "let connect and accept requests over HTTP/1.1 leave HTTP (101) for the upgraded data path", "on", 0, 0, check_on_off},
+    {"resume-grace", PTTH_OPT_UINT, OFF(resume_grace), "SECS",
+     "how long a broken upgraded tunnel whose both sides asked for it (PTTH-Resumable) waits to be resumed; 0 = off", "30", 0,
+     3600, NULL},
+    {"resume-secret-file", PTTH_OPT_STRING, OFF(resume_secret_file), "FILE",
+     "the secret of resume tokens (at least 32 bytes, mode 0600): relays sharing it resume each other's tunnels; default: "
+     "32 random bytes per start",
+     NULL, 0, 0, NULL},
 };
 
 const ptth_program ptth_relay_program = {
@@ -134,7 +150,7 @@ const ptth_program ptth_relay_program = {
     .summary = "The public meeting point of ptth: servers (ptth_server) hold listens open, clients (ptth_proxy)\n"
                "connect through it to a server's port; bytes flow as HTTP chunks and framed streams, or, once\n"
                "both sides upgraded their HTTP/1.1 connections (101), straight between the two connections.",
-    .epilog = "Signals: SIGHUP reloads keys, ACLs, limits, --upgrade from --config; SIGINT/SIGTERM end every tunnel and exit 0.\n"
+    .epilog = "Signals: SIGHUP reloads keys, ACLs, limits, --upgrade from --config (the resume secret is kept); SIGINT/SIGTERM end every tunnel and exit 0.\n"
               "Exit codes: 0 clean exit, 1 fatal error, 2 usage or configuration error.",
     .options = options,
     .n_options = sizeof(options) / sizeof(options[0]),

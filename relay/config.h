@@ -33,6 +33,8 @@ typedef struct ptth_relay_config {
     uint64_t auth_fail_penalty;           /* seconds */
     uint64_t address_table_size;          /* entries of the per-address table */
     char *upgrade; /* --upgrade: "on" or "off" */
+    uint64_t resume_grace;    /* --resume-grace SECS: 0 = resumption off (SPEC §9.3) */
+    char *resume_secret_file; /* NULL: a random secret per process */
 } ptth_relay_config;
 
 extern const ptth_program ptth_relay_program;

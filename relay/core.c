@@ -7,13 +7,24 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *
 ptth_end_reason_name(ptth_end_reason r)
 {
-    static const char *const names[] = {"fin", "rst", "idle", "backend", "timeout", "shutdown"};
+    static const char *const names[] = {"fin", "rst", "idle", "backend", "timeout", "shutdown", "resume_timeout"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == PTTH_END__COUNT, "a name per end reason");
     return (unsigned)r < PTTH_END__COUNT ? names[r] : "unknown";
+}
+
+const char *
+ptth_resume_refusal_name(ptth_resume_refusal r)
+{
+    static const char *const names[] = {"off",        "bad_proof", "ended", "not_resumable", "superseded",
+                                        "timed_out", "limit",     "bad_request"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == PTTH_REFUSED__COUNT, "a name per refusal");
+    return (unsigned)r < PTTH_REFUSED__COUNT ? names[r] : "unknown";
 }
 
 void
@@ -32,6 +43,8 @@ ptth_core_dispose(ptth_core *core)
 {
     ptth_table_dispose(&core->servers);
     ptth_table_dispose(&core->tunnels);
+    free(core->ended);
+    core->ended = NULL;
 }
 
 ptth_held *

@@ -51,6 +51,7 @@ typedef enum ptth_end_reason {
     PTTH_END_BACKEND,
     PTTH_END_TIMEOUT,
     PTTH_END_SHUTDOWN,
+    PTTH_END_RESUME_TIMEOUT, /* suspended past --resume-grace (SPEC §9.3) */
     PTTH_END__COUNT
 } ptth_end_reason;
 
@@ -122,6 +123,7 @@ typedef enum ptth_timer_kind {
     PTTH_TIMER_IDLE,        /* --idle-timeout */
     PTTH_TIMER_LISTEN,      /* --listen-timeout: held listens, the online window */
     PTTH_TIMER_NOW,         /* zero: at the end of this loop round */
+    PTTH_TIMER_RESUME,      /* --resume-grace: a suspended tunnel */
     PTTH_TIMER__COUNT
 } ptth_timer_kind;
 
@@ -179,12 +181,40 @@ typedef struct ptth_core_io {
     void (*join_close)(void *ctx, ptth_join *j, bool reset);
 } ptth_core_io;
 
+/* Why a resume request was refused (the admin pages count them). */
+typedef enum ptth_resume_refusal {
+    PTTH_REFUSED_OFF = 0,     /* 404 --resume-grace 0 */
+    PTTH_REFUSED_BAD_PROOF,   /* 403 the token does not match */
+    PTTH_REFUSED_ENDED,       /* 404 the tunnel ended */
+    PTTH_REFUSED_NOT_RESUMABLE, /* 409 not upgraded, not resumable or not open yet */
+    PTTH_REFUSED_SUPERSEDED,  /* 409 a newer resume of the same side came */
+    PTTH_REFUSED_TIMED_OUT,   /* 404 held past the grace */
+    PTTH_REFUSED_LIMIT,       /* 429 --max-connections(-per-server) */
+    PTTH_REFUSED_BAD_REQUEST, /* 400 */
+    PTTH_REFUSED__COUNT
+} ptth_resume_refusal;
+
+const char *ptth_resume_refusal_name(ptth_resume_refusal r);
+
 /* Totals since the start (the admin pages). */
 typedef struct ptth_core_stats {
     uint64_t tunnels_opened;
     uint64_t tunnels_ended[PTTH_END__COUNT];
     uint64_t bytes_up, bytes_down;
+    uint64_t tunnels_suspended; /* times a joined tunnel was suspended */
+    uint64_t tunnels_resumed;
+    uint64_t resume_refused[PTTH_REFUSED__COUNT];
+    uint64_t replayed_up, replayed_down; /* positions sent again after resumes (tunnel_resumed) */
 } ptth_core_stats;
+
+/* Ids of resumable tunnels that ended less than --resume-grace ago, so that
+ * a resume for one is 404 and does not bring it back (tunnel_resume.c). A
+ * ring of PTTH_ENDED_MAX: when full the oldest is forgotten early. */
+#define PTTH_ENDED_MAX 4096
+typedef struct ptth_ended {
+    char id[22];
+    long long ended_ms;
+} ptth_ended;
 
 /* Told of every tunnel end, before the tunnel is freed (admin.c keeps its
  * totals and recent ends this way). detail may be NULL. */
@@ -200,6 +230,10 @@ typedef struct ptth_core {
     ptth_core_stats stats;
     ptth_tunnel_end_observer on_end; /* NULL: nobody watches */
     void *on_end_data;
+    const struct ptth_resume_secret *resume_secret; /* resume.h; NULL: resumption off */
+    ptth_ended *ended; /* PTTH_ENDED_MAX, malloc'd at the first resumable end */
+    size_t ended_next;   /* where the next end is written */
+    size_t nsuspended;   /* tunnels SUSPENDED now */
 } ptth_core;
 
 void ptth_core_init(ptth_core *core, const ptth_relay_config *cfg, const ptth_core_io *io, void *io_ctx);

@@ -107,7 +107,7 @@ io_timer_arm(void *ctx, ptth_timer *t, ptth_timer_kind kind)
 {
     ptth_relay *relay = ctx;
     h2o_timeout_t *const periods[PTTH_TIMER__COUNT] = {&relay->connect_timeout, &relay->idle_timeout, &relay->listen_timeout,
-                                                         &relay->ctx.zero_timeout};
+                                                         &relay->ctx.zero_timeout, &relay->resume_timeout};
     h2o_timeout_entry_t *entry = (h2o_timeout_entry_t *)(void *)&t->store;
     entry->cb = on_entry;
     h2o_timeout_link(relay->ctx.loop, periods[kind], entry);

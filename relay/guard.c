@@ -137,6 +137,47 @@ ptth_guard_failure(ptth_relay *relay, const char *ip, uint32_t *failures)
     return v;
 }
 
+/* The address without its port (in place): what fail2ban bans. */
+static char *
+strip_port(char *addr)
+{
+    char *ip = addr, *end;
+    if (addr[0] == '[') {
+        ip = addr + 1;
+        if ((end = strchr(ip, ']')) != NULL)
+            *end = '\0';
+    } else if ((end = strrchr(addr, ':')) != NULL) {
+        *end = '\0';
+    }
+    return ip;
+}
+
+static void
+log_penalty(ptth_relay *relay, const char *ip, uint32_t failures)
+{
+    ptth_peer_key k;
+    char group[PTTH_PEER_KEY_STRLEN] = "";
+    if (ptth_peer_key_from_text(&k, ip) == 0 && k.family == AF_INET6)
+        ptth_peer_key_format(&k, group, sizeof(group));
+    ptth_log_warn("event=auth_penalty addr=%s failures=%u for_s=%llu%s%s", ip, failures,
+                  (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
+}
+
+void
+ptth_guard_resume_refused(ptth_relay *relay, h2o_req_t *req, const char *id, bool server_side)
+{
+    char addr[PTTH_ADDR_STRLEN];
+    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
+    uint32_t failures;
+    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
+    if (verdict == PTTH_PEER_FAIL_QUIET)
+        return;
+    char *ip = strip_port(addr);
+    ptth_log_warn("event=resume_refused addr=%s conn=%s side=%s reason=bad_proof", ip, id, server_side ? "server" : "client");
+    if (verdict == PTTH_PEER_FAIL_PENALTY)
+        log_penalty(relay, ip, failures);
+}
+
 void
 ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key)
 {
@@ -149,15 +190,7 @@ ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, co
     ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
     if (verdict == PTTH_PEER_FAIL_QUIET)
         return;
-    /* the address without its port: what fail2ban bans */
-    char *ip = addr, *end;
-    if (addr[0] == '[') {
-        ip = addr + 1;
-        if ((end = strchr(ip, ']')) != NULL)
-            *end = '\0';
-    } else if ((end = strrchr(addr, ':')) != NULL) {
-        *end = '\0';
-    }
+    char *ip = strip_port(addr);
     /* the path is the client's: printable ASCII only, so that no line can be
      * forged into the log that fail2ban reads */
     char p[128];
@@ -169,12 +202,6 @@ ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, co
     p[n] = '\0';
     ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
                   ptth_log_quote(path, sizeof(path), p));
-    if (verdict == PTTH_PEER_FAIL_PENALTY) {
-        ptth_peer_key k;
-        char group[PTTH_PEER_KEY_STRLEN] = "";
-        if (ptth_peer_key_from_text(&k, ip) == 0 && k.family == AF_INET6)
-            ptth_peer_key_format(&k, group, sizeof(group));
-        ptth_log_warn("event=auth_penalty addr=%s failures=%u for_s=%llu%s%s", ip, failures,
-                      (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
-    }
+    if (verdict == PTTH_PEER_FAIL_PENALTY)
+        log_penalty(relay, ip, failures);
 }

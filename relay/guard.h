@@ -55,4 +55,10 @@ ptth_peer_fail ptth_guard_failure(ptth_relay *relay, const char *addr, uint32_t 
  * failures beyond the limit are not logged (SPEC §9.6). */
 void ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key);
 
+/* A resume request whose token does not match (SPEC §9.3): counted as an
+ * authentication failure of its address (--auth-fail-limit) and logged as
+ * `event=resume_refused addr=IP conn=ID side=client|server reason=bad_proof`
+ * (never the token), quiet beyond the limit like auth_failed. */
+void ptth_guard_resume_refused(ptth_relay *relay, h2o_req_t *req, const char *id, bool server_side);
+
 #endif

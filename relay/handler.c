@@ -15,7 +15,9 @@
 #include "h2obuf.h"
 #include "log.h"
 #include "joint.h"
+#include "names.h"
 #include "reply.h"
+#include "resume.h"
 #include "route.h"
 #include "tunnel.h"
 
@@ -74,6 +76,32 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
     ptth_reply(req, 403, msg);
 }
 
+/* What an upgrade request asked for: the upgraded path, and resumption
+ * (PTTH-Resumable: 1, docs/protocol.md). */
+static unsigned
+asks_of(h2o_req_t *req)
+{
+    if (!ptth_joint_wanted(req))
+        return 0;
+    size_t len;
+    const char *v = ptth_req_header(req, "ptth-resumable", &len);
+    return PTTH_ASK_UPGRADE | (v != NULL && len == 1 && v[0] == '1' ? PTTH_ASK_RESUME : 0);
+}
+
+/* PTTH-Proto: absent or tcp: a byte stream; udp: a datagram session
+ * (docs/protocol.md). -1 when it is something else. */
+static int
+proto_of(h2o_req_t *req, ptth_tunnel_proto *out)
+{
+    size_t plen = 0;
+    const char *proto = ptth_req_header(req, "ptth-proto", &plen);
+    bool udp = proto != NULL && plen == 3 && strncasecmp(proto, "udp", 3) == 0;
+    if (proto != NULL && !udp && !(plen == 3 && strncasecmp(proto, "tcp", 3) == 0))
+        return -1;
+    *out = udp ? PTTH_PROTO_UDP : PTTH_PROTO_TCP;
+    return 0;
+}
+
 static void
 do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route)
 {
@@ -96,17 +124,94 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply(req, 404, msg);
         return;
     }
-    size_t plen = 0; /* PTTH-Proto: absent or tcp: a byte stream; udp: a datagram session (docs/protocol.md) */
-    const char *proto = ptth_req_header(req, "ptth-proto", &plen);
-    bool udp = proto != NULL && plen == 3 && strncasecmp(proto, "udp", 3) == 0;
-    if (proto != NULL && !udp && !(plen == 3 && strncasecmp(proto, "tcp", 3) == 0)) {
+    ptth_tunnel_proto proto;
+    if (proto_of(req, &proto) != 0) {
         ptth_reply(req, 400, "bad PTTH-Proto: expected tcp or udp\n");
         return;
     }
     char addr[PTTH_ADDR_STRLEN];
     ptth_guard_client_addr(relay, req, addr, sizeof(addr));
     ptth_tunnel_connect(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, route->port.base, route->port.len,
-                        c->client->name, addr, ptth_joint_wanted(req), udp ? PTTH_PROTO_UDP : PTTH_PROTO_TCP);
+                        c->client->name, addr, asks_of(req), proto);
+}
+
+/* A header that must be a name (names.h), copied NUL-terminated into out;
+ * false when absent or not a name. */
+static bool
+name_header(h2o_req_t *req, const char *name, char out[PTTH_NAME_MAX + 1])
+{
+    size_t len;
+    const char *v = ptth_req_header(req, name, &len);
+    if (v == NULL || !ptth_name_valid(v, len))
+        return false;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* POST .../conns/{id}/resume (docs/protocol.md "Resumable tunnels"): the
+ * checks in the contract's order, the key's side already checked by
+ * do_conn: the ACL, resumption on, the token; then the core (the tunnel,
+ * the request's shape). */
+static void
+do_resume(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c, bool is_server)
+{
+    char server[PTTH_NAME_MAX + 1], port[PTTH_NAME_MAX + 1], client[PTTH_NAME_MAX + 1], id[PTTH_ID_LEN + 1];
+    ptth_resume_in in;
+    memset(&in, 0, sizeof(in));
+    in.server_side = is_server;
+    /* the fields the ACL and the token need come first */
+    if (!name_header(req, "ptth-port", port)) {
+        ptth_reply(req, 400, "missing or bad PTTH-Port: the tunnel's port name\n");
+        return;
+    }
+    if (proto_of(req, &in.proto) != 0) {
+        ptth_reply(req, 400, "bad PTTH-Proto: expected tcp or udp\n");
+        return;
+    }
+    if (is_server) {
+        if (!name_header(req, "ptth-client", client)) {
+            ptth_reply(req, 400, "missing or bad PTTH-Client: the client's name from the listen answer\n");
+            return;
+        }
+    } else {
+        snprintf(client, sizeof(client), "%s", c->client->name);
+    }
+    snprintf(server, sizeof(server), "%.*s", (int)route->server.len, route->server.base);
+    snprintf(id, sizeof(id), "%.*s", (int)route->id.len, route->id.base);
+    if (!ptth_auth_allowed(&relay->auth, client, route->server.base, route->server.len, port, strlen(port))) {
+        refuse(relay, req, c, is_server ? "resume a tunnel of this client and port" : "reach this server and port");
+        return;
+    }
+    if (relay->cfg->resume_grace == 0) {
+        relay->core.stats.resume_refused[PTTH_REFUSED_OFF]++;
+        ptth_reply(req, 404, "resumption is off\n");
+        return;
+    }
+    size_t tlen;
+    const char *token = ptth_req_header(req, "ptth-resume", &tlen);
+    if (!ptth_resume_token_ok(&relay->resume_secret, id, is_server, server, port, ptth_tunnel_proto_name(in.proto), client, token,
+                              tlen)) {
+        relay->core.stats.resume_refused[PTTH_REFUSED_BAD_PROOF]++;
+        ptth_guard_resume_refused(relay, req, id, is_server);
+        ptth_reply(req, 403, "bad resume proof\n");
+        return;
+    }
+    size_t len;
+    const char *v;
+    if (!ptth_joint_wanted(req))
+        in.bad_request = "a resume is an upgrade request: HTTP/1.1, Connection: Upgrade, Upgrade: " PTTH_UPGRADE_TOKEN "\n";
+    else if ((v = ptth_req_header(req, "ptth-received", &len)) == NULL || ptth_resume_parse_count(v, len, &in.received) != 0)
+        in.bad_request = "missing or bad PTTH-Received: a decimal count\n";
+    else if ((v = ptth_req_header(req, "ptth-sent", &len)) == NULL || ptth_resume_parse_count(v, len, &in.sent) != 0)
+        in.bad_request = "missing or bad PTTH-Sent: a decimal count\n";
+    char addr[PTTH_ADDR_STRLEN];
+    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
+    in.port = port;
+    in.port_len = strlen(port);
+    in.client = client;
+    in.addr = addr;
+    ptth_tunnel_resume(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, id, &in);
 }
 
 /* A chunk request's fields for the core. */
@@ -133,6 +238,10 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
         refuse(relay, req, c, side == PTTH_SIDE_SERVER ? "act as this server" : "act as a client of this tunnel");
         return;
     }
+    if (route->kind == PTTH_ROUTE_RESUME) {
+        do_resume(relay, req, route, c, is_server);
+        return;
+    }
     if (t == NULL || strlen(t->server) != route->server.len || memcmp(t->server, route->server.base, route->server.len) != 0) {
         ptth_reply(req, 404, "unknown or closed tunnel\n");
         return;
@@ -147,7 +256,7 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
     ptth_chunk_in in;
     switch (route->kind) {
     case PTTH_ROUTE_ACCEPT:
-        ptth_tunnel_on_accept(t, ptth_rq_of(req), ptth_joint_wanted(req));
+        ptth_tunnel_on_accept(t, ptth_rq_of(req), asks_of(req));
         break;
     case PTTH_ROUTE_REJECT:
         reason = ptth_req_header(req, "ptth-reason", &len);

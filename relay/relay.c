@@ -92,12 +92,24 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
         ptth_auth_free(&relay->auth);
         return -1;
     }
+    char err[600];
+    if (ptth_resume_secret_load(&relay->resume_secret, cfg->resume_secret_file, err, sizeof(err)) != 0) {
+        ptth_problems_add(problems, "%s", err);
+        ptth_peertable_dispose(&relay->addrs);
+        ptth_peerset_dispose(&relay->peers);
+        h2o_config_dispose(&relay->globalconf);
+        free(relay->trusted);
+        ptth_auth_free(&relay->auth);
+        return -1;
+    }
     h2o_context_init(&relay->ctx, loop, &relay->globalconf);
     h2o_timeout_init(loop, &relay->listen_timeout, cfg->listen_timeout * 1000);
     h2o_timeout_init(loop, &relay->connect_timeout, cfg->connect_timeout * 1000);
     h2o_timeout_init(loop, &relay->heartbeat, cfg->heartbeat * 1000);
     h2o_timeout_init(loop, &relay->idle_timeout, (cfg->idle_timeout != 0 ? cfg->idle_timeout : 1) * 1000);
+    h2o_timeout_init(loop, &relay->resume_timeout, (cfg->resume_grace != 0 ? cfg->resume_grace : 1) * 1000);
     ptth_core_h2o_init(relay);
+    relay->core.resume_secret = &relay->resume_secret;
     ptth_admin_watch(relay);
     relay->started_ms = ptth_now_ms();
     return 0;
@@ -119,6 +131,8 @@ ptth_relay_dispose(ptth_relay *relay)
     h2o_timeout_dispose(relay->loop, &relay->connect_timeout);
     h2o_timeout_dispose(relay->loop, &relay->heartbeat);
     h2o_timeout_dispose(relay->loop, &relay->idle_timeout);
+    h2o_timeout_dispose(relay->loop, &relay->resume_timeout);
+    ptth_resume_secret_wipe(&relay->resume_secret);
     h2o_context_dispose(&relay->ctx);
     ptth_peerset_dispose(&relay->peers);
     ptth_peertable_dispose(&relay->addrs);
@@ -172,13 +186,14 @@ ptth_relay_reload(ptth_relay *relay, ptth_relay_config *next, ptth_problems *pro
 
     static const char *const restart_only[] = {"listen",    "tls-cert",     "tls-key",   "listen-timeout", "connect-timeout",
                                                "heartbeat", "idle-timeout", "max-chunk", "request-timeout",
-                                               "address-table-size"};
+                                               "address-table-size", "resume-grace", "resume-secret-file"};
     const bool changed[] = {
         !same_list(&cfg->listen, &next->listen),       !same_str(cfg->tls_cert, next->tls_cert),
         !same_str(cfg->tls_key, next->tls_key),        cfg->listen_timeout != next->listen_timeout,
         cfg->connect_timeout != next->connect_timeout, cfg->heartbeat != next->heartbeat,
         cfg->idle_timeout != next->idle_timeout,       cfg->max_chunk != next->max_chunk,
         cfg->request_timeout != next->request_timeout, cfg->address_table_size != next->address_table_size,
+        cfg->resume_grace != next->resume_grace,       !same_str(cfg->resume_secret_file, next->resume_secret_file),
     };
     for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
         if (changed[i])

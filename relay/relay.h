@@ -23,6 +23,7 @@
 #include "core.h"
 #include "peerlimit.h"
 #include "peerwatch.h"
+#include "resume.h"
 #include "table.h"
 
 typedef struct ptth_relay {
@@ -39,6 +40,8 @@ typedef struct ptth_relay {
     h2o_timeout_t connect_timeout; /* --connect-timeout */
     h2o_timeout_t heartbeat;       /* --heartbeat */
     h2o_timeout_t idle_timeout;    /* --idle-timeout (only used when > 0) */
+    h2o_timeout_t resume_timeout;  /* --resume-grace (only used when > 0) */
+    ptth_resume_secret resume_secret; /* resume.h: kept across SIGHUP */
     ptth_peerset peers;            /* HTTP/1 peers of held requests and streams */
     ptth_peertable addrs;          /* per client address: connections, auth failures, penalties */
 

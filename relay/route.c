@@ -70,6 +70,8 @@ conn_verb(ptth_span verb)
         return PTTH_ROUTE_UPSTREAM;
     if (span_is(verb, "close"))
         return PTTH_ROUTE_CLOSE;
+    if (span_is(verb, "resume"))
+        return PTTH_ROUTE_RESUME;
     return PTTH_ROUTE_NOT_FOUND;
 }
 
@@ -128,6 +130,7 @@ ptth_route_side_of(ptth_route_kind kind)
     case PTTH_ROUTE_UPSTREAM:
         return PTTH_SIDE_CLIENT;
     case PTTH_ROUTE_CLOSE:
+    case PTTH_ROUTE_RESUME:
         return PTTH_SIDE_EITHER;
     default:
         return PTTH_SIDE_NONE;
@@ -160,6 +163,7 @@ ptth_route_name(ptth_route_kind kind)
         [PTTH_ROUTE_STATUS] = "status",         [PTTH_ROUTE_INDEX] = "index",       [PTTH_ROUTE_LISTEN] = "listen",
         [PTTH_ROUTE_CONNECT] = "connect",       [PTTH_ROUTE_ACCEPT] = "accept",     [PTTH_ROUTE_REJECT] = "reject",
         [PTTH_ROUTE_DOWNSTREAM] = "downstream", [PTTH_ROUTE_UPSTREAM] = "upstream", [PTTH_ROUTE_CLOSE] = "close",
+        [PTTH_ROUTE_RESUME] = "resume",
     };
     if ((size_t)kind >= sizeof(names) / sizeof(names[0]))
         return "unknown";

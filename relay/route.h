@@ -5,7 +5,7 @@
  *   /metrics, /v1/status, /                          METRICS, STATUS, INDEX (admin)
  *   /v1/servers/{server}/listen                      LISTEN
  *   /v1/servers/{server}/ports/{port}/connect        CONNECT
- *   /v1/servers/{server}/conns/{id}/{verb}           ACCEPT REJECT DOWNSTREAM UPSTREAM CLOSE
+ *   /v1/servers/{server}/conns/{id}/{verb}           ACCEPT REJECT DOWNSTREAM UPSTREAM CLOSE RESUME
  *
  * The query string (from '?') is ignored. Names must be valid SPEC §2 names,
  * ids 22 base64url characters; anything else is NOT_FOUND. The parsed names
@@ -30,6 +30,7 @@ typedef enum ptth_route_kind {
     PTTH_ROUTE_DOWNSTREAM,
     PTTH_ROUTE_UPSTREAM,
     PTTH_ROUTE_CLOSE,
+    PTTH_ROUTE_RESUME,
 } ptth_route_kind;
 
 typedef struct ptth_span {
@@ -52,7 +53,7 @@ typedef enum ptth_route_side {
     PTTH_SIDE_NONE = 0,   /* no tunnel key needed (healthz) or admin */
     PTTH_SIDE_SERVER = 1, /* listen, accept, reject, downstream */
     PTTH_SIDE_CLIENT = 2, /* connect, upstream */
-    PTTH_SIDE_EITHER = 3, /* close */
+    PTTH_SIDE_EITHER = 3, /* close, resume */
 } ptth_route_side;
 
 ptth_route_side ptth_route_side_of(ptth_route_kind kind);

@@ -13,6 +13,7 @@
 #include "frame.h"
 #include "log.h"
 #include "sysutil.h"
+#include "tunnel_internal.h"
 
 /* Most bytes written into a stream in one go (several chunks may be batched). */
 #define BATCH_BYTES (1024 * 1024)
@@ -28,7 +29,8 @@ struct ptth_chunk {
 
 /* ---- states ----------------------------------------------------------------- */
 
-static const char *const state_names[PTTH_TUNNEL__STATES] = {"await_listen", "await_accept", "open", "joined", "broken", "ending"};
+static const char *const state_names[PTTH_TUNNEL__STATES] = {"await_listen", "await_accept", "open", "joined",
+                                                              "broken",       "suspended",    "ending"};
 
 const char *
 ptth_tunnel_state_name(ptth_tunnel_state s)
@@ -43,10 +45,15 @@ ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to)
     case PTTH_TUNNEL_AWAIT_ACCEPT:
         return from == PTTH_TUNNEL_AWAIT_LISTEN;
     case PTTH_TUNNEL_OPEN:
-    case PTTH_TUNNEL_JOINED:
         return from == PTTH_TUNNEL_AWAIT_ACCEPT;
+    case PTTH_TUNNEL_JOINED:
+        return from == PTTH_TUNNEL_AWAIT_ACCEPT || from == PTTH_TUNNEL_SUSPENDED;
     case PTTH_TUNNEL_BROKEN:
         return from == PTTH_TUNNEL_OPEN;
+    case PTTH_TUNNEL_SUSPENDED:
+        /* from AWAIT_LISTEN only as a tunnel made from a resume token, fresh
+         * from the constructor (no connect: the invariants tell) */
+        return from == PTTH_TUNNEL_JOINED || from == PTTH_TUNNEL_AWAIT_LISTEN;
     case PTTH_TUNNEL_ENDING:
         return (unsigned)from < PTTH_TUNNEL_ENDING;
     default: /* AWAIT_LISTEN is where a tunnel starts, never a step */
@@ -57,20 +64,23 @@ ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to)
 unsigned
 ptth_tunnel_phase(const ptth_tunnel *t)
 {
+    if (t->state == PTTH_TUNNEL_SUSPENDED)
+        return 3;
     return t->state <= PTTH_TUNNEL_AWAIT_ACCEPT ? (unsigned)t->state : 2;
 }
 
 const char *
 ptth_tunnel_phase_name(unsigned phase)
 {
-    return phase < PTTH_TUNNEL_PHASES ? state_names[phase] : "open";
+    static const char *const phase_names[PTTH_TUNNEL_PHASES] = {"await_listen", "await_accept", "open", "suspended"};
+    return phase < PTTH_TUNNEL_PHASES ? phase_names[phase] : "open";
 }
 
 /* The one place a tunnel's state changes: the step must be one of the
  * diagram's, and what the new state promises must hold. These checks are
  * a few compares and stay on in release builds (meson b_ndebug=false). */
-static void
-set_state(ptth_tunnel *t, ptth_tunnel_state next)
+void
+ptth_tunnel_set_state(ptth_tunnel *t, ptth_tunnel_state next)
 {
     assert(ptth_tunnel_transition_ok(t->state, next));
     switch (next) {
@@ -84,6 +94,11 @@ set_state(ptth_tunnel *t, ptth_tunnel_state next)
     case PTTH_TUNNEL_JOINED:
         assert(t->connect == NULL && !t->connect_timer.armed && t->joint != NULL);
         assert(t->up.out == NULL && t->down.out == NULL);
+        assert(!t->grace_timer.armed && t->resume[0] == NULL && t->resume[1] == NULL);
+        break;
+    case PTTH_TUNNEL_SUSPENDED:
+        assert(t->resumable && t->joint == NULL && t->connect == NULL && t->grace_timer.armed && !t->idle_timer.armed);
+        assert(t->up.out == NULL && t->down.out == NULL);
         break;
     case PTTH_TUNNEL_BROKEN:
         assert(t->broken_text != NULL && t->end_timer.armed);
@@ -91,8 +106,13 @@ set_state(ptth_tunnel *t, ptth_tunnel_state next)
     default:
         break;
     }
+    if (t->state == PTTH_TUNNEL_SUSPENDED)
+        t->core->nsuspended--;
+    if (next == PTTH_TUNNEL_SUSPENDED)
+        t->core->nsuspended++;
     t->state = next;
 }
+
 
 /* OPEN, or BROKEN until its end runs: the streams that are left carry bytes. */
 static bool
@@ -124,8 +144,8 @@ on_end_timer(ptth_timer *timer)
     ptth_tunnel_end(t, PTTH_END_RST, t->broken_text);
 }
 
-static void
-touch_idle(ptth_tunnel *t)
+void
+ptth_tunnel_touch_idle(ptth_tunnel *t)
 {
     if (t->core->cfg->idle_timeout == 0 || (!carries_chunks(t) && t->state != PTTH_TUNNEL_JOINED))
         return;
@@ -154,9 +174,9 @@ ptth_tunnel_proto_name(ptth_tunnel_proto p)
     return p == PTTH_PROTO_UDP ? "udp" : "tcp";
 }
 
-static ptth_tunnel *
-tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t port_len, const char *client, const char *addr,
-           bool wants_upgrade, ptth_tunnel_proto proto)
+ptth_tunnel *
+ptth_tunnel_alloc(ptth_core *core, ptth_srv *srv, const char *id, const char *port, size_t port_len, const char *client,
+                  const char *addr, ptth_tunnel_proto proto)
 {
     ptth_tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -164,6 +184,7 @@ tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t
     t->core = core;
     t->srv = srv;
     t->state = PTTH_TUNNEL_AWAIT_LISTEN;
+    t->proto = proto;
     snprintf(t->server, sizeof(t->server), "%s", srv->name);
     snprintf(t->port, sizeof(t->port), "%.*s", (int)port_len, port);
     snprintf(t->client, sizeof(t->client), "%s", client);
@@ -173,22 +194,41 @@ tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t
     ptth_timer_init(&t->connect_timer, on_connect_timeout);
     ptth_timer_init(&t->idle_timer, on_idle_timeout);
     ptth_timer_init(&t->end_timer, on_end_timer);
+    ptth_tunnel_resume_init(t);
     t->started_ms = ptth_now_ms();
 
-    for (int attempt = 0;; attempt++) {
-        if (attempt == 4 || ptth_random_id(t->id) != 0) {
+    if (id != NULL) {
+        snprintf(t->id, sizeof(t->id), "%s", id);
+        if (ptth_table_put(&core->tunnels, t->id, PTTH_ID_LEN, t) != 0) {
             free(t);
             return NULL;
         }
-        if (ptth_table_put(&core->tunnels, t->id, PTTH_ID_LEN, t) == 0)
-            break;
+    } else {
+        for (int attempt = 0;; attempt++) {
+            if (attempt == 4 || ptth_random_id(t->id) != 0) {
+                free(t);
+                return NULL;
+            }
+            if (ptth_table_put(&core->tunnels, t->id, PTTH_ID_LEN, t) == 0)
+                break;
+        }
     }
-    t->connect_wants_upgrade = wants_upgrade;
-    t->proto = proto;
-    t->connect = ptth_core_hold(core, rq, sizeof(ptth_held), on_connect_gone, t);
     srv->ntunnels++;
     core->ntunnels++;
     core->stats.tunnels_opened++;
+    return t;
+}
+
+static ptth_tunnel *
+tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t port_len, const char *client, const char *addr,
+           unsigned asks, ptth_tunnel_proto proto)
+{
+    ptth_tunnel *t = ptth_tunnel_alloc(core, srv, NULL, port, port_len, client, addr, proto);
+    if (t == NULL)
+        return NULL;
+    t->connect_wants_upgrade = (asks & PTTH_ASK_UPGRADE) != 0;
+    t->connect_wants_resume = t->connect_wants_upgrade && (asks & PTTH_ASK_RESUME) != 0;
+    t->connect = ptth_core_hold(core, rq, sizeof(ptth_held), on_connect_gone, t);
     ptth_timer_arm(core, &t->connect_timer, PTTH_TIMER_CONNECT);
     ptth_log_debug("event=tunnel_new id=%s server=%s port=%s client=%s addr=%s", t->id, t->server, t->port, t->client, t->addr);
     return t;
@@ -201,7 +241,7 @@ static void
 match(ptth_tunnel *t, ptth_rq *listen)
 {
     ptth_core *core = t->core;
-    set_state(t, PTTH_TUNNEL_AWAIT_ACCEPT);
+    ptth_tunnel_set_state(t, PTTH_TUNNEL_AWAIT_ACCEPT);
     ptth_core_header(core, listen, "ptth-conn", t->id);
     ptth_core_header(core, listen, "ptth-port", t->port);
     ptth_core_header(core, listen, "ptth-client-addr", t->addr);
@@ -250,7 +290,7 @@ ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
 
 ptth_tunnel *
 ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *port, size_t port_len,
-                    const char *client, const char *addr, bool wants_upgrade, ptth_tunnel_proto proto)
+                    const char *client, const char *addr, unsigned asks, ptth_tunnel_proto proto)
 {
     char msg[256];
     ptth_srv *srv = ptth_srv_get(core, server, server_len);
@@ -272,7 +312,7 @@ ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t ser
         ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT, "too many tunnels open to this server (--max-connections-per-server)\n");
         return NULL;
     }
-    ptth_tunnel *t = tunnel_new(core, srv, rq, port, port_len, client, addr, wants_upgrade, proto);
+    ptth_tunnel *t = tunnel_new(core, srv, rq, port, port_len, client, addr, asks, proto);
     if (t == NULL) {
         ptth_core_reply(core, rq, 500, 0, "cannot create a tunnel\n");
         return NULL;
@@ -288,8 +328,8 @@ ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t ser
 /* The upgraded path: heartbeat and idle figures for the terminators, which
  * send the PINGs themselves on it (the relay does not write into the joined
  * bytes). */
-static void
-add_upgrade_headers(ptth_tunnel *t, ptth_rq *rq)
+void
+ptth_tunnel_add_upgrade_headers(ptth_tunnel *t, ptth_rq *rq)
 {
     char v[24];
     ptth_core_header(t->core, rq, "ptth-conn", t->id);
@@ -302,7 +342,7 @@ add_upgrade_headers(ptth_tunnel *t, ptth_rq *rq)
 }
 
 static void
-open_joined(ptth_tunnel *t, ptth_rq *accept)
+open_joined(ptth_tunnel *t, ptth_rq *accept, bool accept_wants_resume)
 {
     ptth_core *core = t->core;
     ptth_join *j = core->io->join_new(core->io_ctx, t);
@@ -315,17 +355,23 @@ open_joined(ptth_tunnel *t, ptth_rq *accept)
     t->connect = NULL;
     ptth_timer_disarm(core, &t->connect_timer);
     t->joint = j;
-    set_state(t, PTTH_TUNNEL_JOINED);
-    add_upgrade_headers(t, connect);
-    add_upgrade_headers(t, accept);
+    t->upgraded = true;
+    ptth_tunnel_set_state(t, PTTH_TUNNEL_JOINED);
+    ptth_tunnel_add_upgrade_headers(t, connect);
+    ptth_tunnel_add_upgrade_headers(t, accept);
+    /* resumable only when both can resume: a side without the resume
+     * buffer would lose bytes at a resume (docs/protocol.md) */
+    if (t->connect_wants_resume && accept_wants_resume && core->cfg->resume_grace > 0)
+        t->resumable = ptth_tunnel_add_resume_headers(t, connect, accept);
     core->io->join_start(core->io_ctx, j, connect, accept);
-    touch_idle(t);
+    ptth_tunnel_touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s path=upgrade", t->id, t->server, t->port, t->client);
 }
 
 void
-ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, bool wants_upgrade)
+ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, unsigned asks)
 {
+    bool wants_upgrade = (asks & PTTH_ASK_UPGRADE) != 0;
     ptth_core *core = t->core;
     if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT) {
         ptth_core_reply(core, rq, 409, 0,
@@ -339,7 +385,7 @@ ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, bool wants_upgrade)
     }
     bool upgrade_on = ptth_relay_upgrade_on(core->cfg);
     if (upgrade_on && t->connect_wants_upgrade && wants_upgrade) {
-        open_joined(t, rq);
+        open_joined(t, rq, (asks & PTTH_ASK_RESUME) != 0);
         return;
     }
     ptth_rq *connect = ptth_core_release(core, t->connect);
@@ -357,8 +403,8 @@ ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, bool wants_upgrade)
         ptth_core_header(core, rq, "ptth-upgrade", why);
     t->down.out = core->io->out_open(core->io_ctx, connect, t);
     t->up.out = core->io->out_open(core->io_ctx, rq, t);
-    set_state(t, PTTH_TUNNEL_OPEN);
-    touch_idle(t);
+    ptth_tunnel_set_state(t, PTTH_TUNNEL_OPEN);
+    ptth_tunnel_touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s", t->id, t->server, t->port, t->client);
 }
 
@@ -392,12 +438,17 @@ ptth_tunnel_on_moved(ptth_tunnel *t, bool from_client, size_t n)
     /* a lone 4-byte burst is a PING (or FIN) frame: heartbeats keep proxies
      * open but are not traffic for --idle-timeout */
     if (n != PTTH_FRAME_HEADER_LEN)
-        touch_idle(t);
+        ptth_tunnel_touch_idle(t);
 }
 
 void
 ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, const char *detail)
 {
+    /* a clean end is the terminators' own (both FINs): never resumed */
+    if (!clean && t->resumable && t->state == PTTH_TUNNEL_JOINED) {
+        ptth_tunnel_suspend(t, detail);
+        return;
+    }
     if (clean)
         ptth_tunnel_end(t, PTTH_END_FIN, NULL);
     else
@@ -475,7 +526,7 @@ pump(ptth_tunnel *t, ptth_dir *dir)
     }
     if (dir->nacking != 0) {
         if (batched != 0)
-            touch_idle(t);
+            ptth_tunnel_touch_idle(t);
         core->io->out_flush(core->io_ctx, dir->out);
     }
 }
@@ -533,7 +584,7 @@ ptth_tunnel_on_broken(ptth_tunnel *t, ptth_out *o)
         return; /* BROKEN already, or ENDING */
     t->broken_text = dir == &t->up ? "server's stream broke" : "client's stream broke";
     ptth_timer_arm(t->core, &t->end_timer, PTTH_TIMER_NOW);
-    set_state(t, PTTH_TUNNEL_BROKEN);
+    ptth_tunnel_set_state(t, PTTH_TUNNEL_BROKEN);
 }
 
 /* A chunk's headers and size against the direction's rules: 0 when it may
@@ -544,7 +595,7 @@ check_chunk(ptth_tunnel *t, ptth_dir *dir, ptth_rq *rq, const ptth_chunk_in *in,
     ptth_core *core = t->core;
     char msg[160];
     *fin = false;
-    if (t->state == PTTH_TUNNEL_JOINED) {
+    if (t->state == PTTH_TUNNEL_JOINED || t->state == PTTH_TUNNEL_SUSPENDED) {
         ptth_core_reply(core, rq, 409, 0, "tunnel is on the upgraded path: no chunks\n");
         return 409;
     }
@@ -663,12 +714,16 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 {
     if (t->state == PTTH_TUNNEL_ENDING)
         return;
-    set_state(t, PTTH_TUNNEL_ENDING);
+    ptth_tunnel_set_state(t, PTTH_TUNNEL_ENDING);
     ptth_core *core = t->core;
     ptth_timer_disarm(core, &t->connect_timer);
     ptth_timer_disarm(core, &t->idle_timer);
     ptth_timer_disarm(core, &t->end_timer);
+    ptth_timer_disarm(core, &t->grace_timer);
     ptth_srv_unwait(&t->wait_link);
+    ptth_tunnel_drop_resumes(t, reason);
+    if (t->resumable)
+        ptth_tunnel_remember_end(t);
 
     if (t->connect != NULL) {
         ptth_held *h = t->connect;
@@ -689,7 +744,7 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
     }
     end_dir(t, &t->up, reason, rst_text);
     end_dir(t, &t->down, reason, rst_text);
-    const char *path = t->joint != NULL ? "upgrade" : "chunks";
+    const char *path = t->upgraded ? "upgrade" : "chunks";
     if (t->joint != NULL) {
         /* anything but both ends seen: each terminator must take it for an abort */
         core->io->join_close(core->io_ctx, t->joint, reason != PTTH_END_FIN);

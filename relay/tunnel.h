@@ -4,13 +4,23 @@
  * matching of connects with listens. Part of the core (core.h): no h2o;
  * every answer, frame and timer goes through core->io.
  *
- * States, changed only by set_state() in tunnel.c, which asserts that the
+ * States, changed only by ptth_tunnel_set_state() (tunnel.c), which asserts that the
  * change is one of these and that the invariants of the new state hold:
  *
  *   AWAIT_LISTEN --match--> AWAIT_ACCEPT --accept--> OPEN --broke--> BROKEN
- *        |                        |    \--accept (both upgrade)--> JOINED
- *        |                        |                                  |
+ *        |                        |    \--accept (both upgrade)--> JOINED <-----+
+ *        |                        |                                 |          |
+ *        |                        |       (resumable) leg broke,    |     both resumes
+ *        |                        |       or a resume came          v          |
+ *        |                        |                             SUSPENDED -----+
+ *        |                        |                                 ^
+ *        +--- made from a resume token (no connect) ----------------+
+ *        |                        |
  *        +------------------------+------ any of them --end--> ENDING (then freed)
+ *
+ *   (a resume with a valid token for an id the relay does not know is a
+ *   tunnel from before a restart: fresh from the constructor it goes
+ *   straight to SUSPENDED)
  *
  *   AWAIT_LISTEN  the connect is held and queued at its server for a listen;
  *                 connect_timer runs.
@@ -21,6 +31,11 @@
  *                 response carrying what the client sends. No connect held.
  *   JOINED        the upgraded path (SPEC §9.1, joint.h): both requests got
  *                 101 and the joint moves the bytes; no streams, no chunks.
+ *   SUSPENDED     a resumable joined tunnel (SPEC §9.3, tunnel_resume.c) lost a
+ *                 leg: no joint, no streams; grace_timer (--resume-grace)
+ *                 runs; up to one held resume per side (resume[]). When both
+ *                 are held they get 101 and a new joint: JOINED again, same
+ *                 id, the byte counts go on. Grace over: reason resume_timeout.
  *   BROKEN        a framed stream broke: the end (reason rst) waits for the
  *                 end of this loop round (end_timer), because h2o tells while
  *                 it tears the connection down and the other requests of that
@@ -65,6 +80,7 @@ typedef enum ptth_tunnel_state {
     PTTH_TUNNEL_OPEN,
     PTTH_TUNNEL_JOINED,
     PTTH_TUNNEL_BROKEN,
+    PTTH_TUNNEL_SUSPENDED,
     PTTH_TUNNEL_ENDING,
     PTTH_TUNNEL__STATES
 } ptth_tunnel_state;
@@ -74,8 +90,9 @@ bool ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to);
 const char *ptth_tunnel_state_name(ptth_tunnel_state s);
 
 /* What the operator's views show (SPEC §4 status): await_listen,
- * await_accept, open (OPEN, JOINED, BROKEN and ENDING all count as open). */
-#define PTTH_TUNNEL_PHASES 3
+ * await_accept, open (OPEN, JOINED, BROKEN and ENDING all count as open),
+ * suspended. */
+#define PTTH_TUNNEL_PHASES 4
 unsigned ptth_tunnel_phase(const ptth_tunnel *t);
 const char *ptth_tunnel_phase_name(unsigned phase);
 
@@ -132,7 +149,30 @@ struct ptth_tunnel {
     bool connect_wants_upgrade; /* the connect asked for the upgraded path */
     ptth_tunnel_proto proto;
     ptth_join *joint;           /* JOINED */
+    bool connect_wants_resume;  /* the connect asked for PTTH-Resumable */
+    bool resumable;             /* tokens were given (both asked, --resume-grace > 0): SUSPENDED instead of rst */
+    bool upgraded;              /* joined at least once: path=upgrade */
+    ptth_timer grace_timer;     /* --resume-grace, SUSPENDED */
+    long long suspended_ms;     /* when it was suspended (gap_ms) */
+    struct ptth_resume_hold *resume[2]; /* SUSPENDED: the held resume of the client [0] and the server [1] side */
 };
+
+/* What a connect or accept asked for (its upgrade request's headers). */
+#define PTTH_ASK_UPGRADE 1u /* Connection: Upgrade, Upgrade: ptth-tunnel/1 */
+#define PTTH_ASK_RESUME 2u  /* PTTH-Resumable: 1 (taken only with PTTH_ASK_UPGRADE) */
+
+/* A resume request (docs/protocol.md), its token already verified by the
+ * caller against exactly these fields. */
+typedef struct ptth_resume_in {
+    bool server_side;
+    const char *port; /* a valid name (names.h) */
+    size_t port_len;
+    ptth_tunnel_proto proto;
+    const char *client;      /* the client's name (NUL-terminated) */
+    const char *addr;        /* the request's client address */
+    uint64_t received, sent; /* PTTH-Received, PTTH-Sent */
+    const char *bad_request; /* non-NULL: answered 400 with it once the tunnel checks passed */
+} ptth_resume_in;
 
 /* A chunk request's fields (docs/protocol.md): the header values as they
  * came (NULL when absent) and the body's size. */
@@ -157,16 +197,30 @@ void ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t
  * made); otherwise the tunnel exists, holds rq, and is given to the oldest
  * listen or queued for the next one. NULL when rq was answered. */
 ptth_tunnel *ptth_tunnel_connect(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *port,
-                                 size_t port_len, const char *client, const char *addr, bool wants_upgrade,
-                                 ptth_tunnel_proto proto);
+                                 size_t port_len, const char *client, const char *addr, unsigned asks, ptth_tunnel_proto proto);
 
 ptth_tunnel *ptth_tunnel_find(ptth_core *core, const char *id, size_t len);
 
-/* The server accepts (wants_upgrade: the accept asked for the upgraded
- * path). Answers rq itself: 409 unless AWAIT_ACCEPT, 404 when the client's
- * connection closed meanwhile (then the tunnel ends), 500 without memory for
- * the joint; else OPEN or JOINED. */
-void ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, bool wants_upgrade);
+/* The server accepts (asks: PTTH_ASK_*). Answers rq itself: 409 unless
+ * AWAIT_ACCEPT, 404 when the client's connection closed meanwhile (then the
+ * tunnel ends), 500 without memory for the joint; else OPEN or JOINED. When
+ * both asked for upgrade and resume and --resume-grace > 0, both 101s carry
+ * PTTH-Resume (each side's token) and PTTH-Resume-Grace. */
+void ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, unsigned asks);
+
+/* POST .../conns/{id}/resume of an authorized side whose token is valid,
+ * with resumption on (tunnel_resume.c). Answers rq itself: 404 when the
+ * tunnel ended within the grace, 409 when it is not resumable or not open
+ * yet (or other fields than its own), 400 (in->bad_request), 429 when an
+ * unknown id would exceed the limits. Otherwise rq is held: a JOINED tunnel
+ * is suspended (its joint closed with a reset), an unknown one created
+ * SUSPENDED; a held resume of the same side is answered 409 superseded;
+ * with both sides held both get 101 and the tunnel is JOINED again. */
+void ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *id,
+                        const ptth_resume_in *in);
+
+/* true when id ended within --resume-grace (as a resumable tunnel). */
+bool ptth_tunnel_ended_recently(ptth_core *core, const char *id);
 
 /* The server rejects: 409 unless AWAIT_ACCEPT; else 204, the connect gets
  * 502 with the reason and the tunnel ends with reason backend. */

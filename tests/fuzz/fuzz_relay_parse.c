@@ -132,7 +132,8 @@ ref_match_route(const char *path, size_t len, ptth_route *r)
                      {"reject", PTTH_ROUTE_REJECT},
                      {"downstream", PTTH_ROUTE_DOWNSTREAM},
                      {"upstream", PTTH_ROUTE_UPSTREAM},
-                     {"close", PTTH_ROUTE_CLOSE}};
+                     {"close", PTTH_ROUTE_CLOSE},
+                     {"resume", PTTH_ROUTE_RESUME}};
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
             if (lit(verb, verb_len, verbs[i].verb)) {
                 r->id = (ptth_span){name, name_len};

@@ -162,6 +162,7 @@ def relay_parse_seeds():
         "listen": "/v1/servers/foo/listen", "connect": "/v1/servers/foo/ports/ssh/connect",
         "accept": "/v1/servers/foo/conns/%s/accept" % ID, "reject": "/v1/servers/foo/conns/%s/reject" % ID,
         "downstream": "/v1/servers/foo/conns/%s/downstream" % ID, "upstream": "/v1/servers/foo/conns/%s/upstream" % ID,
+        "resume": "/v1/servers/foo/conns/%s/resume" % ID,
         "close": "/v1/servers/foo.bar-1_2/conns/%s/close?reason=x" % ID, "bad_encoded": "/v1/servers/f%6Fo/listen",
     }
     seeds = {"path_" + k: b"\x00" + v.encode() for k, v in paths.items()}
@@ -286,6 +287,10 @@ def h2_conn(*frames):
     return H2_PREFACE + h2_frame(4, 0, 0) + h2_frame(4, 1, 0) + b"".join(frames)  # SETTINGS, SETTINGS ack
 
 
+RESUMABLE = ["Connection: Upgrade", "Upgrade: ptth-tunnel/1", "PTTH-Resumable: 1"]
+RESUME_FIELDS = ["PTTH-Resume: " + "R" * 43, "PTTH-Port: ssh", "PTTH-Proto: tcp", "PTTH-Received: 0", "PTTH-Sent: 12"]
+
+
 @target
 def relay_http_seeds():
     import base64
@@ -353,6 +358,19 @@ def relay_http_seeds():
                     h2_request(7, "GET", "/v1/status", H2_XKEY),
                     h2_frame(7, 0, 0, struct.pack(">II", 7, 0))),  # GOAWAY
         ),
+        # resumable tunnels (docs/protocol.md "Resumable tunnels"): both 101s
+        # with tokens, then resumes the harness cannot prove (403, 400, 401)
+        "resume_refused": conns(listen,
+                                req("POST", "/v1/servers/foo/ports/ssh/connect", "@AKEY@", RESUMABLE),
+                                req("POST", conn_path + "accept", "@SKEY@", RESUMABLE),
+                                req("POST", conn_path + "resume", "@AKEY@", RESUMABLE[:2] + RESUME_FIELDS),
+                                req("POST", conn_path + "resume", "@SKEY@", RESUMABLE[:2] + RESUME_FIELDS),
+                                req("POST", conn_path + "resume", "@SKEY@", RESUMABLE[:2] + RESUME_FIELDS + ["PTTH-Client: alice"]),
+                                req("POST", conn_path + "resume", "@AKEY@", RESUME_FIELDS[1:]),
+                                req("POST", conn_path + "resume", None, RESUMABLE[:2] + RESUME_FIELDS),
+                                req("POST", conn_path + "resume", "@BKEY@", RESUMABLE[:2] + RESUME_FIELDS)),
+        "resume_unknown": req("POST", "/v1/servers/foo/conns/k3Jx0v4GZ9yS1b3mYw2aQQ/resume", "@AKEY@",
+                              RESUMABLE[:2] + RESUME_FIELDS[:3] + ["PTTH-Received: 18446744073709551616", "PTTH-Sent: x"]),
         "h2_gets": h2_conn(h2_request(1, "GET", "/healthz"), h2_request(3, "GET", "/metrics", H2_XKEY),
                            h2_request(5, "POST", "/v1/servers/foo/ports/ssh/connect", H2_BKEY, (), b"")),
     }

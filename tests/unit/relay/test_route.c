@@ -49,7 +49,8 @@ START_TEST(tunnel_paths)
                  {"reject", PTTH_ROUTE_REJECT},
                  {"downstream", PTTH_ROUTE_DOWNSTREAM},
                  {"upstream", PTTH_ROUTE_UPSTREAM},
-                 {"close", PTTH_ROUTE_CLOSE}};
+                 {"close", PTTH_ROUTE_CLOSE},
+                 {"resume", PTTH_ROUTE_RESUME}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         char path[128];
         snprintf(path, sizeof(path), "/v1/servers/s/conns/AAAAAAAAAAAAAAAAAAAA-_/%s", verbs[i].verb);
@@ -107,6 +108,8 @@ START_TEST(methods_and_sides)
     ck_assert_int_eq(ptth_route_side_of(PTTH_ROUTE_CONNECT), PTTH_SIDE_CLIENT);
     ck_assert_int_eq(ptth_route_side_of(PTTH_ROUTE_UPSTREAM), PTTH_SIDE_CLIENT);
     ck_assert_int_eq(ptth_route_side_of(PTTH_ROUTE_CLOSE), PTTH_SIDE_EITHER);
+    ck_assert_int_eq(ptth_route_side_of(PTTH_ROUTE_RESUME), PTTH_SIDE_EITHER);
+    ck_assert_str_eq(ptth_route_name(PTTH_ROUTE_RESUME), "resume");
     ck_assert_int_eq(ptth_route_side_of(PTTH_ROUTE_HEALTHZ), PTTH_SIDE_NONE);
     ck_assert_str_eq(ptth_route_name(PTTH_ROUTE_UPSTREAM), "upstream");
     ck_assert_str_eq(ptth_route_name((ptth_route_kind)99), "unknown");

@@ -17,14 +17,15 @@
 
 START_TEST(transitions_are_the_diagrams)
 {
-    /* [from][to]: AWAIT_LISTEN, AWAIT_ACCEPT, OPEN, JOINED, BROKEN, ENDING */
+    /* [from][to]: AWAIT_LISTEN, AWAIT_ACCEPT, OPEN, JOINED, BROKEN, SUSPENDED, ENDING */
     static const bool legal[PTTH_TUNNEL__STATES][PTTH_TUNNEL__STATES] = {
-        {0, 1, 0, 0, 0, 1}, /* AWAIT_LISTEN */
-        {0, 0, 1, 1, 0, 1}, /* AWAIT_ACCEPT */
-        {0, 0, 0, 0, 1, 1}, /* OPEN */
-        {0, 0, 0, 0, 0, 1}, /* JOINED */
-        {0, 0, 0, 0, 0, 1}, /* BROKEN */
-        {0, 0, 0, 0, 0, 0}, /* ENDING */
+        {0, 1, 0, 0, 0, 1, 1}, /* AWAIT_LISTEN (to SUSPENDED: made from a resume token) */
+        {0, 0, 1, 1, 0, 0, 1}, /* AWAIT_ACCEPT */
+        {0, 0, 0, 0, 1, 0, 1}, /* OPEN */
+        {0, 0, 0, 0, 0, 1, 1}, /* JOINED */
+        {0, 0, 0, 0, 0, 0, 1}, /* BROKEN */
+        {0, 0, 0, 1, 0, 0, 1}, /* SUSPENDED */
+        {0, 0, 0, 0, 0, 0, 0}, /* ENDING */
     };
     for (int f = 0; f < PTTH_TUNNEL__STATES; f++)
         for (int to = 0; to < PTTH_TUNNEL__STATES; to++)
@@ -32,6 +33,8 @@ START_TEST(transitions_are_the_diagrams)
                           ptth_tunnel_state_name((ptth_tunnel_state)f), ptth_tunnel_state_name((ptth_tunnel_state)to));
     ck_assert_str_eq(ptth_tunnel_state_name(PTTH_TUNNEL_BROKEN), "broken");
     ck_assert_str_eq(ptth_tunnel_phase_name(2), "open");
+    ck_assert_str_eq(ptth_tunnel_state_name(PTTH_TUNNEL_SUSPENDED), "suspended");
+    ck_assert_str_eq(ptth_tunnel_phase_name(3), "suspended");
 }
 END_TEST
 

@@ -15,7 +15,7 @@ static void *holds[MAX_RQ];
 static int nholds;
 static struct ptth_out outs[16];
 int nouts;
-struct ptth_join joins[4];
+struct ptth_join joins[8];
 int njoins;
 bool join_fails;
 ptth_timer *armed[64];
@@ -23,6 +23,7 @@ int narmed;
 
 ptth_relay_config cfg;
 ptth_core core;
+ptth_resume_secret resume_secret;
 int ends;
 ptth_end_reason last_reason;
 char last_detail[256];
@@ -257,7 +258,7 @@ fake_join_new(void *ctx, ptth_tunnel *t)
     (void)ctx;
     if (join_fails)
         return NULL;
-    ck_assert_int_lt(njoins, 4);
+    ck_assert_int_lt(njoins, 8);
     ptth_join *j = &joins[njoins++];
     memset(j, 0, sizeof(*j));
     j->t = t;
@@ -330,6 +331,8 @@ tunnel_fake_setup(void)
     cfg.max_listens_per_server = 3;
     cfg.heartbeat = 20;
     ptth_core_init(&core, &cfg, &fake_io, NULL);
+    ptth_resume_secret_set(&resume_secret, "0123456789abcdef0123456789abcdef", 32);
+    core.resume_secret = &resume_secret;
     core.on_end = on_end;
     core.on_end_data = &core;
 }

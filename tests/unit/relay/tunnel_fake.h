@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "frame.h"
+#include "resume.h"
 #include "tunnel.h"
 
 #define MAX_RQ 128
@@ -48,13 +49,14 @@ struct ptth_join {
 
 extern struct ptth_rq rqs[MAX_RQ];
 extern int nouts;
-extern struct ptth_join joins[4];
+extern struct ptth_join joins[8];
 extern int njoins;
 extern bool join_fails;
 extern ptth_timer *armed[64];
 extern int narmed;
 extern ptth_relay_config cfg;
 extern ptth_core core;
+extern ptth_resume_secret resume_secret; /* the core's: 32 fixed bytes */
 extern int ends;
 extern ptth_end_reason last_reason;
 extern char last_detail[256];
