@@ -396,6 +396,9 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
             return len;
         case PTTH_FRAME_EV_PING:
             break;
+        case PTTH_FRAME_EV_ACK:
+            ptth_bridge_fail(b, true, "bad frame from relay: ACK frame on a tunnel that is not resumable");
+            return len;
         case PTTH_FRAME_EV_ERROR:
             ptth_bridge_fail(b, true, "bad frame from relay: %s", ev.error);
             return len;
