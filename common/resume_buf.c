@@ -1,0 +1,205 @@
+/*
+ * resume_buf.c: see resume_buf.h. A singly linked list of fixed pieces:
+ * appends fill the tail, acks empty the head; a piece goes back to the
+ * process-wide free list the moment its last byte is acknowledged.
+ */
+#include "resume_buf.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ptth_resume_piece {
+    struct ptth_resume_piece *next;
+    uint8_t data[PTTH_RESUME_PIECE];
+};
+
+static struct {
+    struct ptth_resume_piece *free;
+    size_t count;
+} pool;
+
+static struct ptth_resume_piece *
+piece_get(void)
+{
+    struct ptth_resume_piece *p = pool.free;
+    if (p != NULL) {
+        pool.free = p->next;
+        pool.count--;
+    } else {
+        p = malloc(sizeof(*p));
+        if (p == NULL)
+            return NULL;
+    }
+    p->next = NULL;
+    return p;
+}
+
+static void
+piece_put(struct ptth_resume_piece *p)
+{
+    if (pool.count >= PTTH_RESUME_POOL_KEEP) {
+        free(p);
+        return;
+    }
+    p->next = pool.free;
+    pool.free = p;
+    pool.count++;
+}
+
+void
+ptth_resume_buf_release_pool(void)
+{
+    while (pool.free != NULL) {
+        struct ptth_resume_piece *p = pool.free;
+        pool.free = p->next;
+        free(p);
+    }
+    pool.count = 0;
+}
+
+void
+ptth_resume_buf_init(ptth_resume_buf *rb, size_t capacity)
+{
+    memset(rb, 0, sizeof(*rb));
+    rb->capacity = capacity;
+}
+
+size_t
+ptth_resume_buf_held(const ptth_resume_buf *rb)
+{
+    return (size_t)(rb->sent - rb->acked);
+}
+
+size_t
+ptth_resume_buf_room(const ptth_resume_buf *rb)
+{
+    size_t held = ptth_resume_buf_held(rb);
+    return held >= rb->capacity ? 0 : rb->capacity - held;
+}
+
+/* Bytes used in piece p (the tail may be partly filled). */
+static size_t
+piece_len(const ptth_resume_buf *rb, const struct ptth_resume_piece *p)
+{
+    return p == rb->tail ? rb->tail_len : PTTH_RESUME_PIECE;
+}
+
+int
+ptth_resume_buf_append(ptth_resume_buf *rb, const void *p, size_t len)
+{
+    if (len > ptth_resume_buf_room(rb))
+        return -ENOBUFS;
+    /* take every piece first, so that a failed allocation appends nothing */
+    size_t free_in_tail = rb->tail != NULL ? PTTH_RESUME_PIECE - rb->tail_len : 0;
+    struct ptth_resume_piece *fresh = NULL, **link = &fresh;
+    for (size_t need = len > free_in_tail ? len - free_in_tail : 0; need > 0;) {
+        struct ptth_resume_piece *n = piece_get();
+        if (n == NULL) {
+            while (fresh != NULL) {
+                struct ptth_resume_piece *next = fresh->next;
+                piece_put(fresh);
+                fresh = next;
+            }
+            return -ENOMEM;
+        }
+        *link = n;
+        link = &n->next;
+        need = need > PTTH_RESUME_PIECE ? need - PTTH_RESUME_PIECE : 0;
+    }
+    const uint8_t *src = p;
+    size_t left = len;
+    while (left > 0) {
+        if (rb->tail == NULL || rb->tail_len == PTTH_RESUME_PIECE) {
+            struct ptth_resume_piece *n = fresh;
+            assert(n != NULL);
+            fresh = n->next;
+            n->next = NULL;
+            if (rb->tail != NULL)
+                rb->tail->next = n;
+            else {
+                rb->head = n;
+                rb->head_off = 0;
+            }
+            rb->tail = n;
+            rb->tail_len = 0;
+        }
+        size_t take = PTTH_RESUME_PIECE - rb->tail_len;
+        if (take > left)
+            take = left;
+        memcpy(rb->tail->data + rb->tail_len, src, take);
+        rb->tail_len += take;
+        src += take;
+        left -= take;
+    }
+    assert(fresh == NULL);
+    rb->sent += len;
+    return 0;
+}
+
+int
+ptth_resume_buf_ack(ptth_resume_buf *rb, uint64_t pos)
+{
+    if (pos < rb->acked || pos > rb->sent)
+        return -ERANGE;
+    uint64_t drop = pos - rb->acked;
+    while (drop > 0) {
+        assert(rb->head != NULL);
+        size_t avail = piece_len(rb, rb->head) - rb->head_off;
+        size_t take = drop < avail ? (size_t)drop : avail;
+        rb->head_off += take;
+        drop -= take;
+        if (rb->head_off == piece_len(rb, rb->head)) {
+            struct ptth_resume_piece *done = rb->head;
+            rb->head = done->next;
+            rb->head_off = 0;
+            if (rb->head == NULL) {
+                rb->tail = NULL;
+                rb->tail_len = 0;
+            }
+            piece_put(done);
+        }
+    }
+    rb->acked = pos;
+    /* an empty tail piece (everything in it acknowledged) is given back too */
+    if (rb->head != NULL && rb->head == rb->tail && rb->head_off == rb->tail_len) {
+        piece_put(rb->head);
+        rb->head = rb->tail = NULL;
+        rb->head_off = rb->tail_len = 0;
+    }
+    assert((rb->head == NULL) == (rb->acked == rb->sent));
+    return 0;
+}
+
+long
+ptth_resume_buf_peek(const ptth_resume_buf *rb, uint64_t pos, const uint8_t **p)
+{
+    if (pos < rb->acked || pos > rb->sent)
+        return -ERANGE;
+    *p = NULL;
+    if (pos == rb->sent)
+        return 0;
+    uint64_t off = rb->head_off + (pos - rb->acked);
+    const struct ptth_resume_piece *piece = rb->head;
+    while (off >= PTTH_RESUME_PIECE) {
+        off -= PTTH_RESUME_PIECE;
+        piece = piece->next;
+        assert(piece != NULL);
+    }
+    *p = piece->data + off;
+    return (long)(piece_len(rb, piece) - (size_t)off);
+}
+
+void
+ptth_resume_buf_clear(ptth_resume_buf *rb)
+{
+    while (rb->head != NULL) {
+        struct ptth_resume_piece *next = rb->head->next;
+        piece_put(rb->head);
+        rb->head = next;
+    }
+    rb->tail = NULL;
+    rb->head_off = rb->tail_len = 0;
+    rb->acked = rb->sent;
+}
