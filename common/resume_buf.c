@@ -6,7 +6,9 @@
 #include "resume_buf.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,4 +204,28 @@ ptth_resume_buf_clear(ptth_resume_buf *rb)
     rb->tail = NULL;
     rb->head_off = rb->tail_len = 0;
     rb->acked = rb->sent;
+}
+
+int
+ptth_resume_buffer_check(const char *value, char *err, size_t errlen)
+{
+    uint64_t v = 0;
+    size_t n = strlen(value);
+    bool digits = n > 0 && n <= 12;
+    for (size_t i = 0; digits && i < n; i++) {
+        if (value[i] < '0' || value[i] > '9')
+            digits = false;
+        else
+            v = v * 10 + (uint64_t)(value[i] - '0');
+    }
+    if (!digits) {
+        snprintf(err, errlen, "'%s' is not a number of bytes (decimal digits only; 0 turns resumption off)", value);
+        return -1;
+    }
+    if (v != 0 && (v < PTTH_RESUME_BUFFER_MIN || v > PTTH_RESUME_BUFFER_MAX)) {
+        snprintf(err, errlen, "%s bytes is out of range: 0 (no resumption) or %u to %u", value, PTTH_RESUME_BUFFER_MIN,
+                 PTTH_RESUME_BUFFER_MAX);
+        return -1;
+    }
+    return 0;
 }

@@ -162,6 +162,23 @@ START_TEST(pieces_come_back)
 }
 END_TEST
 
+START_TEST(option_values)
+{
+    char err[160];
+    ck_assert_int_eq(ptth_resume_buffer_check("0", err, sizeof(err)), 0);
+    ck_assert_int_eq(ptth_resume_buffer_check("524288", err, sizeof(err)), 0);
+    ck_assert_int_eq(ptth_resume_buffer_check("4194304", err, sizeof(err)), 0);
+    ck_assert_int_eq(ptth_resume_buffer_check("1073741824", err, sizeof(err)), 0);
+    ck_assert_int_eq(ptth_resume_buffer_check("524287", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "524287 bytes is out of range: 0 (no resumption) or 524288 to 1073741824");
+    ck_assert_int_eq(ptth_resume_buffer_check("1073741825", err, sizeof(err)), -1);
+    ck_assert_int_eq(ptth_resume_buffer_check("4M", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "'4M' is not a number of bytes (decimal digits only; 0 turns resumption off)");
+    ck_assert_int_eq(ptth_resume_buffer_check("-1", err, sizeof(err)), -1);
+    ck_assert_int_eq(ptth_resume_buffer_check("99999999999999999999", err, sizeof(err)), -1);
+}
+END_TEST
+
 Suite *
 ptth_test_suite(void)
 {
@@ -172,6 +189,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, bad_acks_change_nothing);
     tcase_add_test(tc, full_is_bounded);
     tcase_add_test(tc, pieces_come_back);
+    tcase_add_test(tc, option_values);
     suite_add_tcase(s, tc);
     return s;
 }
