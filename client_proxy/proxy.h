@@ -71,6 +71,7 @@ typedef struct ptth_proxy_tunnel_hooks {
     void (*on_end)(const ptth_bridge_result *res, void *data);
     void *data;
     const char *stream_header; /* optional header of the connect ("PTTH-Proto: udp") */
+    const char *proto;         /* what the tunnel carries, "udp" or "tcp" (NULL: tcp), sent with resume requests */
 } ptth_proxy_tunnel_hooks;
 
 /* Opens one tunnel to SERVER/PORT for a local end a front accepted; takes

@@ -125,6 +125,18 @@ typedef struct ptth_bridge_config {
     /* optional: one more "Name: value" header on the framed-stream request
      * (ptth_proxy's UDP sessions send "PTTH-Proto: udp"); copied */
     const char *stream_header;
+    /* Resumable tunnels (docs/protocol.md "Resumable tunnels", upgraded
+     * path only): --resume-buffer bytes per direction, 0 (or no port) to
+     * not ask; the tunnel's port and proto ("tcp" when NULL) and, on the
+     * server side, the client's name of the listen answer (PTTH-Client),
+     * all sent again with each resume request; copied */
+    size_t resume_buffer;
+    const char *port;
+    const char *proto;
+    const char *client_name;
+    /* optional: the tunnel was resumed, replayed positions written again
+     * (for the metrics); from the loop */
+    void (*on_resumed)(ptth_bridge *b, uint64_t replayed, void *data);
     void *data;
 } ptth_bridge_config;
 

@@ -38,9 +38,11 @@ check_replay(const ptth_resume_buf *rb, uint64_t from)
         if (n == 0)
             break;
         ck_assert_int_le(n, PTTH_RESUME_PIECE);
-        for (long i = 0; i < n; i++)
-            ck_assert_msg(p[i] == byte_at(pos + (uint64_t)i), "byte at position %llu differs",
-                          (unsigned long long)(pos + (uint64_t)i));
+        long bad = -1;
+        for (long i = 0; i < n && bad < 0; i++)
+            if (p[i] != byte_at(pos + (uint64_t)i))
+                bad = i;
+        ck_assert_msg(bad < 0, "byte at position %llu differs", (unsigned long long)(pos + (uint64_t)bad));
         pos += (uint64_t)n;
     }
     ck_assert_uint_eq(pos, rb->sent);
