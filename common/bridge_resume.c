@@ -116,7 +116,8 @@ ptth_bridge_resume_opened(ptth_bridge *b, const ptth_leg_response *res)
     snprintf(rs->token, sizeof(rs->token), "%s", res->resume_token);
     rs->grace_ms = res->resume_grace * 1000;
     resume_set_state(b, RS_LIVE);
-    ptth_log_debug("event=tunnel_resumable conn=%s grace_s=%ld buffer=%zu", b->conn, res->resume_grace, rs->capacity);
+    ptth_log_debug("event=tunnel_resumable conn=%s grace_s=%ld buffer=%zu", b->conn_known ? b->conn : res->conn, res->resume_grace,
+                   rs->capacity);
 }
 
 bool
