@@ -10,10 +10,11 @@ refusals, and that a tunnel the relay did not make resumable behaves as
 before (an ACK there is a protocol error)."""
 
 import os
-import re
+import queue
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("PTTH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
@@ -258,7 +259,6 @@ def full_buffer_stops_reading(ctx):
     client, leg = open_resumable(relay, proxy)
     total = 2 * 1024 * 1024
     data = pattern(0, total)
-    import threading
 
     def feed():
         try:
@@ -385,6 +385,135 @@ def not_resumable_as_before(ctx):
     except socket.timeout:
         pass
     c2.close()
+
+
+class FakeRelayForServer:
+    """For ptth_server: its HTTP/2 preface is answered in HTTP/1.1 (so it
+    falls back to HTTP/1.1 through libcurl), the first listen gets a tunnel
+    (PTTH-Client alice), later listens are held; upgrade requests (accept,
+    resume) are queued for the test as Legs."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.legs = queue.Queue()
+        self.listens = 0
+        self.closing = False
+        self.held = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.closing:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _conn(self, c):
+        leg = Leg(c)
+        try:
+            while True:
+                c.settimeout(30)
+                while len(leg.buf) < 4:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                    leg.buf += b
+                if leg.buf.startswith(b"PRI "):
+                    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    c.close()
+                    return
+                leg.headers = {}
+                line = leg.read_head()
+                if leg.headers.get("upgrade") == "ptth-tunnel/1":
+                    self.legs.put(leg)
+                    return
+                n = int(leg.headers.get("content-length", "0"))
+                while len(leg.buf) < n:
+                    leg.buf += c.recv(65536)
+                leg.buf = leg.buf[n:]
+                if "/listen " in line:
+                    self.listens += 1
+                    if self.listens > 1:
+                        self.held.append(c)  # held, as a relay holds a listen
+                        return
+                    c.sendall(("HTTP/1.1 200 OK\r\nPTTH-Conn: %s\r\nPTTH-Port: ssh\r\nPTTH-Client-Addr: 127.0.0.1:5555\r\n"
+                               "PTTH-Client: alice\r\nPTTH-Proto: tcp\r\nPTTH-Max-Chunk: 262144\r\nContent-Length: 0\r\n\r\n"
+                               % CONN).encode())
+                else:
+                    c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            pass
+
+    def leg(self, timeout=10.0):
+        return self.legs.get(timeout=timeout)
+
+    def close(self):
+        self.closing = True
+        self.lsock.close()
+        for c in self.held:
+            c.close()
+
+
+@t.test
+def server_side_resume(ctx):
+    """ptth_server: PTTH-Client of the listen answer on the resume request,
+    replayed_down for what it sends again."""
+    relay = FakeRelayForServer()
+    ctx.cleanups.append(relay.close)
+    echo = pt.EchoServer()
+    ctx.cleanups.append(echo.close)
+    key = ctx.key("server")
+    server = ctx.server(relay.url, "foo", key, ["ssh=127.0.0.1:%d" % echo.port],
+                        args=["--data-path", "upgrade", "--log-level", "debug"])
+    leg = relay.leg()
+    assert leg.request_line == "POST /v1/servers/foo/conns/%s/accept HTTP/1.1" % CONN, leg.request_line
+    assert leg.headers.get("ptth-resumable") == "1", leg.head
+    leg.answer_101({"PTTH-Resume": TOKEN, "PTTH-Resume-Grace": "10"})
+    down = pattern(0, 200 * 1024)  # the client's bytes, to the echo backend
+    leg.send(frame(DATA, down))
+    echoed, acks, _ = leg.collect(len(down))
+    assert echoed == down
+    while not acks:
+        f = leg.next_frame(5)
+        if f[0] == ACK:
+            acks.append(struct.unpack(">Q", f[1])[0])
+    assert acks[-1] >= 128 * 1024, acks
+    leg.reset()
+    r = relay.leg()
+    assert r.request_line == "POST /v1/servers/foo/conns/%s/resume HTTP/1.1" % CONN, r.request_line
+    h = r.headers
+    assert h.get("authorization") == "Bearer " + key.text
+    assert h.get("ptth-client") == "alice" and h.get("ptth-port") == "ssh" and h.get("ptth-proto") == "tcp", r.head
+    assert h.get("ptth-received") == str(len(down)) and h.get("ptth-sent") == str(len(down)), r.head
+    r.answer_101({"PTTH-Resume": TOKEN, "PTTH-Resume-Grace": "10", "PTTH-Peer-Received": str(100 * 1024),
+                  "PTTH-Peer-Sent": str(len(down) + 5)})
+    replay, _, _ = r.collect(100 * 1024)
+    assert replay == down[100 * 1024:], "the server's replay differs"
+    more = pattern(len(down), 5)
+    r.send(frame(DATA, more))
+    got, _, _ = r.collect(5)
+    assert got == more
+    m = server.wait_for(r"event=tunnel_resumed conn=%s gap_ms=\d+ replayed_up=(\d+) replayed_down=(\d+)" % CONN)
+    assert (int(m.group(1)), int(m.group(2))) == (5, 100 * 1024), m.group(0)
+    assert TOKEN not in server.log()
+    r.send(frame(FIN))
+    f = r.next_frame()
+    while f[0] == ACK:
+        f = r.next_frame()
+    assert f == (FIN, b""), f  # the echo backend answered the half-close
+    r.send(ack(len(down) + 5 + 1))
+    f = r.next_frame()
+    while f is not None and f[0] == ACK:
+        f = r.next_frame()
+    assert f is None, f
+    server.wait_for(r"event=tunnel_end conn=%s .*reason=\"fin\"" % CONN)
 
 
 t.run()
