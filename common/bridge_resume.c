@@ -374,6 +374,10 @@ static void
 resumed(ptth_bridge *b, const ptth_leg_response *res)
 {
     struct bridge_resume *rs = &b->rs;
+    if (res->conn[0] != '\0' && strcmp(res->conn, b->conn) != 0) {
+        ptth_bridge_fail(b, false, "resume answer for another tunnel (PTTH-Conn %s)", res->conn);
+        return;
+    }
     if (res->peer_received < 0 || res->peer_sent < 0) {
         ptth_bridge_fail(b, false, "resume answer without valid PTTH-Peer-Received and PTTH-Peer-Sent");
         return;

@@ -1,5 +1,5 @@
 /*
- * resume_buf.c: see resume_buf.h. A singly linked list of fixed pieces:
+ * resume_buf.c: see resume_buf.h. A singly linked list of pieces:
  * appends fill the tail, acks empty the head; a piece goes back to the
  * process-wide free list the moment its last byte is acknowledged.
  */
@@ -14,25 +14,35 @@
 
 struct ptth_resume_piece {
     struct ptth_resume_piece *next;
-    uint8_t data[PTTH_RESUME_PIECE];
+    size_t cap; /* PTTH_RESUME_PIECE_SMALL or PTTH_RESUME_PIECE */
+    uint8_t data[];
 };
 
-static struct {
+/* Two free lists, one per piece size. */
+static struct pool {
     struct ptth_resume_piece *free;
-    size_t count;
-} pool;
+    size_t count, keep;
+} pools[2] = {{NULL, 0, PTTH_RESUME_POOL_KEEP_SMALL}, {NULL, 0, PTTH_RESUME_POOL_KEEP}};
+
+static struct pool *
+pool_of(size_t cap)
+{
+    return &pools[cap == PTTH_RESUME_PIECE ? 1 : 0];
+}
 
 static struct ptth_resume_piece *
-piece_get(void)
+piece_get(size_t cap)
 {
-    struct ptth_resume_piece *p = pool.free;
+    struct pool *pl = pool_of(cap);
+    struct ptth_resume_piece *p = pl->free;
     if (p != NULL) {
-        pool.free = p->next;
-        pool.count--;
+        pl->free = p->next;
+        pl->count--;
     } else {
-        p = malloc(sizeof(*p));
+        p = malloc(sizeof(*p) + cap);
         if (p == NULL)
             return NULL;
+        p->cap = cap;
     }
     p->next = NULL;
     return p;
@@ -41,24 +51,27 @@ piece_get(void)
 static void
 piece_put(struct ptth_resume_piece *p)
 {
-    if (pool.count >= PTTH_RESUME_POOL_KEEP) {
+    struct pool *pl = pool_of(p->cap);
+    if (pl->count >= pl->keep) {
         free(p);
         return;
     }
-    p->next = pool.free;
-    pool.free = p;
-    pool.count++;
+    p->next = pl->free;
+    pl->free = p;
+    pl->count++;
 }
 
 void
 ptth_resume_buf_release_pool(void)
 {
-    while (pool.free != NULL) {
-        struct ptth_resume_piece *p = pool.free;
-        pool.free = p->next;
-        free(p);
+    for (size_t i = 0; i < 2; i++) {
+        while (pools[i].free != NULL) {
+            struct ptth_resume_piece *p = pools[i].free;
+            pools[i].free = p->next;
+            free(p);
+        }
+        pools[i].count = 0;
     }
-    pool.count = 0;
 }
 
 void
@@ -85,7 +98,26 @@ ptth_resume_buf_room(const ptth_resume_buf *rb)
 static size_t
 piece_len(const ptth_resume_buf *rb, const struct ptth_resume_piece *p)
 {
-    return p == rb->tail ? rb->tail_len : PTTH_RESUME_PIECE;
+    return p == rb->tail ? rb->tail_len : p->cap;
+}
+
+/* The size of the next piece when `held` bytes are held before it: small
+ * ones first, so that a tunnel with a few unacknowledged bytes (a UDP
+ * session between ACKs) holds 4 KiB, not 64; large ones after, so that a
+ * full buffer is few pieces (its walks stay short). */
+static size_t
+next_cap(size_t held)
+{
+    return held < PTTH_RESUME_PIECE ? PTTH_RESUME_PIECE_SMALL : PTTH_RESUME_PIECE;
+}
+
+size_t
+ptth_resume_buf_footprint(const ptth_resume_buf *rb)
+{
+    size_t n = 0;
+    for (const struct ptth_resume_piece *p = rb->head; p != NULL; p = p->next)
+        n += p->cap;
+    return n;
 }
 
 int
@@ -94,10 +126,11 @@ ptth_resume_buf_append(ptth_resume_buf *rb, const void *p, size_t len)
     if (len > ptth_resume_buf_room(rb))
         return -ENOBUFS;
     /* take every piece first, so that a failed allocation appends nothing */
-    size_t free_in_tail = rb->tail != NULL ? PTTH_RESUME_PIECE - rb->tail_len : 0;
+    size_t held = ptth_resume_buf_held(rb);
+    size_t fits = rb->tail != NULL ? rb->tail->cap - rb->tail_len : 0;
     struct ptth_resume_piece *fresh = NULL, **link = &fresh;
-    for (size_t need = len > free_in_tail ? len - free_in_tail : 0; need > 0;) {
-        struct ptth_resume_piece *n = piece_get();
+    while (fits < len) {
+        struct ptth_resume_piece *n = piece_get(next_cap(held + fits));
         if (n == NULL) {
             while (fresh != NULL) {
                 struct ptth_resume_piece *next = fresh->next;
@@ -106,28 +139,28 @@ ptth_resume_buf_append(ptth_resume_buf *rb, const void *p, size_t len)
             }
             return -ENOMEM;
         }
+        fits += n->cap;
         *link = n;
         link = &n->next;
-        need = need > PTTH_RESUME_PIECE ? need - PTTH_RESUME_PIECE : 0;
     }
     const uint8_t *src = p;
     size_t left = len;
     while (left > 0) {
-        if (rb->tail == NULL || rb->tail_len == PTTH_RESUME_PIECE) {
+        if (rb->tail == NULL || rb->tail_len == rb->tail->cap) {
             struct ptth_resume_piece *n = fresh;
             assert(n != NULL);
             fresh = n->next;
             n->next = NULL;
-            if (rb->tail != NULL)
+            if (rb->tail != NULL) {
                 rb->tail->next = n;
-            else {
+            } else {
                 rb->head = n;
                 rb->head_off = 0;
             }
             rb->tail = n;
             rb->tail_len = 0;
         }
-        size_t take = PTTH_RESUME_PIECE - rb->tail_len;
+        size_t take = rb->tail->cap - rb->tail_len;
         if (take > left)
             take = left;
         memcpy(rb->tail->data + rb->tail_len, src, take);
@@ -184,8 +217,8 @@ ptth_resume_buf_peek(const ptth_resume_buf *rb, uint64_t pos, const uint8_t **p)
         return 0;
     uint64_t off = rb->head_off + (pos - rb->acked);
     const struct ptth_resume_piece *piece = rb->head;
-    while (off >= PTTH_RESUME_PIECE) {
-        off -= PTTH_RESUME_PIECE;
+    while (off >= piece_len(rb, piece)) {
+        off -= piece_len(rb, piece);
         piece = piece->next;
         assert(piece != NULL);
     }

@@ -10,16 +10,18 @@
  * `sent`, ack() drops below a position, peek() reads from any position in
  * between, for the replay.
  *
- * Memory: bytes live in fixed pieces of PTTH_RESUME_PIECE bytes taken from a
- * process-wide free list as they are needed and given back as soon as they
- * are acknowledged, so an idle or fully acknowledged tunnel holds no piece
- * (thousands of tunnels exist at once: UDP sessions). At most `capacity`
- * bytes are held (plus, for the whole process, PTTH_RESUME_POOL_KEEP spare
- * pieces). "Full" means room() is 0: the caller stops reading its local
+ * Memory: bytes live in pieces taken from process-wide free lists as they
+ * are needed and given back as soon as they are acknowledged, so an idle or
+ * fully acknowledged tunnel holds no piece (thousands of tunnels exist at
+ * once: UDP sessions). The first 64 KiB held are in small pieces
+ * (PTTH_RESUME_PIECE_SMALL: a few unacknowledged bytes cost 4 KiB), the
+ * rest in large ones (PTTH_RESUME_PIECE). At most `capacity` bytes are
+ * held (plus, for the whole process, the spare pieces the free lists keep:
+ * PTTH_RESUME_POOL_KEEP_SMALL small and PTTH_RESUME_POOL_KEEP large). "Full" means room() is 0: the caller stops reading its local
  * end until an ACK makes room.
  *
  * Not thread-safe (the loop's thread only). Every function is O(pieces
- * held) at most.
+ * held) at most (16 small ones and capacity / 64 KiB large ones).
  */
 #ifndef PTTH_RESUME_BUF_H
 #define PTTH_RESUME_BUF_H
@@ -28,7 +30,9 @@
 #include <stdint.h>
 
 #define PTTH_RESUME_PIECE 65536
+#define PTTH_RESUME_PIECE_SMALL 4096
 #define PTTH_RESUME_POOL_KEEP 64
+#define PTTH_RESUME_POOL_KEEP_SMALL 256
 
 struct ptth_resume_piece;
 
@@ -50,6 +54,9 @@ size_t ptth_resume_buf_room(const ptth_resume_buf *rb);
 
 /* Bytes held (sent - acked). */
 size_t ptth_resume_buf_held(const ptth_resume_buf *rb);
+
+/* Bytes of the pieces held (what the buffer costs now, without overhead). */
+size_t ptth_resume_buf_footprint(const ptth_resume_buf *rb);
 
 /* Appends len bytes at position `sent`. 0; -ENOBUFS when len > room()
  * (nothing appended); -ENOMEM (nothing appended). */

@@ -103,6 +103,31 @@ START_TEST(append_ack_replay_across_pieces)
 }
 END_TEST
 
+/* Small pieces for the first 64 KiB, large ones after: a full 4 MiB
+ * buffer costs about 4 MiB, a few bytes 4 KiB. */
+START_TEST(piece_sizes)
+{
+    ptth_resume_buf rb;
+    ptth_resume_buf_init(&rb, 4 << 20);
+    append_stream(&rb, 1);
+    ck_assert_uint_eq(ptth_resume_buf_footprint(&rb), PTTH_RESUME_PIECE_SMALL);
+    append_stream(&rb, PTTH_RESUME_PIECE_SMALL); /* one byte into the second small piece */
+    ck_assert_uint_eq(ptth_resume_buf_footprint(&rb), 2 * PTTH_RESUME_PIECE_SMALL);
+    append_stream(&rb, (4 << 20) - 1 - PTTH_RESUME_PIECE_SMALL);
+    ck_assert_uint_eq(ptth_resume_buf_room(&rb), 0);
+    size_t fp = ptth_resume_buf_footprint(&rb);
+    ck_assert_uint_ge(fp, 4 << 20);
+    ck_assert_uint_le(fp, (4 << 20) + PTTH_RESUME_PIECE);
+    check_replay(&rb, 0);
+    check_replay(&rb, PTTH_RESUME_PIECE_SMALL - 1);
+    check_replay(&rb, PTTH_RESUME_PIECE + 3);
+    ck_assert_int_eq(ptth_resume_buf_ack(&rb, PTTH_RESUME_PIECE + 3), 0);
+    check_replay(&rb, PTTH_RESUME_PIECE + 3);
+    ptth_resume_buf_clear(&rb);
+    ck_assert_uint_eq(ptth_resume_buf_footprint(&rb), 0);
+}
+END_TEST
+
 START_TEST(bad_acks_change_nothing)
 {
     ptth_resume_buf rb;
@@ -155,10 +180,12 @@ START_TEST(pieces_come_back)
         ptth_resume_buf_init(&rbs[i], 4 << 20);
         append_stream(&rbs[i], 10);
         ck_assert_ptr_eq(rbs[i].head, rbs[i].tail);
+        ck_assert_uint_eq(ptth_resume_buf_footprint(&rbs[i]), PTTH_RESUME_PIECE_SMALL);
     }
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(ptth_resume_buf_ack(&rbs[i], 10), 0);
         ck_assert_ptr_null(rbs[i].head);
+        ck_assert_uint_eq(ptth_resume_buf_footprint(&rbs[i]), 0);
     }
     ptth_resume_buf_release_pool();
 }
@@ -188,6 +215,7 @@ ptth_test_suite(void)
     TCase *tc = tcase_create("resume_buf");
     tcase_add_test(tc, empty_holds_nothing);
     tcase_add_test(tc, append_ack_replay_across_pieces);
+    tcase_add_test(tc, piece_sizes);
     tcase_add_test(tc, bad_acks_change_nothing);
     tcase_add_test(tc, full_is_bounded);
     tcase_add_test(tc, pieces_come_back);
