@@ -351,6 +351,8 @@ next_own_frame(ptth_bridge *b)
 static void
 flush_up(ptth_bridge *b)
 {
+    if (!b->leg_open)
+        return; /* resuming: the frames went with the old leg */
     bool wrote = false;
     for (;;) {
         while (up_pending(b)) {
