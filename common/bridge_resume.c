@@ -41,7 +41,7 @@
 /* a resume request is held by the relay until the other side comes (at
  * most the grace); our leg waits a little longer, so that the relay's
  * answer (404 resume timed out) normally comes first */
-#define ANSWER_SLACK_MS 2000L
+#define ANSWER_SLACK_MS 1000L
 #define RESUMABLE_HEADER "PTTH-Resumable: 1"
 
 static void on_attempt_timer(ptth_timer *t);
