@@ -483,6 +483,10 @@ def leg_seeds():
         "garbage": b"\x0aSSH-2.0-OpenSSH_9.2\r\n",
         "partial": b"\x0bHTTP/1.1 101 Switching Protoc",
         "big_head": b"\x0cHTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 17000 + b"\r\n\r\n",  # above PTTH_LEG_HEAD_MAX, and sets libFuzzer's default -max_len
+        "resumable": b"\x0d" + H101 + b"PTTH-Conn: c-1\r\nPTTH-Resume: abcdefghijklmnopqrstuvwxyzABCDEFGHIJK-_0123\r\n"
+        b"PTTH-Resume-Grace: 30\r\n\r\n",
+        "resumed": b"\x0e" + H101 + b"PTTH-Resume: tok_en\r\nPTTH-Resume-Grace: 99999999\r\n"
+        b"PTTH-Peer-Received: 131072\r\nPTTH-Peer-Sent: 18446744073709551616\r\n\r\n\x00\x00\x00\x01x",
     }
 
 
