@@ -387,6 +387,69 @@ def not_resumable_as_before(ctx):
     c2.close()
 
 
+@t.test
+def lost_fin_is_written_again(ctx):
+    """The client half-closed, the FIN was framed; the peer did not get it
+    (PTTH-Peer-Received = sent - 1): the replay ends with the FIN. An ACK
+    going back then resets the tunnel."""
+    relay, key, proxy = start(ctx)
+    client, leg = open_resumable(relay, proxy)
+    client.sendall(b"0123456789")
+    got, _, _ = leg.collect(10)
+    client.shutdown(socket.SHUT_WR)
+    assert leg.next_frame() == (FIN, b"")
+    leg.send(ack(4))
+    time.sleep(0.1)
+    leg.reset()
+    r = relay.accept()
+    r.read_head()
+    assert r.headers.get("ptth-sent") == "11" and r.headers.get("ptth-received") == "0", r.head
+    r.answer_101({"PTTH-Peer-Received": "6", "PTTH-Peer-Sent": "0"})
+    replay, _, _ = r.collect(4)
+    assert replay == b"6789", replay
+    f = r.next_frame()
+    assert f == (FIN, b""), f
+    proxy.wait_for(r"event=tunnel_resumed conn=%s gap_ms=\d+ replayed_up=5 replayed_down=0" % CONN)
+    r.send(ack(8))
+    r.send(ack(7))  # going back: a protocol error
+    f = r.next_frame()
+    while f is not None and f[0] != RST:
+        f = r.next_frame()
+    proxy.wait_for(r"event=tunnel_end conn=%s .*ACK of position 7 below the last ACK 8" % CONN)
+    try:
+        client.settimeout(5)
+        client.recv(10)
+        raise AssertionError("the local end was not reset")
+    except ConnectionResetError:
+        pass
+
+
+@t.test
+def bad_resume_counts_reset(ctx):
+    """A 101 whose PTTH-Peer-Received is above what was sent (or below what
+    was acknowledged) resets the tunnel instead of replaying anything."""
+    relay, key, proxy = start(ctx)
+    client, leg = open_resumable(relay, proxy)
+    client.sendall(b"abcdef")
+    leg.collect(6)
+    leg.send(ack(2))
+    time.sleep(0.1)
+    leg.reset()
+    r = relay.accept()
+    r.read_head()
+    r.answer_101({"PTTH-Peer-Received": "7", "PTTH-Peer-Sent": "0"})
+    proxy.wait_for(r"event=tunnel_end conn=%s .*the peer received position 7, outside what we sent \(acknowledged 2, sent 6\)"
+                   % CONN)
+    try:
+        f = r.next_frame(5)
+        while f is not None:
+            assert f[0] not in (DATA, FIN), "replayed after bad counts: %r" % (f,)
+            f = r.next_frame(5)
+    except ConnectionResetError:
+        pass  # the reset that ends the tunnel
+    client.close()
+
+
 class FakeRelayForServer:
     """For ptth_server: its HTTP/2 preface is answered in HTTP/1.1 (so it
     falls back to HTTP/1.1 through libcurl), the first listen gets a tunnel
