@@ -450,6 +450,36 @@ def bad_resume_counts_reset(ctx):
     client.close()
 
 
+@t.test
+def udp_session_resumes_as_udp(ctx):
+    """A UDP session's resume request says PTTH-Proto: udp; its datagrams
+    (length-prefixed in the stream) come again after the cut."""
+    relay = FakeRelay()
+    ctx.cleanups.append(relay.close)
+    key = ctx.key("client")
+    proxy = ctx.proxy(relay.url, key, server="foo", port="dns", args=["--udp", "--data-path", "upgrade"])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ctx.cleanups.append(u.close)
+    u.sendto(b"query-1", ("127.0.0.1", proxy.port))
+    leg = relay.accept()
+    leg.read_head()
+    assert leg.headers.get("ptth-proto") == "udp" and leg.headers.get("ptth-resumable") == "1", leg.head
+    leg.answer_101({"PTTH-Resume": TOKEN, "PTTH-Resume-Grace": "10"})
+    got, _, _ = leg.collect(9)
+    assert got == b"\x00\x07query-1", got
+    leg.reset()
+    r = relay.accept()
+    r.read_head()
+    assert r.headers.get("ptth-proto") == "udp" and r.headers.get("ptth-port") == "dns", r.head
+    r.answer_101({"PTTH-Peer-Received": "0", "PTTH-Peer-Sent": "9"})
+    again, _, _ = r.collect(9)
+    assert again == got, again
+    r.send(frame(DATA, b"\x00\x07answer1"))
+    u.settimeout(5)
+    data, _ = u.recvfrom(100)
+    assert data == b"answer1", data
+
+
 class FakeRelayForServer:
     """For ptth_server: its HTTP/2 preface is answered in HTTP/1.1 (so it
     falls back to HTTP/1.1 through libcurl), the first listen gets a tunnel
