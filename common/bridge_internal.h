@@ -79,25 +79,25 @@ typedef enum bridge_resume_state {
 
 struct bridge_resume {
     bridge_resume_state state;
-    size_t capacity;                  /* --resume-buffer; 0: do not ask */
-    char port[PTTH_REQ_FIELD_MAX];    /* PTTH-Port of the resume request */
-    char proto[8];                    /* PTTH-Proto: tcp or udp */
-    char client[PTTH_REQ_FIELD_MAX];  /* PTTH-Client (server side), "" on the client side */
-    char token[PTTH_LEG_TOKEN_MAX];   /* PTTH-Resume of the last 101: a secret, never logged */
-    long grace_ms;                    /* PTTH-Resume-Grace */
-    ptth_resume_buf buf;              /* DATA sent and not acknowledged; buf.sent counts every DATA byte sent */
-    uint64_t received;                /* positions decoded: DATA bytes, +1 for the peer's FIN */
-    uint64_t peer_acked;              /* the peer's last ACK (or PTTH-Peer-Received) */
-    uint64_t ack_sent;                /* our last ACK (or what our resume told the peer) */
-    bool ack_fin;                     /* the peer's FIN was decoded: ACK at once */
-    bool ack_beat;                    /* a heartbeat found something unacknowledged: ACK */
-    uint64_t replay_pos;              /* after a resume: DATA from here to buf.sent is written again */
-    bool replay_fin;                  /* after a resume: our FIN is written again after that */
-    long long lost_ms;                /* when the leg was lost */
-    unsigned attempts;                /* resume requests since the loss */
-    long delay_ms;                    /* the last backoff delay */
-    ptth_timer timer;                 /* the next attempt */
-    unsigned resumes;                 /* successful resumes of this tunnel */
+    size_t capacity;                 /* --resume-buffer; 0: do not ask */
+    char port[PTTH_REQ_FIELD_MAX];   /* PTTH-Port of the resume request */
+    char proto[8];                   /* PTTH-Proto: tcp or udp */
+    char client[PTTH_REQ_FIELD_MAX]; /* PTTH-Client (server side), "" on the client side */
+    char token[PTTH_LEG_TOKEN_MAX];  /* PTTH-Resume of the last 101: a secret, never logged */
+    long grace_ms;                   /* PTTH-Resume-Grace */
+    ptth_resume_buf buf;             /* DATA sent and not acknowledged; buf.sent counts every DATA byte sent */
+    uint64_t received;               /* positions decoded: DATA bytes, +1 for the peer's FIN */
+    uint64_t peer_acked;             /* the peer's last ACK (or PTTH-Peer-Received) */
+    uint64_t ack_sent;               /* our last ACK (or what our resume told the peer) */
+    bool ack_fin;                    /* the peer's FIN was decoded: ACK at once */
+    bool ack_beat;                   /* a heartbeat found something unacknowledged: ACK */
+    uint64_t replay_pos;             /* after a resume: DATA from here to buf.sent is written again */
+    bool replay_fin;                 /* after a resume: our FIN is written again after that */
+    long long lost_ms;               /* when the leg was lost */
+    unsigned attempts;               /* resume requests since the loss */
+    long delay_ms;                   /* the last backoff delay */
+    ptth_timer timer;                /* the next attempt */
+    unsigned resumes;                /* successful resumes of this tunnel */
     void (*on_resumed)(ptth_bridge *b, uint64_t replayed, void *data);
 };
 
@@ -174,10 +174,10 @@ struct ptth_bridge {
     char stream_path[PTTH_API_PATH_MAX];
     ptth_leg leg;
     bool leg_open;
-    bool leg_eof;  /* the leg's stream (or 2xx body) ended */
-    uint8_t *up;   /* PATH_UPGRADE: frames not written to the leg yet */
+    bool leg_eof; /* the leg's stream (or 2xx body) ended */
+    uint8_t *up;  /* PATH_UPGRADE: frames not written to the leg yet */
     size_t up_off, up_len;
-    bool up_fin;   /* up holds our FIN frame */
+    bool up_fin; /* up holds our FIN frame */
     long heartbeat_ms, idle_ms;
     long long last_sent_ms, last_data_ms;
     ptth_timer beat_timer;

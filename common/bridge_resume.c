@@ -186,7 +186,8 @@ ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value)
     uint64_t sent = sent_pos(b);
     if (value < rs->peer_acked || value > sent) {
         ptth_bridge_fail(b, true, "bad frame from relay: ACK of position %" PRIu64 " %s %" PRIu64, value,
-                         value < rs->peer_acked ? "below the last ACK" : "above what was sent,", value < rs->peer_acked ? rs->peer_acked : sent);
+                         value < rs->peer_acked ? "below the last ACK" : "above what was sent,",
+                         value < rs->peer_acked ? rs->peer_acked : sent);
         return false;
     }
     rs->peer_acked = value;
@@ -385,8 +386,8 @@ resumed(ptth_bridge *b, const ptth_leg_response *res)
     uint64_t peer_received = (uint64_t)res->peer_received, peer_sent = (uint64_t)res->peer_sent, sent = sent_pos(b);
     if (peer_received < rs->peer_acked || peer_received > sent) {
         ptth_bridge_fail(b, false,
-                         "resume: the peer received position %" PRIu64 ", outside what we sent (acknowledged %" PRIu64 ", sent %" PRIu64
-                         ")",
+                         "resume: the peer received position %" PRIu64 ", outside what we sent (acknowledged %" PRIu64
+                         ", sent %" PRIu64 ")",
                          peer_received, rs->peer_acked, sent);
         return;
     }
