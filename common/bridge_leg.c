@@ -324,6 +324,9 @@ next_own_frame(ptth_bridge *b)
 {
     if (!ptth_bridge_resumable(b) || !b->leg_open || b->failed)
         return false;
+    bool replay = b->rs.replay_pos < b->rs.buf.sent || b->rs.replay_fin;
+    if (!replay && !ptth_bridge_resume_ack_due(b))
+        return false; /* the usual case: no buffer taken to find that out */
     uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
     if (buf == NULL) {
         ptth_bridge_fail(b, true, "out of memory");
