@@ -12,6 +12,7 @@
 
 #include "bridge.h"
 #include "data_path.h"
+#include "resume_buf.h"
 #include "http_proxy.h"
 #include "keys.h"
 #include "log.h"
@@ -43,6 +44,7 @@ typedef struct proxy_config {
     char *http_proxy_ca_file;
     uint64_t max_chunk;
     char *data_path;
+    uint64_t resume_buffer;
     char *socks;
     char *socks_auth_file;
     bool udp;
@@ -161,6 +163,10 @@ static const ptth_option options[] = {
      "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
      "auto: upgrade where the relay and every proxy in between allow it, else chunks",
      "auto", 0, 0, ptth_data_path_check},
+    {"resume-buffer", PTTH_OPT_UINT, offsetof(proxy_config, resume_buffer), "BYTES",
+     "per tunnel and direction, sent bytes kept until the other side acknowledges them, so that an upgraded tunnel "
+     "survives a lost relay connection (a full buffer is backpressure); 0: do not ask for resumable tunnels",
+     PTTH_RESUME_BUFFER_DEFAULT, 0, 0, ptth_resume_buffer_check},
     {"udp", PTTH_OPT_FLAG, offsetof(proxy_config, udp), NULL,
      "--server/--port/--listen forward UDP: each local peer address is one session (one tunnel)", NULL, 0, 0, NULL},
     {"udp-idle-timeout", PTTH_OPT_UINT, offsetof(proxy_config, udp_idle_timeout), "SECS",
@@ -301,6 +307,7 @@ main(int argc, char **argv)
         .n_forwards = cfg.n_specs,
         .max_chunk = (size_t)cfg.max_chunk,
         .data_path = &data_path,
+        .resume_buffer = (size_t)cfg.resume_buffer,
         .stdio = cfg.stdio,
         .metrics = &metrics,
         .on_stdio_end = on_stdio_end,

@@ -177,6 +177,14 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
         px->p->on_stdio_end(res->established, px->p->data);
 }
 
+static void
+on_tunnel_resumed(ptth_bridge *b, uint64_t replayed, void *data)
+{
+    (void)b;
+    ptunnel *t = data;
+    ptth_tm_resumed(t->px->p->metrics, replayed);
+}
+
 /* Starts one tunnel to server/port. Takes the local end. */
 static int
 open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, const ptth_local_end *local, const char *peer,
@@ -209,6 +217,10 @@ open_tunnel(ptth_proxy *px, forward *fw, const char *server, const char *port, c
         .on_end = on_tunnel_end,
         .on_established = on_tunnel_established,
         .stream_header = t->hooks.stream_header,
+        .resume_buffer = px->p->resume_buffer,
+        .port = port,
+        .proto = t->hooks.proto,
+        .on_resumed = on_tunnel_resumed,
         .data = t,
     };
     t->bridge = ptth_bridge_new(&bc, local);

@@ -43,6 +43,7 @@ typedef struct ptth_proxy_params {
     size_t n_forwards;
     size_t max_chunk;
     struct ptth_data_path *data_path; /* --data-path; the caller's, outlives the program object */
+    size_t resume_buffer;             /* --resume-buffer: bytes per direction, 0: tunnels are not resumable */
     bool stdio;
     ptth_term_metrics *metrics; /* the caller's, outlives the proxy: counted into (term_metrics.h) */
     /* stdio mode: the tunnel is over; ok when it was established */
@@ -70,6 +71,7 @@ typedef struct ptth_proxy_tunnel_hooks {
     void (*on_end)(const ptth_bridge_result *res, void *data);
     void *data;
     const char *stream_header; /* optional header of the connect ("PTTH-Proto: udp") */
+    const char *proto;         /* what the tunnel carries, "udp" or "tcp" (NULL: tcp), sent with resume requests */
 } ptth_proxy_tunnel_hooks;
 
 /* Opens one tunnel to SERVER/PORT for a local end a front accepted; takes

@@ -289,7 +289,7 @@ start_tunnel(socks_conn *c)
     c->tunnel = true;
     f->pending--;
     ptth_local_end local = {.ops = &socks_local_ops, .ctx = c, .read_fd = c->fd, .write_fd = c->fd};
-    ptth_proxy_tunnel_hooks hooks = {.on_established = on_tunnel_established, .on_end = on_tunnel_end, .data = c};
+    ptth_proxy_tunnel_hooks hooks = {.on_established = on_tunnel_established, .on_end = on_tunnel_end, .data = c, .proto = "tcp"};
     ptth_set_nodelay(c->fd);
     if (ptth_proxy_open_tunnel(f->px, c->hs.server, c->hs.port, &local, c->peer, &hooks) != 0) {
         uint8_t rep[10] = {5, PTTH_SOCKS_REP_FAILURE, 0, 1, 0, 0, 0, 0, 0, 0};

@@ -207,7 +207,7 @@ session_new(ptth_udp_front *f, const struct sockaddr_storage *ss, socklen_t len)
         session_free(s);
         return NULL;
     }
-    ptth_proxy_tunnel_hooks hooks = {.on_end = on_session_end, .data = s, .stream_header = udp_header};
+    ptth_proxy_tunnel_hooks hooks = {.on_end = on_session_end, .data = s, .stream_header = udp_header, .proto = "udp"};
     if (ptth_proxy_open_tunnel(f->px, f->spec->server, f->spec->port, &local, s->peer_text, &hooks) != 0) {
         session_free(s); /* the local end (sv[1]) was closed by the proxy */
         return NULL;

@@ -250,6 +250,7 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     ptth_frame_decoder_init(&b->dec, 0);
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++)
         b->chunks[i].b = b;
+    ptth_bridge_resume_init(b, cfg);
     return b;
 }
 
@@ -380,6 +381,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
             break;
         case PTTH_FRAME_EV_DATA: {
             b->bytes_from_relay += ev.len;
+            ptth_bridge_resume_received(b, ev.len, false);
             int rc = out_append(b, ev.data, ev.len);
             if (rc != 0) {
                 ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
@@ -390,11 +392,16 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
         case PTTH_FRAME_EV_FIN:
             if (b->from_relay == FROM_RELAY_OPEN)
                 b->from_relay = FROM_RELAY_FIN;
+            ptth_bridge_resume_received(b, 0, true);
             break;
         case PTTH_FRAME_EV_RST:
             ptth_bridge_fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
             return len;
         case PTTH_FRAME_EV_PING:
+            break;
+        case PTTH_FRAME_EV_ACK: /* refused on a tunnel that is not resumable */
+            if (!ptth_bridge_resume_on_ack(b, ev.value))
+                return len;
             break;
         case PTTH_FRAME_EV_ERROR:
             ptth_bridge_fail(b, true, "bad frame from relay: %s", ev.error);
@@ -734,8 +741,10 @@ on_defer(ptth_defer *d)
             (void)write_out(b);
         close_local(b);
         release_chunks(b);
-        /* upgraded: the leg's reset tells the relay (and the other side) */
-        bool upgraded = b->path == PATH_UPGRADE;
+        /* upgraded: the leg's reset tells the relay (and the other side);
+         * a resumable tunnel without a leg now (suspended at the relay) is
+         * closed there like a chunked one */
+        bool upgraded = b->path == PATH_UPGRADE && ptth_bridge_resume_live(b);
         ptth_bridge_leg_close(b, true);
         if (b->tell_relay && b->conn_known && !upgraded) {
             /* tell the relay first, then drop the stream */

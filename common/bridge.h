@@ -34,6 +34,16 @@
  *      written through, our FIN acknowledged, the response complete), on RST,
  *      when the response fails, or on a local error; a local error is told to
  *      the relay with a `close` POST carrying PTTH-Reason.
+ *   5. On the upgraded path (bridge_leg.c) a tunnel may be resumable
+ *      (bridge_resume.c, docs/protocol.md "Resumable tunnels"): with
+ *      resume_buffer > 0 the upgrade request asks, and a 101 with a token
+ *      grants it. Then sent DATA is kept until the peer's ACK frames cover
+ *      it (a full buffer stops reading the local end), ACKs are sent, the
+ *      clean end also waits for the ACK of our FIN, and a lost leg does
+ *      not end the tunnel: the local end stays open (not read) while
+ *      resume requests go out within the relay's grace; on_end follows
+ *      only when that fails (reason "resume_timeout", or the refusal), the
+ *      local end then reset.
  *
  * Ownership: ptth_bridge_new() takes the local end: from then on the bridge
  * closes it (ops->close) exactly once, also when new() fails. The owner
@@ -125,6 +135,18 @@ typedef struct ptth_bridge_config {
     /* optional: one more "Name: value" header on the framed-stream request
      * (ptth_proxy's UDP sessions send "PTTH-Proto: udp"); copied */
     const char *stream_header;
+    /* Resumable tunnels (docs/protocol.md "Resumable tunnels", upgraded
+     * path only): --resume-buffer bytes per direction, 0 (or no port) to
+     * not ask; the tunnel's port and proto ("tcp" when NULL) and, on the
+     * server side, the client's name of the listen answer (PTTH-Client),
+     * all sent again with each resume request; copied */
+    size_t resume_buffer;
+    const char *port;
+    const char *proto;
+    const char *client_name;
+    /* optional: the tunnel was resumed, replayed positions written again
+     * (for the metrics); from the loop */
+    void (*on_resumed)(ptth_bridge *b, uint64_t replayed, void *data);
     void *data;
 } ptth_bridge_config;
 

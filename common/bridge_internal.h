@@ -13,6 +13,11 @@
  *                (a proxy dropped Upgrade, or the other side is on chunks),
  *                local bytes go up in chunk POSTs;
  *   PATH_UPGRADE the leg was upgraded: both directions are frames on it.
+ *
+ * A tunnel on PATH_UPGRADE may be resumable (bridge_resume.c,
+ * docs/protocol.md "Resumable tunnels"): its resume sub-state (bridge_resume_state)
+ * says whether a leg carries it now; the main state stays ST_OPEN while it
+ * resumes, so that the local end keeps being written.
  */
 #ifndef PTTH_BRIDGE_INTERNAL_H
 #define PTTH_BRIDGE_INTERNAL_H
@@ -26,6 +31,7 @@
 #include "data_path.h"
 #include "frame.h"
 #include "leg.h"
+#include "resume_buf.h"
 
 typedef enum bridge_path {
     PATH_CHUNKS = 0,
@@ -54,6 +60,46 @@ typedef enum bridge_state {
     ST_CLOSING, /* local error: `close` POST in flight, the rest stopped */
     ST_ENDED,   /* on_end queued */
 } bridge_state;
+
+/* Resumable tunnels (bridge_resume.c). Changed only through
+ * resume_set_state(), which asserts the transitions:
+ *   RS_OFF -> RS_LIVE           the first 101 granted resumption
+ *   RS_LIVE -> RS_WAITING       the leg was lost (failed, reset, or ended before done)
+ *   RS_WAITING -> RS_ATTEMPT    a resume request went out on a new leg
+ *   RS_ATTEMPT -> RS_WAITING    it was answered 409/429/5xx or not at all: try again
+ *   RS_ATTEMPT -> RS_LIVE       101: the tunnel goes on (the replay first)
+ * Every other end (refusal, resume_timeout, any failure) is the bridge's
+ * ordinary failure, whatever the sub-state. */
+typedef enum bridge_resume_state {
+    RS_OFF = 0, /* not resumable: a lost leg ends the tunnel (as on every tunnel before resumption) */
+    RS_LIVE,    /* resumable, and the leg carries it */
+    RS_WAITING, /* the leg was lost; the next resume attempt waits for its timer */
+    RS_ATTEMPT, /* a resume request is out on a new leg */
+} bridge_resume_state;
+
+struct bridge_resume {
+    bridge_resume_state state;
+    size_t capacity;                 /* --resume-buffer; 0: do not ask */
+    char port[PTTH_REQ_FIELD_MAX];   /* PTTH-Port of the resume request */
+    char proto[8];                   /* PTTH-Proto: tcp or udp */
+    char client[PTTH_REQ_FIELD_MAX]; /* PTTH-Client (server side), "" on the client side */
+    char token[PTTH_LEG_TOKEN_MAX];  /* PTTH-Resume of the last 101: a secret, never logged */
+    long grace_ms;                   /* PTTH-Resume-Grace */
+    ptth_resume_buf buf;             /* DATA sent and not acknowledged; buf.sent counts every DATA byte sent */
+    uint64_t received;               /* positions decoded: DATA bytes, +1 for the peer's FIN */
+    uint64_t peer_acked;             /* the peer's last ACK (or PTTH-Peer-Received) */
+    uint64_t ack_sent;               /* our last ACK (or what our resume told the peer) */
+    bool ack_fin;                    /* the peer's FIN was decoded: ACK at once */
+    bool ack_beat;                   /* a heartbeat found something unacknowledged: ACK */
+    uint64_t replay_pos;             /* after a resume: DATA from here to buf.sent is written again */
+    bool replay_fin;                 /* after a resume: our FIN is written again after that */
+    long long lost_ms;               /* when the leg was lost */
+    unsigned attempts;               /* resume requests since the loss */
+    long delay_ms;                   /* the last backoff delay */
+    ptth_timer timer;                /* the next attempt */
+    unsigned resumes;                /* successful resumes of this tunnel */
+    void (*on_resumed)(ptth_bridge *b, uint64_t replayed, void *data);
+};
 
 struct chunk {
     ptth_req req;
@@ -128,12 +174,15 @@ struct ptth_bridge {
     char stream_path[PTTH_API_PATH_MAX];
     ptth_leg leg;
     bool leg_open;
-    bool leg_eof;  /* the leg's stream (or 2xx body) ended */
-    uint8_t *up;   /* PATH_UPGRADE: frames not written to the leg yet */
+    bool leg_eof; /* the leg's stream (or 2xx body) ended */
+    uint8_t *up;  /* PATH_UPGRADE: frames not written to the leg yet */
     size_t up_off, up_len;
+    bool up_fin; /* up holds our FIN frame */
     long heartbeat_ms, idle_ms;
     long long last_sent_ms, last_data_ms;
     ptth_timer beat_timer;
+
+    struct bridge_resume rs;
 };
 
 /* bridge.c */
@@ -173,7 +222,67 @@ void ptth_bridge_leg_resume(ptth_bridge *b);
 /* PATH_UPGRADE: true once both FINs went through. */
 bool ptth_bridge_leg_done(const ptth_bridge *b);
 /* Ends the leg: after a failure with an RST frame first (best effort), then
- * a TCP reset; else a normal close. A no-op without a leg. */
+ * a TCP reset; else a normal close. A no-op without a leg. Also stops
+ * what resuming had going (bridge_resume.c). */
 void ptth_bridge_leg_close(ptth_bridge *b, bool failed);
+/* A resumable tunnel lost its leg: the leg is reset without an RST frame
+ * (the tunnel goes on), frames not written are dropped (DATA is in the
+ * resume buffer). */
+void ptth_bridge_leg_drop(ptth_bridge *b);
+/* Opens a new leg for path with the extra header lines (a resume
+ * request). 0 or -errno. */
+int ptth_bridge_leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms);
+/* The resume request got its 101: heartbeats as after the first one, and
+ * the replay goes out. */
+void ptth_bridge_leg_resumed(ptth_bridge *b, const ptth_leg_response *res);
+
+/* bridge_resume.c */
+void ptth_bridge_resume_init(ptth_bridge *b, const ptth_bridge_config *cfg);
+/* The upgrade request's extra header line when resumption is to be asked
+ * for, else NULL. */
+const char *ptth_bridge_resume_request_header(const ptth_bridge *b);
+/* The first 101 (res): the tunnel is resumable when it carries a token and
+ * a grace. */
+void ptth_bridge_resume_opened(ptth_bridge *b, const ptth_leg_response *res);
+/* Not RS_OFF. */
+bool ptth_bridge_resumable(const ptth_bridge *b);
+/* A leg carries the tunnel (RS_OFF or RS_LIVE). */
+bool ptth_bridge_resume_live(const ptth_bridge *b);
+/* How many bytes one read of the local end may take now: SIZE_MAX when not
+ * resumable; 0 while resuming, replaying, or the resume buffer is full. */
+size_t ptth_bridge_resume_read_room(const ptth_bridge *b);
+/* n DATA bytes at p were framed: kept in the resume buffer. false when that
+ * failed (recorded). */
+bool ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n);
+/* The decoder gave n DATA bytes, or the FIN. */
+void ptth_bridge_resume_received(ptth_bridge *b, size_t n, bool fin);
+/* The decoder gave an ACK frame: false when it is a protocol error (recorded). */
+bool ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value);
+/* An ACK frame is due (128 KiB more received since the last one, the
+ * peer's FIN, or a heartbeat found something unacknowledged); then
+ * ack_frame() writes it and records it as sent. */
+bool ptth_bridge_resume_ack_due(const ptth_bridge *b);
+void ptth_bridge_resume_ack_frame(ptth_bridge *b, uint8_t out[PTTH_FRAME_ACK_LEN]);
+/* A heartbeat: ACK when anything is unacknowledged. */
+void ptth_bridge_resume_beat(ptth_bridge *b);
+/* After a resume: the next frame of the replay into buf (at most room
+ * bytes, header included), its length, 0 when the replay is done; *fin
+ * when it is our FIN. */
+size_t ptth_bridge_resume_next_replay(ptth_bridge *b, uint8_t *buf, size_t room, bool *fin);
+/* Nothing stands between a done tunnel and its clean close: not
+ * resumable, or our FIN acknowledged and our ACK of everything received
+ * written. */
+bool ptth_bridge_resume_settled(const ptth_bridge *b);
+/* Nothing more is needed from the peer: its FIN came and our FIN (framed)
+ * is acknowledged. An end of the leg then is no loss. */
+bool ptth_bridge_resume_peer_done(const ptth_bridge *b);
+/* The leg failed or ended before done (why, for the debug log): true when
+ * the tunnel resumes (the caller must not touch the leg any more), false
+ * when it is not resumable (the caller fails the tunnel as before). */
+bool ptth_bridge_resume_lost(ptth_bridge *b, const char *why);
+/* The answer to a resume request (RS_ATTEMPT). */
+void ptth_bridge_resume_on_response(ptth_bridge *b, const ptth_leg_response *res);
+/* The tunnel ends: timers stopped, the buffer given back. */
+void ptth_bridge_resume_stop(ptth_bridge *b);
 
 #endif

@@ -53,6 +53,7 @@ static void on_leg_response(ptth_leg *leg, const ptth_leg_response *res);
 static void on_leg_readable(ptth_leg *leg);
 static void on_leg_writable(ptth_leg *leg);
 static void on_beat(ptth_timer *t);
+static void flush_up(ptth_bridge *b);
 
 static const ptth_leg_ops leg_ops = {
     .on_response = on_leg_response,
@@ -69,7 +70,7 @@ up_pending(const ptth_bridge *b)
 static bool
 leg_reading_wanted(const ptth_bridge *b)
 {
-    return b->state == ST_OPEN && !b->failed && !b->leg_eof && !b->out_blocked;
+    return b->state == ST_OPEN && !b->failed && !b->leg_eof && !b->out_blocked && b->leg_open && ptth_bridge_resume_live(b);
 }
 
 static void
@@ -86,7 +87,13 @@ ptth_bridge_leg_start(ptth_bridge *b)
 {
     memset(&b->leg, 0, sizeof(b->leg));
     b->path = PATH_HYBRID; /* until the answer says more */
-    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, b->stream_headers, 0, &leg_ops, b);
+    /* the framed-stream request's header, and the ask for resumption */
+    const char *headers[3] = {NULL, NULL, NULL};
+    size_t nh = 0;
+    if (b->stream_headers[0] != NULL)
+        headers[nh++] = b->stream_headers[0];
+    headers[nh] = ptth_bridge_resume_request_header(b);
+    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, headers, 0, &leg_ops, b);
     if (rc == 0)
         b->leg_open = true;
     return rc;
@@ -141,6 +148,7 @@ open_upgraded(ptth_bridge *b, const ptth_leg_response *res)
     /* the relay ends an idle tunnel itself (reason=idle in its log); ours is
      * the backstop, a little later, should its guess at PINGs be wrong */
     b->idle_ms = res->idle_timeout > 0 ? res->idle_timeout * 1000 + IDLE_GRACE_MS : 0;
+    ptth_bridge_resume_opened(b, res);
     if (!ptth_bridge_opened(b, res->conn, 0))
         return;
     b->last_sent_ms = b->last_data_ms = ptth_loop_now(b->loop);
@@ -153,6 +161,10 @@ static void
 on_leg_response(ptth_leg *leg, const ptth_leg_response *res)
 {
     ptth_bridge *b = leg->data;
+    if (b->rs.state == RS_ATTEMPT) {
+        ptth_bridge_resume_on_response(b, res);
+        return;
+    }
     if (b->state != ST_OPENING || b->failed)
         return; /* ending: the leg goes with the bridge */
     if (res->upgraded) {
@@ -206,6 +218,11 @@ leg_ended(ptth_bridge *b)
     b->leg_eof = true;
     if (b->path == PATH_HYBRID)
         b->stream_done = true;
+    /* a resumable tunnel closes only when both FINs went through and both
+     * were acknowledged: an end before that is a loss */
+    if (b->path == PATH_UPGRADE && ptth_bridge_resumable(b) && !ptth_bridge_resume_peer_done(b) &&
+        ptth_bridge_resume_lost(b, "the relay ended the connection"))
+        return;
     if (b->from_relay == FROM_RELAY_OPEN)
         ptth_bridge_fail(b, false, "relay ended the stream without FIN");
     ptth_bridge_schedule(b);
@@ -254,6 +271,11 @@ on_leg_readable(ptth_leg *leg)
              * even when the local end is full now: over TLS it may not be
              * read a second time */
             (void)ptth_bridge_feed(b, leg_rbuf, got, true);
+            /* resumable: ACK what came, when due (once per read) */
+            if (ptth_bridge_resume_ack_due(b) && !up_pending(b))
+                flush_up(b);
+            if (!b->leg_open || b->failed)
+                return;
         }
         if (last == -EAGAIN)
             return;
@@ -262,10 +284,13 @@ on_leg_readable(ptth_leg *leg)
             return;
         }
         if (last < 0) {
+            char why[160];
             if (last == -ECONNRESET)
-                ptth_bridge_fail(b, false, "tunnel reset (the relay or the other side broke it)");
+                snprintf(why, sizeof(why), "tunnel reset (the relay or the other side broke it)");
             else
-                ptth_bridge_fail(b, false, "relay connection failed: %s", strerror((int)-last));
+                snprintf(why, sizeof(why), "relay connection failed: %s", strerror((int)-last));
+            if (!ptth_bridge_resume_lost(b, why))
+                ptth_bridge_fail(b, false, "%s", why);
             return;
         }
         /* a short read drained a cleartext socket: the next recv() would
@@ -287,31 +312,81 @@ ptth_bridge_leg_resume(ptth_bridge *b)
 bool
 ptth_bridge_leg_reading_wanted(const ptth_bridge *b)
 {
-    return b->state == ST_OPEN && !b->failed && b->to_relay == TO_RELAY_OPEN && !up_pending(b);
+    return b->state == ST_OPEN && !b->failed && b->to_relay == TO_RELAY_OPEN && !up_pending(b) && b->leg_open &&
+           ptth_bridge_resume_read_room(b) > 0;
 }
 
-/* Writes the frames that wait; when all went, the buffer goes back. */
+/* Resumable tunnels: the frame that goes out next when the local end is
+ * not what sends (the replay after a resume, then an ACK that is due).
+ * false when there is none. */
+static bool
+next_own_frame(ptth_bridge *b)
+{
+    if (!ptth_bridge_resumable(b) || !b->leg_open || b->failed)
+        return false;
+    bool replay = b->rs.replay_pos < b->rs.buf.sent || b->rs.replay_fin;
+    if (!replay && !ptth_bridge_resume_ack_due(b))
+        return false; /* the usual case: no buffer taken to find that out */
+    uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
+    if (buf == NULL) {
+        ptth_bridge_fail(b, true, "out of memory");
+        return false;
+    }
+    bool fin = false;
+    size_t n = ptth_bridge_resume_next_replay(b, buf, b->max_chunk - UP_SLACK, &fin);
+    if (n == 0 && ptth_bridge_resume_ack_due(b)) {
+        ptth_bridge_resume_ack_frame(b, buf);
+        n = PTTH_FRAME_ACK_LEN;
+    }
+    if (n == 0) {
+        ptth_bridge_buf_put(buf, b->max_chunk);
+        return false;
+    }
+    b->up = buf;
+    b->up_off = 0;
+    b->up_len = n;
+    b->up_fin = fin;
+    return true;
+}
+
+/* Writes the frames that wait; when all went, the buffer goes back, and
+ * a resumable tunnel's own frames follow (replay, ACK). */
 static void
 flush_up(ptth_bridge *b)
 {
-    while (up_pending(b)) {
-        ssize_t n = ptth_leg_write(&b->leg, b->up + b->up_off, b->up_len - b->up_off);
-        if (n == -EAGAIN) {
-            leg_want(b);
-            return;
+    if (!b->leg_open)
+        return; /* resuming: the frames went with the old leg */
+    bool wrote = false;
+    for (;;) {
+        while (up_pending(b)) {
+            ssize_t n = ptth_leg_write(&b->leg, b->up + b->up_off, b->up_len - b->up_off);
+            if (n == -EAGAIN) {
+                if (wrote)
+                    b->last_sent_ms = ptth_loop_now(b->loop);
+                leg_want(b);
+                return;
+            }
+            if (n < 0) {
+                char why[160];
+                snprintf(why, sizeof(why), "relay connection failed: %s", n == -ECONNRESET ? "reset" : strerror((int)-n));
+                if (!ptth_bridge_resume_lost(b, why))
+                    ptth_bridge_fail(b, false, "%s", why);
+                return;
+            }
+            b->up_off += (size_t)n;
+            wrote = true;
         }
-        if (n < 0) {
-            ptth_bridge_fail(b, false, "relay connection failed: %s", n == -ECONNRESET ? "reset" : strerror((int)-n));
-            return;
-        }
-        b->up_off += (size_t)n;
+        ptth_bridge_buf_put(b->up, b->max_chunk);
+        b->up = NULL;
+        b->up_off = b->up_len = 0;
+        if (b->up_fin && b->to_relay == TO_RELAY_EOF)
+            b->to_relay = TO_RELAY_DONE; /* the FIN frame went out */
+        b->up_fin = false;
+        if (!next_own_frame(b))
+            break;
     }
-    b->last_sent_ms = ptth_loop_now(b->loop);
-    ptth_bridge_buf_put(b->up, b->max_chunk);
-    b->up = NULL;
-    b->up_off = b->up_len = 0;
-    if (b->to_relay == TO_RELAY_EOF)
-        b->to_relay = TO_RELAY_DONE; /* the FIN frame went out with these bytes */
+    if (wrote)
+        b->last_sent_ms = ptth_loop_now(b->loop);
     leg_want(b);
     ptth_bridge_update_watches(b);
     ptth_bridge_schedule(b);
@@ -321,14 +396,25 @@ void
 ptth_bridge_leg_read_local(ptth_bridge *b)
 {
     uint8_t *buf;
-    ssize_t n = ptth_bridge_read_local_into(b, PTTH_FRAME_HEADER_LEN, b->max_chunk - PTTH_FRAME_HEADER_LEN - UP_SLACK, &buf);
+    size_t room = b->max_chunk - PTTH_FRAME_HEADER_LEN - UP_SLACK;
+    size_t resume_room = ptth_bridge_resume_read_room(b); /* a resumable tunnel's buffer bounds the read */
+    if (resume_room < room)
+        room = resume_room;
+    if (room == 0)
+        return;
+    ssize_t n = ptth_bridge_read_local_into(b, PTTH_FRAME_HEADER_LEN, room, &buf);
     if (n < 0)
         return;
     if (n == 0) {
         b->to_relay = TO_RELAY_EOF;
         ptth_frame_header(buf, PTTH_FRAME_FIN, 0);
         b->up_len = PTTH_FRAME_HEADER_LEN;
+        b->up_fin = true;
     } else {
+        if (!ptth_bridge_resume_sent(b, buf + PTTH_FRAME_HEADER_LEN, (size_t)n)) {
+            ptth_bridge_buf_put(buf, b->max_chunk);
+            return;
+        }
         ptth_frame_header(buf, PTTH_FRAME_DATA, (uint32_t)n);
         b->up_len = PTTH_FRAME_HEADER_LEN + (size_t)n;
         b->bytes_to_relay += (uint64_t)n;
@@ -343,7 +429,7 @@ static void
 on_leg_writable(ptth_leg *leg)
 {
     ptth_bridge *b = leg->data;
-    if (b->state == ST_OPEN && !b->failed && b->path == PATH_UPGRADE)
+    if (b->state == ST_OPEN && !b->failed && b->path == PATH_UPGRADE && ptth_bridge_resume_live(b))
         flush_up(b);
 }
 
@@ -358,6 +444,13 @@ on_beat(ptth_timer *t)
     if (b->idle_ms > 0 && now - b->last_data_ms >= b->idle_ms) {
         ptth_bridge_fail(b, false, "idle");
         return;
+    }
+    /* resumable: an ACK when anything is unacknowledged; it is also a heartbeat */
+    ptth_bridge_resume_beat(b);
+    if (ptth_bridge_resume_ack_due(b) && !up_pending(b)) {
+        flush_up(b);
+        if (b->failed || !b->leg_open)
+            return;
     }
     if (b->to_relay == TO_RELAY_OPEN && !up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
         uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
@@ -382,16 +475,55 @@ on_beat(ptth_timer *t)
 bool
 ptth_bridge_leg_done(const ptth_bridge *b)
 {
-    return b->to_relay == TO_RELAY_DONE && b->from_relay != FROM_RELAY_OPEN;
+    return b->to_relay == TO_RELAY_DONE && b->from_relay != FROM_RELAY_OPEN && ptth_bridge_resume_settled(b);
+}
+
+void
+ptth_bridge_leg_drop(ptth_bridge *b)
+{
+    ptth_timer_stop(b->loop, &b->beat_timer);
+    if (b->leg_open)
+        ptth_leg_close(&b->leg, true);
+    b->leg_open = false;
+    ptth_bridge_buf_put(b->up, b->max_chunk);
+    b->up = NULL;
+    b->up_off = b->up_len = 0;
+    b->up_fin = false; /* the FIN is written again after a resume when the peer did not get it */
+}
+
+int
+ptth_bridge_leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms)
+{
+    memset(&b->leg, 0, sizeof(b->leg));
+    int rc = ptth_leg_open(b->client, &b->leg, path, headers, timeout_ms, &leg_ops, b);
+    if (rc == 0)
+        b->leg_open = true;
+    return rc;
+}
+
+void
+ptth_bridge_leg_resumed(ptth_bridge *b, const ptth_leg_response *res)
+{
+    if (res->heartbeat > 0)
+        b->heartbeat_ms = res->heartbeat * 1000;
+    long long now = ptth_loop_now(b->loop);
+    b->last_sent_ms = b->last_data_ms = now;
+    ptth_timer_start(b->loop, &b->beat_timer, b->idle_ms > 0 && b->idle_ms < b->heartbeat_ms ? b->idle_ms : b->heartbeat_ms,
+                     on_beat, b);
+    flush_up(b); /* nothing waits: the replay starts */
+    if (b->failed || !b->leg_open)
+        return;
+    leg_want(b); /* bytes may have come with the 101 */
 }
 
 void
 ptth_bridge_leg_close(ptth_bridge *b, bool failed)
 {
+    ptth_bridge_resume_stop(b);
     if (!b->leg_open)
         return;
     ptth_timer_stop(b->loop, &b->beat_timer);
-    if (failed && b->path == PATH_UPGRADE && b->state == ST_OPEN && !up_pending(b)) {
+    if (failed && b->path == PATH_UPGRADE && b->state == ST_OPEN && !up_pending(b) && ptth_bridge_resume_live(b)) {
         /* best effort: the reason reaches the other side unless the reset
          * that follows overtakes it */
         uint8_t frame[PTTH_FRAME_HEADER_LEN + 200];

@@ -2,7 +2,8 @@
  * frame.c: see frame.h. The decoder is a small state machine: collect the
  * 4 header bytes (in any split), validate them, then walk the payload. DATA
  * payload is handed out in place; RST reasons are copied into the decoder
- * (bounded); PING payloads are skipped.
+ * (bounded); PING payloads are skipped; the 8 bytes of an ACK are
+ * collected (in any split) and yielded as a number.
  */
 #include "frame.h"
 
@@ -20,6 +21,14 @@ ptth_frame_header(uint8_t out[PTTH_FRAME_HEADER_LEN], uint8_t type, uint32_t len
 }
 
 void
+ptth_frame_ack(uint8_t out[PTTH_FRAME_ACK_LEN], uint64_t received)
+{
+    ptth_frame_header(out, PTTH_FRAME_ACK, PTTH_FRAME_ACK_PAYLOAD);
+    for (int i = 0; i < PTTH_FRAME_ACK_PAYLOAD; i++)
+        out[PTTH_FRAME_HEADER_LEN + i] = (uint8_t)(received >> (56 - 8 * i));
+}
+
+void
 ptth_frame_decoder_init(ptth_frame_decoder *d, uint32_t max_payload)
 {
     memset(d, 0, sizeof(*d));
@@ -34,6 +43,7 @@ set_event(ptth_frame_event *ev, ptth_frame_event_type type, const uint8_t *data,
     ev->type = type;
     ev->data = data;
     ev->len = len;
+    ev->value = 0;
     ev->error = NULL;
 }
 
@@ -55,7 +65,7 @@ start_frame(ptth_frame_decoder *d)
     uint8_t type = d->header[0];
     uint32_t len = ((uint32_t)d->header[1] << 16) | ((uint32_t)d->header[2] << 8) | d->header[3];
 
-    if (type > PTTH_FRAME_PING)
+    if (type > PTTH_FRAME_ACK)
         return "unknown frame type";
     if (len > d->max_payload)
         return "frame payload too large";
@@ -74,6 +84,10 @@ start_frame(ptth_frame_decoder *d)
         if (len > PING_PAYLOAD_MAX)
             return "PING payload too large";
         break;
+    case PTTH_FRAME_ACK:
+        if (len != PTTH_FRAME_ACK_PAYLOAD)
+            return "ACK frame payload is not 8 bytes";
+        break;
     default:
         break;
     }
@@ -81,6 +95,7 @@ start_frame(ptth_frame_decoder *d)
     d->remaining = len;
     d->in_payload = 1;
     d->reason_len = 0;
+    d->ack_have = 0;
     return NULL;
 }
 
@@ -153,6 +168,22 @@ ptth_frame_decode(ptth_frame_decoder *d, const uint8_t *in, size_t len, ptth_fra
             end_frame(d);
             set_event(ev, PTTH_FRAME_EV_PING, NULL, 0);
             return used;
+        case PTTH_FRAME_ACK: {
+            /* start_frame() checked the length: take <= 8 - ack_have */
+            memcpy(d->ack + d->ack_have, in + used, take);
+            d->ack_have += take;
+            used += take;
+            d->remaining -= (uint32_t)take;
+            if (d->remaining > 0)
+                goto need_more;
+            end_frame(d);
+            uint64_t v = 0;
+            for (int i = 0; i < PTTH_FRAME_ACK_PAYLOAD; i++)
+                v = (v << 8) | d->ack[i];
+            set_event(ev, PTTH_FRAME_EV_ACK, NULL, 0);
+            ev->value = v;
+            return used;
+        }
         default:
             return fail(d, ev, "unknown frame type", used);
         }

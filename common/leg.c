@@ -127,7 +127,7 @@ build_request(struct ptth_leg_impl *L, ptth_relay_client *c, const char *path, c
     size_t nh = 0, hbytes = 0;
     for (; headers != NULL && headers[nh] != NULL; nh++) {
         size_t hl = strlen(headers[nh]);
-        if (nh == PTTH_REQ_HEADERS_MAX || hl > REQ_HEADER_MAX)
+        if (nh == PTTH_LEG_HEADERS_MAX || hl > REQ_HEADER_MAX)
             return -E2BIG;
         if (!text_ok(headers[nh], true))
             return -EINVAL;

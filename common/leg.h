@@ -74,6 +74,8 @@
 #define PTTH_LEG_UPGRADE_TOKEN "ptth-tunnel/1"
 #define PTTH_LEG_HEAD_MAX 16384 /* largest response head taken */
 #define PTTH_LEG_REASON_MAX 256
+#define PTTH_LEG_HEADERS_MAX 8 /* extra request header lines (a resume request has 6) */
+#define PTTH_LEG_TOKEN_MAX 64  /* PTTH-Resume: 43 base64url characters today */
 
 typedef struct ptth_leg ptth_leg;
 
@@ -89,6 +91,10 @@ typedef struct ptth_leg_response {
     char conn[PTTH_REQ_FIELD_MAX];         /* PTTH-Conn, "" when absent */
     char upgrade_note[PTTH_REQ_FIELD_MAX]; /* PTTH-Upgrade (why the relay did not upgrade), "" when absent */
     char reason[PTTH_LEG_REASON_MAX];      /* PTTH-Reason or the start of a non-2xx body */
+    /* resumable tunnels (docs/protocol.md "Resumable tunnels") */
+    char resume_token[PTTH_LEG_TOKEN_MAX]; /* PTTH-Resume when it is 1..63 base64url characters, else "" */
+    long resume_grace;                     /* PTTH-Resume-Grace in seconds (at most a day), 0 when absent */
+    int64_t peer_received, peer_sent;      /* PTTH-Peer-Received / PTTH-Peer-Sent, -1 when absent or not a number below 2^63 */
 } ptth_leg_response;
 
 typedef struct ptth_leg_ops {
@@ -106,7 +112,7 @@ struct ptth_leg {
 };
 
 /* Connects and sends the upgrade request for base path + path with the extra
- * header lines (NULL-terminated "Name: value", at most PTTH_REQ_HEADERS_MAX).
+ * header lines (NULL-terminated "Name: value", at most PTTH_LEG_HEADERS_MAX).
  * timeout_ms bounds the wait for the response head, connecting included
  * (0: none but libcurl's connect timeout). 0, or a negative errno (-E2BIG
  * path or headers too long or too many, -EINVAL a control character in the

@@ -110,11 +110,45 @@ quote_start(char *dst, size_t dstlen, const char *p, size_t len)
     copy_text(dst, dstlen < len + 1 ? dstlen : len + 1, p, len);
 }
 
+/* A position (PTTH-Peer-Received, PTTH-Peer-Sent): decimal digits only,
+ * below 2^63; -1 for anything else, which the bridge takes as absent. */
+static int64_t
+parse_position(const char *v, size_t len)
+{
+    trim(&v, &len);
+    if (len == 0 || len > 19)
+        return -1;
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)v[i]))
+            return -1;
+        n = n * 10 + (unsigned)(v[i] - '0'); /* 19 digits fit in u64 */
+    }
+    return n > (uint64_t)INT64_MAX ? -1 : (int64_t)n;
+}
+
+/* PTTH-Resume: it goes back into a request header, so only base64url
+ * characters are taken; anything else is no token at all. */
+static void
+take_token(ptth_leg_response *res, const char *v, size_t len)
+{
+    trim(&v, &len);
+    res->resume_token[0] = '\0';
+    if (len == 0 || len >= sizeof(res->resume_token))
+        return;
+    for (size_t i = 0; i < len; i++)
+        if (!(isalnum((unsigned char)v[i]) || v[i] == '-' || v[i] == '_'))
+            return;
+    memcpy(res->resume_token, v, len);
+    res->resume_token[len] = '\0';
+}
+
 void
 ptth_leg_response_reset(ptth_leg_response *res)
 {
     memset(res, 0, sizeof(*res));
     res->retry_after = -1;
+    res->peer_received = res->peer_sent = -1;
 }
 
 /* One header line into res (the PTTH-* fields, Retry-After). */
@@ -135,6 +169,14 @@ take_field(ptth_leg_response *res, const struct phr_header *h)
         copy_text(res->upgrade_note, sizeof(res->upgrade_note), h->value, h->value_len);
     else if (name_is(h, "ptth-reason"))
         copy_text(res->reason, sizeof(res->reason), h->value, h->value_len);
+    else if (name_is(h, "ptth-resume"))
+        take_token(res, h->value, h->value_len);
+    else if (name_is(h, "ptth-resume-grace"))
+        res->resume_grace = parse_seconds(h->value, h->value_len, DAY_S, 0);
+    else if (name_is(h, "ptth-peer-received"))
+        res->peer_received = parse_position(h->value, h->value_len);
+    else if (name_is(h, "ptth-peer-sent"))
+        res->peer_sent = parse_position(h->value, h->value_len);
 }
 
 /* How the body after a head of this status is delimited (RFC 9112 §6.3:

@@ -102,6 +102,7 @@ struct ptth_req {
     char conn[PTTH_REQ_FIELD_MAX];        /* PTTH-Conn */
     char port[PTTH_REQ_FIELD_MAX];        /* PTTH-Port */
     char client_addr[PTTH_REQ_FIELD_MAX]; /* PTTH-Client-Addr */
+    char client_name[PTTH_REQ_FIELD_MAX]; /* PTTH-Client of a listen answer (the client's name), "" when absent */
     char proto[8];                        /* PTTH-Proto of a listen answer ("tcp", "udp"), "" when absent */
     char reason[PTTH_REQ_REASON_MAX];     /* PTTH-Reason, or the start of a non-2xx body */
     bool timed_out;                       /* on_done's error is timeout_ms running out */

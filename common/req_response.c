@@ -44,7 +44,7 @@ ptth_req_response_reset(ptth_req *r)
     r->retry_after = -1;
     r->max_chunk = 0;
     r->seq = -1;
-    r->conn[0] = r->port[0] = r->client_addr[0] = r->proto[0] = r->reason[0] = '\0';
+    r->conn[0] = r->port[0] = r->client_addr[0] = r->client_name[0] = r->proto[0] = r->reason[0] = '\0';
     r->headers_done = false;
     r->has_reason_header = false;
     r->reason_len = 0;
@@ -64,6 +64,8 @@ ptth_req_response_header(ptth_req *r, const char *name, size_t nlen, const char 
         copy_field(r->port, sizeof(r->port), v, vlen);
     } else if (IS("ptth-client-addr")) {
         copy_field(r->client_addr, sizeof(r->client_addr), v, vlen);
+    } else if (IS("ptth-client")) {
+        copy_field(r->client_name, sizeof(r->client_name), v, vlen);
     } else if (IS("ptth-proto")) {
         copy_field(r->proto, sizeof(r->proto), v, vlen);
     } else if (IS("ptth-reason")) {

@@ -160,6 +160,13 @@ ptth_tm_failure(ptth_term_metrics *m, ptth_tm_fail what)
         m->failures[what]++;
 }
 
+void
+ptth_tm_resumed(ptth_term_metrics *m, uint64_t replayed)
+{
+    m->resumes++;
+    m->replayed_bytes += replayed;
+}
+
 ptth_tm_result
 ptth_tm_classify(bool established, bool clean, long status, const char *reason)
 {
@@ -248,5 +255,12 @@ ptth_tm_render(ptth_term_metrics *m, void (*live)(void *data, ptth_term_metrics 
                           "be opened; accept: accept() on a forward failed).");
     for (int f = 0; f < PTTH_TM_FAILURE__COUNT; f++)
         ptth_sbuf_printf(b, "ptth_terminator_failures_total{reason=\"%s\"} %" PRIu64 "\n", failure_names[f], m->failures[f]);
+    ptth_sbuf_prom_family(b, "ptth_terminator_resumes_total", "counter",
+                          "Tunnels resumed on a new relay connection after theirs was lost (resumable tunnels).");
+    ptth_sbuf_printf(b, "ptth_terminator_resumes_total %" PRIu64 "\n", m->resumes);
+    ptth_sbuf_prom_family(b, "ptth_terminator_replayed_bytes_total", "counter",
+                          "Positions (DATA bytes, and a FIN as 1) this program wrote again after resumes: sent before the loss, "
+                          "not received by the other side.");
+    ptth_sbuf_printf(b, "ptth_terminator_replayed_bytes_total %" PRIu64 "\n", m->replayed_bytes);
     render_ports(m, b);
 }

@@ -80,6 +80,8 @@ typedef struct ptth_term_metrics {
     uint64_t failures[PTTH_TM_FAILURE__COUNT];
     uint64_t relay_connects;
     bool relay_up;
+    uint64_t resumes;        /* tunnels resumed after a lost relay connection (SPEC §9.3) */
+    uint64_t replayed_bytes; /* positions written again by those resumes */
 } ptth_term_metrics;
 
 /* 0; start_time_s is taken from the wall clock. */
@@ -99,6 +101,8 @@ void ptth_tm_relay_answered(ptth_term_metrics *m);
 /* status: the relay's HTTP status, 0 when it never answered. */
 void ptth_tm_relay_failure(ptth_term_metrics *m, long status);
 void ptth_tm_failure(ptth_term_metrics *m, ptth_tm_fail what);
+/* A tunnel was resumed and wrote replayed positions again. */
+void ptth_tm_resumed(ptth_term_metrics *m, uint64_t replayed);
 
 /* The result of a tunnel from what the bridge reports (common/bridge.h's
  * ptth_bridge_result): established, ended cleanly, the status of the

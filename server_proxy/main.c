@@ -12,6 +12,7 @@
 
 #include "bridge.h"
 #include "data_path.h"
+#include "resume_buf.h"
 #include "http_proxy.h"
 #include "keys.h"
 #include "log.h"
@@ -42,6 +43,7 @@ typedef struct server_config {
     bool proxy_protocol;
     uint64_t max_chunk;
     char *data_path;
+    uint64_t resume_buffer;
     char *metrics_listen;
     /* filled in by validate() */
     ptth_http_proxy proxy;
@@ -151,6 +153,10 @@ static const ptth_option options[] = {
      "upgrade: tunnels leave HTTP after the handshake (HTTP/1.1 Upgrade, fast); chunks: HTTP requests only (passes any proxy); "
      "auto: upgrade where the relay and every proxy in between allow it, else chunks",
      "auto", 0, 0, ptth_data_path_check},
+    {"resume-buffer", PTTH_OPT_UINT, offsetof(server_config, resume_buffer), "BYTES",
+     "per tunnel and direction, sent bytes kept until the other side acknowledges them, so that an upgraded tunnel "
+     "survives a lost relay connection (a full buffer is backpressure); 0: do not ask for resumable tunnels",
+     PTTH_RESUME_BUFFER_DEFAULT, 0, 0, ptth_resume_buffer_check},
     PTTH_METRICS_LISTEN_OPTION(server_config, metrics_listen),
 };
 
@@ -254,6 +260,7 @@ main(int argc, char **argv)
         .listens = (unsigned)cfg.listens,
         .max_chunk = (size_t)cfg.max_chunk,
         .data_path = &data_path,
+        .resume_buffer = (size_t)cfg.resume_buffer,
         .proxy_protocol = cfg.proxy_protocol,
         .metrics = &metrics,
     };

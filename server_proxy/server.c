@@ -40,6 +40,8 @@ typedef struct tunnel {
     char conn[PTTH_REQ_FIELD_MAX];
     char port[PTTH_REQ_FIELD_MAX];
     char client_addr[PTTH_REQ_FIELD_MAX];
+    char client_name[PTTH_REQ_FIELD_MAX]; /* PTTH-Client: sent again with each resume */
+    char proto[8];                        /* PTTH-Proto of the listen answer, "" from an older relay */
     const ptth_server_port *pe;
     ptth_stream *stream; /* while opening */
     ptth_watch open_watch;
@@ -239,6 +241,14 @@ on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     tunnel_unlink_free(t);
 }
 
+static void
+on_bridge_resumed(ptth_bridge *b, uint64_t replayed, void *data)
+{
+    (void)b;
+    tunnel *t = data;
+    ptth_tm_resumed(t->srv->p->metrics, replayed);
+}
+
 static ssize_t
 stream_read(void *ctx, void *buf, size_t len)
 {
@@ -299,6 +309,11 @@ backend_open(tunnel *t)
         .local_name = "backend",
         .max_chunk = s->p->max_chunk,
         .data_path = s->p->data_path,
+        .resume_buffer = s->p->resume_buffer,
+        .port = t->port,
+        .proto = t->proto[0] != '\0' ? t->proto : NULL,
+        .client_name = t->client_name,
+        .on_resumed = on_bridge_resumed,
         .on_end = on_bridge_end,
         .data = t,
     };
@@ -370,6 +385,9 @@ start_tunnel(ptth_server *s, const ptth_req *r)
     t->srv = s;
     snprintf(t->conn, sizeof(t->conn), "%s", r->conn);
     snprintf(t->port, sizeof(t->port), "%s", r->port);
+    snprintf(t->client_name, sizeof(t->client_name), "%s", r->client_name);
+    if (strcmp(r->proto, "tcp") == 0 || strcmp(r->proto, "udp") == 0)
+        snprintf(t->proto, sizeof(t->proto), "%s", r->proto);
     /* an address is all it may hold: it goes into logs and PROXY headers */
     if (strspn(r->client_addr, "0123456789abcdefABCDEF.:[]%") == strlen(r->client_addr))
         snprintf(t->client_addr, sizeof(t->client_addr), "%s", r->client_addr);

@@ -40,6 +40,7 @@ typedef struct ptth_server_params {
     unsigned listens;
     size_t max_chunk;
     struct ptth_data_path *data_path; /* --data-path; the caller's, outlives the program object */
+    size_t resume_buffer;             /* --resume-buffer: bytes per direction, 0: tunnels are not resumable */
     bool proxy_protocol;
     ptth_term_metrics *metrics; /* the caller's, outlives the server: counted into (term_metrics.h) */
 } ptth_server_params;

@@ -7,7 +7,8 @@
  * stream. The stream is decoded three times: in one piece, in the random
  * pieces, and one byte at a time. Each run must give exactly the events of a
  * small reference decoder written from the contract in frame.h (DATA bytes
- * compared as one concatenated stream, since their split varies), and on
+ * compared as one concatenated stream, since their split varies; an ACK's
+ * value as the 8 big-endian bytes that carried it), and on
  * every call:
  *   - the decoder consumes at most what it was given, and NEED_MORE only
  *     when it consumed everything;
@@ -106,8 +107,9 @@ reference(const uint8_t *s, size_t n, uint32_t max_payload, trace *t)
         uint8_t type = s[pos];
         uint32_t len = ((uint32_t)s[pos + 1] << 16) | ((uint32_t)s[pos + 2] << 8) | s[pos + 3];
         pos += PTTH_FRAME_HEADER_LEN;
-        if (type > PTTH_FRAME_PING || len > max_payload || (type == PTTH_FRAME_DATA && fin) ||
-            (type == PTTH_FRAME_FIN && (len != 0 || fin)) || (type == PTTH_FRAME_PING && len > PING_MAX)) {
+        if (type > PTTH_FRAME_ACK || len > max_payload || (type == PTTH_FRAME_DATA && fin) ||
+            (type == PTTH_FRAME_FIN && (len != 0 || fin)) || (type == PTTH_FRAME_PING && len > PING_MAX) ||
+            (type == PTTH_FRAME_ACK && len != PTTH_FRAME_ACK_PAYLOAD)) {
             trace_add(t, PTTH_FRAME_EV_ERROR, NULL, 0, "reference");
             return;
         }
@@ -124,6 +126,10 @@ reference(const uint8_t *s, size_t n, uint32_t max_payload, trace *t)
         case PTTH_FRAME_RST:
             if (avail == len)
                 trace_add(t, PTTH_FRAME_EV_RST, s + pos, len < PTTH_FRAME_REASON_MAX ? len : PTTH_FRAME_REASON_MAX, "reference");
+            break;
+        case PTTH_FRAME_ACK: /* the payload as sent: the 8 big-endian bytes of the value */
+            if (avail == len)
+                trace_add(t, PTTH_FRAME_EV_ACK, s + pos, len, "reference");
             break;
         default:
             if (avail == len)
@@ -169,6 +175,15 @@ feed(ptth_frame_decoder *d, const uint8_t *in, size_t len, trace *t, const char 
         case PTTH_FRAME_EV_PING:
             trace_add(t, ev.type, NULL, 0, pass);
             break;
+        case PTTH_FRAME_EV_ACK: {
+            /* compared with the reference as the bytes that carried it */
+            if (ev.data != NULL || ev.len != 0)
+                fail("ACK event with a data pointer", pass);
+            uint8_t be[PTTH_FRAME_ACK_LEN];
+            ptth_frame_ack(be, ev.value);
+            trace_add(t, ev.type, be + PTTH_FRAME_HEADER_LEN, PTTH_FRAME_ACK_PAYLOAD, pass);
+            break;
+        }
         case PTTH_FRAME_EV_ERROR: {
             if (ev.error == NULL || ev.error[0] == '\0')
                 fail("ERROR without an error string", pass);

@@ -22,7 +22,9 @@
  *   - the fields: status 100..999, texts NUL-terminated inside their
  *     arrays and printable ASCII, numbers within their caps
  *     (retry_after -1..86400, heartbeat and idle_timeout 0..86400,
- *     max_chunk 0..2^30); upgraded only for 101 with no error, a 101
+ *     max_chunk 0..2^30, resume_grace 0..86400, peer_received and
+ *     peer_sent -1 or positive, a resume token empty or 1..63 base64url
+ *     characters); upgraded only for 101 with no error, a 101
  *     without it always with an error;
  *   - the three body decodings give the same payload, the same end and the
  *     same error (on broken chunked framing, the payload handed out before
@@ -81,6 +83,14 @@ check_response(const ptth_leg_response *res)
     check_text(res->conn, sizeof(res->conn));
     check_text(res->upgrade_note, sizeof(res->upgrade_note));
     check_text(res->reason, sizeof(res->reason));
+    CHECK(res->resume_grace >= 0 && res->resume_grace <= 86400);
+    CHECK(res->peer_received >= -1 && res->peer_sent >= -1);
+    size_t tl = strnlen(res->resume_token, sizeof(res->resume_token));
+    CHECK(tl < sizeof(res->resume_token));
+    for (size_t i = 0; i < tl; i++) {
+        char ch = res->resume_token[i];
+        CHECK((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_');
+    }
     if (res->upgraded)
         CHECK(res->status == 101 && res->error == NULL);
     if (res->status == 101 && !res->upgraded)

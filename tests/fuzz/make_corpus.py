@@ -44,6 +44,10 @@ def frame_seeds():
         "long_rst": b"\x00\x0b" + frame(2, b"r" * 300),
         "bad_type": b"\x00\x00" + frame(0, b"ok") + frame(7),
         "data_after_fin": b"\x00\x00" + frame(1) + frame(0, b"late"),
+        "ack": b"\x00\x07" + frame(0, b"abc") + frame(4, (3).to_bytes(8, "big")) + frame(1) + frame(4, (131076).to_bytes(8, "big")),
+        "ack_short": b"\x00\x02" + frame(4, b"\x00" * 7),
+        "ack_long": b"\x00\x03" + frame(4, b"\x00" * 9),
+        "ack_max": b"\x00\x13" + frame(4, b"\xff" * 8) + frame(3),
     }
 
 
@@ -497,6 +501,10 @@ def leg_seeds():
         "garbage": b"\x0aSSH-2.0-OpenSSH_9.2\r\n",
         "partial": b"\x0bHTTP/1.1 101 Switching Protoc",
         "big_head": b"\x0cHTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 17000 + b"\r\n\r\n",  # above PTTH_LEG_HEAD_MAX, and sets libFuzzer's default -max_len
+        "resumable": b"\x0d" + H101 + b"PTTH-Conn: c-1\r\nPTTH-Resume: abcdefghijklmnopqrstuvwxyzABCDEFGHIJK-_0123\r\n"
+        b"PTTH-Resume-Grace: 30\r\n\r\n",
+        "resumed": b"\x0e" + H101 + b"PTTH-Resume: tok_en\r\nPTTH-Resume-Grace: 99999999\r\n"
+        b"PTTH-Peer-Received: 131072\r\nPTTH-Peer-Sent: 18446744073709551616\r\n\r\n\x00\x00\x00\x01x",
     }
 
 

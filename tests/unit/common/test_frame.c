@@ -13,7 +13,9 @@ typedef struct decoded {
     char reason[PTTH_FRAME_REASON_MAX + 1];
     size_t reason_len;
     const char *error;
-    char order[64]; /* D F R P E per event, DATA pieces merged */
+    uint64_t acks[8]; /* the values of the first ACK events */
+    int nacks;
+    char order[64]; /* D F R P A E per event, DATA pieces merged */
     size_t norder;
 } decoded;
 
@@ -66,6 +68,14 @@ feed(ptth_frame_decoder *d, const uint8_t *in, size_t len, decoded *out)
             out->reason_len = ev.len;
             out->rsts++;
             note(out, 'R');
+            break;
+        case PTTH_FRAME_EV_ACK:
+            ck_assert_ptr_null(ev.data);
+            ck_assert_uint_eq(ev.len, 0);
+            if (out->nacks < 8)
+                out->acks[out->nacks] = ev.value;
+            out->nacks++;
+            note(out, 'A');
             break;
         case PTTH_FRAME_EV_ERROR:
             ck_assert_ptr_nonnull(ev.error);
@@ -272,7 +282,7 @@ END_TEST
 
 START_TEST(unknown_type)
 {
-    for (int t = 4; t < 256; t++) {
+    for (int t = 5; t < 256; t++) {
         uint8_t buf[4] = {(uint8_t)t, 0, 0, 0};
         static decoded r;
         memset(&r, 0, sizeof(r));
@@ -423,6 +433,66 @@ START_TEST(http_text_rejected)
 }
 END_TEST
 
+START_TEST(ack_encoding)
+{
+    uint8_t f[PTTH_FRAME_ACK_LEN];
+    ptth_frame_ack(f, 0x0102030405060708ULL);
+    ck_assert(memcmp(f, "\x04\x00\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08", PTTH_FRAME_ACK_LEN) == 0);
+    ptth_frame_ack(f, 0);
+    ck_assert(memcmp(f, "\x04\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00", PTTH_FRAME_ACK_LEN) == 0);
+}
+END_TEST
+
+/* ACKs between DATA, after FIN (the other direction's), in every split of
+ * the stream, the largest value included. */
+START_TEST(ack_decoded_in_every_split)
+{
+    uint8_t buf[128];
+    size_t n = 0;
+    n += put_frame(buf + n, PTTH_FRAME_DATA, "ab", 2);
+    ptth_frame_ack(buf + n, 131072);
+    n += PTTH_FRAME_ACK_LEN;
+    n += put_frame(buf + n, PTTH_FRAME_FIN, NULL, 0);
+    ptth_frame_ack(buf + n, UINT64_MAX);
+    n += PTTH_FRAME_ACK_LEN;
+    for (size_t cut1 = 0; cut1 <= n; cut1++) {
+        for (size_t cut2 = cut1; cut2 <= n; cut2++) {
+            static decoded r;
+            memset(&r, 0, sizeof(r));
+            ptth_frame_decoder d;
+            ptth_frame_decoder_init(&d, 0);
+            feed(&d, buf, cut1, &r);
+            feed(&d, buf + cut1, cut2 - cut1, &r);
+            feed(&d, buf + cut2, n - cut2, &r);
+            ck_assert_ptr_null(r.error);
+            ck_assert_str_eq(r.order, "DAFA");
+            ck_assert_int_eq(r.nacks, 2);
+            ck_assert_uint_eq(r.acks[0], 131072);
+            ck_assert_uint_eq(r.acks[1], UINT64_MAX);
+        }
+    }
+}
+END_TEST
+
+START_TEST(ack_bad_length)
+{
+    static const uint32_t lens[] = {0, 1, 7, 9, 16, 0xFFFFFF};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        uint8_t buf[PTTH_FRAME_HEADER_LEN + 16] = {0};
+        ptth_frame_header(buf, PTTH_FRAME_ACK, lens[i]);
+        static decoded r;
+        memset(&r, 0, sizeof(r));
+        ptth_frame_decoder d;
+        ptth_frame_decoder_init(&d, 0);
+        feed(&d, buf, sizeof(buf), &r);
+        ck_assert_msg(r.error != NULL, "ACK with a payload of %u bytes accepted", lens[i]);
+        if (lens[i] != 0xFFFFFF)
+            ck_assert_str_eq(r.error, "ACK frame payload is not 8 bytes");
+        ck_assert_int_eq(r.nacks, 0);
+    }
+}
+END_TEST
+
 Suite *
 ptth_test_suite(void)
 {
@@ -441,6 +511,9 @@ ptth_test_suite(void)
     tcase_add_test(tc, rst_reason_bounded);
     tcase_add_test(tc, garbage);
     tcase_add_test(tc, http_text_rejected);
+    tcase_add_test(tc, ack_encoding);
+    tcase_add_test(tc, ack_decoded_in_every_split);
+    tcase_add_test(tc, ack_bad_length);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -146,6 +146,47 @@ START_TEST(parser_head_limit)
 }
 END_TEST
 
+/* The headers of a resumable tunnel's 101: bounded, untrusted. */
+START_TEST(parser_resume_fields)
+{
+    ptth_leg_response res;
+    ptth_leg_body body;
+    const char *ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ptth-tunnel/1\r\n"
+                     "PTTH-Resume:  abcdefghijklmnopqrstuvwxyzABCDEFGHIJK-_0123 \r\nPTTH-Resume-Grace: 30\r\n"
+                     "PTTH-Peer-Received: 131072\r\nPTTH-Peer-Sent: 9223372036854775807\r\n\r\n";
+    ck_assert_int_gt(parse(ok, &res, &body), 0);
+    ck_assert(res.upgraded);
+    ck_assert_str_eq(res.resume_token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJK-_0123");
+    ck_assert_int_eq(res.resume_grace, 30);
+    ck_assert_int_eq(res.peer_received, 131072);
+    ck_assert_int_eq(res.peer_sent, INT64_MAX);
+
+    const char *none = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ptth-tunnel/1\r\n\r\n";
+    ck_assert_int_gt(parse(none, &res, &body), 0);
+    ck_assert_str_eq(res.resume_token, "");
+    ck_assert_int_eq(res.resume_grace, 0);
+    ck_assert_int_eq(res.peer_received, -1);
+    ck_assert_int_eq(res.peer_sent, -1);
+
+    static char bad[1024];
+    char longtok[80];
+    memset(longtok, 'a', sizeof(longtok) - 1);
+    longtok[sizeof(longtok) - 1] = '\0';
+    const char *tokens[] = {"a b", "abc=", "ab\"c", longtok};
+    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+        snprintf(bad, sizeof(bad),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ptth-tunnel/1\r\nPTTH-Resume: %s\r\n"
+                 "PTTH-Resume-Grace: 99999999\r\nPTTH-Peer-Received: 9223372036854775808\r\nPTTH-Peer-Sent: -1\r\n\r\n",
+                 tokens[i]);
+        ck_assert_int_gt(parse(bad, &res, &body), 0);
+        ck_assert_msg(res.resume_token[0] == '\0', "token '%s' taken", tokens[i]);
+        ck_assert_int_eq(res.resume_grace, 86400);
+        ck_assert_int_eq(res.peer_received, -1); /* 2^63 */
+        ck_assert_int_eq(res.peer_sent, -1);
+    }
+}
+END_TEST
+
 START_TEST(reason_from_body)
 {
     ptth_leg_response res;
@@ -175,6 +216,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, parser_fields_and_bounds);
     tcase_add_test(tc, parser_framing_choices);
     tcase_add_test(tc, parser_head_limit);
+    tcase_add_test(tc, parser_resume_fields);
     tcase_add_test(tc, reason_from_body);
     suite_add_tcase(s, tc);
     return s;

@@ -133,6 +133,14 @@ START_TEST(relay_failures_by_reason_and_reconnects)
     ck_assert(has_line(t, "ptth_terminator_failures_total{reason=\"accept\"} 0"));
     ck_assert(has_line(t, "ptth_terminator_relay_up 1"));
     ck_assert(has_line(t, "ptth_terminator_relay_connects_total 2"));
+    ck_assert(has_line(t, "ptth_terminator_resumes_total 0"));
+    ck_assert(has_line(t, "ptth_terminator_replayed_bytes_total 0"));
+    free(t);
+    ptth_tm_resumed(&m, 1000);
+    ptth_tm_resumed(&m, 0);
+    t = render(&m, NULL, NULL);
+    ck_assert(has_line(t, "ptth_terminator_resumes_total 2"));
+    ck_assert(has_line(t, "ptth_terminator_replayed_bytes_total 1000"));
     free(t);
     ptth_tm_dispose(&m);
 }
