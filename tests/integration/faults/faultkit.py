@@ -142,6 +142,15 @@ class TcpProxy:
         for x in socks:
             x.close()
 
+    def cut_all(self):
+        """Resets every connection it carries now, both ways, and keeps
+        accepting new ones (a NAT that forgot its mappings, a proxy that
+        restarted); returns how many it reset."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+        self._reset(socks)
+        return len(socks) // 2
+
     def cut(self):
         """Resets every connection both ways and stops."""
         self.closing = True

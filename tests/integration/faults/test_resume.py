@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Resumable tunnels (issue 14, SPEC §9.3) with the real ptth_relay,
+ptth_server and ptth_proxy: an open tunnel on the upgraded path survives
+cut connections between a terminator and the relay, a relay killed with -9
+or stopped with SIGTERM and started again with the same
+--resume-secret-file, and an ssh session keeps running across a relay
+restart. Past --resume-grace a suspended tunnel ends and both local sockets
+are reset; a terminator with --resume-buffer 0 does not ask for resumption
+and its tunnels end at a cut as before."""
+
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import faultkit as fk  # noqa: E402
+from faultkit import kit, pt  # noqa: E402
+
+t = pt.Tap()
+
+MIB = 1 << 20
+
+
+class PacedEcho:
+    """One tunnel to an echo backend: a thread sends `size` pseudo-random
+    bytes, never more than `ahead` bytes past what came back, while another
+    reads the echo; both hash what they saw. So the transfer lasts as long
+    as the faults the test injects meanwhile, and any loss, duplicate or
+    reorder shows in the hashes."""
+
+    def __init__(self, port, size, ahead=4 * MIB, block=64 * 1024, timeout=120.0):
+        self.size, self.ahead, self.block = size, ahead, block
+        self.sock = pt.connect(port, timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.sent = 0
+        self.got = 0
+        self.hs, self.hr = hashlib.sha256(), hashlib.sha256()
+        self.error = None
+        self.cond = threading.Condition()
+        self.seed = os.urandom(block + 7)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.writer = threading.Thread(target=self._write, daemon=True)
+        self.reader.start()
+        self.writer.start()
+
+    def _write(self):
+        i = 0
+        try:
+            while self.sent < self.size:
+                with self.cond:
+                    while self.sent - self.got >= self.ahead and self.error is None:
+                        self.cond.wait(1)
+                    if self.error is not None:
+                        return
+                # a block whose start moves by a byte each time, so that a
+                # replayed or skipped piece would not hash the same
+                chunk = self.seed[i % 7:i % 7 + self.block][:self.size - self.sent]
+                self.sock.sendall(chunk)
+                self.hs.update(chunk)
+                with self.cond:
+                    self.sent += len(chunk)
+                i += 1
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            with self.cond:
+                self.error = self.error or e
+                self.cond.notify_all()
+
+    def _read(self):
+        try:
+            while True:
+                b = self.sock.recv(MIB)
+                if not b:
+                    return
+                self.hr.update(b)
+                with self.cond:
+                    self.got += len(b)
+                    self.cond.notify_all()
+        except OSError as e:
+            with self.cond:
+                self.error = self.error or e
+                self.cond.notify_all()
+
+    def wait_got(self, n, timeout=60.0):
+        pt.wait_until("%d bytes echoed" % n, lambda: self.got >= n or self.error is not None, timeout=timeout)
+        assert self.error is None, "the tunnel broke after %d bytes echoed: %r" % (self.got, self.error)
+
+    def finish(self, timeout=120.0):
+        self.writer.join(timeout)
+        self.reader.join(timeout)
+        self.sock.close()
+        assert self.error is None, "the tunnel broke after %d of %d bytes echoed: %r" % (
+            self.got, self.size, self.error)
+        assert not self.reader.is_alive(), "echo incomplete: %d of %d bytes" % (self.got, self.size)
+        assert self.got == self.size, "%d bytes came back, %d were sent" % (self.got, self.size)
+        assert self.hr.hexdigest() == self.hs.hexdigest(), "the echo differs from what was sent"
+
+
+def secret_file(ctx):
+    path = ctx.path("resume.secret")
+    with open(path, "wb") as f:
+        f.write(os.urandom(32).hex().encode() + b"\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def resumed(proc):
+    return proc.count(r"event=tunnel_resumed ")
+
+
+def resume_lines(proc):
+    return re.findall(r"event=tunnel_resumed [^\n]*", proc.log())
+
+
+@t.test
+def paced_echo_survives_cut_connections_both_sides(ctx):
+    """100 MB echoed through one upgraded tunnel while the connections of
+    ptth_proxy and ptth_server to the relay are reset 5 times each (a TCP
+    forwarder in between that resets everything it carries and keeps
+    accepting): the hashes match, the relay logged a resume per cut and one
+    clean end."""
+    echo = kit.echo_backend(ctx)
+    w = kit.World(ctx, start_server=False)
+    near_client = fk.TcpProxy(w.relay.port)
+    near_server = fk.TcpProxy(w.relay.port)
+    ctx.cleanups += [near_client.close, near_server.close]
+    w.server = ctx.server("http://127.0.0.1:%d" % near_server.port, "foo", w.skey, ["echo=%d" % echo.port])
+    w.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
+    px = ctx.proxy("http://127.0.0.1:%d" % near_client.port, w.ckey, "foo", "echo")
+    size = 100 * 1000 * 1000
+    e = PacedEcho(px.port, size)
+    e.wait_got(4 * MIB)
+    cuts = 0
+    for i in range(10):
+        side = near_client if i % 2 == 0 else near_server
+        before = resumed(w.relay)
+        assert side.cut_all() >= 1, "nothing to cut on the %s side" % ("client" if side is near_client else "server")
+        cuts += 1
+        # the next cut once this one was resumed and bytes flow again
+        pt.wait_until("resume %d at the relay" % cuts, lambda: resumed(w.relay) > before or e.error is not None,
+                      timeout=30)
+        e.wait_got(min(size, e.got + 2 * MIB))
+    e.finish()
+    kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=fin", 1)
+    assert w.relay.count(r"event=tunnel_end ") == 1, w.relay.log()
+    assert resumed(w.relay) >= cuts, resume_lines(w.relay)
+    # each cut was seen by the terminator on that side, and the other
+    # terminator resumed too (the relay resets its leg)
+    assert resumed(px) >= cuts and resumed(w.server) >= cuts, (resume_lines(px), resume_lines(w.server))
+    line = resume_lines(w.relay)[-1]
+    assert re.search(r"conn=\S+ gap_ms=\d+ replayed_up=\d+ replayed_down=\d+", line), line
+    print("# 100 MB echoed exact across %d cuts; relay resumes: %d; e.g. %s" % (cuts, resumed(w.relay), line))
+
+
+def restart_test(ctx, how):
+    echo = kit.echo_backend(ctx)
+    secret = secret_file(ctx)
+    port = pt.free_port()
+    w = kit.World(ctx, {"echo": echo.port}, relay_args=["--resume-secret-file", secret], relay_port=port)
+    px = w.proxy("echo")
+    size = 40 * 1000 * 1000
+    e = PacedEcho(px.port, size)
+    e.wait_got(4 * MIB)
+    started = time.monotonic()
+    if how == "kill":
+        w.relay.kill9()
+    else:
+        w.relay.stop()
+    w.relay = w.start_relay()
+    e.wait_got(e.got + 2 * MIB)
+    took = time.monotonic() - started
+    e.finish()
+    kit.wait_count(w.relay, r"event=tunnel_resumed ", 1)
+    kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=fin", 1)
+    assert resumed(px) == 1 and resumed(w.server) == 1, (resume_lines(px), resume_lines(w.server))
+    print("# relay %s and restart: 40 MB exact, bytes flowed again %.2fs after; %s" %
+          (how, took, resume_lines(w.relay)[0]))
+
+
+@t.test
+def relay_killed_and_restarted_with_the_same_secret(ctx):
+    restart_test(ctx, "kill")
+
+
+@t.test
+def relay_stopped_and_restarted_with_the_same_secret(ctx):
+    restart_test(ctx, "sigterm")
+
+
+@t.test
+def ssh_session_keeps_counting_across_a_relay_restart(ctx):
+    """A real sshd behind ptth_server, ssh through ptth_proxy, a remote
+    command printing a counter every 100 ms: the relay is killed and
+    started again in the middle; the counter goes on without a gap and ssh
+    exits 0."""
+    sshd = kit.Sshd(ctx)
+    secret = secret_file(ctx)
+    w = kit.World(ctx, {"ssh": sshd.port}, relay_args=["--resume-secret-file", secret], relay_port=pt.free_port())
+    px = w.proxy("ssh")
+    n = 50
+    cmd = ["ssh"] + sshd.client_opts() + ["-p", str(px.port), "127.0.0.1",
+                                          "for i in $(seq 1 %d); do echo $i; sleep 0.1; done" % n]
+    ssh = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+
+    def read():
+        for raw in ssh.stdout:
+            lines.append((time.monotonic(), raw.decode().strip()))
+
+    th = threading.Thread(target=read, daemon=True)
+    th.start()
+    pt.wait_until("the counter runs", lambda: len(lines) >= 10, timeout=30)
+    w.relay.kill9()
+    time.sleep(0.3)
+    w.relay = w.start_relay()
+    try:
+        code = ssh.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        ssh.kill()
+        raise AssertionError("ssh hung after the relay restart; got %r" % [x[1] for x in lines][-5:])
+    th.join(10)
+    err = ssh.stderr.read().decode(errors="replace")
+    assert code == 0, "ssh exited %d: %s" % (code, err)
+    assert [x[1] for x in lines] == [str(i) for i in range(1, n + 1)], [x[1] for x in lines]
+    gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:])]
+    kit.wait_count(w.relay, r"event=tunnel_resumed ", 1)
+    print("# ssh counter 1..%d without a gap across a relay kill and restart; longest pause %.2fs" %
+          (n, max(gaps)))
+
+
+@t.test
+def past_the_grace_both_local_ends_are_reset(ctx):
+    """The relay is killed and not started again: after --resume-grace (2 s
+    here, from the 101) both terminators give up, the client's connection
+    and the backend's are reset, and both log reason resume_timeout."""
+    ends = []
+
+    def handler(c):
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    ends.append("eof")
+                    return
+                c.sendall(b)
+        except ConnectionResetError:
+            ends.append("reset")
+
+    backend = kit.Backend(handler)
+    ctx.cleanups.append(backend.close)
+    w = kit.World(ctx, {"echo": backend.port}, relay_args=["--resume-grace", "2"])
+    px = w.proxy("echo")
+    s = pt.connect(px.port)
+    kit.round_trip(s, b"before")
+    w.relay.kill9()
+    started = time.monotonic()
+    s.settimeout(15)
+    how = None
+    try:
+        while how is None:
+            if not s.recv(65536):
+                how = "eof"
+    except ConnectionResetError:
+        how = "reset"
+    took = time.monotonic() - started
+    assert how == "reset", "the client's connection ended with a clean EOF"
+    assert 1.5 <= took <= 8, "the client's connection was reset %.2fs after the relay died (grace 2 s)" % took
+    pt.wait_until("the backend's connection ends", lambda: ends, timeout=10)
+    assert ends == ["reset"], ends
+    kit.wait_count(px, r"event=tunnel_end [^\n]*reason=resume_timeout", 1)
+    kit.wait_count(w.server, r"event=tunnel_end [^\n]*reason=resume_timeout", 1)
+    print("# relay gone for good: client reset %.2fs later (grace 2 s), backend reset too" % took)
+
+
+@t.test
+def resume_buffer_zero_ends_cut_tunnels_as_before(ctx):
+    """ptth_proxy --resume-buffer 0 does not ask for resumption: a cut of
+    its connection ends the tunnel at once (the relay logs reason=rst, the
+    backend sees the end), and nothing is resumed."""
+    echo = kit.echo_backend(ctx)
+    w = kit.World(ctx, {"echo": echo.port})
+    mid = fk.TcpProxy(w.relay.port)
+    ctx.cleanups.append(mid.close)
+    px = ctx.proxy("http://127.0.0.1:%d" % mid.port, w.ckey, "foo", "echo", args=["--resume-buffer", "0"])
+    s = pt.connect(px.port)
+    kit.round_trip(s, b"hello")
+    started = time.monotonic()
+    mid.cut_all()
+    kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=rst", 1, timeout=10)
+    took = time.monotonic() - started
+    assert took < 5, took
+    s.settimeout(10)
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    assert resumed(w.relay) == 0 and resumed(px) == 0
+    print("# --resume-buffer 0: the cut tunnel ended after %.2fs, not resumed" % took)
+
+
+t.run()
