@@ -251,6 +251,10 @@ bool ptth_bridge_resume_live(const ptth_bridge *b);
 /* How many bytes one read of the local end may take now: SIZE_MAX when not
  * resumable; 0 while resuming, replaying, or the resume buffer is full. */
 size_t ptth_bridge_resume_read_room(const ptth_bridge *b);
+/* true when the leg is to be read although the local end is full: our
+ * resume buffer is full (the peer's ACKs are behind its DATA on the leg)
+ * and less than a buffer's worth waits for the local end. */
+bool ptth_bridge_resume_overfill(const ptth_bridge *b);
 /* n DATA bytes at p were framed: kept in the resume buffer. false when that
  * failed (recorded). */
 bool ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n);

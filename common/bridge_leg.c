@@ -70,7 +70,8 @@ up_pending(const ptth_bridge *b)
 static bool
 leg_reading_wanted(const ptth_bridge *b)
 {
-    return b->state == ST_OPEN && !b->failed && !b->leg_eof && !b->out_blocked && b->leg_open && ptth_bridge_resume_live(b);
+    return b->state == ST_OPEN && !b->failed && !b->leg_eof && (!b->out_blocked || ptth_bridge_resume_overfill(b)) && b->leg_open &&
+           ptth_bridge_resume_live(b);
 }
 
 static void

@@ -148,6 +148,23 @@ ptth_bridge_resume_read_room(const ptth_bridge *b)
     return ptth_resume_buf_room(&b->rs.buf);
 }
 
+/* Why the leg is read past a full local end here: the peer's ACK frames
+ * come on the leg behind its DATA. When our buffer is full we stop reading
+ * our local end; if that local end also stops reading us (an echo, or any
+ * program that writes only while it is read), the DATA in front of the
+ * peer's next ACK never leaves the leg unless we take it into memory, and
+ * the tunnel would stall for good. The peer has at most its resume buffer
+ * unacknowledged, so reading up to as much (the same default) is enough to
+ * reach an ACK that it wrote. */
+bool
+ptth_bridge_resume_overfill(const ptth_bridge *b)
+{
+    const struct bridge_resume *rs = &b->rs;
+    if (rs->state != RS_LIVE || ptth_resume_buf_room(&rs->buf) > 0)
+        return false;
+    return b->out_len - b->out_off < rs->buf.capacity;
+}
+
 bool
 ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n)
 {
@@ -160,6 +177,8 @@ ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n)
         return false;
     }
     b->rs.replay_pos = b->rs.buf.sent; /* new bytes are not a replay */
+    if (ptth_resume_buf_room(&b->rs.buf) == 0 && b->out_blocked)
+        ptth_bridge_leg_resume(b); /* full now: read the leg for the peer's ACKs */
     return true;
 }
 

@@ -122,7 +122,9 @@ class TcpProxy:
                 dst.sendall(b)
             dst.shutdown(socket.SHUT_WR)
         except OSError:
-            pass
+            # one side was reset (or cut): reset the other too, as a proxy
+            # or NAT does, rather than leave it open and silent
+            self._reset([src, dst])
 
     def cut_one(self, index):
         """Resets the index-th connection it accepted (0: the first), both

@@ -205,6 +205,35 @@ START_TEST(full_buffer_stops_reading)
 }
 END_TEST
 
+/* A full local end pauses the leg, except while our buffer is full: the
+ * peer's ACKs are behind its DATA on the leg, so the leg is read on into
+ * memory (at most a buffer's worth) to find them (an echo backend would
+ * otherwise stall the tunnel for good). */
+START_TEST(full_buffer_reads_the_leg_past_a_full_local_end)
+{
+    ptth_bridge *b = make(524288, "upstream", NULL, true);
+    ck_assert(ptth_bridge_leg_reading_wanted(b));
+    b->out_blocked = true; /* the local end said -EAGAIN */
+    ck_assert(!ptth_bridge_resume_overfill(b));
+    send_bytes(b, 524288, 0);                      /* our buffer is full now */
+    ck_assert(!ptth_bridge_leg_reading_wanted(b)); /* the local end is not read */
+    ck_assert(ptth_bridge_resume_overfill(b));     /* but the leg is */
+    /* a buffer's worth waiting for the local end: the leg pauses too */
+    b->out = malloc(524288);
+    ck_assert_ptr_nonnull(b->out);
+    b->out_cap = b->out_len = 524288;
+    b->out_off = 0;
+    ck_assert(!ptth_bridge_resume_overfill(b));
+    b->out_off = 1;
+    ck_assert(ptth_bridge_resume_overfill(b));
+    /* an ACK makes room: back to the ordinary rule (a full local end pauses the leg) */
+    ck_assert(ptth_bridge_resume_on_ack(b, 4096));
+    ck_assert(!ptth_bridge_resume_overfill(b));
+    b->out_blocked = false;
+    drop(b);
+}
+END_TEST
+
 /* After a resume: DATA from replay_pos in frames of at most room bytes,
  * then the FIN, and no local reading until it is all out. */
 START_TEST(replay_frames)
@@ -278,6 +307,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, ack_rules);
     tcase_add_test(tc, peer_acks_checked_and_dropped);
     tcase_add_test(tc, full_buffer_stops_reading);
+    tcase_add_test(tc, full_buffer_reads_the_leg_past_a_full_local_end);
     tcase_add_test(tc, replay_frames);
     tcase_add_test(tc, lost_leg_waits_without_reading);
     suite_add_tcase(s, tc);
