@@ -101,14 +101,14 @@ conn_progress(conns_run *r, size_t i, long long now)
     if (c->state == C_SOCKS) {
         const char *stage = NULL;
         int err = 0;
-        int want = load_socks_progress(c->fd, &c->socks, load_cfg.socks, &stage, &err);
-        switch (want) {
+        int step = load_socks_progress(c->fd, &c->socks, load_cfg.socks, &stage, &err);
+        switch (step) {
         case LOAD_SOCKS_FAILED:
             conn_failed(r, i, stage, err);
             return;
         case LOAD_SOCKS_WANT_READ:
         case LOAD_SOCKS_WANT_WRITE: {
-            struct epoll_event ev = {.events = want == LOAD_SOCKS_WANT_READ ? EPOLLIN : EPOLLOUT, .data.u64 = i};
+            struct epoll_event ev = {.events = step == LOAD_SOCKS_WANT_READ ? EPOLLIN : EPOLLOUT, .data.u64 = i};
             epoll_ctl(r->ep, EPOLL_CTL_MOD, c->fd, &ev);
             return;
         }
