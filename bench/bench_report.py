@@ -1,5 +1,6 @@
 """The reporting half of bench/run (docs/performance.md): the targets of
-issues 7 and 11 and the systems and workloads they are about, the tables
+issues 7 and 11 and the systems and workloads they are about, issue 15's
+UDP and SOCKS5 rows, the tables
 (terminal and Markdown), the generated section of docs/performance.md, the
 plot and the smoke run's TAP checks. Everything here reads the results dict
 that Bench.run() builds (also written as bench/out/results.json); nothing
@@ -49,10 +50,20 @@ WORKLOADS = {
     "rr": (("rr_per_s", "rr_p50_us", "rr_p99_us"), "echo"),
     "redis": (("redis_per_s", "redis_p50_us", "redis_p99_us"), "redis"),
     "wrk": (("wrk_per_s", "wrk_p50_us", "wrk_p99_us"), "http"),
+    # issue 15: UDP through ptth_proxy's UDP forward, and SOCKS5 set-ups
+    "udp": (("udp_rr1_per_s", "udp_rr1_p50_us", "udp_rr1_lost", "udp_rr16_per_s", "udp_rr16_p50_us", "udp_rr16_lost",
+             "udp_sent", "udp_received", "udp_loss_pct", "udp_send_rate_per_s"), "udp"),
+    "socks": (("socks_setup_per_s", "socks_setup_p50_ms", "forward_setup_per_s", "forward_setup_p50_ms"), "echo"),
 }
 METRICS = [m for ms, _ in WORKLOADS.values() for m in ms]
 RR_CONNECTIONS = 50
 PAR_TUNNELS = 8
+UDP_PEERS = 16  # the many-peer UDP round-trip row (udp_rr16_*)
+# Workloads that run on some systems only (the others: on all): UDP has no
+# socat or ssh -L counterpart here, SOCKS5 is ptth's own front.
+WORKLOAD_SYSTEMS = {"udp": ("direct", "ptth", "ptth_before"), "socks": ("ptth", "ptth_before")}
+# Metrics for which 0 is a measurement, not a missing number.
+ZERO_OK = ("udp_rr1_lost", "udp_rr16_lost", "udp_loss_pct")
 
 
 def median(values):
@@ -190,7 +201,8 @@ def system_rows(results):
         def pair(key):
             return "%s / %s" % (m(key + "_p50_us"), m(key + "_p99_us"))
 
-        runs = "/".join(str(len(res[ms[0]])) for k, (ms, _) in WORKLOADS.items() if k in results.get("workloads", WORKLOADS))
+        runs = "/".join(str(len(res[ms[0]])) for k, (ms, _) in WORKLOADS.items()
+                        if k in results.get("workloads", WORKLOADS) and k not in WORKLOAD_SYSTEMS)
         rows.append([SYSTEM_LABELS[name], m("throughput_mb_s"), m("par8_mb_s"), "%s / %s" % (m("p50_us"), m("p99_us")),
                      m("rr_per_s"), m("redis_per_s"), m("wrk_per_s"), runs])
         lat.append([SYSTEM_LABELS[name], pair("rr"), pair("redis"), pair("wrk")])
@@ -222,10 +234,59 @@ def target_rows(results):
              {True: "yes", False: "**no**", None: "-"}[t["met"]]] for t in results["targets"]]
 
 
+def issue15_rows(results):
+    """Issue 15's rows: for each ptth variant that ran them, the UDP figures
+    against direct and the SOCKS5 set-up rate against the same proxy's
+    --forward; ratio of medians, per-run range of the ratios in parentheses."""
+    sysres, cfg = results["systems"], results["config"]
+    cols = [v for v in PTTH_VARIANTS if "error" not in sysres.get(v, {"error": 1})
+            and any(k in sysres[v].get("workloads", ()) for k in WORKLOAD_SYSTEMS)]
+    d = sysres.get("direct", {})
+
+    def med(res, m):
+        return res.get("median_" + m)
+
+    def ratio_cell(res, m, ref_res, ref_m, spec):
+        a, b = med(res, m), med(ref_res, ref_m)
+        if a is None or b is None:
+            return "-"
+        ra, rb = res["by_run"].get(m, []), ref_res.get("by_run", {}).get(ref_m, [])
+        per = [x / y for x, y in zip(ra, rb) if x is not None and y]
+        spread = " (%.2f-%.2f)" % (min(per), max(per)) if len(per) > 1 else ""
+        return "%s vs %s = %.2fx%s" % (spec % a, spec % b, a / b if b else float("nan"), spread)
+
+    def loss_cell(res):
+        sent, got, loss = med(res, "udp_sent"), med(res, "udp_received"), med(res, "udp_loss_pct")
+        if sent is None:
+            return "-"
+        worst = max(v for v in res["by_run"]["udp_loss_pct"] if v is not None)
+        return "%.0f of %.0f, loss %.2f %% (worst run %.2f %%)" % (got, sent, loss, worst)
+
+    peers = cfg.get("udp_peers", UDP_PEERS)
+    rows = [
+        ["UDP round trips/s, 1 peer, 64 B (vs direct)"] + [ratio_cell(sysres[v], "udp_rr1_per_s", d, "udp_rr1_per_s", "%.0f")
+                                                          for v in cols],
+        ["UDP round trips/s, %d peers, 64 B (vs direct)" % peers] + [
+            ratio_cell(sysres[v], "udp_rr%d_per_s" % peers, d, "udp_rr%d_per_s" % peers, "%.0f") for v in cols],
+        ["UDP round trip p50 us, 1 peer (vs direct)"] + [ratio_cell(sysres[v], "udp_rr1_p50_us", d, "udp_rr1_p50_us", "%.0f")
+                                                         for v in cols],
+        ["UDP %s/s x %s B for %s s: echoed of sent" % (cfg.get("udp_rate"), cfg.get("udp_size"), cfg.get("udp_seconds"))]
+        + [loss_cell(sysres[v]) for v in cols],
+        ["the same, direct"] + [loss_cell(d) for v in cols],
+        ["SOCKS5 set-ups/s vs --forward (%s tunnels, %s at once)" % (cfg.get("socks_conns"), cfg.get("socks_parallel"))]
+        + [ratio_cell(sysres[v], "socks_setup_per_s", sysres[v], "forward_setup_per_s", "%.0f") for v in cols],
+    ]
+    return ["row (issue 15)"] + [SYSTEM_LABELS[v] for v in cols], rows if cols else []
+
+
 def print_report(results):
     rows, lat = system_rows(results)
     hdr11, rows11 = targets_11_rows(results)
-    for header, body in ((SYS_HEADER, rows), (LAT_HEADER, lat), (TGT_HEADER, target_rows(results)), (hdr11, rows11)):
+    hdr15, rows15 = issue15_rows(results)
+    for header, body in ((SYS_HEADER, rows), (LAT_HEADER, lat), (TGT_HEADER, target_rows(results)), (hdr11, rows11),
+                         (hdr15, rows15)):
+        if not body:
+            continue
         print(text_table(header, [[str(c).replace("**", "") for c in r] for r in body]))
         print()
     for n in results["notes"]:
@@ -253,6 +314,10 @@ def docs_section(results, png_name):
     lines += [markdown_table(SYS_HEADER, rows), "", "Request/response latency, 50 connections at once:", "",
               markdown_table(LAT_HEADER, lat), "", markdown_table(TGT_HEADER, target_rows(results)), "",
               "Issue 11 (ratio of medians, per-run range in parentheses, goal met):", "", markdown_table(hdr11, rows11), ""]
+    hdr15, rows15 = issue15_rows(results)
+    if rows15:
+        lines += ["Issue 15, UDP and SOCKS5 (ptth vs direct to the UDP echo; `--socks` vs `--forward` of the same "
+                  "ptth_proxy; medians, per-run range of the ratio in parentheses):", "", markdown_table(hdr15, rows15), ""]
     runs = int(cfg["runs"])
     per_run = []
     for name in SYSTEMS:
@@ -368,12 +433,22 @@ def smoke_checks(results):
         if "error" in res:
             checks.append((False, "%s starts" % SYSTEM_LABELS[name], res["error"]))
             continue
-        for kind in results["workloads"]:
+        for kind in res.get("workloads", results["workloads"]):
             for key in WORKLOADS[kind][0]:
                 vals = res[key]
-                checks.append((bool(vals) and all(v > 0 for v in vals), "%s %s %s is a number (%s)" %
-                               (SYSTEM_LABELS[name], kind, key, ", ".join("%.1f" % v for v in vals)),
+                checks.append((bool(vals) and all(v >= 0 if key in ZERO_OK else v > 0 for v in vals),
+                               "%s %s %s is a number (%s)" % (SYSTEM_LABELS[name], kind, key, ", ".join("%.1f" % v for v in vals)),
                                "; ".join(e for e in res["errors"] if e.startswith(kind + " "))))
+        if "udp" in res.get("workloads", ()):
+            pairs = list(zip(res["udp_sent"], res["udp_received"]))
+            checks.append((bool(pairs) and all(0 < got <= sent for sent, got in pairs),
+                           "%s udp: echoed datagrams are some and at most those sent (%s)" %
+                           (SYSTEM_LABELS[name], ", ".join("%.0f/%.0f" % (g, s) for s, g in pairs)), ""))
+    for kind in WORKLOAD_SYSTEMS:
+        # a ptth build that has UDP and SOCKS5 must have been measured on them
+        if kind in results["workloads"] and not any(kind in r.get("workloads", ()) for n, r in results["systems"].items()
+                                                    if n != "direct" and "error" not in r):
+            checks.append((False, "ptth measured on %s" % kind, "no ptth system ran it"))
     if "ptth" in results["systems"] and "error" not in results["systems"]["ptth"]:
         for s in results["scale"] or [{"error": "no scale run"}]:
             if "error" in s:

@@ -21,7 +21,18 @@
 #define LOAD_MAX_COUNT 1000000
 #define LOAD_MAX_SIZE 65536
 
-typedef enum load_mode { MODE_NONE, MODE_SINK, MODE_ECHO, MODE_SEND, MODE_PINGPONG, MODE_CONNS, MODE_RR } load_mode;
+typedef enum load_mode {
+    MODE_NONE,
+    MODE_SINK,
+    MODE_ECHO,
+    MODE_SEND,
+    MODE_PINGPONG,
+    MODE_CONNS,
+    MODE_RR,
+    MODE_UDPECHO,
+    MODE_UDPRR,
+    MODE_UDPRATE
+} load_mode;
 
 typedef struct load_settings {
     load_mode mode;
@@ -39,6 +50,8 @@ typedef struct load_settings {
     uint64_t hold;
     uint64_t timeout;
     uint64_t backlog;
+    uint64_t rate;     /* udprate: datagrams per second, all peers together */
+    const char *socks; /* conns: a SOCKS5 CONNECT to this domain name first */
     bool quiet;
 } load_settings;
 
@@ -92,11 +105,28 @@ void load_reasons_add(load_reasons *rs, const char *stage, int err);
  * line per entry. */
 void load_reasons_print(const load_reasons *rs);
 
+/* The client half of a SOCKS5 CONNECT to the domain name target (conns
+ * --socks), driven on a non-blocking socket: call it when the socket is
+ * connected and then at each readiness event it asked for. */
+typedef struct load_socks {
+    uint8_t step;
+    uint16_t off, need;
+    uint8_t buf[5];
+} load_socks;
+enum { LOAD_SOCKS_DONE, LOAD_SOCKS_WANT_READ, LOAD_SOCKS_WANT_WRITE, LOAD_SOCKS_FAILED };
+/* On LOAD_SOCKS_FAILED: *stage a constant (socks_write, socks_read,
+ * socks_eof, socks_method, socks_reply, socks_reply_N for reply code N),
+ * *err an errno or 0. */
+int load_socks_progress(int fd, load_socks *st, const char *target, const char **stage, int *err);
+
 /* The modes (bench/load_*.c). */
 int load_run_server(const struct sockaddr_storage *ss, socklen_t sslen); /* sink, echo */
 int load_run_send(const struct sockaddr_storage *ss, socklen_t sslen);
 int load_run_pingpong(const struct sockaddr_storage *ss, socklen_t sslen);
 int load_run_conns(const struct sockaddr_storage *ss, socklen_t sslen);
 int load_run_rr(const struct sockaddr_storage *ss, socklen_t sslen);
+int load_run_udpecho(const struct sockaddr_storage *ss, socklen_t sslen); /* bench/load_udp.c */
+int load_run_udprr(const struct sockaddr_storage *ss, socklen_t sslen);
+int load_run_udprate(const struct sockaddr_storage *ss, socklen_t sslen);
 
 #endif

@@ -3,7 +3,9 @@
  * --parallel of them setting up at once, in one epoll loop over non-blocking
  * sockets; prints the set-up rate, successes and failures with their reasons.
  * --hold keeps them open afterwards (so that the memory of N open tunnels can
- * be measured) until stdin ends or the seconds pass.
+ * be measured) until stdin ends or the seconds pass. With --socks NAME each
+ * connection first does a SOCKS5 CONNECT to NAME (bench/load_socks.c): the
+ * set-up then includes the handshake.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,13 +19,14 @@
 #include "load.h"
 #include "sysutil.h"
 
-typedef enum cstate { C_IDLE, C_CONNECTING, C_WRITING, C_READING, C_HELD, C_DONE } cstate;
+typedef enum cstate { C_IDLE, C_CONNECTING, C_SOCKS, C_WRITING, C_READING, C_HELD, C_DONE } cstate;
 
 typedef struct cconn {
     int fd;
     cstate state;
     uint32_t done; /* bytes written, then bytes read back */
     long long start_us;
+    load_socks socks;
 } cconn;
 
 typedef struct conns_run {
@@ -92,8 +95,26 @@ conn_progress(conns_run *r, size_t i, long long now)
             conn_failed(r, i, "connect", err);
             return;
         }
-        c->state = C_WRITING;
+        c->state = load_cfg.socks != NULL ? C_SOCKS : C_WRITING;
         c->done = 0;
+    }
+    if (c->state == C_SOCKS) {
+        const char *stage = NULL;
+        int err = 0;
+        int step = load_socks_progress(c->fd, &c->socks, load_cfg.socks, &stage, &err);
+        switch (step) {
+        case LOAD_SOCKS_FAILED:
+            conn_failed(r, i, stage, err);
+            return;
+        case LOAD_SOCKS_WANT_READ:
+        case LOAD_SOCKS_WANT_WRITE: {
+            struct epoll_event ev = {.events = step == LOAD_SOCKS_WANT_READ ? EPOLLIN : EPOLLOUT, .data.u64 = i};
+            epoll_ctl(r->ep, EPOLL_CTL_MOD, c->fd, &ev);
+            return;
+        }
+        default:
+            c->state = C_WRITING;
+        }
     }
     if (c->state == C_WRITING) {
         message_for(i, want);
@@ -249,7 +270,8 @@ load_run_conns(const struct sockaddr_storage *ss, socklen_t sslen)
         now = load_now_us();
         for (int k = 0; k < n; k++) {
             size_t i = (size_t)evs[k].data.u64;
-            if (r->c[i].state == C_CONNECTING || r->c[i].state == C_WRITING || r->c[i].state == C_READING)
+            cstate st = r->c[i].state;
+            if (st == C_CONNECTING || st == C_SOCKS || st == C_WRITING || st == C_READING)
                 conn_progress(r, i, now);
         }
         /* Every 50 ms, time out round trips older than --timeout; the scan
@@ -260,7 +282,8 @@ load_run_conns(const struct sockaddr_storage *ss, socklen_t sslen)
                 first_open++;
             for (size_t i = first_open; i < r->next; i++) {
                 cconn *c = &r->c[i];
-                if ((c->state == C_CONNECTING || c->state == C_WRITING || c->state == C_READING) && now - c->start_us > limit)
+                bool busy = c->state == C_CONNECTING || c->state == C_SOCKS || c->state == C_WRITING || c->state == C_READING;
+                if (busy && now - c->start_us > limit)
                     conn_failed(r, i, "timeout", 0);
             }
         }

@@ -19,6 +19,9 @@
  *   rr        N connections doing ping-pong against echo at once for T
  *             seconds (request/response traffic); prints the round trips per
  *             second of all of them together and latency percentiles.
+ *   udpecho, udprr, udprate   the same for UDP (bench/load_udp.c): an echo
+ *             server, round trips of N peers, loss at a fixed offered rate.
+ * conns --socks NAME does a SOCKS5 CONNECT to NAME first (bench/load_socks.c).
  *
  * Output: a human line on stderr and, on stdout, one line of key=value fields
  * per result (the first field is mode=...), which bench/run parses. Every wait
@@ -56,19 +59,32 @@ usage(FILE *f)
                "            against echo at once, each sending its next message when the echo of\n"
                "            the last is back, for --duration seconds; prints the round trips per\n"
                "            second of all connections together and p50/p90/p99/max in microseconds\n"
+               "  udpecho   server: one UDP socket sending every datagram back to its sender\n"
+               "  udprr     client: --connections UDP peers (sockets) doing round trips of --size bytes\n"
+               "            (at least 12) against udpecho for --duration seconds; a datagram without\n"
+               "            an echo for 250 ms is lost and the peer goes on; prints round trips/s,\n"
+               "            lost, p50/p90/p99/max in microseconds\n"
+               "  udprate   client: --rate datagrams/s of --size bytes over --connections peers for\n"
+               "            --duration seconds, paced, echoes read meanwhile, then the last echoes\n"
+               "            waited for (until 0.5 s without one); prints sent, received, lost, loss_pct\n"
                "\n"
                "Options:\n"
-               "  --listen ADDR:PORT   (sink, echo) address to bind, port 0 = any; default 127.0.0.1:0\n"
-               "  --connect ADDR:PORT  (send, pingpong, conns, rr) where to connect\n"
+               "  --listen ADDR:PORT   (sink, echo, udpecho) address to bind, port 0 = any; default 127.0.0.1:0\n"
+               "  --connect ADDR:PORT  (send, pingpong, conns, rr, udprr, udprate) where to connect\n"
                "  --bytes N            (send) bytes to send; default 1G\n"
                "  --write-size N       (send) bytes per write(); default 1M\n"
                "  --count N            (pingpong) round trips, default 10000; (conns) connections, default 1000\n"
-               "  --size N             (pingpong, rr) message bytes, default 64; (conns) default 16; at most 65536\n"
+               "  --size N             (pingpong, rr, udprr) message bytes, default 64; (conns) default 16;\n"
+               "                       (udprate) default 512; at most 65536 (UDP: 12 to 65507)\n"
                "  --warmup N           (pingpong) round trips before measuring, default 100; (rr) round trips\n"
                "                       of each connection before the clock starts, default 10\n"
                "  --parallel N         (conns) connections setting up at once, default 256\n"
-               "  --connections N      (rr) connections, default 50\n"
-               "  --duration SECS      (rr) how long the measured round trips go on, default 10\n"
+               "  --connections N      (rr) connections, default 50; (udprr, udprate) UDP peers, default 1\n"
+               "  --duration SECS      (rr, udprr) how long the measured round trips go on; (udprate)\n"
+               "                       how long datagrams are sent; default 10\n"
+               "  --rate N             (udprate) datagrams per second, all peers together; default 10000\n"
+               "  --socks NAME         (conns) each connection first does a SOCKS5 CONNECT (no\n"
+               "                       authentication) to the domain name NAME, e.g. echo.bench\n"
                "  --hold SECS          (conns) after the round trips keep every connection open until\n"
                "                       stdin reaches end of file or SECS pass; default 0 (close at once)\n"
                "  --timeout SECS       bound of every wait: a connect, a read or write making no progress,\n"
@@ -88,7 +104,7 @@ usage(FILE *f)
 static bool
 is_client(load_mode m)
 {
-    return m == MODE_SEND || m == MODE_PINGPONG || m == MODE_CONNS || m == MODE_RR;
+    return m == MODE_SEND || m == MODE_PINGPONG || m == MODE_CONNS || m == MODE_RR || m == MODE_UDPRR || m == MODE_UDPRATE;
 }
 
 /* Fills load_cfg; returns -1 to go on, or the exit code (0 after --help, 2 on
@@ -100,7 +116,8 @@ parse_args(int argc, char **argv)
         const char *name;
         load_mode m;
     } modes[] = {{"sink", MODE_SINK},         {"echo", MODE_ECHO},   {"send", MODE_SEND},
-                 {"pingpong", MODE_PINGPONG}, {"conns", MODE_CONNS}, {"rr", MODE_RR}};
+                 {"pingpong", MODE_PINGPONG}, {"conns", MODE_CONNS}, {"rr", MODE_RR},
+                 {"udpecho", MODE_UDPECHO},   {"udprr", MODE_UDPRR}, {"udprate", MODE_UDPRATE}};
     enum {
         O_LISTEN = 256,
         O_CONNECT,
@@ -115,6 +132,8 @@ parse_args(int argc, char **argv)
         O_HOLD,
         O_TIMEOUT,
         O_BACKLOG,
+        O_RATE,
+        O_SOCKS,
         O_QUIET
     };
     static const struct option longopts[] = {{"listen", required_argument, NULL, O_LISTEN},
@@ -130,11 +149,13 @@ parse_args(int argc, char **argv)
                                              {"hold", required_argument, NULL, O_HOLD},
                                              {"timeout", required_argument, NULL, O_TIMEOUT},
                                              {"backlog", required_argument, NULL, O_BACKLOG},
+                                             {"rate", required_argument, NULL, O_RATE},
+                                             {"socks", required_argument, NULL, O_SOCKS},
                                              {"quiet", no_argument, NULL, O_QUIET},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    static const char mode_list[] = "sink, echo, send, pingpong, conns or rr";
-    bool count_set = false, size_set = false, warmup_set = false;
+    static const char mode_list[] = "sink, echo, send, pingpong, conns, rr, udpecho, udprr or udprate";
+    bool count_set = false, size_set = false, warmup_set = false, connections_set = false;
     load_settings *s = &load_cfg;
     *s = (load_settings){.listen = "127.0.0.1:0",
                          .bytes = 1ull << 30,
@@ -144,7 +165,8 @@ parse_args(int argc, char **argv)
                          .connections = 50,
                          .duration = 10,
                          .timeout = 30,
-                         .backlog = 4096};
+                         .backlog = 4096,
+                         .rate = 10000};
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(stdout);
         return 0;
@@ -180,6 +202,16 @@ parse_args(int argc, char **argv)
         case O_QUIET:
             s->quiet = true;
             continue;
+        case O_SOCKS:
+            if (strlen(optarg) == 0 || strlen(optarg) > 255) {
+                load_fail("bad value '%s' for --socks (a domain name of 1 to 255 bytes, e.g. echo.bench)", optarg);
+                return 2;
+            }
+            s->socks = optarg;
+            continue;
+        case O_RATE:
+            target = &s->rate, lo = 1, hi = LOAD_MAX_COUNT;
+            break;
         case O_BYTES:
             target = &s->bytes, lo = 1, hi = 1ull << 50;
             break;
@@ -199,7 +231,7 @@ parse_args(int argc, char **argv)
             target = &s->parallel, lo = 1, hi = LOAD_MAX_COUNT;
             break;
         case O_CONNECTIONS:
-            target = &s->connections, lo = 1, hi = 100000;
+            target = &s->connections, lo = 1, hi = 100000, connections_set = true;
             break;
         case O_DURATION:
             target = &s->duration, lo = 1, hi = 86400;
@@ -234,10 +266,21 @@ parse_args(int argc, char **argv)
     }
     if (!count_set)
         s->count = s->mode == MODE_CONNS ? 1000 : 10000;
+    bool udp = s->mode == MODE_UDPRR || s->mode == MODE_UDPRATE;
     if (!size_set)
-        s->size = s->mode == MODE_CONNS ? 16 : 64;
-    if (!warmup_set && s->mode == MODE_RR)
+        s->size = s->mode == MODE_CONNS ? 16 : s->mode == MODE_UDPRATE ? 512 : 64;
+    if (!warmup_set && (s->mode == MODE_RR || s->mode == MODE_UDPRR))
         s->warmup = 10;
+    if (!connections_set && udp)
+        s->connections = 1;
+    if (udp && (s->size < 12 || s->size > 65507)) {
+        load_fail("bad value %" PRIu64 " for --size: a UDP datagram of this tool has 12 to 65507 bytes", s->size);
+        return 2;
+    }
+    if (s->mode == MODE_UDPRATE && s->rate * s->duration > 100000000) {
+        load_fail("--rate x --duration is at most 100000000 datagrams");
+        return 2;
+    }
     if (is_client(s->mode) && s->connect == NULL) {
         load_fail("--connect ADDR:PORT is required");
         return 2;
@@ -270,6 +313,12 @@ main(int argc, char **argv)
         return load_run_conns(&ss, sslen);
     case MODE_RR:
         return load_run_rr(&ss, sslen);
+    case MODE_UDPECHO:
+        return load_run_udpecho(&ss, sslen);
+    case MODE_UDPRR:
+        return load_run_udprr(&ss, sslen);
+    case MODE_UDPRATE:
+        return load_run_udprate(&ss, sslen);
     default:
         return load_run_server(&ss, sslen);
     }

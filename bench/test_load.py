@@ -300,13 +300,233 @@ def rr_fails_without_an_echo_or_a_server():
     assert fields(r.stdout)["round_trips"] == "0", r.stdout
 
 
+class UdpServer:
+    """ptth_load udpecho on a free loopback port."""
+
+    def __init__(self):
+        self.p = subprocess.Popen([LOAD, "udpecho", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        m = re.search(r"mode=udpecho event=listening addr=127\.0\.0\.1:(\d+)", line)
+        assert m, "no listening line: %r" % line
+        self.addr = "127.0.0.1:%s" % m.group(1)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        out, err = self.p.communicate(timeout=10)
+        assert self.p.returncode == 0, "exit %s: %s" % (self.p.returncode, err)
+        stopped = [line for line in out.splitlines() if "event=stopped" in line]
+        assert stopped, "no totals line: %r" % out
+        return dict(kv.split("=", 1) for kv in stopped[-1].split())
+
+
+def fake_udp(handle):
+    """A UDP socket on loopback whose datagrams go to handle(sock, data,
+    addr) in a thread; returns (addr, closer)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    stop = threading.Event()
+
+    def serve():
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, addr = s.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            handle(s, data, addr)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    def close():
+        stop.set()
+        t.join(2)
+        s.close()
+    return "127.0.0.1:%d" % s.getsockname()[1], close
+
+
+@test
+def udp_usage_errors():
+    for args, what in ((["udprr"], "--connect"), (["udprr", "--connect", "127.0.0.1:1", "--size", "11"], "12 to 65507"),
+                       (["udprate", "--connect", "127.0.0.1:1", "--rate", "0"], "bad value"),
+                       (["udprate", "--connect", "127.0.0.1:1", "--rate", "1000000", "--duration", "1000"], "at most"),
+                       (["conns", "--connect", "127.0.0.1:1", "--socks", ""], "--socks")):
+        r = run(args)
+        assert r.returncode == 2 and what in r.stderr, (args, r.returncode, r.stderr)
+
+
+@test
+def udprr_counts_round_trips_of_every_peer():
+    s = UdpServer()
+    try:
+        r = run(["udprr", "--connect", s.addr, "--connections", "4", "--duration", "1", "--warmup", "3"])
+        assert r.returncode == 0, r.stderr
+        f = fields(r.stdout)
+        n = int(f["round_trips"])
+        assert f["ok"] == "1" and f["connections"] == "4" and f["lost"] == "0" and f["mismatched"] == "0" and n > 100, f
+        assert abs(float(f["rate_per_s"]) - n / float(f["seconds"])) < 1, f
+        assert 0 <= int(f["p50_us"]) <= int(f["p90_us"]) <= int(f["p99_us"]) <= int(f["max_us"]), f
+    finally:
+        st = s.stop()
+    # the echo saw at least the counted and the warm-up round trips
+    assert int(st["datagrams"]) >= n + 4 * 3 and int(st["bytes"]) == 64 * int(st["datagrams"]), (st, n)
+
+
+@test
+def udprr_counts_lost_datagrams_and_fails_on_wrong_ones():
+    # drops every 4th datagram: the peer counts it lost after 250 ms and goes on
+    seen = [0]
+
+    def lossy(sock, data, addr):
+        seen[0] += 1
+        if seen[0] % 4:
+            sock.sendto(data, addr)
+
+    addr, close = fake_udp(lossy)
+    try:
+        r = run(["udprr", "--connect", addr, "--duration", "2", "--warmup", "0"])
+    finally:
+        close()
+    f = fields(r.stdout)
+    assert r.returncode == 0 and int(f["lost"]) >= 2 and int(f["round_trips"]) > 0, r
+    assert float(f["rate_per_s"]) < 100, f  # a loss costs 250 ms
+
+    k = [0]
+
+    def changed(sock, data, addr):  # every 3rd echo has its last byte changed
+        k[0] += 1
+        sock.sendto(data[:-1] + bytes([data[-1] ^ (k[0] % 3 == 0)]), addr)
+
+    addr, close = fake_udp(changed)
+    try:
+        r = run(["udprr", "--connect", addr, "--duration", "1", "--warmup", "0", "--timeout", "1"])
+    finally:
+        close()
+    f = fields(r.stdout)
+    assert r.returncode == 1 and f["ok"] == "0" and int(f["mismatched"]) > 0 and int(f["round_trips"]) > 0, r
+
+
+@test
+def udprr_fails_without_an_echo():
+    addr, close = fake_udp(lambda sock, data, addr: None)
+    try:
+        t0 = time.monotonic()
+        r = run(["udprr", "--connect", addr, "--duration", "1", "--timeout", "1"])
+        assert r.returncode == 1 and "warm-up" in r.stderr and "ok=0" in r.stdout, r
+        assert time.monotonic() - t0 < 10
+    finally:
+        close()
+
+
+@test
+def udprate_paces_and_counts_loss():
+    s = UdpServer()
+    try:
+        t0 = time.monotonic()
+        r = run(["udprate", "--connect", s.addr, "--rate", "5000", "--duration", "2", "--size", "300", "--connections", "3"])
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        f = fields(r.stdout)
+        assert f["ok"] == "1" and f["sent"] == "10000" and f["received"] == "10000" and f["loss_pct"] == "0.000", f
+        assert 1.9 < float(f["seconds"]) < 2.2 and 1.9 < took < 6, (f, took)  # paced, not as fast as it can
+    finally:
+        st = s.stop()
+    assert st["datagrams"] == "10000" and st["bytes"] == str(300 * 10000), st
+    # an echo that drops every 10th and sends every other 7th twice
+    n = [0]
+
+    def lossy(sock, data, addr):
+        n[0] += 1
+        if n[0] % 10:
+            sock.sendto(data, addr)
+            if n[0] % 7 == 0:
+                sock.sendto(data, addr)
+
+    addr, close = fake_udp(lossy)
+    try:
+        r = run(["udprate", "--connect", addr, "--rate", "2000", "--duration", "1"])
+    finally:
+        close()
+    f = fields(r.stdout)
+    assert r.returncode == 0 and f["sent"] == "2000", r
+    assert f["received"] == "1800" and f["lost"] == "200" and f["loss_pct"] == "10.000" and f["duplicates"] == "257", f
+
+
+def fake_socks(reply_code, conns):
+    """A SOCKS5 server: no authentication, checks the CONNECT to echo.bench,
+    answers reply_code, then (0) echoes."""
+    def handle(c):
+        with c:
+            got = c.recv(3)
+            if got != b"\x05\x01\x00":
+                return
+            c.sendall(b"\x05\x00")
+            want = b"\x05\x01\x00\x03\x0aecho.bench\x00\x00"
+            buf = b""
+            while len(buf) < len(want):
+                b = c.recv(64)
+                if not b:
+                    return
+                buf += b
+            if buf != want:
+                c.sendall(b"\x05\x01\x00\x01\0\0\0\0\0\0")
+                return
+            # a domain-name BND.ADDR, sent in two pieces: read to its exact length
+            c.sendall(bytes([5, reply_code, 0, 3, 4]) + b"ab")
+            if reply_code != 0:
+                return  # the client gives up at the reply code
+            time.sleep(0.01)
+            c.sendall(b"cd\x00\x01")
+            while reply_code == 0:
+                b = c.recv(64)
+                if not b:
+                    return
+                c.sendall(b)
+
+    return fake_server(handle, conns)
+
+
+@test
+def conns_socks_handshake_then_round_trip():
+    addr, close = fake_socks(0, 20)
+    try:
+        r = run(["conns", "--connect", addr, "--count", "20", "--parallel", "5", "--socks", "echo.bench"])
+    finally:
+        close()
+    f = fields(r.stdout)
+    assert r.returncode == 0 and f["succeeded"] == "20" and float(f["rate_per_s"]) > 0, r
+    addr, close = fake_socks(2, 5)  # "not allowed by the ruleset"
+    try:
+        r = run(["conns", "--connect", addr, "--count", "5", "--socks", "echo.bench"])
+    finally:
+        close()
+    assert r.returncode == 1 and "stage=socks_reply_2 errno=- count=5" in r.stdout, r.stdout
+    addr, close = fake_socks(0, 3)
+    try:  # a wrong destination gets a general failure from the fake
+        r = run(["conns", "--connect", addr, "--count", "3", "--socks", "sink.bench"])
+    finally:
+        close()
+    assert r.returncode == 1 and "stage=socks_reply_1 errno=- count=3" in r.stdout, r.stdout
+    s = Server("echo")  # no SOCKS5 at all: echo answers the greeting with itself
+    try:
+        r = run(["conns", "--connect", s.addr, "--count", "3", "--socks", "echo.bench"])
+    finally:
+        s.stop()
+    assert r.returncode == 1 and "stage=socks_method" in r.stdout, r.stdout
+
+
 def main():
     print("1..%d" % len(tests), flush=True)
     failed = 0
     for i, fn in enumerate(tests, 1):
         try:
+            t0 = time.monotonic()
             fn()
-            print("ok %d - %s" % (i, fn.__name__), flush=True)
+            print("ok %d - %s (%.1f s)" % (i, fn.__name__, time.monotonic() - t0), flush=True)
         except Exception as e:  # report and go on
             failed += 1
             print("not ok %d - %s" % (i, fn.__name__))

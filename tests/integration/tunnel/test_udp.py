@@ -352,7 +352,7 @@ def relay_connections(relay_port):
 
 @t.test
 def many_sessions_at_once(ctx):
-    n = 200 if kit.sanitized() else 1000
+    n = 1000
     echo = UdpEcho(ctx)
     # on the upgraded path every tunnel has a relay connection of its own (a
     # TCP tunnel too): 2 per session from one address, past the relay's
