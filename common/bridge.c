@@ -741,10 +741,11 @@ on_defer(ptth_defer *d)
             (void)write_out(b);
         close_local(b);
         release_chunks(b);
-        /* upgraded: the leg's reset tells the relay (and the other side);
-         * a resumable tunnel without a leg now (suspended at the relay) is
-         * closed there like a chunked one */
-        bool upgraded = b->path == PATH_UPGRADE && ptth_bridge_resume_live(b);
+        /* upgraded: the leg's reset tells the relay (and the other side).
+         * A resumable tunnel is closed at the relay like a chunked one: the
+         * relay takes a lone reset for a lost leg and would wait for a
+         * resume (and it may be suspended there already) */
+        bool upgraded = b->path == PATH_UPGRADE && ptth_bridge_resume_live(b) && !ptth_bridge_resumable(b);
         ptth_bridge_leg_close(b, true);
         if (b->tell_relay && b->conn_known && !upgraded) {
             /* tell the relay first, then drop the stream */
@@ -765,7 +766,8 @@ on_defer(ptth_defer *d)
         finish(b);
         return;
     }
-    bool relay_done = b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b) : b->stream_done && b->to_relay == TO_RELAY_DONE && b->in_flight == 0;
+    bool relay_done =
+        b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b) : b->stream_done && b->to_relay == TO_RELAY_DONE && b->in_flight == 0;
     if (b->state == ST_OPEN && b->from_relay == FROM_RELAY_SHUT && relay_done) {
         b->clean = true;
         snprintf(b->reason, sizeof(b->reason), "fin");

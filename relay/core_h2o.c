@@ -107,7 +107,7 @@ io_timer_arm(void *ctx, ptth_timer *t, ptth_timer_kind kind)
 {
     ptth_relay *relay = ctx;
     h2o_timeout_t *const periods[PTTH_TIMER__COUNT] = {&relay->connect_timeout, &relay->idle_timeout, &relay->listen_timeout,
-                                                         &relay->ctx.zero_timeout, &relay->resume_timeout};
+                                                       &relay->ctx.zero_timeout, &relay->resume_timeout};
     h2o_timeout_entry_t *entry = (h2o_timeout_entry_t *)(void *)&t->store;
     entry->cb = on_entry;
     h2o_timeout_link(relay->ctx.loop, periods[kind], entry);
@@ -205,8 +205,7 @@ on_joint_moved(ptth_joint *j, void *owner, ptth_joint_side from, size_t n)
 static void
 on_joint_end(ptth_joint *j, void *owner, bool clean, const char *detail)
 {
-    (void)j;
-    ptth_tunnel_on_joint_end(owner, clean, detail);
+    ptth_tunnel_on_joint_end(owner, clean, ptth_joint_saw_eof(j), detail);
 }
 
 static const ptth_joint_callbacks joint_callbacks = {on_joint_moved, on_joint_end};

@@ -555,6 +555,12 @@ ptth_joint_joined(const ptth_joint *j)
 }
 
 bool
+ptth_joint_saw_eof(const ptth_joint *j)
+{
+    return j->dirs[0].state != DIR_FLOWING || j->dirs[1].state != DIR_FLOWING;
+}
+
+bool
 ptth_joint_spliced(const ptth_joint *j)
 {
     return j->splice;

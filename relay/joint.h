@@ -82,6 +82,9 @@ void ptth_joint_upgrade(ptth_joint *j, ptth_joint_side side, h2o_req_t *req);
 /* true once both legs are joined and bytes may move. */
 bool ptth_joint_joined(const ptth_joint *j);
 
+/* true when a leg's end of stream was read (a direction is past flowing). */
+bool ptth_joint_saw_eof(const ptth_joint *j);
+
 /* true when both legs are cleartext and the bytes go through splice(2). */
 bool ptth_joint_spliced(const ptth_joint *j);
 

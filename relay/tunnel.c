@@ -29,8 +29,8 @@ struct ptth_chunk {
 
 /* ---- states ----------------------------------------------------------------- */
 
-static const char *const state_names[PTTH_TUNNEL__STATES] = {"await_listen", "await_accept", "open", "joined",
-                                                              "broken",       "suspended",    "ending"};
+static const char *const state_names[PTTH_TUNNEL__STATES] = {"await_listen", "await_accept", "open",  "joined",
+                                                             "broken",       "suspended",    "ending"};
 
 const char *
 ptth_tunnel_state_name(ptth_tunnel_state s)
@@ -112,7 +112,6 @@ ptth_tunnel_set_state(ptth_tunnel *t, ptth_tunnel_state next)
         t->core->nsuspended++;
     t->state = next;
 }
-
 
 /* OPEN, or BROKEN until its end runs: the streams that are left carry bytes. */
 static bool
@@ -269,7 +268,8 @@ ptth_tunnel_listen(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
         return;
     }
     if (srv->nlistens >= core->cfg->max_listens_per_server && ptth_list_empty(&srv->waiting)) {
-        ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT, "too many listens outstanding for this server (--max-listens-per-server)\n");
+        ptth_core_reply(core, rq, 429, PTTH_RETRY_LIMIT,
+                        "too many listens outstanding for this server (--max-listens-per-server)\n");
         return;
     }
     ptth_srv_mark_online(srv);
@@ -375,7 +375,8 @@ ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, unsigned asks)
     ptth_core *core = t->core;
     if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT) {
         ptth_core_reply(core, rq, 409, 0,
-                        t->state == PTTH_TUNNEL_AWAIT_LISTEN ? "tunnel not offered to a listen yet\n" : "tunnel already accepted\n");
+                        t->state == PTTH_TUNNEL_AWAIT_LISTEN ? "tunnel not offered to a listen yet\n"
+                                                             : "tunnel already accepted\n");
         return;
     }
     if (core->io->peer_closed(core->io_ctx, t->connect->rq)) {
@@ -413,7 +414,8 @@ ptth_tunnel_on_reject(ptth_tunnel *t, ptth_rq *rq, const char *reason, size_t re
 {
     if (t->state != PTTH_TUNNEL_AWAIT_ACCEPT) {
         ptth_core_reply(t->core, rq, 409, 0,
-                        t->state == PTTH_TUNNEL_AWAIT_LISTEN ? "tunnel not offered to a listen yet\n" : "tunnel already accepted\n");
+                        t->state == PTTH_TUNNEL_AWAIT_LISTEN ? "tunnel not offered to a listen yet\n"
+                                                             : "tunnel already accepted\n");
         return;
     }
     char text[PTTH_FRAME_REASON_MAX + 1];
@@ -442,10 +444,15 @@ ptth_tunnel_on_moved(ptth_tunnel *t, bool from_client, size_t n)
 }
 
 void
-ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, const char *detail)
+ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, bool saw_eof, const char *detail)
 {
-    /* a clean end is the terminators' own (both FINs): never resumed */
-    if (!clean && t->resumable && t->state == PTTH_TUNNEL_JOINED) {
+    /* A clean end is the terminators' own (both FINs): never resumed. Nor
+     * is a reset that follows a clean end of stream of the other leg: a
+     * terminator that ends a tunnel (done, or aborting it after an RST
+     * frame) closes its leg cleanly, and so does the kernel of one that
+     * died; only a terminator that leaves a leg to resume resets it first
+     * (docs/protocol.md "Losing a connection"). */
+    if (!clean && !saw_eof && t->resumable && t->state == PTTH_TUNNEL_JOINED) {
         ptth_tunnel_suspend(t, detail);
         return;
     }
@@ -721,7 +728,7 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
     ptth_timer_disarm(core, &t->end_timer);
     ptth_timer_disarm(core, &t->grace_timer);
     ptth_srv_unwait(&t->wait_link);
-    ptth_tunnel_drop_resumes(t, reason);
+    ptth_tunnel_drop_resumes(t, reason, rst_text);
     if (t->resumable)
         ptth_tunnel_remember_end(t);
 

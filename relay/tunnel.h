@@ -235,7 +235,8 @@ void ptth_tunnel_on_chunk(ptth_tunnel *t, ptth_rq *rq, bool from_client, const p
 void ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o);
 void ptth_tunnel_on_broken(ptth_tunnel *t, ptth_out *o);
 void ptth_tunnel_on_moved(ptth_tunnel *t, bool from_client, size_t n);
-void ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, const char *detail);
+/* saw_eof: a leg had ended cleanly (end of stream) before the joint broke */
+void ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, bool saw_eof, const char *detail);
 
 /* Ends the tunnel: RST frames with rst_text to both streams (unless reason
  * is fin), the held connect answered (504 timeout, 503 shutdown, else 502),

@@ -40,7 +40,9 @@ void ptth_tunnel_suspend(ptth_tunnel *t, const char *detail);
 
 /* At the end: answers the held resumes (404 resume timed out, 503 at
  * shutdown, else 404). */
-void ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason);
+/* Answers the held resumes of an ending tunnel; rst_text (may be NULL) is
+ * the reason of a `close`, which the other side then learns. */
+void ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text);
 
 /* Remembers t's id for --resume-grace (ptth_tunnel_ended_recently). */
 void ptth_tunnel_remember_end(ptth_tunnel *t);

@@ -89,7 +89,8 @@ ptth_tunnel_suspend(ptth_tunnel *t, const char *detail)
     core->stats.tunnels_suspended++;
     char quoted[160];
     ptth_log_info("event=tunnel_suspended id=%s server=%s port=%s client=%s grace_s=%" PRIu64 " detail=%s", t->id, t->server,
-                  t->port, t->client, core->cfg->resume_grace, ptth_log_quote(quoted, sizeof(quoted), detail != NULL ? detail : ""));
+                  t->port, t->client, core->cfg->resume_grace,
+                  ptth_log_quote(quoted, sizeof(quoted), detail != NULL ? detail : ""));
 }
 
 static void
@@ -100,7 +101,7 @@ refuse_held(ptth_core *core, ptth_resume_hold *r, int status, unsigned retry, co
 }
 
 void
-ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason)
+ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 {
     for (int side = 0; side < 2; side++) {
         ptth_resume_hold *r = t->resume[side];
@@ -111,7 +112,12 @@ ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason)
             refuse_held(t->core, r, 404, 0, "resume timed out\n", PTTH_REFUSED_TIMED_OUT);
         else if (reason == PTTH_END_SHUTDOWN)
             ptth_core_answer(t->core, &r->held, 503, PTTH_RETRY_OFFLINE, "relay shutting down\n");
-        else
+        else if (reason == PTTH_END_RST && rst_text != NULL && rst_text[0] != '\0') {
+            /* a `close` while suspended: the other side learns its reason */
+            char body[320];
+            snprintf(body, sizeof(body), "%s\n", rst_text);
+            refuse_held(t->core, r, 404, 0, body, PTTH_REFUSED_ENDED);
+        } else
             refuse_held(t->core, r, 404, 0, "tunnel closed\n", PTTH_REFUSED_ENDED);
     }
 }

@@ -183,7 +183,10 @@ def cut_test(ctx, side):
     echo = kit.Backend(kit.echo_handler)
     ctx.cleanups.append(echo.close)
     admin = pt.Key()
-    w = kit.World(ctx, relay_args=["--admin-key-hash", admin.hash, "--heartbeat", "20"], start_server=False)
+    # resumption off: this is the end of a tunnel whose connection is cut
+    # for good (a resumable one resumes: faults_resume)
+    w = kit.World(ctx, relay_args=["--admin-key-hash", admin.hash, "--heartbeat", "20", "--resume-grace", "0"],
+                  start_server=False)
     w.admin = admin
     relay_fds = fk.open_fds(w.relay.popen.pid)
     mid = fk.TcpProxy(w.relay.port)

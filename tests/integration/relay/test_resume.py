@@ -399,5 +399,45 @@ def shutdown_ends_a_suspended_tunnel(ctx):
     c2.close()
 
 
+@t.test
+def bad_proof_spray_is_penalised_like_bad_keys(ctx):
+    """SPEC 9.6 on resume attempts: guesses of a token from one address
+    (127.0.0.3) count as authentication failures: after --auth-fail-limit
+    of them that address gets 429 with Retry-After before any key or token
+    is checked, resume_refused lines stop at the limit, a real resume from
+    another address is untouched, and the penalty ends on time."""
+    keys = Keys(ctx)
+    limit, penalty = 5, 2
+    relay, api = start(ctx, keys, args=("--resume-secret-file", None, "--auth-fail-limit", str(limit),
+                                        "--auth-fail-penalty", str(penalty)))
+    cid, ct, st = broken(api, keys, relay)
+
+    def guess(token):
+        c = rc.H1(api.port, source="127.0.0.3")
+        h = dict(rc.bearer(keys.ck), **UPGRADE)
+        h.update({"PTTH-Resume": token, "PTTH-Port": "ssh", "PTTH-Received": "0", "PTTH-Sent": "0"})
+        c.send("POST", api.conn_path("foo", cid, "resume"), h, b"")
+        r = answer(c)
+        c.close()
+        return r.status, r.headers.get("retry-after")
+
+    statuses = [guess("%043d" % i) for i in range(limit + 5)]
+    assert [x[0] for x in statuses[:limit]] == [403] * limit, statuses
+    assert all(code == 429 and ra is not None and 1 <= int(ra) <= penalty for code, ra in statuses[limit:]), statuses
+    assert relay.count(r"event=resume_refused ") == limit, relay.log()
+    assert relay.count(r"event=auth_penalty addr=127\.0\.0\.3 ") == 1, relay.log()
+    # the tunnel's own terminators, from 127.0.0.1, resume during the penalty
+    c2 = send_resume(api, cid, keys.ck, ct, 0, 10)
+    s2 = send_resume(api, cid, keys.sk, st, 10, 0, client="alice")
+    assert answer(c2).status == 101 and answer(s2).status == 101
+    c2.close()
+    s2.close()
+    time.sleep(penalty + 0.5)
+    assert guess("x" * 43)[0] == 403
+    print("# %d guessed tokens from 127.0.0.3: %s; %d resume_refused lines; the real resume from 127.0.0.1 went "
+          "through; 403 again after the %d s penalty" % (len(statuses), [x[0] for x in statuses],
+                                                        relay.count(r"event=resume_refused "), penalty))
+
+
 if __name__ == "__main__":
     t.run()

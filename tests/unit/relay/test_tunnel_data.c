@@ -329,7 +329,7 @@ START_TEST(both_ask_for_upgrade_then_joined)
     ptth_tunnel_on_moved(t, false, PTTH_FRAME_HEADER_LEN);
     ck_assert_uint_eq(t->up.bytes, 100);
     ck_assert_uint_eq(t->down.bytes, PTTH_FRAME_HEADER_LEN);
-    ptth_tunnel_on_joint_end(t, true, NULL);
+    ptth_tunnel_on_joint_end(t, true, false, NULL);
     ck_assert_int_eq(last_reason, PTTH_END_FIN);
     ck_assert(joins[0].closed && !joins[0].reset);
 }
@@ -341,7 +341,7 @@ START_TEST(joint_broken_ends_with_reset)
     ptth_rq *c;
     ptth_tunnel *t = connect_to("foo", "ssh", &c, true);
     ptth_tunnel_on_accept(t, rq_new(), true);
-    ptth_tunnel_on_joint_end(t, false, "server leg: reset");
+    ptth_tunnel_on_joint_end(t, false, false, "server leg: reset");
     ck_assert_int_eq(last_reason, PTTH_END_RST);
     ck_assert_str_eq(last_detail, "server leg: reset");
     ck_assert(joins[0].closed && joins[0].reset);

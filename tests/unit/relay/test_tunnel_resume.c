@@ -77,7 +77,7 @@ START_TEST(tokens_only_when_both_asked_and_grace_on)
     ck_assert(!t2->resumable);
     ck_assert_ptr_null(hdr(c, "ptth-resume"));
     ck_assert_ptr_null(hdr(a, "ptth-resume"));
-    ptth_tunnel_on_joint_end(t2, false, "client leg: reset");
+    ptth_tunnel_on_joint_end(t2, false, false, "client leg: reset");
     ck_assert_int_eq(last_reason, PTTH_END_RST);
     ptth_tunnel *t3 = joined(BOTH, PTTH_ASK_UPGRADE, &c, &a);
     ck_assert(!t3->resumable);
@@ -92,6 +92,23 @@ START_TEST(tokens_only_when_both_asked_and_grace_on)
 }
 END_TEST
 
+/* A reset after the other leg's clean end of stream is an end (a
+ * terminator that aborted after its RST frame, or died, closed cleanly
+ * first): reason rst at once, no suspension. */
+START_TEST(reset_after_a_clean_end_of_stream_ends_the_tunnel)
+{
+    cfg.resume_grace = 30;
+    ptth_rq *c, *a;
+    ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
+    ptth_tunnel_on_joint_end(t, false, true, "server's connection was reset");
+    ck_assert_int_eq(ends, 1);
+    ck_assert_int_eq(last_reason, PTTH_END_RST);
+    ck_assert_uint_eq(core.nsuspended, 0);
+    ck_assert_uint_eq(core.stats.tunnels_suspended, 0);
+    ck_assert_int_eq(armed_of(PTTH_TIMER_RESUME), 0);
+}
+END_TEST
+
 START_TEST(broken_leg_suspends_clean_end_is_fin)
 {
     cfg.resume_grace = 30;
@@ -99,7 +116,7 @@ START_TEST(broken_leg_suspends_clean_end_is_fin)
     ptth_rq *c, *a;
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
     ck_assert_int_eq(armed_of(PTTH_TIMER_IDLE), 1);
-    ptth_tunnel_on_joint_end(t, false, "server leg: reset");
+    ptth_tunnel_on_joint_end(t, false, false, "server leg: reset");
     ck_assert_int_eq(t->state, PTTH_TUNNEL_SUSPENDED);
     ck_assert_int_eq(ends, 0);
     ck_assert(joins[0].closed && joins[0].reset); /* the other leg gets a reset */
@@ -119,7 +136,7 @@ START_TEST(broken_leg_suspends_clean_end_is_fin)
     ck_assert_int_eq(t->state, PTTH_TUNNEL_SUSPENDED);
 
     ptth_tunnel *t2 = joined(BOTH, BOTH, &c, &a);
-    ptth_tunnel_on_joint_end(t2, true, NULL);
+    ptth_tunnel_on_joint_end(t2, true, false, NULL);
     ck_assert_int_eq(ends, 1);
     ck_assert_int_eq(last_reason, PTTH_END_FIN);
     ck_assert(joins[1].closed && !joins[1].reset);
@@ -135,10 +152,10 @@ START_TEST(both_resumes_join_again)
     snprintf(id, sizeof(id), "%s", t->id);
     ptth_tunnel_on_moved(t, true, 1000);
     ptth_tunnel_on_moved(t, false, 500);
-    ptth_tunnel_on_joint_end(t, false, "client leg: reset");
+    ptth_tunnel_on_joint_end(t, false, false, "client leg: reset");
 
     ptth_rq *rc = resume(id, false, 400, 900); /* the client received 400, sent 900 */
-    ck_assert_int_eq(rc->status, 0);            /* held */
+    ck_assert_int_eq(rc->status, 0);           /* held */
     ck_assert_ptr_nonnull(t->resume[0]);
     ck_assert_int_eq(njoins, 1);
     ptth_rq *rs = resume(id, true, 850, 480); /* the server received 850, sent 480 */
@@ -174,7 +191,7 @@ START_TEST(both_resumes_join_again)
     ck_assert_uint_eq(t->up.bytes, 1010);
     ck_assert_uint_eq(t->down.bytes, 500);
     /* and it can break and resume again */
-    ptth_tunnel_on_joint_end(t, false, "server leg: reset");
+    ptth_tunnel_on_joint_end(t, false, false, "server leg: reset");
     ck_assert_int_eq(t->state, PTTH_TUNNEL_SUSPENDED);
     ck_assert(joins[1].closed && joins[1].reset);
 }
@@ -185,7 +202,7 @@ START_TEST(nonsense_counts_replay_zero)
     cfg.resume_grace = 30;
     ptth_rq *c, *a;
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
-    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_tunnel_on_joint_end(t, false, false, "x");
     ptth_rq *rc = resume(t->id, false, 10, 5);
     ptth_rq *rs = resume(t->id, true, 100, 3);
     ck_assert_int_eq(rc->status, 101);
@@ -214,7 +231,7 @@ START_TEST(second_resume_of_a_side_supersedes)
     cfg.resume_grace = 30;
     ptth_rq *c, *a;
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
-    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_tunnel_on_joint_end(t, false, false, "x");
     ptth_rq *r1 = resume(t->id, false, 0, 0);
     ptth_rq *r2 = resume(t->id, false, 0, 0);
     ck_assert_int_eq(r1->status, 409);
@@ -232,7 +249,7 @@ START_TEST(held_resume_gone_is_dropped)
     cfg.resume_grace = 30;
     ptth_rq *c, *a;
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
-    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_tunnel_on_joint_end(t, false, false, "x");
     ptth_rq *r1 = resume(t->id, false, 0, 0);
     rq_gone(r1);
     ck_assert_ptr_null(t->resume[0]);
@@ -256,7 +273,7 @@ START_TEST(grace_runs_out)
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
     char id[PTTH_ID_LEN + 1];
     snprintf(id, sizeof(id), "%s", t->id);
-    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_tunnel_on_joint_end(t, false, false, "x");
     ptth_rq *rc = resume(id, false, 0, 0);
     ck_assert_int_eq(fire(PTTH_TIMER_RESUME), 1);
     ck_assert_int_eq(rc->status, 404);
@@ -282,7 +299,7 @@ START_TEST(ended_by_fin_is_remembered)
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
     char id[PTTH_ID_LEN + 1];
     snprintf(id, sizeof(id), "%s", t->id);
-    ptth_tunnel_on_joint_end(t, true, NULL);
+    ptth_tunnel_on_joint_end(t, true, false, NULL);
     ptth_rq *r = resume(id, false, 0, 0);
     ck_assert_int_eq(r->status, 404);
     ck_assert_uint_eq(core.stats.resume_refused[PTTH_REFUSED_ENDED], 1);
@@ -310,7 +327,7 @@ START_TEST(unknown_id_is_a_tunnel_from_before)
     ck_assert_int_eq(rs->status, 101);
     ck_assert_int_eq(t->state, PTTH_TUNNEL_JOINED);
     ck_assert_str_eq(t->addr, "198.51.100.1:6000"); /* the client side's address, now known */
-    ptth_tunnel_on_joint_end(t, true, NULL);
+    ptth_tunnel_on_joint_end(t, true, false, NULL);
     ck_assert_int_eq(last_reason, PTTH_END_FIN);
 }
 END_TEST
@@ -381,7 +398,7 @@ START_TEST(shutdown_ends_suspended_tunnels)
     cfg.resume_grace = 30;
     ptth_rq *c, *a;
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
-    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_tunnel_on_joint_end(t, false, false, "x");
     ptth_rq *r = resume(t->id, true, 0, 0);
     ptth_tunnel_end_all(&core);
     ck_assert_int_eq(r->status, 503);
@@ -398,11 +415,11 @@ START_TEST(close_while_suspended_answers_the_held_resume)
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
     char id[PTTH_ID_LEN + 1];
     snprintf(id, sizeof(id), "%s", t->id);
-    ptth_tunnel_on_joint_end(t, false, "x");
+    ptth_tunnel_on_joint_end(t, false, false, "x");
     ptth_rq *r = resume(id, false, 0, 0);
     ptth_tunnel_end(t, PTTH_END_RST, "closed by server");
     ck_assert_int_eq(r->status, 404);
-    ck_assert_str_eq(r->body, "tunnel closed\n");
+    ck_assert_str_eq(r->body, "closed by server\n"); /* the other side learns why */
     ck_assert_int_eq(last_reason, PTTH_END_RST);
     ck_assert_int_eq(armed_of(PTTH_TIMER_RESUME), 0);
     ck_assert_uint_eq(core.nsuspended, 0);
@@ -417,7 +434,7 @@ START_TEST(ended_ids_are_bounded)
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
     char first[PTTH_ID_LEN + 1];
     snprintf(first, sizeof(first), "%s", t->id);
-    ptth_tunnel_on_joint_end(t, true, NULL);
+    ptth_tunnel_on_joint_end(t, true, false, NULL);
     ck_assert(ptth_tunnel_ended_recently(&core, first));
     /* PTTH_ENDED_MAX later ends overwrite the oldest: the ring stays its size */
     for (size_t i = 0; i < PTTH_ENDED_MAX; i++) {
@@ -440,6 +457,7 @@ ptth_test_suite(void)
     tcase_add_checked_fixture(tc, tunnel_fake_setup, tunnel_fake_teardown);
     tcase_add_test(tc, tokens_only_when_both_asked_and_grace_on);
     tcase_add_test(tc, broken_leg_suspends_clean_end_is_fin);
+    tcase_add_test(tc, reset_after_a_clean_end_of_stream_ends_the_tunnel);
     tcase_add_test(tc, both_resumes_join_again);
     tcase_add_test(tc, nonsense_counts_replay_zero);
     tcase_add_test(tc, resume_of_a_joined_tunnel_breaks_it);
