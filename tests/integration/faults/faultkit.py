@@ -86,6 +86,7 @@ class TcpProxy:
         self.lock = threading.Lock()
         self.closing = False
         self.accepted = 0
+        self.resetting = []  # sockets being reset: their copiers send no FIN
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -120,6 +121,8 @@ class TcpProxy:
                 if not b:
                     break
                 dst.sendall(b)
+            if any(x is src or x is dst for x in self.resetting):
+                return  # woken by _reset's shutdown: no FIN, the reset follows
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             # one side was reset (or cut): reset the other too, as a proxy
@@ -133,8 +136,8 @@ class TcpProxy:
             pair = self.socks[2 * index:2 * index + 2]
         self._reset(pair)
 
-    @staticmethod
-    def _reset(socks):
+    def _reset(self, socks):
+        self.resetting.extend(socks)  # kept (not their ids: an id is reused once its object is gone)
         for x in socks:
             try:
                 x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -158,14 +161,7 @@ class TcpProxy:
         self.closing = True
         with self.lock:
             socks, self.socks = self.socks, []
-        for x in socks:
-            try:
-                x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                x.shutdown(socket.SHUT_RD)  # wakes the copying thread without a FIN
-            except OSError:
-                pass
-        for x in socks:
-            x.close()
+        self._reset(socks)
         self.close()
 
     def close(self):

@@ -146,7 +146,8 @@ def start(ctx, args=()):
     relay = FakeRelay()
     ctx.cleanups.append(relay.close)
     key = ctx.key("client")
-    proxy = ctx.proxy(relay.url, key, server="foo", port="ssh", args=["--data-path", "upgrade", "--log-level", "debug"] + list(args))
+    proxy = ctx.proxy(relay.url, key, server="foo", port="ssh", args=["--data-path", "upgrade", "--log-level", "debug"] +
+                      ([] if "--resume-buffer" in args else ["--resume-buffer", "4194304"]) + list(args))
     return relay, key, proxy
 
 
@@ -457,7 +458,7 @@ def udp_session_resumes_as_udp(ctx):
     relay = FakeRelay()
     ctx.cleanups.append(relay.close)
     key = ctx.key("client")
-    proxy = ctx.proxy(relay.url, key, server="foo", port="dns", args=["--udp", "--data-path", "upgrade"])
+    proxy = ctx.proxy(relay.url, key, server="foo", port="dns", args=["--udp", "--data-path", "upgrade", "--resume-buffer", "4194304"])
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     ctx.cleanups.append(u.close)
     u.sendto(b"query-1", ("127.0.0.1", proxy.port))
@@ -564,7 +565,7 @@ def server_side_resume(ctx):
     ctx.cleanups.append(echo.close)
     key = ctx.key("server")
     server = ctx.server(relay.url, "foo", key, ["ssh=127.0.0.1:%d" % echo.port],
-                        args=["--data-path", "upgrade", "--log-level", "debug"])
+                        args=["--data-path", "upgrade", "--log-level", "debug", "--resume-buffer", "4194304"])
     leg = relay.leg()
     assert leg.request_line == "POST /v1/servers/foo/conns/%s/accept HTTP/1.1" % CONN, leg.request_line
     assert leg.headers.get("ptth-resumable") == "1", leg.head
