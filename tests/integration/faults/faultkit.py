@@ -69,6 +69,27 @@ def healthz(port):
         c.close()
 
 
+def closed_within(socks, within, reset=False):
+    """Waits for every socket to be closed by the peer; returns the seconds
+    the last one took. reset: each must end with a reset (ECONNRESET), not a
+    clean end of stream, since its tunnel broke."""
+    started = time.monotonic()
+    for s in socks:
+        s.settimeout(max(0.1, within - (time.monotonic() - started)))
+        how = None
+        try:
+            while how is None:
+                if not s.recv(65536):
+                    how = "eof"
+        except ConnectionResetError:
+            how = "reset"
+        except socket.timeout:
+            raise AssertionError("connection still open after %.0fs" % within)
+        s.close()
+        assert how == "reset" or not reset, "the local connection of a broken tunnel ended with a clean EOF"
+    return time.monotonic() - started
+
+
 class TcpProxy:
     """A loopback TCP proxy to 127.0.0.1:target: each accepted connection is
     copied both ways by two threads. cut() resets every connection it carries

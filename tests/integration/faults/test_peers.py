@@ -8,7 +8,6 @@ again quickly."""
 
 import os
 import re
-import socket
 import sys
 import time
 
@@ -34,27 +33,6 @@ def open_tunnels(port, n):
         assert pt.recv_exactly(s, len(b"ping %d" % i)) == b"ping %d" % i
         socks.append(s)
     return socks
-
-
-def closed_within(socks, within, reset=False):
-    """Waits for every socket to be closed by the peer; returns the seconds
-    the last one took. reset: each must end with a reset (ECONNRESET), not a
-    clean end of stream, since its tunnel broke."""
-    started = time.monotonic()
-    for s in socks:
-        s.settimeout(max(0.1, within - (time.monotonic() - started)))
-        how = None
-        try:
-            while how is None:
-                if not s.recv(65536):
-                    how = "eof"
-        except ConnectionResetError:
-            how = "reset"
-        except socket.timeout:
-            raise AssertionError("connection still open after %.0fs" % within)
-        s.close()
-        assert how == "reset" or not reset, "the local connection of a broken tunnel ended with a clean EOF"
-    return time.monotonic() - started
 
 
 def world_with_admin(ctx, ports, relay_args=(), server_relay_url=None, start_server=True):
@@ -158,7 +136,7 @@ def kill9_server_ends_tunnels_and_restart_is_reachable(ctx):
     socks = open_tunnels(px.port, 5)
     assert open_tunnel_count(w) == 5
     w.server.kill9()
-    took = closed_within(socks, 15, reset=True)
+    took = fk.closed_within(socks, 15, reset=True)
     assert took < 15, took
     fk.wait_until("relay forgets the tunnels", lambda: open_tunnel_count(w) == 0, timeout=5)
     assert w.relay.count(r"event=tunnel_end [^\n]*reason=rst") == 5
@@ -201,13 +179,13 @@ def cut_test(ctx, side):
     mid.cut()
     if side == "server":
         # the client's local connections are reset (RST via the relay)
-        took = closed_within(socks, 10, reset=True)
+        took = fk.closed_within(socks, 10, reset=True)
         fk.wait_until("backends closed", lambda: len(echo.results) == 3, timeout=10)
     else:
         # the backends see the end; the client's connections are closed by its proxy
         fk.wait_until("backends closed", lambda: len(echo.results) == 3, timeout=10)
         took = time.monotonic() - started
-        closed_within(socks, 10)
+        fk.closed_within(socks, 10)
     fk.wait_until("relay forgets the tunnels", lambda: open_tunnel_count(w) == 0, timeout=10)
     assert w.relay.count(r"event=tunnel_end [^\n]*reason=rst") == 3, w.relay.log()
     # the terminators log the end, and nothing stays open at the relay

@@ -272,17 +272,7 @@ def past_the_grace_both_local_ends_are_reset(ctx):
     s = pt.connect(px.port)
     kit.round_trip(s, b"before")
     w.relay.kill9()
-    started = time.monotonic()
-    s.settimeout(15)
-    how = None
-    try:
-        while how is None:
-            if not s.recv(65536):
-                how = "eof"
-    except ConnectionResetError:
-        how = "reset"
-    took = time.monotonic() - started
-    assert how == "reset", "the client's connection ended with a clean EOF"
+    took = fk.closed_within([s], 15, reset=True)
     assert 1.5 <= took <= 8, "the client's connection was reset %.2fs after the relay died (grace 2 s)" % took
     pt.wait_until("the backend's connection ends", lambda: ends, timeout=10)
     assert ends == ["reset"], ends
