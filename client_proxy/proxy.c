@@ -144,10 +144,13 @@ on_tunnel_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
     else
         ptth_tm_relay_failure(m, res->status);
     if (res->established) {
+        char resumes[32] = "";
+        if (res->resumes >= 0)
+            snprintf(resumes, sizeof(resumes), " resumes=%d", res->resumes);
         ptth_log_info("event=tunnel_end conn=%s server=%s port=%s peer=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
-                      " duration_ms=%lld reason=%s",
+                      " duration_ms=%lld reason=%s%s",
                       ptth_bridge_conn(b), t->server, t->port, t->peer, res->bytes_to_relay, res->bytes_from_relay,
-                      res->duration_ms, q);
+                      res->duration_ms, q, resumes);
     } else if (res->status != 0) {
         long ra = res->retry_after;
         if ((res->status == 503 || res->status == 429) && ra > 0 && fw != NULL) {

@@ -214,6 +214,7 @@ finish(ptth_bridge *b)
         .bytes_to_relay = b->bytes_to_relay,
         .bytes_from_relay = b->bytes_from_relay,
         .duration_ms = ptth_loop_now(b->loop) - b->started_ms,
+        .resumes = ptth_bridge_resumable(b) ? (int)b->rs.resumes : -1,
     };
     b->on_end(b, &res, b->data);
     destroy(b);
@@ -304,6 +305,7 @@ write_out(ptth_bridge *b)
             return (int)n;
         }
         b->out_off += (size_t)n;
+        ptth_bridge_resume_delivered(b, (size_t)n);
     }
     b->out_off = b->out_len = 0;
     b->out_blocked = false;
@@ -316,6 +318,7 @@ shut_local_write(ptth_bridge *b)
     if (b->from_relay == FROM_RELAY_SHUT || b->local_closed)
         return;
     b->from_relay = FROM_RELAY_SHUT;
+    ptth_bridge_resume_delivered_fin(b);
     if (!b->same_fd)
         ptth_watch_stop(&b->wwatch);
     int rc = b->local.ops->shutdown_write(b->local.ctx);
@@ -367,8 +370,10 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
 {
     if (b->state != ST_OPEN || b->failed)
         return len; /* ending: nothing more goes to the local end */
-    if (b->out_blocked) {
-        /* the local end is full: keep at most what waits now */
+    if (b->out_blocked && b->path == PATH_CHUNKS) {
+        /* the local end is full: keep at most what waits now (a leg is
+         * read past a full local end only on purpose, and its bytes are
+         * taken: ptth_bridge_resume_overfill()) */
         b->stream_paused = true;
         return PTTH_REQ_PAUSE;
     }
@@ -381,7 +386,8 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
             break;
         case PTTH_FRAME_EV_DATA: {
             b->bytes_from_relay += ev.len;
-            ptth_bridge_resume_received(b, ev.len, false);
+            if (!ptth_bridge_resume_decoded(b, ev.len))
+                return len;
             int rc = out_append(b, ev.data, ev.len);
             if (rc != 0) {
                 ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
@@ -392,7 +398,6 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
         case PTTH_FRAME_EV_FIN:
             if (b->from_relay == FROM_RELAY_OPEN)
                 b->from_relay = FROM_RELAY_FIN;
-            ptth_bridge_resume_received(b, 0, true);
             break;
         case PTTH_FRAME_EV_RST:
             ptth_bridge_fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
@@ -400,7 +405,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
         case PTTH_FRAME_EV_PING:
             break;
         case PTTH_FRAME_EV_ACK: /* refused on a tunnel that is not resumable */
-            if (!ptth_bridge_resume_on_ack(b, ev.value))
+            if (!ptth_bridge_resume_on_ack(b, ev.value, ev.window))
                 return len;
             break;
         case PTTH_FRAME_EV_ERROR:
@@ -410,7 +415,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
         if (ev.type == PTTH_FRAME_EV_NEED_MORE)
             break;
     }
-    if (out_pending(b) && (flush_now || b->out_len - b->out_off >= OUT_FLUSH_AT)) {
+    if (out_pending(b) && !b->out_blocked && (flush_now || b->out_len - b->out_off >= OUT_FLUSH_AT)) {
         int rc = write_out(b);
         if (rc != 0 && rc != -EAGAIN) {
             ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
@@ -498,6 +503,10 @@ flush_out(ptth_bridge *b)
     }
     if (b->from_relay != FROM_RELAY_OPEN)
         shut_local_write(b);
+    if (b->path == PATH_UPGRADE)
+        ptth_bridge_leg_flush_ack(b); /* resumable: what was delivered may be due an ACK */
+    if (b->failed)
+        return;
     if (b->stream_paused) {
         b->stream_paused = false;
         /* may deliver more right away (ptth_bridge_feed) */
@@ -507,6 +516,20 @@ flush_out(ptth_bridge *b)
             ptth_bridge_leg_resume(b);
     }
     ptth_bridge_schedule(b);
+}
+
+size_t
+ptth_bridge_drop_undelivered(ptth_bridge *b)
+{
+    size_t dropped = b->out_len - b->out_off;
+    b->out_off = b->out_len = 0;
+    b->out_blocked = false;
+    b->stream_paused = false;
+    b->bytes_from_relay -= dropped;
+    if (b->from_relay == FROM_RELAY_FIN)
+        b->from_relay = FROM_RELAY_OPEN; /* not passed on: it comes again after the resume */
+    ptth_bridge_update_watches(b);
+    return dropped;
 }
 
 /* The end of the round in which DATA arrived: write it (never later, so

@@ -112,6 +112,7 @@ typedef struct ptth_bridge_result {
     uint64_t bytes_to_relay;   /* read from the local end and acknowledged */
     uint64_t bytes_from_relay; /* received from the relay for the local end */
     long long duration_ms;     /* since ptth_bridge_start() */
+    int resumes;               /* -1: the tunnel was not resumable; else how many times it resumed */
 } ptth_bridge_result;
 
 typedef void (*ptth_bridge_end_cb)(ptth_bridge *b, const ptth_bridge_result *res, void *data);

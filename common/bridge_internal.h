@@ -17,7 +17,8 @@
  * A tunnel on PATH_UPGRADE may be resumable (bridge_resume.c,
  * docs/protocol.md "Resumable tunnels"): its resume sub-state (bridge_resume_state)
  * says whether a leg carries it now; the main state stays ST_OPEN while it
- * resumes, so that the local end keeps being written.
+ * resumes (the local end stays open, neither read nor written: what was
+ * decoded and not delivered is dropped at the loss, the peer sends it again).
  */
 #ifndef PTTH_BRIDGE_INTERNAL_H
 #define PTTH_BRIDGE_INTERNAL_H
@@ -86,8 +87,10 @@ struct bridge_resume {
     char token[PTTH_LEG_TOKEN_MAX];  /* PTTH-Resume of the last 101: a secret, never logged */
     long grace_ms;                   /* PTTH-Resume-Grace */
     ptth_resume_buf buf;             /* DATA sent and not acknowledged; buf.sent counts every DATA byte sent */
-    uint64_t received;               /* positions decoded: DATA bytes, +1 for the peer's FIN */
+    uint64_t received;               /* positions delivered: DATA bytes written to the local end, +1 once the peer's FIN shut its write side */
+    size_t undelivered;              /* DATA bytes decoded and not written yet (in `out`): at most `capacity`, our receive window */
     uint64_t peer_acked;             /* the peer's last ACK (or PTTH-Peer-Received) */
+    size_t peer_window;              /* the peer's receive window (its last ACK; PTTH_RESUME_BUFFER_MIN before one came) */
     uint64_t ack_sent;               /* our last ACK (or what our resume told the peer) */
     bool ack_fin;                    /* the peer's FIN was decoded: ACK at once */
     bool ack_beat;                   /* a heartbeat found something unacknowledged: ACK */
@@ -202,6 +205,11 @@ ssize_t ptth_bridge_read_local_into(ptth_bridge *b, size_t at, size_t room, uint
  * bytes are to be offered again once ptth_bridge_leg_resume() or
  * ptth_req_resume() is called). */
 size_t ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now);
+/* A resumable tunnel lost its leg: the DATA decoded and not written to the
+ * local end yet is dropped (the peer sends it again from our `received`),
+ * and with it a FIN that was decoded but not passed on. Returns the DATA
+ * bytes dropped. */
+size_t ptth_bridge_drop_undelivered(ptth_bridge *b);
 /* The framed-stream request (connect/accept) answered 2xx with these
  * fields: the tunnel opens. false when that failed (recorded). */
 bool ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk);
@@ -219,6 +227,9 @@ bool ptth_bridge_leg_reading_wanted(const ptth_bridge *b);
 void ptth_bridge_leg_read_local(ptth_bridge *b);
 /* The local end drained: read the leg again (PATH_HYBRID, PATH_UPGRADE). */
 void ptth_bridge_leg_resume(ptth_bridge *b);
+/* Bytes were delivered to the local end: the ACK that became due goes
+ * out now unless a frame is being written (it follows that one). */
+void ptth_bridge_leg_flush_ack(ptth_bridge *b);
 /* PATH_UPGRADE: true once both FINs went through. */
 bool ptth_bridge_leg_done(const ptth_bridge *b);
 /* Ends the leg: after a failure with an RST frame first (best effort), then
@@ -249,22 +260,30 @@ bool ptth_bridge_resumable(const ptth_bridge *b);
 /* A leg carries the tunnel (RS_OFF or RS_LIVE). */
 bool ptth_bridge_resume_live(const ptth_bridge *b);
 /* How many bytes one read of the local end may take now: SIZE_MAX when not
- * resumable; 0 while resuming, replaying, or the resume buffer is full. */
+ * resumable; 0 while resuming, replaying, or when the resume buffer or the
+ * peer's window is full. */
 size_t ptth_bridge_resume_read_room(const ptth_bridge *b);
-/* true when the leg is to be read although the local end is full: our
- * resume buffer is full (the peer's ACKs are behind its DATA on the leg)
- * and less than a buffer's worth waits for the local end. */
+/* true when the leg is to be read although the local end is full: we may
+ * send nothing more (buffer or window full) until the peer's next ACK,
+ * which comes on the leg behind its DATA. The peer sends at most our
+ * window past what we delivered, so what this reads is bounded by it. */
 bool ptth_bridge_resume_overfill(const ptth_bridge *b);
 /* n DATA bytes at p were framed: kept in the resume buffer. false when that
  * failed (recorded). */
 bool ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n);
-/* The decoder gave n DATA bytes, or the FIN. */
-void ptth_bridge_resume_received(ptth_bridge *b, size_t n, bool fin);
+/* The decoder gave n DATA bytes: false when they overrun our receive
+ * window (a protocol error, recorded). */
+bool ptth_bridge_resume_decoded(ptth_bridge *b, size_t n);
+/* n decoded DATA bytes were written to the local end. Counting only: safe
+ * inside libcurl. */
+void ptth_bridge_resume_delivered(ptth_bridge *b, size_t n);
+/* The peer's FIN was passed on (the local end's write side shut). */
+void ptth_bridge_resume_delivered_fin(ptth_bridge *b);
 /* The decoder gave an ACK frame: false when it is a protocol error (recorded). */
-bool ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value);
-/* An ACK frame is due (128 KiB more received since the last one, the
- * peer's FIN, or a heartbeat found something unacknowledged); then
- * ack_frame() writes it and records it as sent. */
+bool ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value, uint32_t window);
+/* An ACK frame is due (128 KiB more delivered since the last one, the
+ * peer's FIN delivered, or a heartbeat found something unacknowledged);
+ * then ack_frame() writes it and records it as sent. */
 bool ptth_bridge_resume_ack_due(const ptth_bridge *b);
 void ptth_bridge_resume_ack_frame(ptth_bridge *b, uint8_t out[PTTH_FRAME_ACK_LEN]);
 /* A heartbeat: ACK when anything is unacknowledged. */

@@ -272,9 +272,8 @@ on_leg_readable(ptth_leg *leg)
              * even when the local end is full now: over TLS it may not be
              * read a second time */
             (void)ptth_bridge_feed(b, leg_rbuf, got, true);
-            /* resumable: ACK what came, when due (once per read) */
-            if (ptth_bridge_resume_ack_due(b) && !up_pending(b))
-                flush_up(b);
+            /* resumable: ACK what was delivered, when due (once per read) */
+            ptth_bridge_leg_flush_ack(b);
             if (!b->leg_open || b->failed)
                 return;
         }
@@ -306,6 +305,13 @@ void
 ptth_bridge_leg_resume(ptth_bridge *b)
 {
     leg_want(b);
+}
+
+void
+ptth_bridge_leg_flush_ack(ptth_bridge *b)
+{
+    if (b->leg_open && !b->failed && !up_pending(b) && ptth_bridge_resume_ack_due(b))
+        flush_up(b);
 }
 
 /* ---- local -> relay ---- */

@@ -7,16 +7,27 @@
  * resumable. From then on:
  *   - positions: `sent` is every DATA byte framed (the resume buffer's
  *     `sent`) plus 1 once our FIN is framed; `received` every DATA byte
- *     decoded plus 1 for the peer's FIN;
+ *     written to the local end plus 1 once the peer's FIN was passed on;
  *   - what we send stays in the resume buffer until the peer's ACK frame
- *     covers it; a full buffer stops reading the local end;
- *   - we ACK when 128 KiB more were received since our last ACK (checked
- *     after each read of the leg), at once on the peer's FIN, and at a
+ *     covers it; a full buffer stops reading the local end, and so does a
+ *     full window: we send at most the peer's window (in its ACKs) past
+ *     its last ACK;
+ *   - flow control without a stall: the peer's ACKs come on the leg behind
+ *     its DATA, so while we may send nothing more we read the leg even
+ *     when the local end is full (the bytes wait in memory). Because ACKs
+ *     count delivered bytes and the peer keeps to our window, what waits
+ *     is at most our window (`capacity`; more is a protocol error), and an
+ *     ACK the peer wrote is always within reach;
+ *   - we ACK, with our window, when 128 KiB more were delivered since our
+ *     last ACK (checked after each read of the leg and each write to the
+ *     local end), at once when the peer's FIN was passed on, and at a
  *     heartbeat when anything is unacknowledged;
  *   - the clean close waits for the ACK of our FIN (bridge_leg.c asks
  *     ptth_bridge_resume_settled()).
  * When the leg fails or ends before that, the local end stays open but is
- * not read, the leg is reset, and resume requests go out on new legs: at
+ * neither read nor written (what was decoded and not delivered is dropped:
+ * `received` is what the resume request tells), the leg is reset, and
+ * resume requests go out on new legs: at
  * once, then after 0.1, 0.2, 0.4 ... at most 2 s, until PTTH-Resume-Grace
  * seconds after the loss (then reason resume_timeout, the local end reset).
  * A 101 gives the peer's counts: we drop what it received, write the rest
@@ -98,6 +109,7 @@ ptth_bridge_resume_init(ptth_bridge *b, const ptth_bridge_config *cfg)
      * old enough not to send PTTH-Client does not resume either) */
     bool can = rs->port[0] != '\0' && (client_side(b) || rs->client[0] != '\0');
     rs->capacity = can ? cfg->resume_buffer : 0;
+    rs->peer_window = PTTH_RESUME_BUFFER_MIN; /* the least a peer can have, until its first ACK says */
     ptth_resume_buf_init(&rs->buf, rs->capacity);
 }
 
@@ -138,6 +150,16 @@ replaying(const ptth_bridge *b)
     return b->rs.replay_pos < b->rs.buf.sent || b->rs.replay_fin;
 }
 
+/* What we may send now: the room in our buffer and in the peer's window. */
+static size_t
+send_room(const struct bridge_resume *rs)
+{
+    size_t held = ptth_resume_buf_held(&rs->buf);
+    size_t window = held < rs->peer_window ? rs->peer_window - held : 0;
+    size_t room = ptth_resume_buf_room(&rs->buf);
+    return room < window ? room : window;
+}
+
 size_t
 ptth_bridge_resume_read_room(const ptth_bridge *b)
 {
@@ -145,24 +167,21 @@ ptth_bridge_resume_read_room(const ptth_bridge *b)
         return SIZE_MAX;
     if (b->rs.state != RS_LIVE || replaying(b))
         return 0; /* resuming: the local end's bytes wait in its socket */
-    return ptth_resume_buf_room(&b->rs.buf);
+    return send_room(&b->rs);
 }
 
 /* Why the leg is read past a full local end here: the peer's ACK frames
- * come on the leg behind its DATA. When our buffer is full we stop reading
- * our local end; if that local end also stops reading us (an echo, or any
- * program that writes only while it is read), the DATA in front of the
- * peer's next ACK never leaves the leg unless we take it into memory, and
- * the tunnel would stall for good. The peer has at most its resume buffer
- * unacknowledged, so reading up to as much (the same default) is enough to
- * reach an ACK that it wrote. */
+ * come on the leg behind its DATA. When we may send nothing more we stop
+ * reading our local end; if that local end also stops reading us (an
+ * echo, or any program that writes only while it is read), the DATA in
+ * front of the peer's next ACK never leaves the leg unless we take it into
+ * memory, and the tunnel would stall for good. The peer's ACKs count what
+ * it delivered and it keeps to our window, so what we take in is bounded
+ * by our window (resume_decoded() enforces it), and the ACK is reached. */
 bool
 ptth_bridge_resume_overfill(const ptth_bridge *b)
 {
-    const struct bridge_resume *rs = &b->rs;
-    if (rs->state != RS_LIVE || ptth_resume_buf_room(&rs->buf) > 0)
-        return false;
-    return b->out_len - b->out_off < rs->buf.capacity;
+    return b->rs.state == RS_LIVE && send_room(&b->rs) == 0;
 }
 
 bool
@@ -177,31 +196,64 @@ ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n)
         return false;
     }
     b->rs.replay_pos = b->rs.buf.sent; /* new bytes are not a replay */
-    if (ptth_resume_buf_room(&b->rs.buf) == 0 && b->out_blocked)
+    if (send_room(&b->rs) == 0 && b->out_blocked)
         ptth_bridge_leg_resume(b); /* full now: read the leg for the peer's ACKs */
     return true;
 }
 
-void
-ptth_bridge_resume_received(ptth_bridge *b, size_t n, bool fin)
+bool
+ptth_bridge_resume_decoded(ptth_bridge *b, size_t n)
 {
-    if (b->rs.state == RS_OFF)
-        return;
-    b->rs.received += n;
-    if (fin) {
-        b->rs.received++;
-        b->rs.ack_fin = true;
+    struct bridge_resume *rs = &b->rs;
+    if (rs->state == RS_OFF)
+        return true;
+    if (n > rs->capacity - rs->undelivered) {
+        ptth_bridge_fail(b, true, "bad frame from relay: DATA past our receive window (%zu bytes undelivered, %zu more, window %zu)",
+                         rs->undelivered, n, rs->capacity);
+        return false;
     }
+    rs->undelivered += n;
+    return true;
+}
+
+void
+ptth_bridge_resume_delivered(ptth_bridge *b, size_t n)
+{
+    struct bridge_resume *rs = &b->rs;
+    if (rs->state == RS_OFF)
+        return;
+    assert(n <= rs->undelivered); /* every byte of `out` was decoded (and counted) first */
+    rs->undelivered -= n;
+    rs->received += n;
+}
+
+void
+ptth_bridge_resume_delivered_fin(ptth_bridge *b)
+{
+    struct bridge_resume *rs = &b->rs;
+    if (rs->state == RS_OFF)
+        return;
+    assert(rs->undelivered == 0);
+    rs->received++;
+    rs->ack_fin = true;
 }
 
 bool
-ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value)
+ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value, uint32_t window)
 {
     struct bridge_resume *rs = &b->rs;
     if (rs->state == RS_OFF) {
         ptth_bridge_fail(b, true, "bad frame from relay: ACK frame on a tunnel that is not resumable");
         return false;
     }
+    if (window < PTTH_RESUME_BUFFER_MIN || window > PTTH_RESUME_BUFFER_MAX) {
+        /* a peer's --resume-buffer is within these; a smaller window could
+         * stop us for good, a larger one is not a buffer anyone has */
+        ptth_bridge_fail(b, true, "bad frame from relay: ACK with a window of %" PRIu32 " bytes (not %u to %u)", window,
+                         PTTH_RESUME_BUFFER_MIN, PTTH_RESUME_BUFFER_MAX);
+        return false;
+    }
+    rs->peer_window = window;
     uint64_t sent = sent_pos(b);
     if (value < rs->peer_acked || value > sent) {
         ptth_bridge_fail(b, true, "bad frame from relay: ACK of position %" PRIu64 " %s %" PRIu64, value,
@@ -236,7 +288,8 @@ ptth_bridge_resume_ack_due(const ptth_bridge *b)
 void
 ptth_bridge_resume_ack_frame(ptth_bridge *b, uint8_t out[PTTH_FRAME_ACK_LEN])
 {
-    ptth_frame_ack(out, b->rs.received);
+    /* capacity is at most PTTH_RESUME_BUFFER_MAX (1 GiB): it fits */
+    ptth_frame_ack(out, b->rs.received, (uint32_t)b->rs.capacity);
     b->rs.ack_sent = b->rs.received;
     b->rs.ack_fin = b->rs.ack_beat = false;
 }
@@ -311,6 +364,14 @@ ptth_bridge_resume_lost(ptth_bridge *b, const char *why)
     ptth_log_debug("event=tunnel_suspended conn=%s sent=%" PRIu64 " received=%" PRIu64 " acked=%" PRIu64 " reason=%s", b->conn,
                    sent_pos(b), rs->received, rs->peer_acked, ptth_log_quote(q, sizeof(q), why));
     ptth_bridge_leg_drop(b);
+    /* what waits for the local end is not written while resuming: the
+     * resume request tells the peer what we delivered, and it sends the
+     * rest again (the local end may take more meanwhile: it would be
+     * written twice) */
+    size_t dropped = ptth_bridge_drop_undelivered(b);
+    assert(dropped == rs->undelivered);
+    (void)dropped;
+    rs->undelivered = 0;
     rs->lost_ms = ptth_loop_now(b->loop);
     rs->attempts = 0;
     rs->delay_ms = 0;

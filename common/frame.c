@@ -2,8 +2,8 @@
  * frame.c: see frame.h. The decoder is a small state machine: collect the
  * 4 header bytes (in any split), validate them, then walk the payload. DATA
  * payload is handed out in place; RST reasons are copied into the decoder
- * (bounded); PING payloads are skipped; the 8 bytes of an ACK are
- * collected (in any split) and yielded as a number.
+ * (bounded); PING payloads are skipped; the 12 bytes of an ACK are
+ * collected (in any split) and yielded as two numbers.
  */
 #include "frame.h"
 
@@ -21,11 +21,13 @@ ptth_frame_header(uint8_t out[PTTH_FRAME_HEADER_LEN], uint8_t type, uint32_t len
 }
 
 void
-ptth_frame_ack(uint8_t out[PTTH_FRAME_ACK_LEN], uint64_t received)
+ptth_frame_ack(uint8_t out[PTTH_FRAME_ACK_LEN], uint64_t received, uint32_t window)
 {
     ptth_frame_header(out, PTTH_FRAME_ACK, PTTH_FRAME_ACK_PAYLOAD);
-    for (int i = 0; i < PTTH_FRAME_ACK_PAYLOAD; i++)
+    for (int i = 0; i < 8; i++)
         out[PTTH_FRAME_HEADER_LEN + i] = (uint8_t)(received >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        out[PTTH_FRAME_HEADER_LEN + 8 + i] = (uint8_t)(window >> (24 - 8 * i));
 }
 
 void
@@ -44,6 +46,7 @@ set_event(ptth_frame_event *ev, ptth_frame_event_type type, const uint8_t *data,
     ev->data = data;
     ev->len = len;
     ev->value = 0;
+    ev->window = 0;
     ev->error = NULL;
 }
 
@@ -86,7 +89,7 @@ start_frame(ptth_frame_decoder *d)
         break;
     case PTTH_FRAME_ACK:
         if (len != PTTH_FRAME_ACK_PAYLOAD)
-            return "ACK frame payload is not 8 bytes";
+            return "ACK frame payload is not 12 bytes";
         break;
     default:
         break;
@@ -169,7 +172,7 @@ ptth_frame_decode(ptth_frame_decoder *d, const uint8_t *in, size_t len, ptth_fra
             set_event(ev, PTTH_FRAME_EV_PING, NULL, 0);
             return used;
         case PTTH_FRAME_ACK: {
-            /* start_frame() checked the length: take <= 8 - ack_have */
+            /* start_frame() checked the length: take <= 12 - ack_have */
             memcpy(d->ack + d->ack_have, in + used, take);
             d->ack_have += take;
             used += take;
@@ -178,10 +181,14 @@ ptth_frame_decode(ptth_frame_decoder *d, const uint8_t *in, size_t len, ptth_fra
                 goto need_more;
             end_frame(d);
             uint64_t v = 0;
-            for (int i = 0; i < PTTH_FRAME_ACK_PAYLOAD; i++)
+            uint32_t w = 0;
+            for (int i = 0; i < 8; i++)
                 v = (v << 8) | d->ack[i];
+            for (int i = 8; i < PTTH_FRAME_ACK_PAYLOAD; i++)
+                w = (w << 8) | d->ack[i];
             set_event(ev, PTTH_FRAME_EV_ACK, NULL, 0);
             ev->value = v;
+            ev->window = w;
             return used;
         }
         default:

@@ -6,7 +6,9 @@
  *   DATA (0) bytes of the stream; FIN (1) sender half-closed, payload empty;
  *   RST (2) tunnel aborted, payload is a UTF-8 reason; PING (3) ignore;
  *   ACK (4) resumable tunnels only (docs/protocol.md "Resumable tunnels"):
- *   payload exactly 8 bytes, big-endian, the sender's `received` position.
+ *   payload exactly 12 bytes, big-endian: the sender's `received` position
+ *   (8 bytes), then its receive window (4 bytes: how many positions past
+ *   that one it takes in).
  *   The decoder decodes ACK frames on any stream; whether one is allowed
  *   there is its user's business (the bridge refuses them on a tunnel that
  *   is not resumable).
@@ -38,15 +40,15 @@ enum {
 #define PTTH_FRAME_HEADER_LEN 4
 #define PTTH_FRAME_MAX_PAYLOAD 0xFFFFFFu
 #define PTTH_FRAME_REASON_MAX 256
-#define PTTH_FRAME_ACK_PAYLOAD 8
+#define PTTH_FRAME_ACK_PAYLOAD 12
 #define PTTH_FRAME_ACK_LEN (PTTH_FRAME_HEADER_LEN + PTTH_FRAME_ACK_PAYLOAD)
 
 /* Writes the header of a frame of type with a payload of len bytes.
  * len must be <= PTTH_FRAME_MAX_PAYLOAD. */
 void ptth_frame_header(uint8_t out[PTTH_FRAME_HEADER_LEN], uint8_t type, uint32_t len);
 
-/* Writes a whole ACK frame carrying the position received. */
-void ptth_frame_ack(uint8_t out[PTTH_FRAME_ACK_LEN], uint64_t received);
+/* Writes a whole ACK frame carrying the position received and the window. */
+void ptth_frame_ack(uint8_t out[PTTH_FRAME_ACK_LEN], uint64_t received, uint32_t window);
 
 typedef enum ptth_frame_event_type {
     PTTH_FRAME_EV_NEED_MORE = 0, /* all input consumed, no event */
@@ -54,7 +56,7 @@ typedef enum ptth_frame_event_type {
     PTTH_FRAME_EV_FIN,
     PTTH_FRAME_EV_RST,  /* data/len: the reason (decoder-owned, valid until next call) */
     PTTH_FRAME_EV_PING, /* payload already skipped */
-    PTTH_FRAME_EV_ACK,  /* value: the position the peer acknowledges */
+    PTTH_FRAME_EV_ACK,  /* value: the position the peer acknowledges; window: its receive window */
     PTTH_FRAME_EV_ERROR /* error: constant string; the stream is unusable */
 } ptth_frame_event_type;
 
@@ -62,7 +64,8 @@ typedef struct ptth_frame_event {
     ptth_frame_event_type type;
     const uint8_t *data;
     size_t len;
-    uint64_t value; /* ACK: the position; else 0 */
+    uint64_t value;  /* ACK: the position; else 0 */
+    uint32_t window; /* ACK: the receive window; else 0 */
     const char *error;
 } ptth_frame_event;
 
@@ -85,7 +88,7 @@ typedef struct ptth_frame_decoder {
 /* max_payload bounds any frame's payload length (0 means PTTH_FRAME_MAX_PAYLOAD).
  * A frame announcing more is an error, as is an unknown type, a FIN with a
  * payload, DATA or a second FIN after FIN, a PING payload above 256 bytes,
- * or an ACK payload of another length than 8 bytes (ACK after FIN is fine:
+ * or an ACK payload of another length than 12 bytes (ACK after FIN is fine:
  * it acknowledges the other direction).
  * PING and RST frames after FIN are fine (the other direction may still be
  * open). An empty DATA frame is accepted and yields no event. */

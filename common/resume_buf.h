@@ -80,7 +80,7 @@ void ptth_resume_buf_clear(ptth_resume_buf *rb);
 /* --resume-buffer of the terminators: 0 (do not ask for resumable tunnels)
  * or PTTH_RESUME_BUFFER_MIN to PTTH_RESUME_BUFFER_MAX bytes, decimal. An
  * option check (options.h): 0, or -1 with the reason in err. */
-#define PTTH_RESUME_BUFFER_DEFAULT "0" /* off until the stall of docs/protocol.md "Resumable tunnels" is fixed */
+#define PTTH_RESUME_BUFFER_DEFAULT "4194304" /* SPEC §9.3 */
 #define PTTH_RESUME_BUFFER_MIN (512u * 1024)
 #define PTTH_RESUME_BUFFER_MAX (1024u * 1024 * 1024)
 int ptth_resume_buffer_check(const char *value, char *err, size_t errlen);

@@ -232,10 +232,13 @@ on_bridge_end(ptth_bridge *b, const ptth_bridge_result *res, void *data)
         ptth_log_warn("event=accept_failed conn=%s port=%s status=%ld reason=%s", t->conn, t->port, res->status,
                       ptth_log_quote(q, sizeof(q), res->reason));
     } else {
+        char resumes[32] = "";
+        if (res->resumes >= 0)
+            snprintf(resumes, sizeof(resumes), " resumes=%d", res->resumes);
         ptth_log_info("event=tunnel_end conn=%s port=%s client_addr=%s bytes_up=%" PRIu64 " bytes_down=%" PRIu64
-                      " duration_ms=%lld reason=%s",
+                      " duration_ms=%lld reason=%s%s",
                       t->conn, t->port, t->client_addr[0] ? t->client_addr : "-", res->bytes_from_relay, res->bytes_to_relay,
-                      res->duration_ms, ptth_log_quote(q, sizeof(q), res->reason));
+                      res->duration_ms, ptth_log_quote(q, sizeof(q), res->reason), resumes);
     }
     t->bridge = NULL; /* freed by the bridge itself */
     tunnel_unlink_free(t);

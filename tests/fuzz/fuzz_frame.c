@@ -127,7 +127,7 @@ reference(const uint8_t *s, size_t n, uint32_t max_payload, trace *t)
             if (avail == len)
                 trace_add(t, PTTH_FRAME_EV_RST, s + pos, len < PTTH_FRAME_REASON_MAX ? len : PTTH_FRAME_REASON_MAX, "reference");
             break;
-        case PTTH_FRAME_ACK: /* the payload as sent: the 8 big-endian bytes of the value */
+        case PTTH_FRAME_ACK: /* the payload as sent: the 12 big-endian bytes of position and window */
             if (avail == len)
                 trace_add(t, PTTH_FRAME_EV_ACK, s + pos, len, "reference");
             break;
@@ -180,7 +180,7 @@ feed(ptth_frame_decoder *d, const uint8_t *in, size_t len, trace *t, const char 
             if (ev.data != NULL || ev.len != 0)
                 fail("ACK event with a data pointer", pass);
             uint8_t be[PTTH_FRAME_ACK_LEN];
-            ptth_frame_ack(be, ev.value);
+            ptth_frame_ack(be, ev.value, ev.window);
             trace_add(t, ev.type, be + PTTH_FRAME_HEADER_LEN, PTTH_FRAME_ACK_PAYLOAD, pass);
             break;
         }

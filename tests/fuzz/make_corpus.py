@@ -44,10 +44,11 @@ def frame_seeds():
         "long_rst": b"\x00\x0b" + frame(2, b"r" * 300),
         "bad_type": b"\x00\x00" + frame(0, b"ok") + frame(7),
         "data_after_fin": b"\x00\x00" + frame(1) + frame(0, b"late"),
-        "ack": b"\x00\x07" + frame(0, b"abc") + frame(4, (3).to_bytes(8, "big")) + frame(1) + frame(4, (131076).to_bytes(8, "big")),
-        "ack_short": b"\x00\x02" + frame(4, b"\x00" * 7),
-        "ack_long": b"\x00\x03" + frame(4, b"\x00" * 9),
-        "ack_max": b"\x00\x13" + frame(4, b"\xff" * 8) + frame(3),
+        "ack": b"\x00\x07" + frame(0, b"abc") + frame(4, (3).to_bytes(8, "big") + (524288).to_bytes(4, "big")) + frame(1) +
+        frame(4, (131076).to_bytes(8, "big") + (4194304).to_bytes(4, "big")),
+        "ack_short": b"\x00\x02" + frame(4, b"\x00" * 11),
+        "ack_long": b"\x00\x03" + frame(4, b"\x00" * 13),
+        "ack_max": b"\x00\x13" + frame(4, b"\xff" * 12) + frame(3),
     }
 
 

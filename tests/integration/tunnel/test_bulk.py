@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Bulk data through one tunnel: 200 MB each direction at the same time
 (client -> echo backend -> client), compared by SHA-256, and a slow reader
-that makes the tunnel apply backpressure both ways; both again with the
+that makes the tunnel apply backpressure both ways (with resumption on, as
+by default, the ACK frames travel behind DATA that cannot be delivered:
+docs/protocol.md "Resumable tunnels", flow control); both again with the
 relay on HTTPS (64 MB), where the terminators gather TLS records into one
 batch per local write.
 
@@ -33,6 +35,15 @@ def setup(ctx, tls=False):
     return w, w.proxy("echo")
 
 
+def assert_resumable(pline, path):
+    """Resumption is on by default: the upgraded tunnel carried ACK frames
+    and a resume buffer both ways (the chunked path is not resumable)."""
+    if path == "upgrade":
+        assert pline.endswith(" resumes=0"), "the tunnel was not resumable: " + pline
+    else:
+        assert "resumes=" not in pline, pline
+
+
 def bulk_both_ways(ctx, mb, tls):
     w, px = setup(ctx, tls)
     size = mb * 1024 * 1024
@@ -51,6 +62,7 @@ def bulk_both_ways(ctx, mb, tls):
     # the terminators count the payload
     pline = px.wait_for(r"event=tunnel_end [^\n]*").group(0)
     assert "bytes_up=%d" % size in pline and "bytes_down=%d" % size in pline, pline
+    assert_resumable(pline, path)
     print("# %d MB each way%s in %.2fs: %.0f MB/s each way%s" % (mb, " over TLS" if tls else "", secs,
                                                                     mb * 1.048576 / secs,
                                                                     " (sanitizer build)" if kit.sanitized() else ""))
@@ -91,6 +103,7 @@ def slow_reader(ctx, tls):
             time.sleep(0.001)
     s.close()
     assert b"".join(got) == data
+    assert_resumable(px.wait_for(r"event=tunnel_end [^\n]*").group(0), os.environ.get("PTTH_TEST_DATA_PATH") or "upgrade")
 
 
 @t.test

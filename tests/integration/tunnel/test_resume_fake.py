@@ -33,8 +33,9 @@ def frame(ftype, payload=b""):
     return struct.pack(">I", (ftype << 24) | len(payload)) + payload
 
 
-def ack(pos):
-    return frame(ACK, struct.pack(">Q", pos))
+def ack(pos, window=4194304):
+    """An ACK frame: the position received, then the receive window."""
+    return frame(ACK, struct.pack(">QI", pos, window))
 
 
 def pattern(start, n):
@@ -112,8 +113,8 @@ class Leg:
             if f[0] == DATA:
                 data += f[1]
             elif f[0] == ACK:
-                assert len(f[1]) == 8, f
-                acks.append(struct.unpack(">Q", f[1])[0])
+                assert len(f[1]) == 12, f
+                acks.append(struct.unpack(">QI", f[1])[0])
             else:
                 others.append(f)
         return data, acks, others
@@ -179,7 +180,7 @@ def cut_resume_replay_and_clean_end(ctx):
         f = leg.next_frame(5)
         assert f is not None
         if f[0] == ACK:
-            acks.append(struct.unpack(">Q", f[1])[0])
+            acks.append(struct.unpack(">QI", f[1])[0])
     assert 128 * 1024 <= acks[0] <= len(down1), acks
     # acknowledge 100 KiB of what it sent, then 50 KiB more up, then the cut
     leg.send(ack(100 * 1024))
@@ -239,7 +240,7 @@ def cut_resume_replay_and_clean_end(ctx):
     r2.send(frame(FIN))
     received_total = len(down1) + len(down2) + 1
     f = r2.next_frame()
-    assert f == (ACK, struct.pack(">Q", received_total)), (f, received_total)
+    assert f == (ACK, struct.pack(">QI", received_total, 4194304)), (f, received_total)
     # the proxy's FIN is not acknowledged yet: it must keep the connection
     r2.sock.settimeout(0.5)
     try:
@@ -577,7 +578,7 @@ def server_side_resume(ctx):
     while not acks:
         f = leg.next_frame(5)
         if f[0] == ACK:
-            acks.append(struct.unpack(">Q", f[1])[0])
+            acks.append(struct.unpack(">QI", f[1])[0])
     assert acks[-1] >= 128 * 1024, acks
     leg.reset()
     r = relay.leg()

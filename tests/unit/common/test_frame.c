@@ -13,7 +13,8 @@ typedef struct decoded {
     char reason[PTTH_FRAME_REASON_MAX + 1];
     size_t reason_len;
     const char *error;
-    uint64_t acks[8]; /* the values of the first ACK events */
+    uint64_t acks[8];    /* the values of the first ACK events */
+    uint32_t windows[8]; /* and their windows */
     int nacks;
     char order[64]; /* D F R P A E per event, DATA pieces merged */
     size_t norder;
@@ -73,7 +74,7 @@ feed(ptth_frame_decoder *d, const uint8_t *in, size_t len, decoded *out)
             ck_assert_ptr_null(ev.data);
             ck_assert_uint_eq(ev.len, 0);
             if (out->nacks < 8)
-                out->acks[out->nacks] = ev.value;
+                out->acks[out->nacks] = ev.value, out->windows[out->nacks] = ev.window;
             out->nacks++;
             note(out, 'A');
             break;
@@ -436,10 +437,10 @@ END_TEST
 START_TEST(ack_encoding)
 {
     uint8_t f[PTTH_FRAME_ACK_LEN];
-    ptth_frame_ack(f, 0x0102030405060708ULL);
-    ck_assert(memcmp(f, "\x04\x00\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08", PTTH_FRAME_ACK_LEN) == 0);
-    ptth_frame_ack(f, 0);
-    ck_assert(memcmp(f, "\x04\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00", PTTH_FRAME_ACK_LEN) == 0);
+    ptth_frame_ack(f, 0x0102030405060708ULL, 0x090a0b0cU);
+    ck_assert(memcmp(f, "\x04\x00\x00\x0c\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c", PTTH_FRAME_ACK_LEN) == 0);
+    ptth_frame_ack(f, 0, 0);
+    ck_assert(memcmp(f, "\x04\x00\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", PTTH_FRAME_ACK_LEN) == 0);
 }
 END_TEST
 
@@ -450,10 +451,10 @@ START_TEST(ack_decoded_in_every_split)
     uint8_t buf[128];
     size_t n = 0;
     n += put_frame(buf + n, PTTH_FRAME_DATA, "ab", 2);
-    ptth_frame_ack(buf + n, 131072);
+    ptth_frame_ack(buf + n, 131072, 4194304);
     n += PTTH_FRAME_ACK_LEN;
     n += put_frame(buf + n, PTTH_FRAME_FIN, NULL, 0);
-    ptth_frame_ack(buf + n, UINT64_MAX);
+    ptth_frame_ack(buf + n, UINT64_MAX, UINT32_MAX);
     n += PTTH_FRAME_ACK_LEN;
     for (size_t cut1 = 0; cut1 <= n; cut1++) {
         for (size_t cut2 = cut1; cut2 <= n; cut2++) {
@@ -469,6 +470,8 @@ START_TEST(ack_decoded_in_every_split)
             ck_assert_int_eq(r.nacks, 2);
             ck_assert_uint_eq(r.acks[0], 131072);
             ck_assert_uint_eq(r.acks[1], UINT64_MAX);
+            ck_assert_uint_eq(r.windows[0], 4194304);
+            ck_assert_uint_eq(r.windows[1], UINT32_MAX);
         }
     }
 }
@@ -476,7 +479,7 @@ END_TEST
 
 START_TEST(ack_bad_length)
 {
-    static const uint32_t lens[] = {0, 1, 7, 9, 16, 0xFFFFFF};
+    static const uint32_t lens[] = {0, 1, 8, 11, 13, 16, 0xFFFFFF};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         uint8_t buf[PTTH_FRAME_HEADER_LEN + 16] = {0};
         ptth_frame_header(buf, PTTH_FRAME_ACK, lens[i]);
@@ -487,7 +490,7 @@ START_TEST(ack_bad_length)
         feed(&d, buf, sizeof(buf), &r);
         ck_assert_msg(r.error != NULL, "ACK with a payload of %u bytes accepted", lens[i]);
         if (lens[i] != 0xFFFFFF)
-            ck_assert_str_eq(r.error, "ACK frame payload is not 8 bytes");
+            ck_assert_str_eq(r.error, "ACK frame payload is not 12 bytes");
         ck_assert_int_eq(r.nacks, 0);
     }
 }

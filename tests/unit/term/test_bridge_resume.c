@@ -73,6 +73,23 @@ drop(ptth_bridge *b)
     close(peer_fd);
 }
 
+/* n DATA bytes came and went to the local end at once. */
+static void
+deliver(ptth_bridge *b, size_t n)
+{
+    ck_assert(ptth_bridge_resume_decoded(b, n));
+    ptth_bridge_resume_delivered(b, n);
+}
+
+#define WIN (4u << 20) /* the peer's window in our ACKs */
+
+/* Frames into the bridge as if read from the leg. */
+static void
+feed_frames(ptth_bridge *b, const uint8_t *p, size_t len)
+{
+    ck_assert_uint_eq(ptth_bridge_feed(b, p, len, true), len);
+}
+
 static void
 send_bytes(ptth_bridge *b, size_t n, uint8_t seed)
 {
@@ -115,7 +132,7 @@ END_TEST
 START_TEST(ack_on_a_tunnel_not_resumable_is_an_error)
 {
     ptth_bridge *b = make(4 << 20, "upstream", NULL, false);
-    ck_assert(!ptth_bridge_resume_on_ack(b, 0));
+    ck_assert(!ptth_bridge_resume_on_ack(b, 0, WIN));
     ck_assert(b->failed);
     ck_assert_str_eq(b->reason, "bad frame from relay: ACK frame on a tunnel that is not resumable");
     drop(b);
@@ -125,25 +142,29 @@ END_TEST
 START_TEST(ack_rules)
 {
     ptth_bridge *b = make(4 << 20, "upstream", NULL, true);
-    ptth_bridge_resume_received(b, 128 * 1024 - 1, false);
+    /* decoded is not enough: the ACK counts what the local end took */
+    ck_assert(ptth_bridge_resume_decoded(b, 128 * 1024));
     ck_assert(!ptth_bridge_resume_ack_due(b));
-    ptth_bridge_resume_received(b, 1, false);
+    ptth_bridge_resume_delivered(b, 128 * 1024 - 1);
+    ck_assert(!ptth_bridge_resume_ack_due(b));
+    ptth_bridge_resume_delivered(b, 1);
     ck_assert(ptth_bridge_resume_ack_due(b));
     uint8_t f[PTTH_FRAME_ACK_LEN];
     ptth_bridge_resume_ack_frame(b, f);
-    ck_assert(memcmp(f, "\x04\x00\x00\x08\x00\x00\x00\x00\x00\x02\x00\x00", PTTH_FRAME_ACK_LEN) == 0);
+    /* the position, then our window: our --resume-buffer (4 MiB) */
+    ck_assert(memcmp(f, "\x04\x00\x00\x0c\x00\x00\x00\x00\x00\x02\x00\x00\x00\x40\x00\x00", PTTH_FRAME_ACK_LEN) == 0);
     ck_assert(!ptth_bridge_resume_ack_due(b));
     /* a heartbeat with nothing unacknowledged: no ACK; with one byte: one */
     ptth_bridge_resume_beat(b);
     ck_assert(!ptth_bridge_resume_ack_due(b));
-    ptth_bridge_resume_received(b, 1, false);
+    deliver(b, 1);
     ck_assert(!ptth_bridge_resume_ack_due(b));
     ptth_bridge_resume_beat(b);
     ck_assert(ptth_bridge_resume_ack_due(b));
     ptth_bridge_resume_ack_frame(b, f);
     ck_assert_uint_eq(b->rs.ack_sent, 128 * 1024 + 1);
-    /* the peer's FIN: at once, and it counts one position */
-    ptth_bridge_resume_received(b, 0, true);
+    /* the peer's FIN passed on: at once, and it counts one position */
+    ptth_bridge_resume_delivered_fin(b);
     ck_assert(ptth_bridge_resume_ack_due(b));
     ptth_bridge_resume_ack_frame(b, f);
     ck_assert_uint_eq(b->rs.ack_sent, 128 * 1024 + 2);
@@ -155,16 +176,16 @@ START_TEST(peer_acks_checked_and_dropped)
 {
     ptth_bridge *b = make(4 << 20, "upstream", NULL, true);
     send_bytes(b, 1000, 0);
-    ck_assert(ptth_bridge_resume_on_ack(b, 500));
+    ck_assert(ptth_bridge_resume_on_ack(b, 500, WIN));
     ck_assert_uint_eq(b->rs.buf.acked, 500);
-    ck_assert(ptth_bridge_resume_on_ack(b, 500)); /* the same again is fine */
-    ck_assert(!ptth_bridge_resume_on_ack(b, 499));
+    ck_assert(ptth_bridge_resume_on_ack(b, 500, WIN)); /* the same again is fine */
+    ck_assert(!ptth_bridge_resume_on_ack(b, 499, WIN));
     ck_assert_str_eq(b->reason, "bad frame from relay: ACK of position 499 below the last ACK 500");
     drop(b);
 
     b = make(4 << 20, "upstream", NULL, true);
     send_bytes(b, 1000, 0);
-    ck_assert(!ptth_bridge_resume_on_ack(b, 1001));
+    ck_assert(!ptth_bridge_resume_on_ack(b, 1001, WIN));
     ck_assert_str_eq(b->reason, "bad frame from relay: ACK of position 1001 above what was sent, 1000");
     drop(b);
 
@@ -173,14 +194,14 @@ START_TEST(peer_acks_checked_and_dropped)
     send_bytes(b, 1000, 0);
     b->to_relay = TO_RELAY_DONE;
     b->from_relay = FROM_RELAY_SHUT;
-    ptth_bridge_resume_received(b, 0, true);
+    ptth_bridge_resume_delivered_fin(b);
     uint8_t f[PTTH_FRAME_ACK_LEN];
     ptth_bridge_resume_ack_frame(b, f);
-    ck_assert(ptth_bridge_resume_on_ack(b, 1000));
+    ck_assert(ptth_bridge_resume_on_ack(b, 1000, WIN));
     ck_assert(!ptth_bridge_resume_peer_done(b));
     ck_assert(!ptth_bridge_resume_settled(b));
     ck_assert(!ptth_bridge_leg_done(b));
-    ck_assert(ptth_bridge_resume_on_ack(b, 1001));
+    ck_assert(ptth_bridge_resume_on_ack(b, 1001, WIN));
     ck_assert(ptth_bridge_resume_peer_done(b));
     ck_assert(ptth_bridge_resume_settled(b));
     ck_assert(ptth_bridge_leg_done(b));
@@ -198,17 +219,18 @@ START_TEST(full_buffer_stops_reading)
     send_bytes(b, 10, 0);
     ck_assert_uint_eq(ptth_bridge_resume_read_room(b), 0);
     ck_assert(!ptth_bridge_leg_reading_wanted(b));
-    ck_assert(ptth_bridge_resume_on_ack(b, 100));
+    ck_assert(ptth_bridge_resume_on_ack(b, 100, WIN));
     ck_assert_uint_eq(ptth_bridge_resume_read_room(b), 100);
     ck_assert(ptth_bridge_leg_reading_wanted(b));
     drop(b);
 }
 END_TEST
 
-/* A full local end pauses the leg, except while our buffer is full: the
- * peer's ACKs are behind its DATA on the leg, so the leg is read on into
- * memory (at most a buffer's worth) to find them (an echo backend would
- * otherwise stall the tunnel for good). */
+/* A full local end pauses the leg, except while we may send nothing more:
+ * the peer's ACKs are behind its DATA on the leg, so the leg is read on
+ * into memory to find them (an echo backend would otherwise stall the
+ * tunnel for good). What is read so is bounded by our window: the peer
+ * keeps to it, and DATA past it is a protocol error. */
 START_TEST(full_buffer_reads_the_leg_past_a_full_local_end)
 {
     ptth_bridge *b = make(524288, "upstream", NULL, true);
@@ -218,18 +240,78 @@ START_TEST(full_buffer_reads_the_leg_past_a_full_local_end)
     send_bytes(b, 524288, 0);                      /* our buffer is full now */
     ck_assert(!ptth_bridge_leg_reading_wanted(b)); /* the local end is not read */
     ck_assert(ptth_bridge_resume_overfill(b));     /* but the leg is */
-    /* a buffer's worth waiting for the local end: the leg pauses too */
-    b->out = malloc(524288);
-    ck_assert_ptr_nonnull(b->out);
-    b->out_cap = b->out_len = 524288;
-    b->out_off = 0;
+    /* what the leg gives is taken although the local end is full, and the
+     * ACK behind the DATA is found */
+    static uint8_t frames[PTTH_FRAME_HEADER_LEN + 300000 + PTTH_FRAME_ACK_LEN];
+    ptth_frame_header(frames, PTTH_FRAME_DATA, 300000);
+    memset(frames + PTTH_FRAME_HEADER_LEN, 'x', 300000);
+    ptth_frame_ack(frames + PTTH_FRAME_HEADER_LEN + 300000, 4096, WIN);
+    feed_frames(b, frames, sizeof(frames));
+    ck_assert(!b->failed);
+    ck_assert_uint_eq(b->out_len - b->out_off, 300000);
+    ck_assert_uint_eq(b->rs.undelivered, 300000);
+    ck_assert_uint_eq(b->rs.received, 0);
+    ck_assert_uint_eq(b->rs.buf.acked, 4096);
+    /* room again: back to the ordinary rule (a full local end pauses the leg) */
     ck_assert(!ptth_bridge_resume_overfill(b));
-    b->out_off = 1;
-    ck_assert(ptth_bridge_resume_overfill(b));
-    /* an ACK makes room: back to the ordinary rule (a full local end pauses the leg) */
-    ck_assert(ptth_bridge_resume_on_ack(b, 4096));
-    ck_assert(!ptth_bridge_resume_overfill(b));
+    /* more than our window past what the local end took: a protocol error */
+    static uint8_t more[PTTH_FRAME_HEADER_LEN + 524288 - 300000 + 1];
+    ptth_frame_header(more, PTTH_FRAME_DATA, 524288 - 300000 + 1);
+    memset(more + PTTH_FRAME_HEADER_LEN, 'y', sizeof(more) - PTTH_FRAME_HEADER_LEN);
+    feed_frames(b, more, sizeof(more));
+    ck_assert(b->failed);
+    ck_assert_str_eq(b->reason,
+                     "bad frame from relay: DATA past our receive window (300000 bytes undelivered, 224289 more, window 524288)");
     b->out_blocked = false;
+    drop(b);
+}
+END_TEST
+
+/* We send at most the peer's window past its last ACK: the least a peer
+ * can have (512 KiB) until its first ACK says; a window outside what a
+ * --resume-buffer can be is a protocol error. */
+START_TEST(peer_window_bounds_what_is_sent)
+{
+    ptth_bridge *b = make(8u << 20, "upstream", NULL, true);
+    ck_assert_uint_eq(ptth_bridge_resume_read_room(b), 524288);
+    send_bytes(b, 524288, 0);
+    ck_assert_uint_eq(ptth_bridge_resume_read_room(b), 0);
+    ck_assert(ptth_bridge_resume_on_ack(b, 1000, WIN));
+    ck_assert_uint_eq(ptth_bridge_resume_read_room(b), WIN - (524288 - 1000));
+    /* a smaller window later: nothing more until the ACKs catch up */
+    ck_assert(ptth_bridge_resume_on_ack(b, 2000, 524288));
+    ck_assert_uint_eq(ptth_bridge_resume_read_room(b), 2000);
+    ck_assert(!ptth_bridge_resume_on_ack(b, 2000, 524287));
+    ck_assert_str_eq(b->reason, "bad frame from relay: ACK with a window of 524287 bytes (not 524288 to 1073741824)");
+    drop(b);
+    b = make(8u << 20, "upstream", NULL, true);
+    ck_assert(!ptth_bridge_resume_on_ack(b, 0, (1u << 30) + 1));
+    drop(b);
+}
+END_TEST
+
+/* A lost leg: what waits for the local end is dropped (the peer sends it
+ * again from our `received`), a FIN not passed on with it. */
+START_TEST(lost_leg_drops_what_was_not_delivered)
+{
+    ptth_bridge *b = make(4 << 20, "upstream", NULL, true);
+    b->out_blocked = true;
+    send_bytes(b, 524288, 0); /* the window is full: the leg is read on */
+    static uint8_t frames[PTTH_FRAME_HEADER_LEN + 1000 + PTTH_FRAME_HEADER_LEN];
+    ptth_frame_header(frames, PTTH_FRAME_DATA, 1000);
+    memset(frames + PTTH_FRAME_HEADER_LEN, 'z', 1000);
+    ptth_frame_header(frames + PTTH_FRAME_HEADER_LEN + 1000, PTTH_FRAME_FIN, 0);
+    feed_frames(b, frames, sizeof(frames));
+    ck_assert(!b->failed);
+    ck_assert_int_eq(b->from_relay, FROM_RELAY_FIN);
+    ck_assert_uint_eq(b->bytes_from_relay, 1000);
+    ck_assert(ptth_bridge_resume_lost(b, "test"));
+    ck_assert_uint_eq(b->out_len - b->out_off, 0);
+    ck_assert(!b->out_blocked);
+    ck_assert_uint_eq(b->rs.undelivered, 0);
+    ck_assert_uint_eq(b->rs.received, 0);
+    ck_assert_int_eq(b->from_relay, FROM_RELAY_OPEN);
+    ck_assert_uint_eq(b->bytes_from_relay, 0);
     drop(b);
 }
 END_TEST
@@ -240,7 +322,7 @@ START_TEST(replay_frames)
 {
     ptth_bridge *b = make(4 << 20, "upstream", NULL, true);
     send_bytes(b, 70000, 7);
-    ck_assert(ptth_bridge_resume_on_ack(b, 100));
+    ck_assert(ptth_bridge_resume_on_ack(b, 100, WIN));
     b->to_relay = TO_RELAY_DONE;
     b->rs.replay_pos = 100;
     b->rs.replay_fin = true;
@@ -308,6 +390,8 @@ ptth_test_suite(void)
     tcase_add_test(tc, peer_acks_checked_and_dropped);
     tcase_add_test(tc, full_buffer_stops_reading);
     tcase_add_test(tc, full_buffer_reads_the_leg_past_a_full_local_end);
+    tcase_add_test(tc, peer_window_bounds_what_is_sent);
+    tcase_add_test(tc, lost_leg_drops_what_was_not_delivered);
     tcase_add_test(tc, replay_frames);
     tcase_add_test(tc, lost_leg_waits_without_reading);
     suite_add_tcase(s, tc);
