@@ -231,6 +231,9 @@ typedef struct ptth_core {
     ptth_tunnel_end_observer on_end; /* NULL: nobody watches */
     void *on_end_data;
     const struct ptth_resume_secret *resume_secret; /* resume.h; NULL: resumption off */
+    /* tunnel_resume.c's events table (tunnel_internal.h), set with the
+     * secret by ptth_tunnel_resume_enable(); NULL: no tunnel is resumable */
+    const struct ptth_tunnel_resume_ops *resume_ops;
     ptth_ended *ended; /* PTTH_ENDED_MAX, malloc'd at the first resumable end */
     size_t ended_next;   /* where the next end is written */
     size_t nsuspended;   /* tunnels SUSPENDED now */

@@ -109,7 +109,7 @@ ptth_relay_init(ptth_relay *relay, ptth_relay_config *cfg, h2o_evloop_t *loop, p
     h2o_timeout_init(loop, &relay->idle_timeout, (cfg->idle_timeout != 0 ? cfg->idle_timeout : 1) * 1000);
     h2o_timeout_init(loop, &relay->resume_timeout, (cfg->resume_grace != 0 ? cfg->resume_grace : 1) * 1000);
     ptth_core_h2o_init(relay);
-    relay->core.resume_secret = &relay->resume_secret;
+    ptth_tunnel_resume_enable(&relay->core, &relay->resume_secret);
     ptth_admin_watch(relay);
     relay->started_ms = ptth_now_ms();
     return 0;

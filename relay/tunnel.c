@@ -1,5 +1,7 @@
 /*
- * tunnel.c: see tunnel.h.
+ * tunnel.c: see tunnel.h. The lower half of the tunnel core
+ * (tunnel_internal.h): it reaches resumption (tunnel_resume.c) only
+ * through core->resume_ops.
  */
 #include "tunnel.h"
 
@@ -143,6 +145,14 @@ on_end_timer(ptth_timer *timer)
     ptth_tunnel_end(t, PTTH_END_RST, t->broken_text);
 }
 
+/* SUSPENDED past --resume-grace (tunnel_resume.c arms it). */
+static void
+on_grace_timeout(ptth_timer *timer)
+{
+    ptth_tunnel *t = PTTH_CONTAINER_OF(timer, ptth_tunnel, grace_timer);
+    ptth_tunnel_end(t, PTTH_END_RESUME_TIMEOUT, "resume timed out");
+}
+
 void
 ptth_tunnel_touch_idle(ptth_tunnel *t)
 {
@@ -193,7 +203,7 @@ ptth_tunnel_alloc(ptth_core *core, ptth_srv *srv, const char *id, const char *po
     ptth_timer_init(&t->connect_timer, on_connect_timeout);
     ptth_timer_init(&t->idle_timer, on_idle_timeout);
     ptth_timer_init(&t->end_timer, on_end_timer);
-    ptth_tunnel_resume_init(t);
+    ptth_timer_init(&t->grace_timer, on_grace_timeout);
     t->started_ms = ptth_now_ms();
 
     if (id != NULL) {
@@ -361,8 +371,8 @@ open_joined(ptth_tunnel *t, ptth_rq *accept, bool accept_wants_resume)
     ptth_tunnel_add_upgrade_headers(t, accept);
     /* resumable only when both can resume: a side without the resume
      * buffer would lose bytes at a resume (docs/protocol.md) */
-    if (t->connect_wants_resume && accept_wants_resume && core->cfg->resume_grace > 0)
-        t->resumable = ptth_tunnel_add_resume_headers(t, connect, accept);
+    if (t->connect_wants_resume && accept_wants_resume && core->cfg->resume_grace > 0 && core->resume_ops != NULL)
+        t->resumable = core->resume_ops->on_joined(t, connect, accept);
     core->io->join_start(core->io_ctx, j, connect, accept);
     ptth_tunnel_touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s path=upgrade", t->id, t->server, t->port, t->client);
@@ -453,7 +463,7 @@ ptth_tunnel_on_joint_end(ptth_tunnel *t, bool clean, bool saw_eof, const char *d
      * died; only a terminator that leaves a leg to resume resets it first
      * (docs/protocol.md "Losing a connection"). */
     if (!clean && !saw_eof && t->resumable && t->state == PTTH_TUNNEL_JOINED) {
-        ptth_tunnel_suspend(t, detail);
+        t->core->resume_ops->on_leg_lost(t, detail); /* resumable: only the resume half makes it so */
         return;
     }
     if (clean)
@@ -728,9 +738,8 @@ ptth_tunnel_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
     ptth_timer_disarm(core, &t->end_timer);
     ptth_timer_disarm(core, &t->grace_timer);
     ptth_srv_unwait(&t->wait_link);
-    ptth_tunnel_drop_resumes(t, reason, rst_text);
-    if (t->resumable)
-        ptth_tunnel_remember_end(t);
+    if (core->resume_ops != NULL)
+        core->resume_ops->on_end(t, reason, rst_text);
 
     if (t->connect != NULL) {
         ptth_held *h = t->connect;

@@ -222,6 +222,12 @@ void ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t
 /* true when id ended within --resume-grace (as a resumable tunnel). */
 bool ptth_tunnel_ended_recently(ptth_core *core, const char *id);
 
+/* Turns resumption on for core's tunnels (tunnel_resume.c): the secret of
+ * the tokens (kept by the caller while core lives) and the events table
+ * through which tunnel.c tells the resume half (tunnel_internal.h). Once,
+ * after ptth_core_init(); without it no tunnel is resumable. */
+void ptth_tunnel_resume_enable(ptth_core *core, const struct ptth_resume_secret *secret);
+
 /* The server rejects: 409 unless AWAIT_ACCEPT; else 204, the connect gets
  * 502 with the reason and the tunnel ends with reason backend. */
 void ptth_tunnel_on_reject(ptth_tunnel *t, ptth_rq *rq, const char *reason, size_t reason_len);

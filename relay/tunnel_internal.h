@@ -1,6 +1,21 @@
 /*
- * tunnel_internal.h: what tunnel.c and tunnel_resume.c share (the tunnel
- * core, tunnel.h). Not for the HTTP side.
+ * tunnel_internal.h: what the two halves of the tunnel core (tunnel.h)
+ * share; not for the HTTP side.
+ *
+ *   tunnel.c         one tunnel's life: the states (ptth_tunnel_set_state),
+ *                    its timers, matching listens with connects, chunks,
+ *                    the upgraded path's events, the end
+ *   tunnel_resume.c  resumable tunnels on top of it (SPEC §9.3): the
+ *                    tokens, SUSPENDED, the held resumes, the new joint,
+ *                    the ended ids
+ *
+ * The calls go one way, from tunnel_resume.c down to tunnel.c: the resume
+ * half uses the calls below to make, change and end tunnels, and tunnel.c
+ * never calls it by name. Where a tunnel's life touches resumption (a
+ * joint opens, a joint breaks, the tunnel ends) tunnel.c calls through the
+ * core's ptth_tunnel_resume_ops table, which tunnel_resume.c fills when
+ * ptth_tunnel_resume_enable() registers it; with no table registered no
+ * tunnel is resumable.
  */
 #ifndef PTTH_RELAY_TUNNEL_INTERNAL_H
 #define PTTH_RELAY_TUNNEL_INTERNAL_H
@@ -9,15 +24,16 @@
 
 #include "tunnel.h"
 
-/* ---- tunnel.c ---- */
+/* ---- tunnel.c, for tunnel_resume.c ---- */
 
 /* The one place a tunnel's state changes (asserts the step and the new
  * state's invariants; counts core->nsuspended). */
 void ptth_tunnel_set_state(ptth_tunnel *t, ptth_tunnel_state next);
 
-/* A tunnel in AWAIT_LISTEN with its timers initialised, in core->tunnels
- * under id (NULL: a fresh random one) and counted at srv and core; nothing
- * held, no timer armed. NULL when out of memory or id is taken. */
+/* A tunnel in AWAIT_LISTEN with its timers initialised (grace_timer ends
+ * it with reason resume_timeout), in core->tunnels under id (NULL: a fresh
+ * random one) and counted at srv and core; nothing held, no timer armed.
+ * NULL when out of memory or id is taken. */
 ptth_tunnel *ptth_tunnel_alloc(ptth_core *core, ptth_srv *srv, const char *id, const char *port, size_t port_len,
                                const char *client, const char *addr, ptth_tunnel_proto proto);
 
@@ -27,22 +43,28 @@ void ptth_tunnel_add_upgrade_headers(ptth_tunnel *t, ptth_rq *rq);
 /* (Re)arms the idle timer when the tunnel carries bytes and has one. */
 void ptth_tunnel_touch_idle(ptth_tunnel *t);
 
-/* ---- tunnel_resume.c ---- */
+/* ---- tunnel_resume.c, as tunnel.c sees it ---- */
 
-void ptth_tunnel_resume_init(ptth_tunnel *t);
+/* What tunnel.c tells the resume half (core->resume_ops). Each runs inside
+ * a call of tunnel.c, on a tunnel that is not freed before it returns. */
+typedef struct ptth_tunnel_resume_ops {
+    /* A joint opens after an accept, both sides asked for resumption and
+     * --resume-grace > 0: adds PTTH-Resume (each side its token) and
+     * PTTH-Resume-Grace to both 101s. Returns whether the tunnel is
+     * resumable (false: no header added, e.g. no token could be made). */
+    bool (*on_joined)(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept);
+    /* The joint of a resumable JOINED tunnel broke with a reset and no
+     * clean end of stream before it: must take the tunnel to SUSPENDED
+     * (the joint closed with a reset, the grace started). */
+    void (*on_leg_lost)(ptth_tunnel *t, const char *detail);
+    /* ptth_tunnel_end(), the tunnel ENDING and its timers disarmed, before
+     * anything else is answered: answers the held resumes (rst_text, may
+     * be NULL, is the reason of a `close`, which the other side then
+     * learns) and remembers a resumable tunnel's id. */
+    void (*on_end)(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text);
+} ptth_tunnel_resume_ops;
 
-/* PTTH-Resume (each side its token) and PTTH-Resume-Grace on both 101s;
- * false (no header added) when a token could not be made. */
-bool ptth_tunnel_add_resume_headers(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept);
-
-/* JOINED -> SUSPENDED: closes the joint with a reset, starts the grace. */
-void ptth_tunnel_suspend(ptth_tunnel *t, const char *detail);
-
-/* At the end: answers the held resumes (404 resume timed out, 503 at
- * shutdown, else 404). */
-/* Answers the held resumes of an ending tunnel; rst_text (may be NULL) is
- * the reason of a `close`, which the other side then learns. */
-void ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text);
+/* ---- tunnel_resume.c, for its unit tests ---- */
 
 /* Remembers t's id for --resume-grace (ptth_tunnel_ended_recently). */
 void ptth_tunnel_remember_end(ptth_tunnel *t);

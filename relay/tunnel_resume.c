@@ -4,6 +4,11 @@
  * suspension of a joined tunnel that lost a leg, the held resume requests
  * of both sides, the new joint, the grace, and the memory of ended ids.
  * Part of the core: no h2o, everything through core->io (tunnel.h).
+ *
+ * The upper half of the tunnel core (tunnel_internal.h): it makes, changes
+ * and ends tunnels through tunnel.c's calls; tunnel.c reaches it only
+ * through the ptth_tunnel_resume_ops table that ptth_tunnel_resume_enable()
+ * registers on the core.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -27,19 +32,6 @@ typedef struct ptth_resume_hold {
     uint64_t received, sent;
 } ptth_resume_hold;
 
-static void
-on_grace_timeout(ptth_timer *timer)
-{
-    ptth_tunnel *t = PTTH_CONTAINER_OF(timer, ptth_tunnel, grace_timer);
-    ptth_tunnel_end(t, PTTH_END_RESUME_TIMEOUT, "resume timed out");
-}
-
-void
-ptth_tunnel_resume_init(ptth_tunnel *t)
-{
-    ptth_timer_init(&t->grace_timer, on_grace_timeout);
-}
-
 static int
 token_of(const ptth_tunnel *t, bool server_side, char out[PTTH_RESUME_TOKEN_LEN + 1])
 {
@@ -60,8 +52,11 @@ add_resume(ptth_tunnel *t, ptth_rq *rq, const char *token)
     ptth_core_header(t->core, rq, "ptth-resume-grace", v);
 }
 
-bool
-ptth_tunnel_add_resume_headers(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept)
+/* ptth_tunnel_resume_ops.on_joined: PTTH-Resume (each side its token) and
+ * PTTH-Resume-Grace on both 101s; false (no header added) when a token
+ * could not be made. */
+static bool
+on_joined(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept)
 {
     char ct[PTTH_RESUME_TOKEN_LEN + 1], st[PTTH_RESUME_TOKEN_LEN + 1];
     if (token_of(t, false, ct) != 0 || token_of(t, true, st) != 0) {
@@ -73,8 +68,10 @@ ptth_tunnel_add_resume_headers(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept
     return true;
 }
 
-void
-ptth_tunnel_suspend(ptth_tunnel *t, const char *detail)
+/* JOINED -> SUSPENDED: closes the joint with a reset, starts the grace
+ * (ptth_tunnel_resume_ops.on_leg_lost, and a resume of a joined tunnel). */
+static void
+suspend(ptth_tunnel *t, const char *detail)
 {
     ptth_core *core = t->core;
     assert(t->state == PTTH_TUNNEL_JOINED && t->resumable);
@@ -100,8 +97,11 @@ refuse_held(ptth_core *core, ptth_resume_hold *r, int status, unsigned retry, co
     ptth_core_answer(core, &r->held, status, retry, body);
 }
 
-void
-ptth_tunnel_drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
+/* Answers the held resumes of an ending tunnel (404 resume timed out, 503
+ * at shutdown, else 404); rst_text (may be NULL) is the reason of a
+ * `close`, which the other side then learns. */
+static void
+drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 {
     for (int side = 0; side < 2; side++) {
         ptth_resume_hold *r = t->resume[side];
@@ -291,7 +291,7 @@ ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
     if (t == NULL && (t = recreate(core, rq, server, server_len, id, in)) == NULL)
         return;
     if (t->state == PTTH_TUNNEL_JOINED)
-        ptth_tunnel_suspend(t, in->server_side ? "server resumed: its leg broke" : "client resumed: its leg broke");
+        suspend(t, in->server_side ? "server resumed: its leg broke" : "client resumed: its leg broke");
     if (!in->server_side && strcmp(t->addr, "-") == 0)
         snprintf(t->addr, sizeof(t->addr), "%s", in->addr);
 
@@ -317,4 +317,28 @@ ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
     }
     if (peer != NULL)
         rejoin(t);
+}
+
+/* ---- what tunnel.c tells ------------------------------------------------------------- */
+
+/* ptth_tunnel_resume_ops.on_end */
+static void
+on_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
+{
+    drop_resumes(t, reason, rst_text);
+    if (t->resumable)
+        ptth_tunnel_remember_end(t);
+}
+
+static const ptth_tunnel_resume_ops resume_ops = {
+    .on_joined = on_joined,
+    .on_leg_lost = suspend,
+    .on_end = on_end,
+};
+
+void
+ptth_tunnel_resume_enable(ptth_core *core, const ptth_resume_secret *secret)
+{
+    core->resume_secret = secret;
+    core->resume_ops = &resume_ops;
 }

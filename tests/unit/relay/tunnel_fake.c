@@ -332,7 +332,7 @@ tunnel_fake_setup(void)
     cfg.heartbeat = 20;
     ptth_core_init(&core, &cfg, &fake_io, NULL);
     ptth_resume_secret_set(&resume_secret, "0123456789abcdef0123456789abcdef", 32);
-    core.resume_secret = &resume_secret;
+    ptth_tunnel_resume_enable(&core, &resume_secret);
     core.on_end = on_end;
     core.on_end_data = &core;
 }
