@@ -183,6 +183,7 @@ struct ptth_bridge {
     bool up_fin; /* up holds our FIN frame */
     long heartbeat_ms, idle_ms;
     long long last_sent_ms, last_data_ms;
+    long long last_rx_ms; /* bytes last came on the leg (or it was last not read): a silent leg is a dead one */
     ptth_timer beat_timer;
 
     struct bridge_resume rs;

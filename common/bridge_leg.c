@@ -10,8 +10,15 @@
  *     bytes so that it is written without a copy; the local end is not read
  *     again until the frame is written (TCP's backpressure). End of stream
  *     is a FIN frame. After --heartbeat idle seconds of sending nothing, a
- *     PING frame (the relay does not write into joined connections, so the
- *     terminators keep proxies in between from timing the tunnel out).
+ *     PING frame, also after our FIN (the relay does not write into joined
+ *     connections, so the terminators keep proxies in between from timing
+ *     the tunnel out, and tell each other they are there).
+ *   - a dead leg: a path that drops everything without a reset (a NAT
+ *     mapping that expired, a Wi-Fi roam) fails no read or write for many
+ *     minutes. The peer sends something at least every heartbeat, so a leg
+ *     that brings nothing for DEAD_BEATS heartbeats while we read it is
+ *     taken as lost (resumed, or the tunnel fails). Time in which we did not
+ *     read it does not count: the peer may be held back by us.
  *   - relay -> local: what the leg delivers goes through the frame decoder
  *     of bridge.c (ptth_bridge_feed) and is written at once; the leg is not
  *     read while the local end is full.
@@ -42,6 +49,7 @@
 #define LEG_READ_ROUNDS 8
 #define DEFAULT_HEARTBEAT_MS 20000L
 #define IDLE_GRACE_MS 2000L
+#define DEAD_BEATS 3
 /* room kept behind a DATA frame in the up buffer (a FIN may follow) */
 #define UP_SLACK 8
 
@@ -152,7 +160,7 @@ open_upgraded(ptth_bridge *b, const ptth_leg_response *res)
     ptth_bridge_resume_opened(b, res);
     if (!ptth_bridge_opened(b, res->conn, 0))
         return;
-    b->last_sent_ms = b->last_data_ms = ptth_loop_now(b->loop);
+    b->last_sent_ms = b->last_data_ms = b->last_rx_ms = ptth_loop_now(b->loop);
     ptth_timer_start(b->loop, &b->beat_timer, b->idle_ms > 0 && b->idle_ms < b->heartbeat_ms ? b->idle_ms : b->heartbeat_ms,
                      on_beat, b);
     leg_want(b);
@@ -266,8 +274,9 @@ on_leg_readable(ptth_leg *leg)
         ssize_t last;
         size_t got = read_leg_batch(leg, &last);
         if (got > 0) {
+            b->last_rx_ms = ptth_loop_now(b->loop);
             if (got != PTTH_FRAME_HEADER_LEN) /* a lone PING is not traffic */
-                b->last_data_ms = ptth_loop_now(b->loop);
+                b->last_data_ms = b->last_rx_ms;
             /* an end or an error read after these bytes is acted on below
              * even when the local end is full now: over TLS it may not be
              * read a second time */
@@ -452,6 +461,16 @@ on_beat(ptth_timer *t)
         ptth_bridge_fail(b, false, "idle");
         return;
     }
+    long long dead_ms = DEAD_BEATS * b->heartbeat_ms;
+    if (!leg_reading_wanted(b)) {
+        b->last_rx_ms = now; /* not read: silence is ours, not the path's */
+    } else if (now - b->last_rx_ms >= dead_ms) {
+        char why[96];
+        snprintf(why, sizeof(why), "nothing came from the relay for %lld s (the connection is dead?)", (now - b->last_rx_ms) / 1000);
+        if (!ptth_bridge_resume_lost(b, why))
+            ptth_bridge_fail(b, false, "%s", why);
+        return;
+    }
     /* resumable: an ACK when anything is unacknowledged; it is also a heartbeat */
     ptth_bridge_resume_beat(b);
     if (ptth_bridge_resume_ack_due(b) && !up_pending(b)) {
@@ -459,7 +478,9 @@ on_beat(ptth_timer *t)
         if (b->failed || !b->leg_open)
             return;
     }
-    if (b->to_relay == TO_RELAY_OPEN && !up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
+    /* after our FIN too: the peer's dead-leg check needs our PINGs while it
+     * waits for anything (frames, or the ACK of its FIN) */
+    if (!up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
         uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
         if (buf != NULL) {
             ptth_frame_header(buf, PTTH_FRAME_PING, 0);
@@ -474,6 +495,8 @@ on_beat(ptth_timer *t)
     long long next = b->heartbeat_ms - (now - b->last_sent_ms);
     if (b->idle_ms > 0 && b->idle_ms - (now - b->last_data_ms) < next)
         next = b->idle_ms - (now - b->last_data_ms);
+    if (dead_ms - (now - b->last_rx_ms) < next)
+        next = dead_ms - (now - b->last_rx_ms);
     ptth_timer_start(b->loop, &b->beat_timer, next < 1000 ? 1000 : next, on_beat, b);
 }
 
@@ -514,7 +537,7 @@ ptth_bridge_leg_resumed(ptth_bridge *b, const ptth_leg_response *res)
     if (res->heartbeat > 0)
         b->heartbeat_ms = res->heartbeat * 1000;
     long long now = ptth_loop_now(b->loop);
-    b->last_sent_ms = b->last_data_ms = now;
+    b->last_sent_ms = b->last_data_ms = b->last_rx_ms = now;
     ptth_timer_start(b->loop, &b->beat_timer, b->idle_ms > 0 && b->idle_ms < b->heartbeat_ms ? b->idle_ms : b->heartbeat_ms,
                      on_beat, b);
     flush_up(b); /* nothing waits: the replay starts */

@@ -326,7 +326,13 @@ static void
 on_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 {
     drop_resumes(t, reason, rst_text);
-    if (t->resumable)
+    /* Both legs ended cleanly: the terminators' own end (both FINs, and
+     * nobody resumes it), or a proxy in between that closed both of its
+     * connections (a squid restart, an nginx reload): the relay cannot tell
+     * (it does not read frames), the terminators can, and they resume. So
+     * that end is not remembered: their resumes find the tunnel unknown
+     * and, with a valid token, recreate it as after a relay restart. */
+    if (t->resumable && reason != PTTH_END_FIN)
         ptth_tunnel_remember_end(t);
 }
 

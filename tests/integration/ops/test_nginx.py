@@ -300,8 +300,10 @@ def idle_tunnel_outlives_proxy_read_timeout_with_heartbeats(ctx):
 def idle_tunnel_dies_at_proxy_read_timeout_without_heartbeats(ctx):
     """The control for the test above: with heartbeats rarer than nginx's
     proxy_read_timeout, nginx cuts the idle framed streams and the tunnel
-    ends; so the timeout really is in force in these tests."""
-    st = Setup(ctx, relay_args=["--heartbeat", "30"])
+    ends; so the timeout really is in force in these tests. Without
+    resumption (--resume-grace 0): a resumable tunnel comes back (the test
+    below)."""
+    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", "0"])
     echo = echo_backend(ctx)
     st.server(["echo=%d" % echo.port])
     px = st.proxy("echo")
@@ -315,12 +317,32 @@ def idle_tunnel_dies_at_proxy_read_timeout_without_heartbeats(ctx):
 
 
 @t.test
+def idle_tunnel_resumes_after_proxy_read_timeout(ctx):
+    """The same cut with resumption on (the default): nginx ends both
+    connections cleanly, the relay logs an end (it cannot tell), the
+    terminators, which saw no FIN frame, resume through nginx, and the
+    tunnel carries bytes again."""
+    st = Setup(ctx, relay_args=["--heartbeat", "30"])
+    echo = echo_backend(ctx)
+    st.server(["echo=%d" % echo.port])
+    px = st.proxy("echo")
+    got = idle_then_echo(st, px, 3 * READ_TIMEOUT)
+    assert got == b"after", got
+    st.relay.wait_for(r"event=tunnel_resumed ", timeout=15)
+    px.wait_for(r"event=tunnel_resumed ", timeout=15)
+    assert "upstream timed out" in st.nginx.errors(), st.nginx.errors()[-2000:]
+
+
+@t.test
 def a_dead_proxy_ends_its_tunnel_behind_nginx(ctx):
     """kill -9 of ptth_proxy: nginx drops the requests of its connection,
     the relay sees its HTTP/1.1 upstream connections close and ends the
     tunnel, the server closes the backend connection (seconds, not the
-    heartbeat or a timeout)."""
-    st = Setup(ctx, relay_args=["--heartbeat", "30"])
+    heartbeat or a timeout). Without resumption: nginx closes both of the
+    tunnel's connections cleanly, which a resumable tunnel takes for a cut
+    it resumes (docs/protocol.md), so it would end only at the grace (the
+    test below)."""
+    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", "0"])
     b = pt.EchoServer()
     ctx.cleanups.append(b.close)
     srv = st.server(["echo=%d" % b.port])
@@ -336,6 +358,28 @@ def a_dead_proxy_ends_its_tunnel_behind_nginx(ctx):
     srv.wait_for(r'event=tunnel_end [^\n]*reason="(?!fin)', timeout=10)
     elapsed = time.monotonic() - started
     assert elapsed < 8, elapsed
+    s.close()
+
+
+@t.test
+def a_dead_proxy_ends_its_resumable_tunnel_at_the_grace_behind_nginx(ctx):
+    """kill -9 of ptth_proxy with resumption on: nginx ends both of the
+    tunnel's connections cleanly, the server resumes and waits for a peer
+    that does not come; at the relay's --resume-grace (2 s here) the tunnel
+    ends with resume_timeout and the backend connection is reset."""
+    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", "2"])
+    b = pt.EchoServer()
+    ctx.cleanups.append(b.close)
+    srv = st.server(["echo=%d" % b.port])
+    px = st.proxy("echo")
+    s = pt.connect(px.port)
+    s.sendall(b"ping")
+    assert pt.recv_exactly(s, 4) == b"ping"
+    started = time.monotonic()
+    px.kill9()
+    srv.wait_for(r'event=tunnel_end [^\n]*reason="resume_timeout"', timeout=10)
+    elapsed = time.monotonic() - started
+    assert 1.5 < elapsed < 6, elapsed
     s.close()
 
 

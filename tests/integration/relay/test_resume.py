@@ -239,17 +239,43 @@ def bad_proof_is_403_and_one_resume_refused_line(ctx):
 
 @t.test
 def ended_tunnel_is_404(ctx):
+    """A tunnel that ended (here: one side's clean end of stream, then the
+    other's reset, as when a terminator dies) is remembered for the grace:
+    its resume is 404."""
     keys = Keys(ctx)
     relay, api = start(ctx, keys)
     cid, cc, cr, ac, ar = open_upgraded(api, keys)
     ct = cr.headers["ptth-resume"]
     cc.sock.shutdown(socket.SHUT_WR)
     expect_eof(ac)
+    reset(ac)
+    assert tunnel_end_line(relay, cid)["reason"] == "rst"
+    r = answer(send_resume(api, cid, keys.ck, ct, 0, 0))
+    assert r.status == 404 and r.body == b"tunnel ended\n", r
+    cc.close()
+
+
+@t.test
+def both_clean_ends_are_not_remembered(ctx):
+    """Both legs ended cleanly: the terminators' own end, or a proxy in
+    between that closed both (a squid restart); the relay cannot tell, so
+    the terminators' resumes recreate the tunnel and join it again."""
+    keys = Keys(ctx)
+    relay, api = start(ctx, keys)
+    cid, cc, cr, ac, ar = open_upgraded(api, keys)
+    ct, st = cr.headers["ptth-resume"], ar.headers["ptth-resume"]
+    cc.sock.shutdown(socket.SHUT_WR)
+    expect_eof(ac)
     ac.sock.shutdown(socket.SHUT_WR)
     expect_eof(cc)
     assert tunnel_end_line(relay, cid)["reason"] == "fin"
-    r = answer(send_resume(api, cid, keys.ck, ct, 0, 0))
-    assert r.status == 404 and r.body == b"tunnel ended\n", r
+    c2 = send_resume(api, cid, keys.ck, ct, 0, 0)
+    s2 = send_resume(api, cid, keys.sk, st, 0, 0, client="alice")
+    r, r2 = answer(c2), answer(s2)
+    assert r.status == 101 and r2.status == 101, (r, r2)
+    relay.wait_for(r"event=tunnel_resumed conn=%s " % re.escape(cid))
+    c2.sock.sendall(b"again")
+    assert recv_n(s2, 5) == b"again"
     cc.close()
     ac.close()
 

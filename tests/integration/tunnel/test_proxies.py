@@ -353,10 +353,28 @@ def bad_proxy_options_are_refused_without_the_secret(ctx):
 
 @t.test
 def squid_restarted_under_open_tunnels(ctx):
-    """squid stops with tunnels open through it: those tunnels end (their
-    client sees the close), and once squid is back new tunnels work."""
+    """squid restarts with a tunnel open through it (it closes both
+    connections cleanly): the tunnel resumes through the new squid
+    (resumption, on by default) and its client sees a pause."""
     squid = squid_with_alice(ctx)
     w, px = setup(ctx, squid)
+    s = pt.connect(px.port)
+    kit.round_trip(s, b"before")
+    squid.stop()
+    squid.start()
+    t0 = time.monotonic()
+    kit.round_trip(s, b"after the restart")
+    print("# the open tunnel carried bytes again %.1fs after squid came back" % (time.monotonic() - t0))
+    px.wait_for(r"event=tunnel_resumed ", timeout=10)
+    s.close()
+
+
+@t.test
+def squid_restarted_under_open_tunnels_without_resumption(ctx):
+    """The same with relay --resume-grace 0: the tunnel ends (its client
+    sees the close), and once squid is back new tunnels work."""
+    squid = squid_with_alice(ctx)
+    w, px = setup(ctx, squid, relay_args=["--resume-grace", "0"])
     s = pt.connect(px.port)
     kit.round_trip(s, b"before")
     squid.stop()
@@ -364,7 +382,7 @@ def squid_restarted_under_open_tunnels(ctx):
     s.close()
     squid.start()
     took = kit.wait_works(px.port, timeout=40)
-    print("# a working tunnel %.1fs after squid came back" % took)
+    print("# without resumption: a working tunnel %.1fs after squid came back" % took)
 
 
 # four heartbeats per squid timeout: a loaded CI machine delays timers and
@@ -407,8 +425,9 @@ def idle_tunnels_outlive_squids_read_timeout_with_heartbeats(ctx):
 
 @t.test
 def idle_tunnel_dies_at_squids_read_timeout_without_heartbeats(ctx):
+    # without resumption: a resumable tunnel resumes after squid's cut
     squid = squid_with_alice(ctx, extra=["read_timeout %d seconds" % SQUID_READ_TIMEOUT])
-    w, px = setup(ctx, squid, relay_args=["--heartbeat", "30"])
+    w, px = setup(ctx, squid, relay_args=["--heartbeat", "30", "--resume-grace", "0"])
     assert idle_then_echo(px, 2.5 * SQUID_READ_TIMEOUT) != b"after", "the idle tunnel survived without heartbeats"
 
 

@@ -70,9 +70,9 @@ class Leg:
             self.headers[name.strip().lower()] = value.strip()
         return self.request_line
 
-    def answer_101(self, extra):
+    def answer_101(self, extra, heartbeat=20):
         head = ("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth-tunnel/1\r\n"
-                "PTTH-Conn: %s\r\nPTTH-Heartbeat: 20\r\n" % CONN)
+                "PTTH-Conn: %s\r\nPTTH-Heartbeat: %d\r\n" % (CONN, heartbeat))
         for k, v in extra.items():
             head += "%s: %s\r\n" % (k, v)
         self.sock.sendall((head + "\r\n").encode())
@@ -387,6 +387,69 @@ def not_resumable_as_before(ctx):
     except socket.timeout:
         pass
     c2.close()
+
+
+@t.test
+def silent_leg_is_a_lost_leg(ctx):
+    """A path that drops everything without a reset (a NAT mapping that
+    expired): with PTTH-Heartbeat 1, a leg that brings nothing for 3
+    heartbeats while the proxy reads it is taken as lost; a resumable
+    tunnel resumes on a new connection, another one ends. PINGs go on
+    after the proxy's FIN (the other side's check needs them)."""
+    relay, key, proxy = start(ctx)
+    client = pt.connect(proxy.port)
+    leg = relay.accept()
+    leg.read_head()
+    leg.answer_101({"PTTH-Resume": TOKEN, "PTTH-Resume-Grace": "10"}, heartbeat=1)
+    client.sendall(b"x" * 1000)
+    got, _, _ = leg.collect(1000)
+    assert got == b"x" * 1000
+    client.shutdown(socket.SHUT_WR)
+    f = leg.next_frame(5)
+    assert f == (FIN, b""), f
+    # one PING, then the fake sends nothing; the proxy must keep sending PINGs
+    leg.send(frame(PING))
+    t0 = time.monotonic()
+    pings = 0
+    while time.monotonic() - t0 < 2.0:
+        f = leg.next_frame(5)
+        assert f is not None, "the leg ended %.2fs after the FIN" % (time.monotonic() - t0)
+        assert f[0] == PING, f
+        pings += 1
+    assert pings >= 1, "no PING after the FIN"
+    r = relay.accept(timeout=8)
+    gap = time.monotonic() - t0
+    line = r.read_head()
+    assert line == "POST /v1/servers/foo/conns/%s/resume HTTP/1.1" % CONN, line
+    assert 2.5 <= gap <= 6.0, "the silent leg was given up after %.2fs, not after about 3 heartbeats" % gap
+    assert r.headers.get("ptth-sent") == "1001", r.headers.get("ptth-sent")  # 1000 bytes and the FIN
+    proxy.wait_for(r"event=tunnel_suspended conn=%s .*reason=\"nothing came from the relay for 3 s" % CONN)
+    # the old leg was reset (a TCP reset, no RST frame): the relay learns it
+    leg.sock.settimeout(5)
+    try:
+        rest = leg.sock.recv(100)
+        assert rest == b"" or all(rest[i] == PING for i in range(0, len(rest), 4)), rest
+    except ConnectionResetError:
+        pass
+    r.answer(404, "tunnel ended")
+    proxy.wait_for(r"event=tunnel_end conn=%s .*reason=\"resume refused: HTTP 404 tunnel ended\"" % CONN)
+    client.close()
+
+    # not resumable: the tunnel ends, the client's connection is reset
+    client = pt.connect(proxy.port)
+    leg = relay.accept()
+    leg.read_head()
+    leg.answer_101({}, heartbeat=1)
+    t0 = time.monotonic()
+    client.settimeout(10)
+    try:
+        rest = client.recv(100)
+        raise AssertionError("the client's connection ended without a reset: %r" % rest)
+    except ConnectionResetError:
+        pass
+    gap = time.monotonic() - t0
+    assert 2.5 <= gap <= 6.0, "the silent leg was given up after %.2fs" % gap
+    proxy.wait_for(r"event=tunnel_end conn=%s .*reason=\"nothing came from the relay for 3 s" % CONN)
 
 
 @t.test

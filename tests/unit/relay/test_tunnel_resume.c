@@ -292,7 +292,12 @@ START_TEST(grace_runs_out)
 }
 END_TEST
 
-START_TEST(ended_by_fin_is_remembered)
+/* Both legs ended cleanly: the terminators' own end, or a proxy in between
+ * that closed both connections (a squid restart). The relay cannot tell,
+ * so it does not remember the id: the terminators' resumes (which come
+ * only in the second case) recreate the tunnel as after a restart. Any
+ * other end is remembered (404). */
+START_TEST(ended_by_fin_is_not_remembered)
 {
     cfg.resume_grace = 30;
     ptth_rq *c, *a;
@@ -300,9 +305,20 @@ START_TEST(ended_by_fin_is_remembered)
     char id[PTTH_ID_LEN + 1];
     snprintf(id, sizeof(id), "%s", t->id);
     ptth_tunnel_on_joint_end(t, true, false, NULL);
-    ptth_rq *r = resume(id, false, 0, 0);
-    ck_assert_int_eq(r->status, 404);
-    ck_assert_uint_eq(core.stats.resume_refused[PTTH_REFUSED_ENDED], 1);
+    ck_assert_int_eq(last_reason, PTTH_END_FIN);
+    ck_assert(!ptth_tunnel_ended_recently(&core, id));
+    ptth_rq *rc = resume(id, false, 3, 5);
+    ck_assert_int_eq(rc->status, 0); /* held: the tunnel is back, suspended */
+    ptth_rq *rs = resume(id, true, 5, 3);
+    ck_assert_int_eq(rs->status, 101);
+    ck_assert_int_eq(rc->status, 101);
+    ck_assert_uint_eq(core.stats.resume_refused[PTTH_REFUSED_ENDED], 0);
+    /* a reset after a clean end of stream (a dying terminator): remembered */
+    t = joined(BOTH, BOTH, &c, &a);
+    snprintf(id, sizeof(id), "%s", t->id);
+    ptth_tunnel_on_joint_end(t, false, true, "client's connection was reset");
+    ck_assert(ptth_tunnel_ended_recently(&core, id));
+    ck_assert_int_eq(resume(id, false, 0, 0)->status, 404);
 }
 END_TEST
 
@@ -434,7 +450,7 @@ START_TEST(ended_ids_are_bounded)
     ptth_tunnel *t = joined(BOTH, BOTH, &c, &a);
     char first[PTTH_ID_LEN + 1];
     snprintf(first, sizeof(first), "%s", t->id);
-    ptth_tunnel_on_joint_end(t, true, false, NULL);
+    ptth_tunnel_on_joint_end(t, false, true, "reset after an end of stream");
     ck_assert(ptth_tunnel_ended_recently(&core, first));
     /* PTTH_ENDED_MAX later ends overwrite the oldest: the ring stays its size */
     for (size_t i = 0; i < PTTH_ENDED_MAX; i++) {
@@ -464,7 +480,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, second_resume_of_a_side_supersedes);
     tcase_add_test(tc, held_resume_gone_is_dropped);
     tcase_add_test(tc, grace_runs_out);
-    tcase_add_test(tc, ended_by_fin_is_remembered);
+    tcase_add_test(tc, ended_by_fin_is_not_remembered);
     tcase_add_test(tc, unknown_id_is_a_tunnel_from_before);
     tcase_add_test(tc, unknown_id_counts_against_the_limits);
     tcase_add_test(tc, not_resumable_is_409);
