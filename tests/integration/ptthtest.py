@@ -38,6 +38,8 @@ import traceback
 BUILD_DIR = os.environ.get("PTTH_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 SOURCE_DIR = os.environ.get("PTTH_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 
+MIB = 1 << 20
+
 PROGRAM_DIRS = {
     "ptth_relay": "relay",
     "ptth_server": "server_proxy",
@@ -432,6 +434,90 @@ class EchoServer:
         except OSError:
             pass
         self.sock.close()
+
+
+class PacedEcho:
+    """One tunnel to an echo backend: a thread sends `size` pseudo-random
+    bytes, never more than `ahead` bytes past what came back, while another
+    reads the echo; both hash what they saw. So the transfer lasts as long
+    as the faults the test injects meanwhile, and any loss, duplicate or
+    reorder shows in the hashes."""
+
+    def __init__(self, port, size, ahead=4 * MIB, block=64 * 1024, timeout=120.0, rate=None):
+        self.size, self.ahead, self.block, self.rate = size, ahead, block, rate
+        self.sock = connect(port, timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.sent = 0
+        self.got = 0
+        self.longest_wait = 0.0  # seconds: the longest time between two reads that got bytes
+        self.hs, self.hr = hashlib.sha256(), hashlib.sha256()
+        self.error = None
+        self.cond = threading.Condition()
+        self.seed = os.urandom(block + 7)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.writer = threading.Thread(target=self._write, daemon=True)
+        self.reader.start()
+        self.writer.start()
+
+    def _write(self):
+        i = 0
+        started = time.monotonic()
+        try:
+            while self.sent < self.size:
+                if self.rate is not None:  # paced: the transfer outlasts the faults
+                    early = self.sent / self.rate - (time.monotonic() - started)
+                    if early > 0:
+                        time.sleep(early)
+                with self.cond:
+                    while self.sent - self.got >= self.ahead and self.error is None:
+                        self.cond.wait(1)
+                    if self.error is not None:
+                        return
+                # a block whose start moves by a byte each time, so that a
+                # replayed or skipped piece would not hash the same
+                chunk = self.seed[i % 7:i % 7 + self.block][:self.size - self.sent]
+                self.sock.sendall(chunk)
+                self.hs.update(chunk)
+                with self.cond:
+                    self.sent += len(chunk)
+                i += 1
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            with self.cond:
+                self.error = self.error or e
+                self.cond.notify_all()
+
+    def _read(self):
+        last = time.monotonic()
+        try:
+            while True:
+                b = self.sock.recv(MIB)
+                if not b:
+                    return
+                now = time.monotonic()
+                self.longest_wait, last = max(self.longest_wait, now - last), now
+                self.hr.update(b)
+                with self.cond:
+                    self.got += len(b)
+                    self.cond.notify_all()
+        except OSError as e:
+            with self.cond:
+                self.error = self.error or e
+                self.cond.notify_all()
+
+    def wait_got(self, n, timeout=60.0):
+        wait_until("%d bytes echoed" % n, lambda: self.got >= n or self.error is not None, timeout=timeout)
+        assert self.error is None, "the tunnel broke after %d bytes echoed: %r" % (self.got, self.error)
+
+    def finish(self, timeout=120.0):
+        self.writer.join(timeout)
+        self.reader.join(timeout)
+        self.sock.close()
+        assert self.error is None, "the tunnel broke after %d of %d bytes echoed: %r" % (
+            self.got, self.size, self.error)
+        assert not self.reader.is_alive(), "echo incomplete: %d of %d bytes" % (self.got, self.size)
+        assert self.got == self.size, "%d bytes came back, %d were sent" % (self.got, self.size)
+        assert self.hr.hexdigest() == self.hs.hexdigest(), "the echo differs from what was sent"
 
 
 # ---- valgrind (docs/security.md) ---------------------------------------------

@@ -8,7 +8,6 @@ restart. Past --resume-grace a suspended tunnel ends and both local sockets
 are reset; a terminator with --resume-buffer 0 does not ask for resumption
 and its tunnels end at a cut as before."""
 
-import hashlib
 import os
 import re
 import socket
@@ -24,90 +23,10 @@ from faultkit import kit, pt  # noqa: E402
 
 t = pt.Tap()
 
-MIB = 1 << 20
+MIB = pt.MIB
 # resumption is asked for only with a resume buffer (off by default for now:
 # docs/protocol.md "Resumable tunnels", known limit)
 RESUME = ["--resume-buffer", "4194304"]
-
-
-class PacedEcho:
-    """One tunnel to an echo backend: a thread sends `size` pseudo-random
-    bytes, never more than `ahead` bytes past what came back, while another
-    reads the echo; both hash what they saw. So the transfer lasts as long
-    as the faults the test injects meanwhile, and any loss, duplicate or
-    reorder shows in the hashes."""
-
-    def __init__(self, port, size, ahead=4 * MIB, block=64 * 1024, timeout=120.0, rate=None):
-        self.size, self.ahead, self.block, self.rate = size, ahead, block, rate
-        self.sock = pt.connect(port, timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.sent = 0
-        self.got = 0
-        self.hs, self.hr = hashlib.sha256(), hashlib.sha256()
-        self.error = None
-        self.cond = threading.Condition()
-        self.seed = os.urandom(block + 7)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.writer = threading.Thread(target=self._write, daemon=True)
-        self.reader.start()
-        self.writer.start()
-
-    def _write(self):
-        i = 0
-        started = time.monotonic()
-        try:
-            while self.sent < self.size:
-                if self.rate is not None:  # paced: the transfer outlasts the faults
-                    early = self.sent / self.rate - (time.monotonic() - started)
-                    if early > 0:
-                        time.sleep(early)
-                with self.cond:
-                    while self.sent - self.got >= self.ahead and self.error is None:
-                        self.cond.wait(1)
-                    if self.error is not None:
-                        return
-                # a block whose start moves by a byte each time, so that a
-                # replayed or skipped piece would not hash the same
-                chunk = self.seed[i % 7:i % 7 + self.block][:self.size - self.sent]
-                self.sock.sendall(chunk)
-                self.hs.update(chunk)
-                with self.cond:
-                    self.sent += len(chunk)
-                i += 1
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            with self.cond:
-                self.error = self.error or e
-                self.cond.notify_all()
-
-    def _read(self):
-        try:
-            while True:
-                b = self.sock.recv(MIB)
-                if not b:
-                    return
-                self.hr.update(b)
-                with self.cond:
-                    self.got += len(b)
-                    self.cond.notify_all()
-        except OSError as e:
-            with self.cond:
-                self.error = self.error or e
-                self.cond.notify_all()
-
-    def wait_got(self, n, timeout=60.0):
-        pt.wait_until("%d bytes echoed" % n, lambda: self.got >= n or self.error is not None, timeout=timeout)
-        assert self.error is None, "the tunnel broke after %d bytes echoed: %r" % (self.got, self.error)
-
-    def finish(self, timeout=120.0):
-        self.writer.join(timeout)
-        self.reader.join(timeout)
-        self.sock.close()
-        assert self.error is None, "the tunnel broke after %d of %d bytes echoed: %r" % (
-            self.got, self.size, self.error)
-        assert not self.reader.is_alive(), "echo incomplete: %d of %d bytes" % (self.got, self.size)
-        assert self.got == self.size, "%d bytes came back, %d were sent" % (self.got, self.size)
-        assert self.hr.hexdigest() == self.hs.hexdigest(), "the echo differs from what was sent"
 
 
 def secret_file(ctx):
@@ -145,7 +64,7 @@ def paced_echo_survives_cut_connections_both_sides(ctx):
     size = 100 * 1000 * 1000
     # 25 MB/s: four seconds, a cut every 8 MB echoed, the last one well
     # before the end
-    e = PacedEcho(px.port, size, rate=25e6)
+    e = pt.PacedEcho(px.port, size, rate=25e6)
     cuts = 0
     for i in range(10):
         e.wait_got((i + 1) * 8 * 1000 * 1000)
@@ -176,7 +95,7 @@ def restart_test(ctx, how):
                   server_args=RESUME)
     px = w.proxy("echo", args=RESUME)
     size = 40 * 1000 * 1000
-    e = PacedEcho(px.port, size, rate=25e6)
+    e = pt.PacedEcho(px.port, size, rate=25e6)
     e.wait_got(8 * MIB)
     assert e.sent < size, "the transfer ended before the relay went down"
     started = time.monotonic()
