@@ -1,4 +1,15 @@
-/* bridge.c: a tunnel between a local byte stream and the relay; see bridge.h. */
+/*
+ * bridge.c: a tunnel between a local byte stream and the relay; see bridge.h.
+ *
+ * The top of the bridge's layers (bridge_internal.h): it owns the bridge
+ * (its life, its state, the end and on_end), the local end (reads, the
+ * coalesced writes of `out`, the watches) and the chunked path of SPEC §4
+ * (the framed-stream request, the chunk POSTs). It calls the layers under
+ * it by name: bridge_leg.c for the upgraded path, bridge_resume.c for the
+ * counts of a resumable tunnel, bridge_buf.c for chunk buffers. They call
+ * back only through the bridge_env table below (`env`), set on every
+ * bridge by ptth_bridge_new().
+ */
 #include "bridge.h"
 #include "bridge_internal.h"
 
@@ -11,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bridge_buf.h"
 #include "frame.h"
 #include "log.h"
 #include "sysutil.h"
@@ -27,7 +39,6 @@ static const long chunk_retry_ms[] = {0, 100, 300, 1000};
  * finishes (an h2c upgrade that failed while requests waited for it). */
 #define CHUNK_TIMEOUT_MS 60000L
 #define CHUNK_ATTEMPTS ((int)(sizeof(chunk_retry_ms) / sizeof(chunk_retry_ms[0])) + 1)
-#define POOL_KEEP 64
 /* Relay -> local bytes wait in `out` until the end of the loop round, or
  * until this many wait (then they are written from the write callback). */
 #define OUT_FLUSH_AT 262144
@@ -37,45 +48,6 @@ static const long chunk_retry_ms[] = {0, 100, 300, 1000};
 #define OUT_KEEP_BATCH 16384
 #define OUT_KEEP_CAP (2 * OUT_FLUSH_AT)
 
-/* ---- chunk buffers: one process-wide free list, so that the hot path does
- * not allocate (every bridge of a process uses the same max_chunk) ---- */
-
-static struct {
-    size_t size;
-    size_t count;
-    void *bufs[POOL_KEEP];
-} pool;
-
-void *
-ptth_bridge_buf_get(size_t size)
-{
-    if (pool.size == size && pool.count > 0)
-        return pool.bufs[--pool.count];
-    return malloc(size);
-}
-
-void
-ptth_bridge_buf_put(void *buf, size_t size)
-{
-    if (buf == NULL)
-        return;
-    if (pool.size != size) {
-        ptth_bridge_release_pool();
-        pool.size = size;
-    }
-    if (pool.count < POOL_KEEP)
-        pool.bufs[pool.count++] = buf;
-    else
-        free(buf);
-}
-
-void
-ptth_bridge_release_pool(void)
-{
-    while (pool.count > 0)
-        free(pool.bufs[--pool.count]);
-}
-
 /* ---- the bridge ---- */
 
 static const char fin_header[] = "PTTH-Fin: 1";
@@ -84,6 +56,34 @@ static void on_defer(ptth_defer *d);
 static void on_out_defer(ptth_defer *d);
 static void post_chunk(struct chunk *c);
 static void on_chunk_retry_timer(ptth_timer *t);
+static void fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void schedule(ptth_bridge *b);
+static void update_watches(ptth_bridge *b);
+static ssize_t read_local_into(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp);
+static size_t feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now);
+static size_t drop_undelivered(ptth_bridge *b);
+static bool opened(ptth_bridge *b, const char *conn, long max_chunk);
+static void refused(ptth_bridge *b, long status, long retry_after, const char *why);
+static int start_chunks(ptth_bridge *b);
+
+/* What the layers under this one may ask of the bridge (bridge_internal.h). */
+static const bridge_env env = {
+    .fail = fail,
+    .schedule = schedule,
+    .update_watches = update_watches,
+    .read_local_into = read_local_into,
+    .feed = feed,
+    .opened = opened,
+    .refused = refused,
+    .start_chunks = start_chunks,
+    .drop_undelivered = drop_undelivered,
+};
+
+void
+ptth_bridge_release_pool(void)
+{
+    ptth_bridge_buf_release();
+}
 
 bool
 ptth_conn_id_valid(const char *id)
@@ -101,8 +101,8 @@ ptth_conn_id_valid(const char *id)
 
 /* Records the first failure and lets the loop act on it (we may be inside
  * libcurl here). tell_relay: the relay does not know yet, send `close`. */
-void
-ptth_bridge_fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
+static void
+fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
 {
     if (b->failed || b->state == ST_ENDED)
         return;
@@ -115,8 +115,8 @@ ptth_bridge_fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...)
     ptth_defer_call(b->loop, &b->defer, on_defer, b);
 }
 
-void
-ptth_bridge_schedule(ptth_bridge *b)
+static void
+schedule(ptth_bridge *b)
 {
     ptth_defer_call(b->loop, &b->defer, on_defer, b);
 }
@@ -179,7 +179,7 @@ ptth_bridge_shutdown(ptth_bridge *b)
         ptth_req_cancel(&b->stream);
         ptth_bridge_leg_close(b, true);
     }
-    ptth_bridge_fail(b, true, "shutdown");
+    fail(b, true, "shutdown");
 }
 
 const char *
@@ -251,7 +251,8 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     ptth_frame_decoder_init(&b->dec, 0);
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++)
         b->chunks[i].b = b;
-    ptth_bridge_resume_init(b, cfg);
+    b->env = &env;
+    ptth_bridge_leg_init(b, cfg);
     return b;
 }
 
@@ -323,22 +324,22 @@ shut_local_write(ptth_bridge *b)
         ptth_watch_stop(&b->wwatch);
     int rc = b->local.ops->shutdown_write(b->local.ctx);
     if (rc != 0 && rc != -ENOTCONN)
-        ptth_bridge_fail(b, true, "%s shutdown failed: %s", b->local_name, strerror(-rc));
+        fail(b, true, "%s shutdown failed: %s", b->local_name, strerror(-rc));
 }
 
-bool
-ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk)
+static bool
+opened(ptth_bridge *b, const char *conn, long max_chunk)
 {
     if (!b->conn_known) {
         if (!ptth_conn_id_valid(conn)) {
-            ptth_bridge_fail(b, false, "relay answered without a valid PTTH-Conn");
+            fail(b, false, "relay answered without a valid PTTH-Conn");
             return false;
         }
         snprintf(b->conn, sizeof(b->conn), "%s", conn);
         b->conn_known = true;
     }
     if (ptth_api_conn_path(b->chunk_path, sizeof(b->chunk_path), b->server, b->conn, b->chunk_kind) != 0) {
-        ptth_bridge_fail(b, false, "chunk path too long");
+        fail(b, false, "chunk path too long");
         return false;
     }
     /* the relay refuses bodies above its --max-chunk and says which */
@@ -348,7 +349,7 @@ ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk)
     b->established = true;
     if (b->on_established != NULL)
         b->on_established(b, b->data);
-    ptth_bridge_update_watches(b);
+    update_watches(b);
     return true;
 }
 
@@ -357,7 +358,7 @@ on_stream_headers(ptth_req *r)
 {
     ptth_bridge *b = r->data;
     if (r->status >= 200 && r->status <= 299 && b->state == ST_OPENING)
-        (void)ptth_bridge_opened(b, r->conn, r->max_chunk);
+        (void)opened(b, r->conn, r->max_chunk);
 }
 
 /* The framed stream's bytes: decode, and queue DATA for the local end.
@@ -365,8 +366,8 @@ on_stream_headers(ptth_req *r)
  * payloads of one loop round are written with one call after the round
  * (on_out_defer), so a 256 KiB chunk costs one or two writes, not 17; a
  * leg's reads are large, and written at once (flush_now). */
-size_t
-ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
+static size_t
+feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
 {
     if (b->state != ST_OPEN || b->failed)
         return len; /* ending: nothing more goes to the local end */
@@ -390,7 +391,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
                 return len;
             int rc = out_append(b, ev.data, ev.len);
             if (rc != 0) {
-                ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+                fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
                 return len;
             }
             break;
@@ -400,7 +401,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
                 b->from_relay = FROM_RELAY_FIN;
             break;
         case PTTH_FRAME_EV_RST:
-            ptth_bridge_fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
+            fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
             return len;
         case PTTH_FRAME_EV_PING:
             break;
@@ -409,7 +410,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
                 return len;
             break;
         case PTTH_FRAME_EV_ERROR:
-            ptth_bridge_fail(b, true, "bad frame from relay: %s", ev.error);
+            fail(b, true, "bad frame from relay: %s", ev.error);
             return len;
         }
         if (ev.type == PTTH_FRAME_EV_NEED_MORE)
@@ -418,7 +419,7 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
     if (out_pending(b) && !b->out_blocked && (flush_now || b->out_len - b->out_off >= OUT_FLUSH_AT)) {
         int rc = write_out(b);
         if (rc != 0 && rc != -EAGAIN) {
-            ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+            fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
             return len;
         }
     }
@@ -426,20 +427,20 @@ ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
         ptth_defer_call(b->loop, &b->out_defer, on_out_defer, b);
     if (b->from_relay != FROM_RELAY_OPEN && !out_pending(b))
         shut_local_write(b);
-    ptth_bridge_update_watches(b);
+    update_watches(b);
     if (b->from_relay != FROM_RELAY_OPEN)
-        ptth_bridge_schedule(b);
+        schedule(b);
     return len;
 }
 
 static size_t
 on_stream_body(ptth_req *r, const uint8_t *p, size_t len)
 {
-    return ptth_bridge_feed(r->data, p, len, false);
+    return feed(r->data, p, len, false);
 }
 
-void
-ptth_bridge_refused(ptth_bridge *b, long status, long retry_after, const char *why)
+static void
+refused(ptth_bridge *b, long status, long retry_after, const char *why)
 {
     b->stream_done = true;
     b->stream.status = status;
@@ -447,7 +448,7 @@ ptth_bridge_refused(ptth_bridge *b, long status, long retry_after, const char *w
     if (status == 0 && b->conn_known) {
         /* the accept failed in transport: the relay may still hold the
          * tunnel, and the client waits on it; say it is over */
-        ptth_bridge_fail(b, true, "%s", why);
+        fail(b, true, "%s", why);
         return;
     }
     if (why != NULL && why[0] != '\0')
@@ -463,16 +464,16 @@ on_stream_done(ptth_req *r, const char *error)
     ptth_bridge *b = r->data;
     b->stream_done = true;
     if (b->state == ST_OPENING) {
-        ptth_bridge_refused(b, error != NULL ? 0 : r->status, r->retry_after, error != NULL ? error : r->reason);
+        refused(b, error != NULL ? 0 : r->status, r->retry_after, error != NULL ? error : r->reason);
         return;
     }
     if (b->state == ST_OPEN) {
         if (error != NULL) /* the relay may not know yet: tell it if it is there */
-            ptth_bridge_fail(b, true, "relay stream failed: %s", error);
+            fail(b, true, "relay stream failed: %s", error);
         else if (b->from_relay == FROM_RELAY_OPEN)
-            ptth_bridge_fail(b, false, "relay ended the stream without FIN");
+            fail(b, false, "relay ended the stream without FIN");
     }
-    ptth_bridge_schedule(b);
+    schedule(b);
 }
 
 static const ptth_req_ops stream_ops = {
@@ -492,7 +493,7 @@ flush_out(ptth_bridge *b)
     if (rc == -EAGAIN)
         return;
     if (rc != 0) {
-        ptth_bridge_fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
+        fail(b, true, "%s write failed: %s", b->local_name, strerror(-rc));
         return;
     }
     if (b->out_cap > OUT_KEEP_CAP || batch < OUT_KEEP_BATCH) {
@@ -509,17 +510,17 @@ flush_out(ptth_bridge *b)
         return;
     if (b->stream_paused) {
         b->stream_paused = false;
-        /* may deliver more right away (ptth_bridge_feed) */
+        /* may deliver more right away (feed) */
         if (b->path == PATH_CHUNKS)
             ptth_req_resume(&b->stream);
         else
             ptth_bridge_leg_resume(b);
     }
-    ptth_bridge_schedule(b);
+    schedule(b);
 }
 
-size_t
-ptth_bridge_drop_undelivered(ptth_bridge *b)
+static size_t
+drop_undelivered(ptth_bridge *b)
 {
     size_t dropped = b->out_len - b->out_off;
     b->out_off = b->out_len = 0;
@@ -528,7 +529,7 @@ ptth_bridge_drop_undelivered(ptth_bridge *b)
     b->bytes_from_relay -= dropped;
     if (b->from_relay == FROM_RELAY_FIN)
         b->from_relay = FROM_RELAY_OPEN; /* not passed on: it comes again after the resume */
-    ptth_bridge_update_watches(b);
+    update_watches(b);
     return dropped;
 }
 
@@ -542,7 +543,7 @@ on_out_defer(ptth_defer *d)
         return;
     flush_out(b);
     if (!b->local_closed)
-        ptth_bridge_update_watches(b);
+        update_watches(b);
 }
 
 /* ---- local -> relay ---- */
@@ -555,8 +556,8 @@ reading_wanted(const ptth_bridge *b)
     return b->state == ST_OPEN && !b->failed && b->to_relay == TO_RELAY_OPEN && b->in_flight < PTTH_BRIDGE_WINDOW;
 }
 
-void
-ptth_bridge_update_watches(ptth_bridge *b)
+static void
+update_watches(ptth_bridge *b)
 {
     if (b->local_closed)
         return;
@@ -571,19 +572,19 @@ ptth_bridge_update_watches(ptth_bridge *b)
     }
 }
 
-ssize_t
-ptth_bridge_read_local_into(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp)
+static ssize_t
+read_local_into(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp)
 {
     uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
     if (buf == NULL) {
-        ptth_bridge_fail(b, true, "out of memory");
+        fail(b, true, "out of memory");
         return -ENOMEM;
     }
     ssize_t n = b->local.ops->read(b->local.ctx, buf + at, room);
     if (n < 0) {
         ptth_bridge_buf_put(buf, b->max_chunk);
         if (n != -EAGAIN)
-            ptth_bridge_fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
+            fail(b, true, "%s read failed: %s", b->local_name, strerror((int)-n));
         return n;
     }
     *bufp = buf;
@@ -607,7 +608,7 @@ read_local(ptth_bridge *b)
     if (c == NULL)
         return;
     uint8_t *buf;
-    ssize_t n = ptth_bridge_read_local_into(b, 0, b->read_limit, &buf);
+    ssize_t n = read_local_into(b, 0, b->read_limit, &buf);
     if (n < 0)
         return;
     if (n == 0) {
@@ -636,7 +637,7 @@ on_local_event(ptth_watch *w, uint32_t events)
     if (w == &b->rwatch && !b->local_closed && reading_wanted(b) && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         read_local(b);
     if (!b->local_closed)
-        ptth_bridge_update_watches(b);
+        update_watches(b);
 }
 
 static void
@@ -674,11 +675,11 @@ on_chunk_done(ptth_req *r, const char *error)
         return;
     }
     if (error != NULL) {
-        ptth_bridge_fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
+        fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
         return;
     }
     if (r->status == 404 && !(b->stream_done && b->from_relay != FROM_RELAY_OPEN)) {
-        ptth_bridge_fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
+        fail(b, false, "relay no longer knows the tunnel (404 on chunk %" PRIu64 ")", c->seq);
         return;
     }
     /* a 404 after our stream ended cleanly: the relay ends a tunnel that way
@@ -687,7 +688,7 @@ on_chunk_done(ptth_req *r, const char *error)
     if (r->status == 404)
         r->status = 204;
     if (r->status < 200 || r->status > 299) {
-        ptth_bridge_fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
+        fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
         return;
     }
     b->bytes_to_relay += c->len;
@@ -696,8 +697,8 @@ on_chunk_done(ptth_req *r, const char *error)
     ptth_bridge_buf_put(c->buf, b->max_chunk);
     c->buf = NULL;
     b->in_flight--;
-    ptth_bridge_update_watches(b);
-    ptth_bridge_schedule(b);
+    update_watches(b);
+    schedule(b);
 }
 
 static const ptth_req_ops chunk_ops = {
@@ -724,7 +725,7 @@ post_chunk(struct chunk *c)
     c->attempts++;
     int rc = ptth_req_start(b->client, &c->req, PTTH_REQ_SHORT, b->chunk_path, headers, c->buf, c->len);
     if (rc != 0)
-        ptth_bridge_fail(b, true, "cannot send chunk: %s", strerror(-rc));
+        fail(b, true, "cannot send chunk: %s", strerror(-rc));
 }
 
 /* ---- the end ---- */
@@ -798,8 +799,8 @@ on_defer(ptth_defer *d)
     }
 }
 
-int
-ptth_bridge_start_chunks(ptth_bridge *b)
+static int
+start_chunks(ptth_bridge *b)
 {
     b->path = PATH_CHUNKS;
     b->stream.ops = &stream_ops;
@@ -830,14 +831,14 @@ ptth_bridge_start(ptth_bridge *b, const char *stream_path, const char *conn_id)
         if (b->data_path != NULL && ptth_data_path_try_upgrade(b->data_path, ptth_loop_now(b->loop)))
             rc = ptth_bridge_leg_start(b);
         else
-            rc = ptth_bridge_start_chunks(b);
+            rc = start_chunks(b);
     }
     if (rc != 0) {
         b->state = ST_OPENING;
         snprintf(b->reason, sizeof(b->reason), "cannot start request: %s", strerror(-rc));
         b->failed = true;
         b->tell_relay = false;
-        ptth_bridge_schedule(b);
+        schedule(b);
         return rc;
     }
     b->state = ST_OPENING;

@@ -1,9 +1,33 @@
 /*
- * bridge_internal.h: the parts of a bridge (bridge.h) that its relay paths
- * share: bridge.c (the bridge, the chunked path of SPEC §4) and
- * bridge_leg.c (the upgraded path of SPEC §9.1 over a ptth_leg, and the
- * framed stream of a 2xx answer to an upgrade request). Not for other
- * modules.
+ * bridge_internal.h: the parts of a bridge (bridge.h) that its layers
+ * share; not for other modules. The layers, from the top down:
+ *
+ *   bridge.c         the bridge: its life and state, the end, the local end
+ *                    (reads, the coalesced writes of `out`, the watches),
+ *                    and the chunked path of SPEC §4
+ *   bridge_leg.c     the relay side over a ptth_leg: the upgraded path of
+ *                    SPEC §9.1, and the framed stream of a 2xx answer to an
+ *                    upgrade request
+ *   bridge_resume.c  the rules of a resumable tunnel on the upgraded path
+ *                    (docs/protocol.md "Resumable tunnels"): the counts,
+ *                    the ACKs, the replay, the resume requests
+ *   bridge_buf.c     the pooled chunk buffers (bridge_buf.h), under all three
+ *
+ * The calls go one way, down: a layer calls those under it by name (the
+ * declarations at the end of this file), and never one above it by name.
+ * Where a lower layer must act on an upper one (fail the tunnel, let the
+ * loop act, feed the framed stream's bytes to the decoder, reopen the
+ * leg), it calls through a table of operations that the upper layer
+ * fills, as h2_session.c reports to h2_client.c through h2_env_events:
+ *   bridge_env      bridge.c's, for bridge_leg.c and bridge_resume.c
+ *                   (ptth_bridge.env, set by ptth_bridge_new());
+ *   bridge_leg_ops  bridge_leg.c's, for bridge_resume.c
+ *                   (bridge_resume.leg, given to ptth_bridge_resume_init()
+ *                   by ptth_bridge_leg_init()).
+ * So each layer can be read, and tested (tests/unit/term/test_bridge_resume.c),
+ * with what is under it and the tables it is given. The state is one
+ * struct (ptth_bridge, below) that all three see; its sections say which
+ * layer keeps which fields.
  *
  * One tunnel has one relay path, chosen at start and changed at most once,
  * when the upgrade request falls back:
@@ -78,6 +102,61 @@ typedef enum bridge_resume_state {
     RS_ATTEMPT, /* a resume request is out on a new leg */
 } bridge_resume_state;
 
+/* What bridge.c does for the layers under it (bridge_leg.c,
+ * bridge_resume.c); filled by bridge.c, reached as b->env. */
+typedef struct bridge_env {
+    /* Records the first failure (reason from fmt) and lets the loop act on
+     * it: safe inside libcurl. tell_relay: the relay does not know yet,
+     * send `close`. */
+    void (*fail)(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    /* Lets the loop look at the state (the end may have come). */
+    void (*schedule)(ptth_bridge *b);
+    /* Sets the local end's watches from the state. */
+    void (*update_watches)(ptth_bridge *b);
+    /* One read of the local end into a pooled buffer, at offset at, at most
+     * room bytes: >0 bytes or 0 (end of stream) with *bufp set (the
+     * caller's now); -EAGAIN nothing; another negative errno: the failure
+     * is recorded. */
+    ssize_t (*read_local_into)(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp);
+    /* The framed stream's bytes, from whichever path carries them:
+     * decoded, and DATA queued for the local end (written now when
+     * flush_now, else at the end of the round). len, or PTTH_REQ_PAUSE when
+     * the local end is full (the same bytes are to be offered again once
+     * ptth_bridge_leg_resume() or ptth_req_resume() is called). */
+    size_t (*feed)(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now);
+    /* The framed-stream request (connect/accept) answered 2xx with these
+     * fields: the tunnel opens. false when that failed (recorded). */
+    bool (*opened)(ptth_bridge *b, const char *conn, long max_chunk);
+    /* The framed-stream request failed before the tunnel opened: status
+     * (0: none), its Retry-After, and why. */
+    void (*refused)(ptth_bridge *b, long status, long retry_after, const char *why);
+    /* Starts the framed-stream request on the chunked path (the upgrade
+     * request fell back). 0 or -errno. */
+    int (*start_chunks)(ptth_bridge *b);
+    /* A resumable tunnel lost its leg: the DATA decoded and not written to
+     * the local end yet is dropped (the peer sends it again from our
+     * `received`), and with it a FIN that was decoded but not passed on.
+     * Returns the DATA bytes dropped. */
+    size_t (*drop_undelivered)(ptth_bridge *b);
+} bridge_env;
+
+/* What bridge_leg.c does for bridge_resume.c; filled by bridge_leg.c,
+ * reached as b->rs.leg. */
+typedef struct bridge_leg_ops {
+    /* The leg was lost: it is reset without an RST frame (the tunnel goes
+     * on), frames not written are dropped (DATA is in the resume buffer). */
+    void (*drop)(ptth_bridge *b);
+    /* Opens a new leg for path with the extra header lines (a resume
+     * request). 0 or -errno. */
+    int (*reopen)(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms);
+    /* The leg is to be read again (the local end drained, or we may send
+     * nothing more and wait for the peer's ACKs). */
+    void (*resume_reading)(ptth_bridge *b);
+    /* The resume request got its 101: heartbeats as after the first one,
+     * and the replay goes out. */
+    void (*resumed)(ptth_bridge *b, const ptth_leg_response *res);
+} bridge_leg_ops;
+
 struct bridge_resume {
     bridge_resume_state state;
     size_t capacity;                 /* --resume-buffer; 0: do not ask */
@@ -102,6 +181,7 @@ struct bridge_resume {
     ptth_timer timer;                /* the next attempt */
     unsigned resumes;                /* successful resumes of this tunnel */
     void (*on_resumed)(ptth_bridge *b, uint64_t replayed, void *data);
+    const bridge_leg_ops *leg; /* bridge_leg.c's operations */
 };
 
 struct chunk {
@@ -117,6 +197,7 @@ struct chunk {
 };
 
 struct ptth_bridge {
+    const bridge_env *env; /* bridge.c's operations, for the layers under it */
     ptth_loop *loop;
     ptth_relay_client *client;
     ptth_bridge_end_cb on_end;
@@ -142,7 +223,7 @@ struct ptth_bridge {
     bool established; /* reached ST_OPEN */
     long long started_ms;
 
-    /* relay -> local */
+    /* relay -> local (bridge.c; the decoder is reset by bridge_resume.c after a resume) */
     ptth_req stream;
     ptth_frame_decoder dec;
     uint8_t *out; /* DATA not written yet: coalesced this round, or refused by a full local end */
@@ -154,13 +235,13 @@ struct ptth_bridge {
     bridge_from_relay from_relay;
     bool stream_done;
 
-    /* local -> relay */
+    /* local -> relay (bridge.c: the chunks; to_relay also bridge_leg.c and bridge_resume.c) */
     struct chunk chunks[PTTH_BRIDGE_WINDOW];
     unsigned in_flight;
     uint64_t next_seq;
     bridge_to_relay to_relay;
 
-    /* the end */
+    /* the end (bridge.c; failed and reason set through env->fail) */
     ptth_req close_req;
     char close_header[240];
     ptth_timer close_timer;
@@ -186,41 +267,14 @@ struct ptth_bridge {
     long long last_rx_ms; /* bytes last came on the leg (or it was last not read): a silent leg is a dead one */
     ptth_timer beat_timer;
 
-    struct bridge_resume rs;
+    struct bridge_resume rs; /* bridge_resume.c */
 };
 
-/* bridge.c */
-/* Chunk-sized buffers from a process-wide free list (size: max_chunk). */
-void *ptth_bridge_buf_get(size_t size);
-void ptth_bridge_buf_put(void *buf, size_t size);
-void ptth_bridge_fail(ptth_bridge *b, bool tell_relay, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void ptth_bridge_schedule(ptth_bridge *b);
-void ptth_bridge_update_watches(ptth_bridge *b);
-/* One read of the local end into a pooled buffer, at offset at, at most
- * room bytes: >0 bytes or 0 (end of stream) with *bufp set (the caller's
- * now); -EAGAIN nothing; another negative errno: the failure is recorded. */
-ssize_t ptth_bridge_read_local_into(ptth_bridge *b, size_t at, size_t room, uint8_t **bufp);
-/* The framed stream's bytes, from whichever path carries them: decoded, and
- * DATA queued for the local end (written now when flush_now, else at the end
- * of the round). len, or PTTH_REQ_PAUSE when the local end is full (the same
- * bytes are to be offered again once ptth_bridge_leg_resume() or
- * ptth_req_resume() is called). */
-size_t ptth_bridge_feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now);
-/* A resumable tunnel lost its leg: the DATA decoded and not written to the
- * local end yet is dropped (the peer sends it again from our `received`),
- * and with it a FIN that was decoded but not passed on. Returns the DATA
- * bytes dropped. */
-size_t ptth_bridge_drop_undelivered(ptth_bridge *b);
-/* The framed-stream request (connect/accept) answered 2xx with these
- * fields: the tunnel opens. false when that failed (recorded). */
-bool ptth_bridge_opened(ptth_bridge *b, const char *conn, long max_chunk);
-/* The framed-stream request failed before the tunnel opened: status (0:
- * none), its Retry-After, and why. */
-void ptth_bridge_refused(ptth_bridge *b, long status, long retry_after, const char *why);
-/* Starts the framed-stream request on the chunked path. 0 or -errno. */
-int ptth_bridge_start_chunks(ptth_bridge *b);
+/* ---- bridge_leg.c, for bridge.c ---- */
 
-/* bridge_leg.c */
+/* At ptth_bridge_new(), after b->env is set: the resume half's init, with
+ * this layer's bridge_leg_ops. */
+void ptth_bridge_leg_init(ptth_bridge *b, const ptth_bridge_config *cfg);
 /* Starts the upgrade request. 0 or -errno (nothing started). */
 int ptth_bridge_leg_start(ptth_bridge *b);
 /* PATH_UPGRADE: local reading is wanted now / read the local end into frames. */
@@ -237,19 +291,13 @@ bool ptth_bridge_leg_done(const ptth_bridge *b);
  * a TCP reset; else a normal close. A no-op without a leg. Also stops
  * what resuming had going (bridge_resume.c). */
 void ptth_bridge_leg_close(ptth_bridge *b, bool failed);
-/* A resumable tunnel lost its leg: the leg is reset without an RST frame
- * (the tunnel goes on), frames not written are dropped (DATA is in the
- * resume buffer). */
-void ptth_bridge_leg_drop(ptth_bridge *b);
-/* Opens a new leg for path with the extra header lines (a resume
- * request). 0 or -errno. */
-int ptth_bridge_leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms);
-/* The resume request got its 101: heartbeats as after the first one, and
- * the replay goes out. */
-void ptth_bridge_leg_resumed(ptth_bridge *b, const ptth_leg_response *res);
 
-/* bridge_resume.c */
-void ptth_bridge_resume_init(ptth_bridge *b, const ptth_bridge_config *cfg);
+/* ---- bridge_resume.c, for bridge_leg.c (and bridge.c: the counts of
+ * what goes to the local end, the state) ---- */
+
+/* The tunnel is not resumable until ptth_bridge_resume_opened(); leg is
+ * how this layer acts on the leg (kept in b->rs.leg). */
+void ptth_bridge_resume_init(ptth_bridge *b, const ptth_bridge_config *cfg, const bridge_leg_ops *leg);
 /* The upgrade request's extra header line when resumption is to be asked
  * for, else NULL. */
 const char *ptth_bridge_resume_request_header(const ptth_bridge *b);

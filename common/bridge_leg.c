@@ -20,7 +20,7 @@
  *     taken as lost (resumed, or the tunnel fails). Time in which we did not
  *     read it does not count: the peer may be held back by us.
  *   - relay -> local: what the leg delivers goes through the frame decoder
- *     of bridge.c (ptth_bridge_feed) and is written at once; the leg is not
+ *     of bridge.c (its env's feed) and is written at once; the leg is not
  *     read while the local end is full.
  *   - the end: when our FIN was written and the peer's FIN received (and
  *     written through), the leg is closed normally; the relay sees both
@@ -36,12 +36,21 @@
  * not one of the relay's own refusals, or no answer, sends the request again
  * on the chunked path (auto), and data_path.h remembers when the relay
  * connection itself is the reason.
+ *
+ * The middle of the bridge's layers (bridge_internal.h): bridge.c calls in
+ * by name (start, reading and writing on the upgraded path, the end);
+ * this file calls bridge_resume.c and bridge_buf.c by name, and bridge.c
+ * only through b->env (fail, schedule, the watches, a local read, feeding
+ * the decoder, the tunnel opened or refused, the fallback to chunks). It
+ * gives bridge_resume.c its bridge_leg_ops (drop, reopen, read the leg
+ * again, resumed), so that the resume rules need not know this file.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge_buf.h"
 #include "bridge_internal.h"
 #include "log.h"
 
@@ -62,12 +71,30 @@ static void on_leg_readable(ptth_leg *leg);
 static void on_leg_writable(ptth_leg *leg);
 static void on_beat(ptth_timer *t);
 static void flush_up(ptth_bridge *b);
+static void leg_want(ptth_bridge *b);
+static void leg_drop(ptth_bridge *b);
+static int leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms);
+static void leg_resumed(ptth_bridge *b, const ptth_leg_response *res);
 
 static const ptth_leg_ops leg_ops = {
     .on_response = on_leg_response,
     .on_readable = on_leg_readable,
     .on_writable = on_leg_writable,
 };
+
+/* What bridge_resume.c may ask of this layer (bridge_internal.h). */
+static const bridge_leg_ops resume_leg_ops = {
+    .drop = leg_drop,
+    .reopen = leg_reopen,
+    .resume_reading = leg_want,
+    .resumed = leg_resumed,
+};
+
+void
+ptth_bridge_leg_init(ptth_bridge *b, const ptth_bridge_config *cfg)
+{
+    ptth_bridge_resume_init(b, cfg, &resume_leg_ops);
+}
 
 static bool
 up_pending(const ptth_bridge *b)
@@ -135,7 +162,7 @@ static void
 fall_back(ptth_bridge *b, const char *why, bool remember)
 {
     if (b->data_path->mode == PTTH_DATA_PATH_UPGRADE) {
-        ptth_bridge_refused(b, 0, -1, why);
+        b->env->refused(b, 0, -1, why);
         return;
     }
     if (remember)
@@ -143,9 +170,9 @@ fall_back(ptth_bridge *b, const char *why, bool remember)
     ptth_log_debug("event=upgrade_fallback conn=%s reason=\"%s\"", b->conn_known ? b->conn : "-", why);
     ptth_leg_close(&b->leg, false);
     b->leg_open = false;
-    int rc = ptth_bridge_start_chunks(b);
+    int rc = b->env->start_chunks(b);
     if (rc != 0)
-        ptth_bridge_refused(b, 0, -1, "cannot start request on the chunked path");
+        b->env->refused(b, 0, -1, "cannot start request on the chunked path");
 }
 
 static void
@@ -158,7 +185,7 @@ open_upgraded(ptth_bridge *b, const ptth_leg_response *res)
      * the backstop, a little later, should its guess at PINGs be wrong */
     b->idle_ms = res->idle_timeout > 0 ? res->idle_timeout * 1000 + IDLE_GRACE_MS : 0;
     ptth_bridge_resume_opened(b, res);
-    if (!ptth_bridge_opened(b, res->conn, 0))
+    if (!b->env->opened(b, res->conn, 0))
         return;
     b->last_sent_ms = b->last_data_ms = b->last_rx_ms = ptth_loop_now(b->loop);
     ptth_timer_start(b->loop, &b->beat_timer, b->idle_ms > 0 && b->idle_ms < b->heartbeat_ms ? b->idle_ms : b->heartbeat_ms,
@@ -191,17 +218,17 @@ on_leg_response(ptth_leg *leg, const ptth_leg_response *res)
                     ? "the relay has --upgrade off"
                     : "the upgrade request was answered without upgrading (a proxy in between drops Upgrade?)");
         if (b->data_path->mode == PTTH_DATA_PATH_UPGRADE) {
-            ptth_bridge_fail(b, true, "--data-path upgrade: %s",
-                             peer ? "the other side of the tunnel is on the chunked path" : "the relay did not upgrade");
+            b->env->fail(b, true, "--data-path upgrade: %s",
+                         peer ? "the other side of the tunnel is on the chunked path" : "the relay did not upgrade");
             return;
         }
         b->stream.status = res->status;
-        if (ptth_bridge_opened(b, res->conn, res->max_chunk))
+        if (b->env->opened(b, res->conn, res->max_chunk))
             leg_want(b);
         return;
     }
     if (relay_refusal(res->status)) {
-        ptth_bridge_refused(b, res->status, res->retry_after, res->reason);
+        b->env->refused(b, res->status, res->retry_after, res->reason);
         return;
     }
     if (res->status == 0) {
@@ -233,8 +260,8 @@ leg_ended(ptth_bridge *b)
         ptth_bridge_resume_lost(b, "the relay ended the connection"))
         return;
     if (b->from_relay == FROM_RELAY_OPEN)
-        ptth_bridge_fail(b, false, "relay ended the stream without FIN");
-    ptth_bridge_schedule(b);
+        b->env->fail(b, false, "relay ended the stream without FIN");
+    b->env->schedule(b);
 }
 
 /* One batch from the leg into leg_rbuf: a cleartext socket gives it in one
@@ -280,7 +307,7 @@ on_leg_readable(ptth_leg *leg)
             /* an end or an error read after these bytes is acted on below
              * even when the local end is full now: over TLS it may not be
              * read a second time */
-            (void)ptth_bridge_feed(b, leg_rbuf, got, true);
+            (void)b->env->feed(b, leg_rbuf, got, true);
             /* resumable: ACK what was delivered, when due (once per read) */
             ptth_bridge_leg_flush_ack(b);
             if (!b->leg_open || b->failed)
@@ -299,7 +326,7 @@ on_leg_readable(ptth_leg *leg)
             else
                 snprintf(why, sizeof(why), "relay connection failed: %s", strerror((int)-last));
             if (!ptth_bridge_resume_lost(b, why))
-                ptth_bridge_fail(b, false, "%s", why);
+                b->env->fail(b, false, "%s", why);
             return;
         }
         /* a short read drained a cleartext socket: the next recv() would
@@ -345,7 +372,7 @@ next_own_frame(ptth_bridge *b)
         return false; /* the usual case: no buffer taken to find that out */
     uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);
     if (buf == NULL) {
-        ptth_bridge_fail(b, true, "out of memory");
+        b->env->fail(b, true, "out of memory");
         return false;
     }
     bool fin = false;
@@ -386,7 +413,7 @@ flush_up(ptth_bridge *b)
                 char why[160];
                 snprintf(why, sizeof(why), "relay connection failed: %s", n == -ECONNRESET ? "reset" : strerror((int)-n));
                 if (!ptth_bridge_resume_lost(b, why))
-                    ptth_bridge_fail(b, false, "%s", why);
+                    b->env->fail(b, false, "%s", why);
                 return;
             }
             b->up_off += (size_t)n;
@@ -404,8 +431,8 @@ flush_up(ptth_bridge *b)
     if (wrote)
         b->last_sent_ms = ptth_loop_now(b->loop);
     leg_want(b);
-    ptth_bridge_update_watches(b);
-    ptth_bridge_schedule(b);
+    b->env->update_watches(b);
+    b->env->schedule(b);
 }
 
 void
@@ -418,7 +445,7 @@ ptth_bridge_leg_read_local(ptth_bridge *b)
         room = resume_room;
     if (room == 0)
         return;
-    ssize_t n = ptth_bridge_read_local_into(b, PTTH_FRAME_HEADER_LEN, room, &buf);
+    ssize_t n = b->env->read_local_into(b, PTTH_FRAME_HEADER_LEN, room, &buf);
     if (n < 0)
         return;
     if (n == 0) {
@@ -458,7 +485,7 @@ on_beat(ptth_timer *t)
         return;
     long long now = ptth_loop_now(b->loop);
     if (b->idle_ms > 0 && now - b->last_data_ms >= b->idle_ms) {
-        ptth_bridge_fail(b, false, "idle");
+        b->env->fail(b, false, "idle");
         return;
     }
     long long dead_ms = DEAD_BEATS * b->heartbeat_ms;
@@ -468,7 +495,7 @@ on_beat(ptth_timer *t)
         char why[96];
         snprintf(why, sizeof(why), "nothing came from the relay for %lld s (the connection is dead?)", (now - b->last_rx_ms) / 1000);
         if (!ptth_bridge_resume_lost(b, why))
-            ptth_bridge_fail(b, false, "%s", why);
+            b->env->fail(b, false, "%s", why);
         return;
     }
     /* resumable: an ACK when anything is unacknowledged; it is also a heartbeat */
@@ -508,8 +535,9 @@ ptth_bridge_leg_done(const ptth_bridge *b)
     return b->to_relay == TO_RELAY_DONE && b->from_relay != FROM_RELAY_OPEN && ptth_bridge_resume_settled(b);
 }
 
-void
-ptth_bridge_leg_drop(ptth_bridge *b)
+/* resume_leg_ops.drop: the tunnel resumes, the leg goes without an RST. */
+static void
+leg_drop(ptth_bridge *b)
 {
     ptth_timer_stop(b->loop, &b->beat_timer);
     if (b->leg_open)
@@ -521,8 +549,9 @@ ptth_bridge_leg_drop(ptth_bridge *b)
     b->up_fin = false; /* the FIN is written again after a resume when the peer did not get it */
 }
 
-int
-ptth_bridge_leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms)
+/* resume_leg_ops.reopen: a new leg for a resume request. */
+static int
+leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms)
 {
     memset(&b->leg, 0, sizeof(b->leg));
     int rc = ptth_leg_open(b->client, &b->leg, path, headers, timeout_ms, &leg_ops, b);
@@ -531,8 +560,9 @@ ptth_bridge_leg_reopen(ptth_bridge *b, const char *path, const char *const *head
     return rc;
 }
 
-void
-ptth_bridge_leg_resumed(ptth_bridge *b, const ptth_leg_response *res)
+/* resume_leg_ops.resumed: the resume request got its 101. */
+static void
+leg_resumed(ptth_bridge *b, const ptth_leg_response *res)
 {
     if (res->heartbeat > 0)
         b->heartbeat_ms = res->heartbeat * 1000;

@@ -36,6 +36,16 @@
  * Every byte of a relay's answer is untrusted: the positions it reports
  * are checked against what we sent and received before anything is
  * replayed, and nothing is allocated by what it says.
+ *
+ * The bottom of the bridge's layers but for bridge_buf.c
+ * (bridge_internal.h): bridge_leg.c calls in by name for everything of the
+ * upgraded path, bridge.c for the counts of what it writes to the local
+ * end and for the sub-state. This file calls neither by name: the bridge
+ * through b->env (fail, schedule, the watches, dropping what was not
+ * delivered), the leg through b->rs.leg, the bridge_leg_ops that
+ * bridge_leg.c gives to ptth_bridge_resume_init() (drop, reopen, read the
+ * leg again, resumed). So its rules are tested without a leg
+ * (tests/unit/term/test_bridge_resume.c).
  */
 #include <assert.h>
 #include <errno.h>
@@ -95,11 +105,12 @@ client_side(const ptth_bridge *b)
 }
 
 void
-ptth_bridge_resume_init(ptth_bridge *b, const ptth_bridge_config *cfg)
+ptth_bridge_resume_init(ptth_bridge *b, const ptth_bridge_config *cfg, const bridge_leg_ops *leg)
 {
     struct bridge_resume *rs = &b->rs;
     memset(rs, 0, sizeof(*rs));
     rs->state = RS_OFF;
+    rs->leg = leg;
     rs->on_resumed = cfg->on_resumed;
     snprintf(rs->port, sizeof(rs->port), "%s", cfg->port != NULL ? cfg->port : "");
     snprintf(rs->proto, sizeof(rs->proto), "%s", cfg->proto != NULL ? cfg->proto : "tcp");
@@ -192,12 +203,12 @@ ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n)
     int rc = ptth_resume_buf_append(&b->rs.buf, p, n);
     if (rc != 0) {
         /* read_room() bounded the read: only memory can be missing */
-        ptth_bridge_fail(b, true, "cannot keep %zu sent bytes for resumption: %s", n, strerror(-rc));
+        b->env->fail(b, true, "cannot keep %zu sent bytes for resumption: %s", n, strerror(-rc));
         return false;
     }
     b->rs.replay_pos = b->rs.buf.sent; /* new bytes are not a replay */
     if (send_room(&b->rs) == 0 && b->out_blocked)
-        ptth_bridge_leg_resume(b); /* full now: read the leg for the peer's ACKs */
+        b->rs.leg->resume_reading(b); /* full now: read the leg for the peer's ACKs */
     return true;
 }
 
@@ -208,8 +219,8 @@ ptth_bridge_resume_decoded(ptth_bridge *b, size_t n)
     if (rs->state == RS_OFF)
         return true;
     if (n > rs->capacity - rs->undelivered) {
-        ptth_bridge_fail(b, true, "bad frame from relay: DATA past our receive window (%zu bytes undelivered, %zu more, window %zu)",
-                         rs->undelivered, n, rs->capacity);
+        b->env->fail(b, true, "bad frame from relay: DATA past our receive window (%zu bytes undelivered, %zu more, window %zu)",
+                     rs->undelivered, n, rs->capacity);
         return false;
     }
     rs->undelivered += n;
@@ -243,22 +254,22 @@ ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value, uint32_t window)
 {
     struct bridge_resume *rs = &b->rs;
     if (rs->state == RS_OFF) {
-        ptth_bridge_fail(b, true, "bad frame from relay: ACK frame on a tunnel that is not resumable");
+        b->env->fail(b, true, "bad frame from relay: ACK frame on a tunnel that is not resumable");
         return false;
     }
     if (window < PTTH_RESUME_BUFFER_MIN || window > PTTH_RESUME_BUFFER_MAX) {
         /* a peer's --resume-buffer is within these; a smaller window could
          * stop us for good, a larger one is not a buffer anyone has */
-        ptth_bridge_fail(b, true, "bad frame from relay: ACK with a window of %" PRIu32 " bytes (not %u to %u)", window,
-                         PTTH_RESUME_BUFFER_MIN, PTTH_RESUME_BUFFER_MAX);
+        b->env->fail(b, true, "bad frame from relay: ACK with a window of %" PRIu32 " bytes (not %u to %u)", window,
+                     PTTH_RESUME_BUFFER_MIN, PTTH_RESUME_BUFFER_MAX);
         return false;
     }
     rs->peer_window = window;
     uint64_t sent = sent_pos(b);
     if (value < rs->peer_acked || value > sent) {
-        ptth_bridge_fail(b, true, "bad frame from relay: ACK of position %" PRIu64 " %s %" PRIu64, value,
-                         value < rs->peer_acked ? "below the last ACK" : "above what was sent,",
-                         value < rs->peer_acked ? rs->peer_acked : sent);
+        b->env->fail(b, true, "bad frame from relay: ACK of position %" PRIu64 " %s %" PRIu64, value,
+                     value < rs->peer_acked ? "below the last ACK" : "above what was sent,",
+                     value < rs->peer_acked ? rs->peer_acked : sent);
         return false;
     }
     rs->peer_acked = value;
@@ -271,8 +282,8 @@ ptth_bridge_resume_on_ack(ptth_bridge *b, uint64_t value, uint32_t window)
         if (rs->replay_pos < rs->buf.acked)
             rs->replay_pos = rs->buf.acked;
     }
-    ptth_bridge_update_watches(b); /* room in the buffer: read the local end again */
-    ptth_bridge_schedule(b);       /* our FIN acknowledged: the end may have come */
+    b->env->update_watches(b); /* room in the buffer: read the local end again */
+    b->env->schedule(b);       /* our FIN acknowledged: the end may have come */
     return true;
 }
 
@@ -363,12 +374,12 @@ ptth_bridge_resume_lost(ptth_bridge *b, const char *why)
     char q[300];
     ptth_log_debug("event=tunnel_suspended conn=%s sent=%" PRIu64 " received=%" PRIu64 " acked=%" PRIu64 " reason=%s", b->conn,
                    sent_pos(b), rs->received, rs->peer_acked, ptth_log_quote(q, sizeof(q), why));
-    ptth_bridge_leg_drop(b);
+    b->rs.leg->drop(b);
     /* what waits for the local end is not written while resuming: the
      * resume request tells the peer what we delivered, and it sends the
      * rest again (the local end may take more meanwhile: it would be
      * written twice) */
-    size_t dropped = ptth_bridge_drop_undelivered(b);
+    size_t dropped = b->env->drop_undelivered(b);
     assert(dropped == rs->undelivered);
     (void)dropped;
     rs->undelivered = 0;
@@ -377,7 +388,7 @@ ptth_bridge_resume_lost(ptth_bridge *b, const char *why)
     rs->delay_ms = 0;
     rs->ack_fin = rs->ack_beat = false;
     resume_set_state(b, RS_WAITING);
-    ptth_bridge_update_watches(b); /* the local end is not read while resuming */
+    b->env->update_watches(b); /* the local end is not read while resuming */
     /* at once, but from the loop: we may be inside the old leg's callback */
     wait_next(b, 0);
     return true;
@@ -390,12 +401,12 @@ attempt(ptth_bridge *b)
     assert(rs->state == RS_WAITING);
     long long left = rs->grace_ms - (ptth_loop_now(b->loop) - rs->lost_ms);
     if (left <= 0) {
-        ptth_bridge_fail(b, false, "resume_timeout");
+        b->env->fail(b, false, "resume_timeout");
         return;
     }
     char path[PTTH_API_PATH_MAX];
     if (ptth_api_conn_path(path, sizeof(path), b->server, b->conn, "resume") != 0) {
-        ptth_bridge_fail(b, false, "resume path too long");
+        b->env->fail(b, false, "resume path too long");
         return;
     }
     /* the leg copies these */
@@ -412,10 +423,10 @@ attempt(ptth_bridge *b)
         headers[5] = client;
     rs->attempts++;
     ptth_log_debug("event=resume_attempt conn=%s attempt=%u left_ms=%lld", b->conn, rs->attempts, left);
-    int rc = ptth_bridge_leg_reopen(b, path, headers, left + ANSWER_SLACK_MS);
+    int rc = b->rs.leg->reopen(b, path, headers, left + ANSWER_SLACK_MS);
     explicit_bzero(token, sizeof(token));
     if (rc != 0) {
-        ptth_bridge_fail(b, false, "cannot send the resume request: %s", strerror(-rc));
+        b->env->fail(b, false, "cannot send the resume request: %s", strerror(-rc));
         return;
     }
     resume_set_state(b, RS_ATTEMPT);
@@ -456,24 +467,24 @@ resumed(ptth_bridge *b, const ptth_leg_response *res)
 {
     struct bridge_resume *rs = &b->rs;
     if (res->conn[0] != '\0' && strcmp(res->conn, b->conn) != 0) {
-        ptth_bridge_fail(b, false, "resume answer for another tunnel (PTTH-Conn %s)", res->conn);
+        b->env->fail(b, false, "resume answer for another tunnel (PTTH-Conn %s)", res->conn);
         return;
     }
     if (res->peer_received < 0 || res->peer_sent < 0) {
-        ptth_bridge_fail(b, false, "resume answer without valid PTTH-Peer-Received and PTTH-Peer-Sent");
+        b->env->fail(b, false, "resume answer without valid PTTH-Peer-Received and PTTH-Peer-Sent");
         return;
     }
     uint64_t peer_received = (uint64_t)res->peer_received, peer_sent = (uint64_t)res->peer_sent, sent = sent_pos(b);
     if (peer_received < rs->peer_acked || peer_received > sent) {
-        ptth_bridge_fail(b, false,
-                         "resume: the peer received position %" PRIu64 ", outside what we sent (acknowledged %" PRIu64
-                         ", sent %" PRIu64 ")",
-                         peer_received, rs->peer_acked, sent);
+        b->env->fail(b, false,
+                     "resume: the peer received position %" PRIu64 ", outside what we sent (acknowledged %" PRIu64 ", sent %" PRIu64
+                     ")",
+                     peer_received, rs->peer_acked, sent);
         return;
     }
     if (peer_sent < rs->received) {
-        ptth_bridge_fail(b, false, "resume: the peer sent position %" PRIu64 ", less than we received (%" PRIu64 ")", peer_sent,
-                         rs->received);
+        b->env->fail(b, false, "resume: the peer sent position %" PRIu64 ", less than we received (%" PRIu64 ")", peer_sent,
+                     rs->received);
         return;
     }
     if (res->resume_token[0] != '\0')
@@ -508,7 +519,7 @@ resumed(ptth_bridge *b, const ptth_leg_response *res)
     resume_set_state(b, RS_LIVE);
     if (rs->on_resumed != NULL)
         rs->on_resumed(b, ours, b->data);
-    ptth_bridge_leg_resumed(b, res);
+    b->rs.leg->resumed(b, res);
 }
 
 void
@@ -536,9 +547,9 @@ ptth_bridge_resume_on_response(ptth_bridge *b, const ptth_leg_response *res)
      * else answers: the tunnel cannot come back. The relay's own grace
      * ran out ("404 resume timed out"): the same end as ours */
     if (res->status == 404 && strcmp(res->reason, "resume timed out") == 0)
-        ptth_bridge_fail(b, false, "resume_timeout");
+        b->env->fail(b, false, "resume_timeout");
     else
-        ptth_bridge_fail(b, false, "%s", why);
+        b->env->fail(b, false, "%s", why);
 }
 
 void
