@@ -24,8 +24,7 @@ from faultkit import kit, pt  # noqa: E402
 t = pt.Tap()
 
 MIB = pt.MIB
-# resumption is asked for only with a resume buffer (off by default for now:
-# docs/protocol.md "Resumable tunnels", known limit)
+# the default, said out loud: these tests are about resumption
 RESUME = ["--resume-buffer", "4194304"]
 
 
