@@ -200,6 +200,54 @@ def past_the_grace_both_local_ends_are_reset(ctx):
 
 
 @t.test
+def full_resume_buffer_stalls_only_its_own_tunnel(ctx):
+    """A client that writes 96 MB to an echo and reads nothing: both
+    directions of its tunnel back up until the resume buffers and windows
+    are full (512 KiB here). Meanwhile a second tunnel through the same
+    three programs echoes 4 MB at once; then the first client reads, and
+    gets every byte back in order."""
+    echo = kit.echo_backend(ctx)
+    small = ["--resume-buffer", "524288"]
+    w = kit.World(ctx, {"echo": str(echo.port)}, server_args=small)
+    px = w.proxy("echo", args=small)
+    stuck = pt.connect(px.port, timeout=30)
+    data = os.urandom(1 << 20) * 96  # more than every socket buffer on the way holds
+    sent = [0]
+
+    def writer():
+        try:
+            while sent[0] < len(data):
+                sent[0] += stuck.send(data[sent[0]:sent[0] + 65536])
+        except OSError:
+            pass
+
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    pt.wait_until("the stuck tunnel backs up", lambda: time.sleep(0.2) or sent[0] > 0, timeout=10)
+    last = -1
+    while sent[0] != last:  # until the writer blocks: everything between is full
+        last = sent[0]
+        time.sleep(0.5)
+    assert sent[0] < len(data), "96 MB went in without reading: nothing backed up"
+    t0 = time.monotonic()
+    other = pt.connect(px.port, timeout=30)
+    block = os.urandom(4 << 20)
+    got = b""
+    for off in range(0, len(block), 65536):  # a piece, then its echo: no deadlock of our own
+        other.sendall(block[off:off + 65536])
+        got += pt.recv_exactly(other, 65536, timeout=20)
+    assert got == block, "the other tunnel's echo differs"
+    took = time.monotonic() - t0
+    other.close()
+    assert th.is_alive() and sent[0] < len(data), "the stuck tunnel moved on its own"
+    back = pt.recv_exactly(stuck, len(data), timeout=60)
+    th.join(timeout=10)
+    assert back == data, "the stuck tunnel's bytes differ once read"
+    print("# %d MB in before the stuck tunnel was full; the other tunnel echoed 4 MB in %.2fs" % (last >> 20, took))
+    stuck.close()
+
+
+@t.test
 def resume_buffer_zero_ends_cut_tunnels_as_before(ctx):
     """ptth_proxy --resume-buffer 0 does not ask for resumption: a cut of
     its connection ends the tunnel at once (the relay logs reason=rst, the
