@@ -163,34 +163,55 @@ log_penalty(ptth_relay *relay, const char *ip, uint32_t failures)
                   (unsigned long long)relay->cfg->auth_fail_penalty, group[0] != '\0' ? " prefix=" : "", group);
 }
 
+/* One authentication failure of req's address (IPv6: /64), counted: the
+ * address without its port in addr, and whether to log it (not when the
+ * address is in a penalty that its auth_penalty line stands for). */
+typedef struct failure_note {
+    char addr[PTTH_ADDR_STRLEN];
+    const char *ip; /* addr without the port */
+    uint32_t failures;
+    ptth_peer_fail verdict;
+} failure_note;
+
+static bool
+count_failure(ptth_relay *relay, h2o_req_t *req, failure_note *f)
+{
+    ptth_guard_client_addr(relay, req, f->addr, sizeof(f->addr));
+    f->verdict = ptth_guard_failure(relay, f->addr, &f->failures);
+    if (f->verdict == PTTH_PEER_FAIL_QUIET)
+        return false;
+    f->ip = strip_port(f->addr);
+    return true;
+}
+
+/* After the failure's own line: the penalty's, when this one began it. */
+static void
+after_failure_line(ptth_relay *relay, const failure_note *f)
+{
+    if (f->verdict == PTTH_PEER_FAIL_PENALTY)
+        log_penalty(relay, f->ip, f->failures);
+}
+
 void
 ptth_guard_resume_refused(ptth_relay *relay, h2o_req_t *req, const char *id, bool server_side)
 {
-    char addr[PTTH_ADDR_STRLEN];
-    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
-    uint32_t failures;
-    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
-    if (verdict == PTTH_PEER_FAIL_QUIET)
+    failure_note f;
+    if (!count_failure(relay, req, &f))
         return;
-    char *ip = strip_port(addr);
-    ptth_log_warn("event=resume_refused addr=%s conn=%s side=%s reason=bad_proof", ip, id, server_side ? "server" : "client");
-    if (verdict == PTTH_PEER_FAIL_PENALTY)
-        log_penalty(relay, ip, failures);
+    ptth_log_warn("event=resume_refused addr=%s conn=%s side=%s reason=bad_proof", f.ip, id, server_side ? "server" : "client");
+    after_failure_line(relay, &f);
 }
 
 void
 ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, const ptth_key_hash *key)
 {
-    char addr[PTTH_ADDR_STRLEN], path[160];
-    ptth_guard_client_addr(relay, req, addr, sizeof(addr));
+    char path[160];
     /* counted per address (IPv6: /64); beyond --auth-fail-limit the address
      * is in a penalty and one auth_penalty line stands for what follows, so
      * that one address cannot fill the disk (SPEC §9.6) */
-    uint32_t failures;
-    ptth_peer_fail verdict = ptth_guard_failure(relay, addr, &failures);
-    if (verdict == PTTH_PEER_FAIL_QUIET)
+    failure_note f;
+    if (!count_failure(relay, req, &f))
         return;
-    char *ip = strip_port(addr);
     /* the path is the client's: printable ASCII only, so that no line can be
      * forged into the log that fail2ban reads */
     char p[128];
@@ -200,8 +221,7 @@ ptth_guard_auth_failed(ptth_relay *relay, h2o_req_t *req, const char *reason, co
         p[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
     p[n] = '\0';
-    ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", ip, reason, key != NULL ? key->hex : "-",
+    ptth_log_warn("event=auth_failed addr=%s reason=%s key=%.12s path=%s", f.ip, reason, key != NULL ? key->hex : "-",
                   ptth_log_quote(path, sizeof(path), p));
-    if (verdict == PTTH_PEER_FAIL_PENALTY)
-        log_penalty(relay, ip, failures);
+    after_failure_line(relay, &f);
 }
