@@ -222,6 +222,16 @@ def fifty_tunnels_at_once(ctx):
     assert "upstream timed out" not in st.nginx.errors()
 
 
+def idle_tunnel_then_echo(ctx, relay_args):
+    """A tunnel to an echo through nginx, idle for 3 proxy_read_timeouts
+    between two sends: (setup, proxy, what came back after the idle time)."""
+    st = Setup(ctx, relay_args=relay_args)
+    echo = echo_backend(ctx)
+    st.server(["echo=%d" % echo.port])
+    px = st.proxy("echo")
+    return st, px, idle_then_echo(st, px, 3 * READ_TIMEOUT)
+
+
 def idle_then_echo(st, px, idle):
     s = pt.connect(px.port, timeout=20)
     s.sendall(b"before|")
@@ -286,11 +296,7 @@ def without_the_upgrade_settings_the_terminators_fall_back(ctx):
 
 @t.test
 def idle_tunnel_outlives_proxy_read_timeout_with_heartbeats(ctx):
-    st = Setup(ctx, relay_args=["--heartbeat", "1"])
-    echo = echo_backend(ctx)
-    st.server(["echo=%d" % echo.port])
-    px = st.proxy("echo")
-    got = idle_then_echo(st, px, 3 * READ_TIMEOUT)
+    st, px, got = idle_tunnel_then_echo(ctx, ["--heartbeat", "1"])
     assert got == b"after", got
     st.relay.wait_for(r"event=tunnel_end [^\n]*reason=fin", timeout=15)
     assert "upstream timed out" not in st.nginx.errors(), st.nginx.errors()[-2000:]
@@ -303,11 +309,7 @@ def idle_tunnel_dies_at_proxy_read_timeout_without_heartbeats(ctx):
     ends; so the timeout really is in force in these tests. Without
     resumption (--resume-grace 0): a resumable tunnel comes back (the test
     below)."""
-    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", "0"])
-    echo = echo_backend(ctx)
-    st.server(["echo=%d" % echo.port])
-    px = st.proxy("echo")
-    got = idle_then_echo(st, px, 3 * READ_TIMEOUT)
+    st, px, got = idle_tunnel_then_echo(ctx, ["--heartbeat", "30", "--resume-grace", "0"])
     assert got != b"after", "the idle tunnel survived without heartbeats"
     # nginx ends both upgraded connections cleanly: the relay cannot tell
     # that from an end (docs/protocol.md), the terminators can
@@ -322,15 +324,27 @@ def idle_tunnel_resumes_after_proxy_read_timeout(ctx):
     connections cleanly, the relay logs an end (it cannot tell), the
     terminators, which saw no FIN frame, resume through nginx, and the
     tunnel carries bytes again."""
-    st = Setup(ctx, relay_args=["--heartbeat", "30"])
-    echo = echo_backend(ctx)
-    st.server(["echo=%d" % echo.port])
-    px = st.proxy("echo")
-    got = idle_then_echo(st, px, 3 * READ_TIMEOUT)
+    st, px, got = idle_tunnel_then_echo(ctx, ["--heartbeat", "30"])
     assert got == b"after", got
     st.relay.wait_for(r"event=tunnel_resumed ", timeout=15)
     px.wait_for(r"event=tunnel_resumed ", timeout=15)
     assert "upstream timed out" in st.nginx.errors(), st.nginx.errors()[-2000:]
+
+
+def kill_proxy_under_a_tunnel(ctx, grace):
+    """A tunnel through nginx with one round trip, then kill -9 of its
+    ptth_proxy; returns (setup, server, client socket, when killed)."""
+    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", str(grace)])
+    b = pt.EchoServer()
+    ctx.cleanups.append(b.close)
+    srv = st.server(["echo=%d" % b.port])
+    px = st.proxy("echo")
+    s = pt.connect(px.port)
+    s.sendall(b"ping")
+    assert pt.recv_exactly(s, 4) == b"ping"
+    started = time.monotonic()
+    px.kill9()
+    return st, srv, s, started
 
 
 @t.test
@@ -342,16 +356,7 @@ def a_dead_proxy_ends_its_tunnel_behind_nginx(ctx):
     tunnel's connections cleanly, which a resumable tunnel takes for a cut
     it resumes (docs/protocol.md), so it would end only at the grace (the
     test below)."""
-    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", "0"])
-    b = pt.EchoServer()
-    ctx.cleanups.append(b.close)
-    srv = st.server(["echo=%d" % b.port])
-    px = st.proxy("echo")
-    s = pt.connect(px.port)
-    s.sendall(b"ping")
-    assert pt.recv_exactly(s, 4) == b"ping"
-    started = time.monotonic()
-    px.kill9()
+    st, srv, s, started = kill_proxy_under_a_tunnel(ctx, 0)
     # (nginx turns the reset into clean ends of its upstream connections,
     # so the relay's reason may be fin; the server knows better)
     st.relay.wait_for(r"event=tunnel_end ", timeout=10)
@@ -367,16 +372,7 @@ def a_dead_proxy_ends_its_resumable_tunnel_at_the_grace_behind_nginx(ctx):
     tunnel's connections cleanly, the server resumes and waits for a peer
     that does not come; at the relay's --resume-grace (2 s here) the tunnel
     ends with resume_timeout and the backend connection is reset."""
-    st = Setup(ctx, relay_args=["--heartbeat", "30", "--resume-grace", "2"])
-    b = pt.EchoServer()
-    ctx.cleanups.append(b.close)
-    srv = st.server(["echo=%d" % b.port])
-    px = st.proxy("echo")
-    s = pt.connect(px.port)
-    s.sendall(b"ping")
-    assert pt.recv_exactly(s, 4) == b"ping"
-    started = time.monotonic()
-    px.kill9()
+    st, srv, s, started = kill_proxy_under_a_tunnel(ctx, 2)
     srv.wait_for(r'event=tunnel_end [^\n]*reason="resume_timeout"', timeout=10)
     elapsed = time.monotonic() - started
     assert 1.5 < elapsed < 6, elapsed
