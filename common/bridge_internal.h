@@ -261,7 +261,8 @@ struct ptth_bridge {
     bool leg_eof; /* the leg's stream (or 2xx body) ended */
     uint8_t *up;  /* PATH_UPGRADE: frames not written to the leg yet */
     size_t up_off, up_len;
-    bool up_fin; /* up holds our FIN frame */
+    bool up_fin;     /* up holds our FIN frame */
+    bool up_adopted; /* up's payload is in the resume buffer, which owns up now (ptth_resume_buf_adopt) */
     long heartbeat_ms, idle_ms;
     long long last_sent_ms, last_data_ms;
     long long last_rx_ms; /* bytes last came on the leg (or it was last not read): a silent leg is a dead one */
@@ -317,9 +318,13 @@ size_t ptth_bridge_resume_read_room(const ptth_bridge *b);
  * which comes on the leg behind its DATA. The peer sends at most our
  * window past what we delivered, so what this reads is bounded by it. */
 bool ptth_bridge_resume_overfill(const ptth_bridge *b);
-/* n DATA bytes at p were framed: kept in the resume buffer. false when that
- * failed (recorded). */
-bool ptth_bridge_resume_sent(ptth_bridge *b, const uint8_t *p, size_t n);
+/* n DATA bytes at p were framed: kept in the resume buffer. p is inside
+ * the pooled chunk buffer buf (of size bytes, NULL: copy), which a large
+ * read gives to the resume buffer instead of a copy: then *adopted is set
+ * and buf goes back to the pool when its bytes are acknowledged (the
+ * caller must not put it back). false when that failed (recorded; buf is
+ * still the caller's). */
+bool ptth_bridge_resume_sent(ptth_bridge *b, void *buf, size_t size, const uint8_t *p, size_t n, bool *adopted);
 /* The decoder gave n DATA bytes: false when they overrun our receive
  * window (a protocol error, recorded). */
 bool ptth_bridge_resume_decoded(ptth_bridge *b, size_t n);

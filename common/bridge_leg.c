@@ -96,6 +96,17 @@ ptth_bridge_leg_init(ptth_bridge *b, const ptth_bridge_config *cfg)
     ptth_bridge_resume_init(b, cfg, &resume_leg_ops);
 }
 
+/* The frame buffer `up` is done with: back to the pool, unless the resume
+ * buffer owns it (it gives it back when its bytes are acknowledged). */
+static void
+up_release(ptth_bridge *b)
+{
+    if (!b->up_adopted)
+        ptth_bridge_buf_put(b->up, b->max_chunk);
+    b->up = NULL;
+    b->up_adopted = false;
+}
+
 static bool
 up_pending(const ptth_bridge *b)
 {
@@ -419,8 +430,7 @@ flush_up(ptth_bridge *b)
             b->up_off += (size_t)n;
             wrote = true;
         }
-        ptth_bridge_buf_put(b->up, b->max_chunk);
-        b->up = NULL;
+        up_release(b);
         b->up_off = b->up_len = 0;
         if (b->up_fin && b->to_relay == TO_RELAY_EOF)
             b->to_relay = TO_RELAY_DONE; /* the FIN frame went out */
@@ -454,7 +464,7 @@ ptth_bridge_leg_read_local(ptth_bridge *b)
         b->up_len = PTTH_FRAME_HEADER_LEN;
         b->up_fin = true;
     } else {
-        if (!ptth_bridge_resume_sent(b, buf + PTTH_FRAME_HEADER_LEN, (size_t)n)) {
+        if (!ptth_bridge_resume_sent(b, buf, b->max_chunk, buf + PTTH_FRAME_HEADER_LEN, (size_t)n, &b->up_adopted)) {
             ptth_bridge_buf_put(buf, b->max_chunk);
             return;
         }
@@ -543,8 +553,7 @@ leg_drop(ptth_bridge *b)
     if (b->leg_open)
         ptth_leg_close(&b->leg, true);
     b->leg_open = false;
-    ptth_bridge_buf_put(b->up, b->max_chunk);
-    b->up = NULL;
+    up_release(b);
     b->up_off = b->up_len = 0;
     b->up_fin = false; /* the FIN is written again after a resume when the peer did not get it */
 }
@@ -598,7 +607,6 @@ ptth_bridge_leg_close(ptth_bridge *b, bool failed)
     }
     ptth_leg_close(&b->leg, failed);
     b->leg_open = false;
-    ptth_bridge_buf_put(b->up, b->max_chunk);
-    b->up = NULL;
+    up_release(b);
     b->up_off = b->up_len = 0;
 }

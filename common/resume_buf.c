@@ -14,7 +14,13 @@
 
 struct ptth_resume_piece {
     struct ptth_resume_piece *next;
-    size_t cap; /* PTTH_RESUME_PIECE_SMALL or PTTH_RESUME_PIECE */
+    size_t cap;    /* PTTH_RESUME_PIECE_SMALL or PTTH_RESUME_PIECE; an adopted one: its length */
+    size_t used;   /* bytes in it once it is not the tail any more (the tail's: tail_len) */
+    uint8_t *base; /* its bytes: data[], or inside the adopted buffer */
+    /* adopted (ptth_resume_buf_adopt): the caller's buffer, given back with release() */
+    void *ext;
+    size_t ext_size;
+    void (*release)(void *buf, size_t size);
     uint8_t data[];
 };
 
@@ -43,14 +49,24 @@ piece_get(size_t cap)
         if (p == NULL)
             return NULL;
         p->cap = cap;
+        p->base = p->data;
+        p->ext = NULL;
+        p->ext_size = 0;
+        p->release = NULL;
     }
     p->next = NULL;
+    p->used = 0;
     return p;
 }
 
 static void
 piece_put(struct ptth_resume_piece *p)
 {
+    if (p->release != NULL) {
+        p->release(p->ext, p->ext_size);
+        free(p);
+        return;
+    }
     struct pool *pl = pool_of(p->cap);
     if (pl->count >= pl->keep) {
         free(p);
@@ -94,11 +110,28 @@ ptth_resume_buf_room(const ptth_resume_buf *rb)
     return held >= rb->capacity ? 0 : rb->capacity - held;
 }
 
-/* Bytes used in piece p (the tail may be partly filled). */
+/* Bytes used in piece p (the tail may be partly filled; so may a piece
+ * that an adopted one followed). */
 static size_t
 piece_len(const ptth_resume_buf *rb, const struct ptth_resume_piece *p)
 {
-    return p == rb->tail ? rb->tail_len : p->cap;
+    return p == rb->tail ? rb->tail_len : p->used;
+}
+
+/* n becomes the tail behind the one there (which keeps what it holds). */
+static void
+link_tail(ptth_resume_buf *rb, struct ptth_resume_piece *n, size_t n_len)
+{
+    n->next = NULL;
+    if (rb->tail != NULL) {
+        rb->tail->used = rb->tail_len;
+        rb->tail->next = n;
+    } else {
+        rb->head = n;
+        rb->head_off = 0;
+    }
+    rb->tail = n;
+    rb->tail_len = n_len;
 }
 
 /* The size of the next piece when `held` bytes are held before it: small
@@ -116,7 +149,7 @@ ptth_resume_buf_footprint(const ptth_resume_buf *rb)
 {
     size_t n = 0;
     for (const struct ptth_resume_piece *p = rb->head; p != NULL; p = p->next)
-        n += p->cap;
+        n += p->release != NULL ? p->ext_size : p->cap;
     return n;
 }
 
@@ -150,25 +183,39 @@ ptth_resume_buf_append(ptth_resume_buf *rb, const void *p, size_t len)
             struct ptth_resume_piece *n = fresh;
             assert(n != NULL);
             fresh = n->next;
-            n->next = NULL;
-            if (rb->tail != NULL) {
-                rb->tail->next = n;
-            } else {
-                rb->head = n;
-                rb->head_off = 0;
-            }
-            rb->tail = n;
-            rb->tail_len = 0;
+            link_tail(rb, n, 0);
         }
         size_t take = rb->tail->cap - rb->tail_len;
         if (take > left)
             take = left;
-        memcpy(rb->tail->data + rb->tail_len, src, take);
+        memcpy(rb->tail->base + rb->tail_len, src, take);
         rb->tail_len += take;
         src += take;
         left -= take;
     }
     assert(fresh == NULL);
+    rb->sent += len;
+    return 0;
+}
+
+int
+ptth_resume_buf_adopt(ptth_resume_buf *rb, const uint8_t *p, size_t len, void *buf, size_t size,
+                      void (*release)(void *buf, size_t size))
+{
+    assert(len > 0 && release != NULL);
+    assert(p >= (const uint8_t *)buf && p + len <= (const uint8_t *)buf + size);
+    if (len > ptth_resume_buf_room(rb))
+        return -ENOBUFS;
+    struct ptth_resume_piece *n = malloc(sizeof(*n));
+    if (n == NULL)
+        return -ENOMEM;
+    n->cap = n->used = len;
+    n->base = (uint8_t *)p; /* ours to read until release(); never written */
+    n->ext = buf;
+    n->ext_size = size;
+    n->release = release;
+    /* the tail (if any) keeps what it holds; appends go to a new piece */
+    link_tail(rb, n, len);
     rb->sent += len;
     return 0;
 }
@@ -222,7 +269,7 @@ ptth_resume_buf_peek(const ptth_resume_buf *rb, uint64_t pos, const uint8_t **p)
         piece = piece->next;
         assert(piece != NULL);
     }
-    *p = piece->data + off;
+    *p = piece->base + off;
     return (long)(piece_len(rb, piece) - (size_t)off);
 }
 

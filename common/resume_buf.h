@@ -15,7 +15,9 @@
  * fully acknowledged tunnel holds no piece (thousands of tunnels exist at
  * once: UDP sessions). The first 64 KiB held are in small pieces
  * (PTTH_RESUME_PIECE_SMALL: a few unacknowledged bytes cost 4 KiB), the
- * rest in large ones (PTTH_RESUME_PIECE). At most `capacity` bytes are
+ * rest in large ones (PTTH_RESUME_PIECE); a caller's own buffer can be
+ * kept as a piece instead of a copy (ptth_resume_buf_adopt: the bridge's
+ * large reads, so that the hot path copies nothing). At most `capacity` bytes are
  * held (plus, for the whole process, the spare pieces the free lists keep:
  * PTTH_RESUME_POOL_KEEP_SMALL small and PTTH_RESUME_POOL_KEEP large). "Full" means room() is 0: the caller stops reading its local
  * end until an ACK makes room.
@@ -61,6 +63,17 @@ size_t ptth_resume_buf_footprint(const ptth_resume_buf *rb);
 /* Appends len bytes at position `sent`. 0; -ENOBUFS when len > room()
  * (nothing appended); -ENOMEM (nothing appended). */
 int ptth_resume_buf_append(ptth_resume_buf *rb, const void *p, size_t len);
+
+/* Appends the len bytes at p without a copy: they live in the caller's
+ * buffer buf (size bytes, p inside it), which the resume buffer keeps, as
+ * one piece, until its last byte is acknowledged (or the buffer is
+ * cleared), then gives to release(buf, size). Until then the caller may
+ * read buf (write its bytes to the leg) but not change or reuse it. For
+ * large reads, so that the hot path copies nothing; held memory is then up
+ * to size per len (the caller bounds that ratio). 0; -ENOBUFS when len >
+ * room() or -ENOMEM: nothing appended, buf stays the caller's. */
+int ptth_resume_buf_adopt(ptth_resume_buf *rb, const uint8_t *p, size_t len, void *buf, size_t size,
+                          void (*release)(void *buf, size_t size));
 
 /* The peer acknowledged everything below pos: those bytes are dropped.
  * 0; -ERANGE when pos < acked (an ACK going back) or pos > sent (an ACK of

@@ -97,7 +97,7 @@ send_bytes(ptth_bridge *b, size_t n, uint8_t seed)
     ck_assert_ptr_nonnull(buf);
     for (size_t i = 0; i < n; i++)
         buf[i] = (uint8_t)(seed + i);
-    ck_assert(ptth_bridge_resume_sent(b, buf, n));
+    ck_assert(ptth_bridge_resume_sent(b, NULL, 0, buf, n, NULL));
     free(buf);
 }
 

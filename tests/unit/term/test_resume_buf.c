@@ -37,7 +37,7 @@ check_replay(const ptth_resume_buf *rb, uint64_t from)
         ck_assert_int_ge(n, 0);
         if (n == 0)
             break;
-        ck_assert_int_le(n, PTTH_RESUME_PIECE);
+        ck_assert_int_le(n, 1 << 18); /* a piece, or an adopted buffer's bytes */
         long bad = -1;
         for (long i = 0; i < n && bad < 0; i++)
             if (p[i] != byte_at(pos + (uint64_t)i))
@@ -100,6 +100,80 @@ START_TEST(append_ack_replay_across_pieces)
     ptth_resume_buf_clear(&rb);
     ck_assert_ptr_null(rb.head);
     ck_assert_uint_eq(rb.acked, rb.sent);
+}
+END_TEST
+
+static int releases;
+static size_t released_bytes;
+
+static void
+count_release(void *buf, size_t size)
+{
+    releases++;
+    released_bytes += size;
+    free(buf);
+}
+
+/* The caller's buffer of size bytes holding the next len bytes of the
+ * stream at offset off, adopted. */
+static int
+adopt_stream(ptth_resume_buf *rb, size_t off, size_t len, size_t size)
+{
+    uint8_t *buf = malloc(size);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < len; i++)
+        buf[off + i] = byte_at(rb->sent + i);
+    int rc = ptth_resume_buf_adopt(rb, buf + off, len, buf, size, count_release);
+    if (rc != 0)
+        free(buf); /* still ours */
+    return rc;
+}
+
+/* Adopted buffers (no copy) between copied bytes: the order, the replay,
+ * the acks across them, each buffer given back once with its last byte
+ * acknowledged (or at clear), none when refused. */
+START_TEST(adopted_buffers_between_copies)
+{
+    releases = 0;
+    released_bytes = 0;
+    ptth_resume_buf rb;
+    ptth_resume_buf_init(&rb, 1 << 20);
+    append_stream(&rb, 10); /* a small piece, mostly empty: it stays so */
+    ck_assert_int_eq(adopt_stream(&rb, 7, 100000, 120000), 0);
+    append_stream(&rb, 5000); /* a new piece after the adopted one */
+    ck_assert_int_eq(adopt_stream(&rb, 4, 70000, 262144), 0);
+    append_stream(&rb, 3);
+    uint64_t total = 10 + 100000 + 5000 + 70000 + 3;
+    ck_assert_uint_eq(rb.sent, total);
+    /* past the first 64 KiB held, copies go to large pieces */
+    ck_assert_uint_eq(ptth_resume_buf_footprint(&rb), PTTH_RESUME_PIECE_SMALL + 120000 + PTTH_RESUME_PIECE + 262144 + PTTH_RESUME_PIECE);
+    uint64_t at[] = {0, 9, 10, 11, 100009, 100010, 105009, 105010, 175009, 175010, total};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+        check_replay(&rb, at[i]);
+    /* too large for the room: refused, the buffer stays the caller's */
+    ck_assert_int_eq(adopt_stream(&rb, 0, (1 << 20) - (size_t)total + 1, (1 << 20)), -ENOBUFS);
+    ck_assert_int_eq(releases, 0);
+    ck_assert_int_eq(ptth_resume_buf_ack(&rb, 50000), 0); /* inside the first adopted one */
+    ck_assert_int_eq(releases, 0);
+    check_replay(&rb, 50000);
+    ck_assert_int_eq(ptth_resume_buf_ack(&rb, 100010), 0); /* its last byte */
+    ck_assert_int_eq(releases, 1);
+    ck_assert_uint_eq(released_bytes, 120000);
+    check_replay(&rb, 100010);
+    ck_assert_int_eq(ptth_resume_buf_ack(&rb, 105011), 0); /* into the second */
+    check_replay(&rb, 105011);
+    ptth_resume_buf_clear(&rb);
+    ck_assert_int_eq(releases, 2);
+    ck_assert_uint_eq(released_bytes, 120000 + 262144);
+    ck_assert_ptr_null(rb.head);
+    /* a buffer adopted into an empty one, then acknowledged whole */
+    ck_assert_int_eq(adopt_stream(&rb, 0, 1000, 1000), 0);
+    ck_assert_ptr_eq(rb.head, rb.tail);
+    check_replay(&rb, rb.acked);
+    ck_assert_int_eq(ptth_resume_buf_ack(&rb, rb.sent), 0);
+    ck_assert_int_eq(releases, 3);
+    ck_assert_ptr_null(rb.head);
+    ptth_resume_buf_release_pool();
 }
 END_TEST
 
@@ -219,6 +293,7 @@ ptth_test_suite(void)
     tcase_add_test(tc, bad_acks_change_nothing);
     tcase_add_test(tc, full_is_bounded);
     tcase_add_test(tc, pieces_come_back);
+    tcase_add_test(tc, adopted_buffers_between_copies);
     tcase_add_test(tc, option_values);
     suite_add_tcase(s, tc);
     return s;
