@@ -510,11 +510,9 @@ on_beat(ptth_timer *t)
     }
     /* resumable: an ACK when anything is unacknowledged; it is also a heartbeat */
     ptth_bridge_resume_beat(b);
-    if (ptth_bridge_resume_ack_due(b) && !up_pending(b)) {
-        flush_up(b);
-        if (b->failed || !b->leg_open)
-            return;
-    }
+    ptth_bridge_leg_flush_ack(b);
+    if (b->failed || !b->leg_open)
+        return;
     /* after our FIN too: the peer's dead-leg check needs our PINGs while it
      * waits for anything (frames, or the ACK of its FIN) */
     if (!up_pending(b) && now - b->last_sent_ms >= b->heartbeat_ms - 100) {
