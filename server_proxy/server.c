@@ -77,13 +77,19 @@ static void start_listen(listen_slot *sl);
 
 /* ---- retries ---- */
 
-/* Exponential backoff with jitter: a random delay between half and all of
- * 0.5 s * 2^failures, at most 30 s. */
+/* The first retry after a listen that worked comes at once: a cut
+ * connection (a NAT mapping that expired, a proxy or relay restart) is most
+ * often back at the next try, and the open tunnels resume without waiting,
+ * so new tunnels should not wait either. After that, exponential backoff
+ * with jitter: a random delay between half and all of
+ * 0.5 s * 2^(failures - 1), at most 30 s. */
 static long
 backoff_ms(unsigned failures)
 {
+    if (failures == 0)
+        return 0;
     long base = BACKOFF_MIN_MS;
-    for (unsigned i = 0; i < failures && base < BACKOFF_MAX_MS; i++)
+    for (unsigned i = 1; i < failures && base < BACKOFF_MAX_MS; i++)
         base *= 2;
     if (base > BACKOFF_MAX_MS)
         base = BACKOFF_MAX_MS;
@@ -125,6 +131,12 @@ relay_ok(ptth_server *s)
     s->relay_down = false;
     s->auth_failing = false;
     s->failures = 0;
+    /* A listen got through, so the others parked by the same cut need not
+     * wait for their round's delay. */
+    if (ptth_timer_active(&s->retry_timer)) {
+        ptth_timer_stop(s->loop, &s->retry_timer);
+        on_retry_timer(&s->retry_timer);
+    }
 }
 
 /* The relay could not be reached or answered 5xx/429: back off. */

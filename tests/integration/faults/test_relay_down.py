@@ -61,13 +61,15 @@ def relay_down_no_busy_loop_backoff_and_restart(ctx):
     for name, sec in used.items():
         assert sec < cpu_limit(), "%s used %.3fs of CPU in %.0fs while the relay was down" % (name, sec, DOWNTIME)
 
-    # backoff: round i waits a random delay in [base/2, base], base = 0.5 s * 2^i
-    assert len(delays) >= 4, delays
-    for i, d in enumerate(delays):
-        base = min(500 * 2 ** i, 30000)
+    # the first retry after a working listen is at once; then round i waits a
+    # random delay in [base/2, base], base = 0.5 s * 2^(i-1)
+    assert len(delays) >= 5, delays
+    assert delays[0] == 0, delays
+    for i, d in enumerate(delays[1:], start=1):
+        base = min(500 * 2 ** (i - 1), 30000)
         assert base // 2 <= d <= base, (i, d, delays)
-    assert delays[-1] > delays[0] and sorted(delays[:4]) == delays[:4], delays
-    assert any(d != min(500 * 2 ** i, 30000) for i, d in enumerate(delays)), "no jitter: %s" % delays
+    assert delays[-1] > delays[1] and sorted(delays[:5]) == delays[:5], delays
+    assert any(d != min(500 * 2 ** (i - 1), 30000) for i, d in enumerate(delays[1:], start=1)), "no jitter: %s" % delays
     # a wait that spans a whole round: 0.5 + 1 + 2 + 4 s at most before the 5th try
     assert len(delays) <= 7, delays
 

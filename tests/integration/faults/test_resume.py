@@ -274,4 +274,32 @@ def resume_buffer_zero_ends_cut_tunnels_as_before(ctx):
     print("# --resume-buffer 0: the cut tunnel ended after %.2fs, not resumed" % took)
 
 
+@t.test
+def a_cut_server_listens_again_at_once(ctx):
+    """A cut of ptth_server's connection also fails its waiting listens: the
+    first retry goes at once (retry_in_ms=0), not after the backoff, so a
+    new tunnel is not kept waiting while the open one resumes; the open
+    tunnel resumes and a new one through the same server works."""
+    echo = kit.echo_backend(ctx)
+    w = kit.World(ctx, start_server=False)
+    near_server = fk.TcpProxy(w.relay.port)
+    ctx.cleanups.append(near_server.close)
+    w.server = ctx.server("http://127.0.0.1:%d" % near_server.port, "foo", w.skey, ["echo=%d" % echo.port], args=RESUME)
+    w.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
+    px = w.proxy("echo")
+    s = pt.connect(px.port)
+    kit.round_trip(s, b"before the cut")
+    assert w.server.count(r"event=relay_unreachable ") == 0, w.server.log()
+    assert near_server.cut_all() >= 1
+    line = w.server.wait_for(r"event=relay_unreachable [^\n]*", timeout=10).group(0)
+    assert "retry_in_ms=0" in line.split(), line
+    pt.wait_until("the open tunnel resumed", lambda: resumed(w.server) >= 1, timeout=20)
+    kit.round_trip(s, b"after the cut")
+    started = time.monotonic()
+    assert kit.echo_once(px.port, b"a new tunnel") == b"a new tunnel"
+    took = time.monotonic() - started
+    s.close()
+    print("# after the cut: %s; a new tunnel echoed in %.3fs" % (line, took))
+
+
 t.run()
