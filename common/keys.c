@@ -286,13 +286,27 @@ ptth_key_write_new_file(const char *path, ptth_key *out, char *err, size_t errle
     return 0;
 }
 
+/* SHA-256, fetched from OpenSSL's providers once: EVP_sha256() in every
+ * call makes EVP_Digest fetch it again, which cost more than the hash of a
+ * key (the relay hashes the key of every request). Kept for the life of
+ * the process, like OpenSSL's own store; single-threaded, as every caller. */
+static EVP_MD *
+sha256_md(void)
+{
+    static EVP_MD *md;
+    if (md == NULL)
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    return md;
+}
+
 void
 ptth_key_hash_of(const char *text, size_t len, ptth_key_hash *out)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != PTTH_KEY_HASH_LEN / 2) {
+    EVP_MD *sha256 = sha256_md();
+    if (sha256 == NULL || EVP_Digest(text, len, md, &mdlen, sha256, NULL) != 1 || mdlen != PTTH_KEY_HASH_LEN / 2) {
         /* cannot happen with a working libcrypto; a hash that matches nothing */
         memset(out->hex, 'x', PTTH_KEY_HASH_LEN);
         out->hex[PTTH_KEY_HASH_LEN] = '\0';
