@@ -70,8 +70,7 @@ hash_text(EVP_MD_CTX *md, const char *s)
 }
 
 int
-ptth_instance_slot(const char *host, const char *program, const char *const *ident, size_t n,
-                   char out[PTTH_INSTANCE_PART_MAX + 1])
+ptth_instance_slot(const char *host, const char *program, const char *const *ident, size_t n, char out[PTTH_INSTANCE_PART_MAX + 1])
 {
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;

@@ -134,9 +134,9 @@ typedef struct ptth_dir {
  * latest resume. While the tunnel is resumable the side is linked in the
  * slot's list (instances.h). */
 typedef struct ptth_tunnel_side_instance {
-    ptth_instance id;                 /* id.slot "": the request carried none */
-    struct ptth_inst_slot *slot;  /* NULL: not linked */
-    ptth_list link;                   /* in slot->sides */
+    ptth_instance id;            /* id.slot "": the request carried none */
+    struct ptth_inst_slot *slot; /* NULL: not linked */
+    ptth_list link;              /* in slot->sides */
 } ptth_tunnel_side_instance;
 
 struct ptth_tunnel {

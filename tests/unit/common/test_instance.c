@@ -31,8 +31,8 @@ END_TEST
 
 START_TEST(refuses_malformed)
 {
-    static const char *const bad[] = {"", ".", "abc", "abc.", ".abc", "a..b", "a.b.c", "a b.c", "a.b ", " a.b", "a+b.c", "a/b.c",
-                                      "a.b=", "a.b\r", "a.\xc3\xa9", "a,b.c"};
+    static const char *const bad[] = {"",     ".",    "abc",   "abc.",  ".abc", "a..b",  "a.b.c",      "a b.c",
+                                      "a.b ", " a.b", "a+b.c", "a/b.c", "a.b=", "a.b\r", "a.\xc3\xa9", "a,b.c"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         ptth_instance i;
         memset(&i, 'q', sizeof(i));
