@@ -14,6 +14,7 @@
 #include "data_path.h"
 #include "resume_buf.h"
 #include "http_proxy.h"
+#include "instance.h"
 #include "keys.h"
 #include "log.h"
 #include "graceful_stop.h"
@@ -248,6 +249,45 @@ on_stdio_end(bool ok, void *data)
     ptth_loop_stop(a->loop);
 }
 
+/* This process's PTTH-Instance (instance.h): the slot is the host, the
+ * program and what this proxy offers (each forward's bind address, server,
+ * port and kind, --socks), so that a restart with the same arguments has the
+ * same slot. --stdio runs one per ssh session, many alike at a time: its
+ * slot takes the random life in too, so that no two are taken for one
+ * restarted proxy. 0, or -EIO. */
+static int
+make_instance(const proxy_config *cfg, char out[PTTH_INSTANCE_TEXT_MAX + 1])
+{
+    size_t n = cfg->n_specs + 2;
+    char(*fwd)[512] = calloc(n, sizeof(*fwd));
+    const char **ident = calloc(n, sizeof(*ident));
+    int rc = -EIO;
+    char life[PTTH_ID_LEN + 1];
+    if (fwd != NULL && ident != NULL && (!cfg->stdio || ptth_random_id(life) == 0)) {
+        size_t k = 0;
+        for (size_t i = 0; i < cfg->n_specs; i++) {
+            const ptth_forward_spec *s = &cfg->specs[i];
+            snprintf(fwd[k], sizeof(fwd[k]), "%s%s:%u=%s/%s", s->udp ? "udp:" : "", s->bind_host, (unsigned)s->bind_port, s->server,
+                     s->port);
+            ident[k] = fwd[k];
+            k++;
+        }
+        snprintf(fwd[k], sizeof(fwd[k]), "socks=%s stdio=%s", cfg->socks != NULL ? cfg->socks : "", cfg->stdio ? life : "no");
+        ident[k] = fwd[k];
+        k++;
+        ptth_instance inst;
+        if ((rc = ptth_instance_make(PROGRAM, ident, k, &inst)) == 0) {
+            if (cfg->stdio)
+                memcpy(inst.life, life, sizeof(life));
+            ptth_instance_format(&inst, out);
+            ptth_log_info("event=instance slot=%s life=%s", inst.slot, inst.life);
+        }
+    }
+    free(fwd);
+    free(ident);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -290,7 +330,13 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PROGRAM, err);
         goto out;
     }
+    char instance[PTTH_INSTANCE_TEXT_MAX + 1];
+    if (make_instance(&cfg, instance) != 0) {
+        fprintf(stderr, "%s: cannot make the instance id (SHA-256 or random bytes failed)\n", PROGRAM);
+        goto out;
+    }
     ptth_relay_client_config rcc = {
+        .instance = instance,
         .url = cfg.relay,
         .key = cfg.key.text,
         .ca_file = cfg.ca_file,

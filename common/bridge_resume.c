@@ -563,9 +563,13 @@ ptth_bridge_resume_on_response(ptth_bridge *b, const ptth_leg_response *res)
     }
     /* 400, 401, 403, 404 (ended, timed out, resumption off) and whatever
      * else answers: the tunnel cannot come back. The relay's own grace
-     * ran out ("404 resume timed out"): the same end as ours */
+     * ran out ("404 resume timed out"): the same end as ours; the peer's
+     * terminator restarted and nobody will resume its side ("404 peer
+     * restarted", docs/protocol.md "Restarted terminators") */
     if (res->status == 404 && strcmp(res->reason, "resume timed out") == 0)
         b->env->fail(b, false, "resume_timeout");
+    else if (res->status == 404 && strcmp(res->reason, "peer restarted") == 0)
+        b->env->fail(b, false, "peer_restarted");
     else
         b->env->fail(b, false, "%s", why);
 }

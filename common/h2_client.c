@@ -454,9 +454,10 @@ ptth_h2_client_new(ptth_loop *loop, const ptth_h2_client_config *cfg, ptth_h2_cl
     cl->cfg.ca_file = cfg->ca_file;
     cl->env.auth_value = strdup(cfg->auth_value);
     cl->env.user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
+    cl->env.instance = cfg->instance != NULL ? strdup(cfg->instance) : NULL;
     cl->env.readbuf = malloc(READ_SIZE);
-    if (cl->env.auth_value == NULL || cl->env.user_agent == NULL || cl->env.readbuf == NULL ||
-        ptth_h2_sessions_init(&cl->env) != 0) {
+    if (cl->env.auth_value == NULL || cl->env.user_agent == NULL || (cfg->instance != NULL && cl->env.instance == NULL) ||
+        cl->env.readbuf == NULL || ptth_h2_sessions_init(&cl->env) != 0) {
         ptth_h2_client_free(cl);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -475,6 +476,7 @@ ptth_h2_client_new(ptth_loop *loop, const ptth_h2_client_config *cfg, ptth_h2_cl
     cl->cfg.url = NULL;
     cl->cfg.auth_value = NULL;
     cl->cfg.user_agent = NULL;
+    cl->cfg.instance = NULL;
     *out = cl;
     return 0;
 }
@@ -514,6 +516,7 @@ ptth_h2_client_free(ptth_h2_client *cl)
         free(cl->env.auth_value);
     }
     free(cl->env.user_agent);
+    free(cl->env.instance);
     free(cl->env.readbuf);
     free(cl);
 }

@@ -54,6 +54,7 @@ typedef struct ptth_h2_config {
     const char *url;        /* http:// or https://, optional path prefix (checked by relay_client) */
     const char *auth_value; /* "Bearer KEY" */
     const char *user_agent;
+    const char *instance; /* PTTH-Instance value, or NULL */
     const char *ca_file; /* or NULL: the system's CAs */
     bool insecure;
     /* r (not active any more in this client) must be sent another way; the

@@ -86,6 +86,7 @@ typedef struct h2_env {
     char prefix[PATH_MAX_LEN / 2];
     char *auth_value;
     char *user_agent;
+    char *instance; /* PTTH-Instance value, or NULL */
     SSL_CTX *ssl_ctx;
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;

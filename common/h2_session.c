@@ -719,7 +719,7 @@ ptth_h2_conn_submit(h2_conn *k, h2_stream *s)
     snprintf(path, sizeof(path), "%s%s", env->prefix, s->path);
     char clen[24];
     snprintf(clen, sizeof(clen), "%zu", s->body_len);
-    nghttp2_nv nva[7 + PTTH_REQ_HEADERS_MAX];
+    nghttp2_nv nva[8 + PTTH_REQ_HEADERS_MAX];
     char names[PTTH_REQ_HEADERS_MAX][HEADER_NAME_MAX];
     size_t n = 0;
 #define NV(nm, nlen, val, vlen)                                                                                                    \
@@ -738,6 +738,8 @@ ptth_h2_conn_submit(h2_conn *k, h2_stream *s)
     NVS(":path", path);
     NVS("authorization", env->auth_value);
     NVS("user-agent", env->user_agent);
+    if (env->instance != NULL)
+        NVS("ptth-instance", env->instance);
     NVS("content-length", clen);
     for (size_t i = 0; s->headers[i] != NULL; i++) {
         const char *line = s->headers[i];

@@ -148,7 +148,9 @@ build_request(struct ptth_leg_impl *L, ptth_relay_client *c, const char *path, c
     if (strlen(prefix) + strlen(path) >= REQ_PATH_MAX)
         return -E2BIG;
     const char *auth = ptth_relay_client_auth_value(c), *ua = ptth_relay_client_user_agent(c);
-    size_t cap = 256 + strlen(prefix) + strlen(path) + strlen(host) + strlen(auth) + strlen(ua) + hbytes;
+    const char *inst = ptth_relay_client_instance(c);
+    size_t cap = 256 + strlen(prefix) + strlen(path) + strlen(host) + strlen(auth) + strlen(ua) + hbytes +
+                 (inst != NULL ? strlen(inst) + 20 : 0);
     L->req = malloc(cap);
     if (L->req == NULL)
         return -ENOMEM;
@@ -157,6 +159,8 @@ build_request(struct ptth_leg_impl *L, ptth_relay_client *c, const char *path, c
                      "Connection: Upgrade\r\nUpgrade: " PTTH_LEG_UPGRADE_TOKEN "\r\n",
                      prefix, path, host, auth, ua);
     size_t len = (size_t)n;
+    if (inst != NULL)
+        len += (size_t)snprintf(L->req + len, cap - len, "PTTH-Instance: %s\r\n", inst);
     for (size_t i = 0; i < nh; i++)
         len += (size_t)snprintf(L->req + len, cap - len, "%s\r\n", headers[i]);
     len += (size_t)snprintf(L->req + len, cap - len, "\r\n");

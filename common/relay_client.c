@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "h2_client.h"
+#include "instance.h"
 #include "keys.h"
 #include "log.h"
 #include "req_response.h"
@@ -62,6 +63,7 @@ struct ptth_relay_client {
     const ptth_http_proxy *proxy; /* the caller's; NULL: the environment */
     bool proxied;                 /* a proxy may be in the way (ptth_http_proxy_may_apply) */
     char auth[128];
+    char instance[sizeof("PTTH-Instance: ") + PTTH_INSTANCE_TEXT_MAX]; /* "" : none */
     struct multi_ctx m[MULTI_COUNT];
     ptth_h2_client *h2;  /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
     bool curl_fallback;  /* the relay showed it does not speak HTTP/2 */
@@ -553,6 +555,11 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
         snprintf(err, errlen, "the key is not 43 base64url characters");
         return -EINVAL;
     }
+    ptth_instance parsed;
+    if (cfg->instance != NULL && ptth_instance_parse(cfg->instance, strlen(cfg->instance), &parsed, NULL) != 0) {
+        snprintf(err, errlen, "bad instance id '%s'", cfg->instance);
+        return -EINVAL;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, errlen, "libcurl could not be initialised");
         return -ENOMEM;
@@ -575,6 +582,8 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     c->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "ptth");
     c->ca_file = cfg->ca_file != NULL ? strdup(cfg->ca_file) : NULL;
     snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", cfg->key);
+    if (cfg->instance != NULL)
+        snprintf(c->instance, sizeof(c->instance), "PTTH-Instance: %s", cfg->instance);
     int rc = -ENOMEM;
     if (c->base == NULL || c->user_agent == NULL || (cfg->ca_file != NULL && c->ca_file == NULL) ||
         (rc = multi_init(c, &c->m[PTTH_REQ_SHORT], PTTH_REQ_SHORT)) != 0 ||
@@ -598,6 +607,7 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
             .url = c->base,
             .auth_value = c->auth + strlen("Authorization: "),
             .user_agent = c->user_agent,
+            .instance = ptth_relay_client_instance(c),
             .ca_file = c->ca_file,
             .insecure = c->insecure,
             .on_fallback = on_h2_fallback,
@@ -658,6 +668,12 @@ ptth_relay_client_loop(const ptth_relay_client *c)
     return c->loop;
 }
 
+const char *
+ptth_relay_client_instance(const ptth_relay_client *c)
+{
+    return c->instance[0] != '\0' ? c->instance + strlen("PTTH-Instance: ") : NULL;
+}
+
 const ptth_http_proxy *
 ptth_relay_client_proxy(const ptth_relay_client *c)
 {
@@ -680,6 +696,8 @@ curl_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
     r->header_nodes[nodes++].data = c->auth;
     r->header_nodes[nodes++].data = hdr_no_content_type;
     r->header_nodes[nodes++].data = hdr_no_expect;
+    if (c->instance[0] != '\0')
+        r->header_nodes[nodes++].data = c->instance;
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
         if (nodes == sizeof(r->header_nodes) / sizeof(r->header_nodes[0]))
             return -E2BIG;

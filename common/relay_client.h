@@ -3,7 +3,8 @@
  * (SPEC §4), driven by the terminator's epoll loop.
  *
  * Every request is a POST to the base URL (which may carry a path prefix)
- * plus an API path, with `Authorization: Bearer KEY`. Two HTTP paths:
+ * plus an API path, with `Authorization: Bearer KEY` and, when the config
+ * has one, `PTTH-Instance: SLOT.LIFE` (instance.h; upgraded legs too). Two HTTP paths:
  *   - HTTP/2 (the normal case): our own client on libnghttp2, h2_client.c.
  *     Prior knowledge on http://, ALPN on https://. All requests of all
  *     tunnels, the long-lived framed streams included, are multiplexed over
@@ -70,6 +71,7 @@ typedef struct ptth_relay_client_config {
     bool insecure;       /* skip certificate and host name checks */
     const char *user_agent;
     const ptth_http_proxy *proxy; /* the forward proxy (http_proxy.h); NULL: the environment; kept, not copied */
+    const char *instance; /* "SLOT.LIFE" (instance.h), sent as PTTH-Instance on every request; NULL: none */
 } ptth_relay_client_config;
 
 typedef enum ptth_req_kind {
@@ -121,7 +123,7 @@ struct ptth_req {
     bool auth_retried; /* sent again once with the scheme a 407 offered */
     long sent_auth;    /* the CURLOPT_PROXYAUTH it went with */
     size_t reason_len;
-    struct curl_slist header_nodes[3 + PTTH_REQ_HEADERS_MAX]; /* our own nodes: no allocation per request */
+    struct curl_slist header_nodes[4 + PTTH_REQ_HEADERS_MAX]; /* our own nodes: no allocation per request */
 };
 
 /* Creates the client: checks the URL, prepares the Authorization header and
@@ -194,6 +196,8 @@ void ptth_conn_job_end(ptth_conn_job *job);
 /* "Bearer KEY", the Authorization value: a secret, never to be logged. */
 const char *ptth_relay_client_auth_value(const ptth_relay_client *c);
 const char *ptth_relay_client_user_agent(const ptth_relay_client *c);
+/* The PTTH-Instance value of the config, or NULL. */
+const char *ptth_relay_client_instance(const ptth_relay_client *c);
 ptth_loop *ptth_relay_client_loop(const ptth_relay_client *c);
 /* The forward proxy of the config (NULL: the environment's). */
 const ptth_http_proxy *ptth_relay_client_proxy(const ptth_relay_client *c);

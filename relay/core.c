@@ -13,7 +13,7 @@
 const char *
 ptth_end_reason_name(ptth_end_reason r)
 {
-    static const char *const names[] = {"fin", "rst", "idle", "backend", "timeout", "shutdown", "resume_timeout"};
+    static const char *const names[] = {"fin", "rst", "idle", "backend", "timeout", "shutdown", "resume_timeout", "peer_restarted"};
     _Static_assert(sizeof(names) / sizeof(names[0]) == PTTH_END__COUNT, "a name per end reason");
     return (unsigned)r < PTTH_END__COUNT ? names[r] : "unknown";
 }
@@ -36,6 +36,7 @@ ptth_core_init(ptth_core *core, const ptth_relay_config *cfg, const ptth_core_io
     core->io_ctx = io_ctx;
     ptth_table_init(&core->servers);
     ptth_table_init(&core->tunnels);
+    ptth_table_init(&core->instance_slots);
 }
 
 void
@@ -43,6 +44,7 @@ ptth_core_dispose(ptth_core *core)
 {
     ptth_table_dispose(&core->servers);
     ptth_table_dispose(&core->tunnels);
+    ptth_table_dispose(&core->instance_slots); /* empty: every tunnel ended first, and its slots went with it */
     free(core->ended);
     core->ended = NULL;
 }

@@ -52,6 +52,7 @@ typedef enum ptth_end_reason {
     PTTH_END_TIMEOUT,
     PTTH_END_SHUTDOWN,
     PTTH_END_RESUME_TIMEOUT, /* suspended past --resume-grace (SPEC §9.3) */
+    PTTH_END_PEER_RESTARTED, /* suspended, and the lost side's terminator came back as a new instance (instances.h) */
     PTTH_END__COUNT
 } ptth_end_reason;
 
@@ -214,6 +215,7 @@ typedef struct ptth_core_stats {
 typedef struct ptth_ended {
     char id[22];
     long long ended_ms;
+    ptth_end_reason reason; /* a late resume of a peer_restarted end learns it */
 } ptth_ended;
 
 /* Told of every tunnel end, before the tunnel is freed (admin.c keeps its
@@ -237,6 +239,9 @@ typedef struct ptth_core {
     ptth_ended *ended; /* PTTH_ENDED_MAX, malloc'd at the first resumable end */
     size_t ended_next;   /* where the next end is written */
     size_t nsuspended;   /* tunnels SUSPENDED now */
+    /* instances.c: "S|C name slot" -> the tunnel sides of that terminator
+     * slot (struct ptth_inst_slot, malloc'd, freed when it has none) */
+    ptth_table instance_slots;
 } ptth_core;
 
 void ptth_core_init(ptth_core *core, const ptth_relay_config *cfg, const ptth_core_io *io, void *io_ctx);

@@ -13,6 +13,7 @@
 #include "frame.h"
 #include "guard.h"
 #include "h2obuf.h"
+#include "instances.h"
 #include "log.h"
 #include "joint.h"
 #include "names.h"
@@ -32,14 +33,47 @@ typedef struct caller {
     ptth_key_hash hash;
     const ptth_principal *server; /* the server named in the path, when the key is its key */
     const ptth_principal *client; /* the client whose key it is */
+    ptth_instance instance;       /* PTTH-Instance (slot "" when absent) */
 } caller;
+
+/* PTTH-Instance (instance.h): absent is fine (an older terminator: no
+ * instance), malformed is 400 with why. 0, or -1 when answered. */
+static int
+instance_of(h2o_req_t *req, ptth_instance *out)
+{
+    size_t len;
+    const char *why = NULL;
+    const char *v = ptth_req_header(req, "ptth-instance", &len);
+    memset(out, 0, sizeof(*out));
+    if (v == NULL || ptth_instance_parse(v, len, out, &why) == 0)
+        return 0;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "bad PTTH-Instance (%s): expected SLOT.LIFE, base64url, at most 43 characters each\n", why);
+    ptth_reply(req, 400, msg);
+    return -1;
+}
+
+/* The caller's instance told the core (instances.h): a terminator that
+ * restarted ends the suspended tunnels of its previous life. */
+static void
+seen(ptth_relay *relay, const caller *c, bool server_side, const char *name, size_t name_len)
+{
+    char n[PTTH_NAME_MAX + 1];
+    if (c->instance.slot[0] == '\0' || name_len > PTTH_NAME_MAX)
+        return;
+    memcpy(n, name, name_len);
+    n[name_len] = '\0';
+    ptth_instances_seen(&relay->core, server_side, n, &c->instance);
+}
 
 static void
 identify(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, caller *c)
 {
     size_t len;
     const char *v = ptth_req_header(req, "authorization", &len);
+    ptth_instance inst = c->instance;
     memset(c, 0, sizeof(*c));
+    c->instance = inst;
     if (v == NULL || ptth_auth_bearer(v, len, &c->hash) != 0)
         return;
     c->has_key = true;
@@ -103,9 +137,10 @@ proto_of(h2o_req_t *req, ptth_tunnel_proto *out)
 }
 
 static void
-do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route)
+do_listen(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller *c)
 {
     size_t len;
+    seen(relay, c, true, route->server.base, route->server.len);
     const char *ports = ptth_req_header(req, "ptth-ports", &len);
     ptth_tunnel_listen(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, ports, len);
 }
@@ -129,10 +164,13 @@ do_connect(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const cal
         ptth_reply(req, 400, "bad PTTH-Proto: expected tcp or udp\n");
         return;
     }
+    seen(relay, c, false, c->client->name, strlen(c->client->name));
     char addr[PTTH_ADDR_STRLEN];
     ptth_guard_client_addr(relay, req, addr, sizeof(addr));
-    ptth_tunnel_connect(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, route->port.base, route->port.len,
-                        c->client->name, addr, asks_of(req), proto);
+    ptth_tunnel *t = ptth_tunnel_connect(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, route->port.base,
+                                         route->port.len, c->client->name, addr, asks_of(req), proto);
+    if (t != NULL)
+        ptth_instances_record(t, false, &c->instance);
 }
 
 /* A header that must be a name (names.h), copied NUL-terminated into out;
@@ -211,6 +249,7 @@ do_resume(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const call
     in.port_len = strlen(port);
     in.client = client;
     in.addr = addr;
+    in.instance = &c->instance;
     ptth_tunnel_resume(&relay->core, ptth_rq_of(req), route->server.base, route->server.len, id, &in);
 }
 
@@ -238,6 +277,11 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
         refuse(relay, req, c, side == PTTH_SIDE_SERVER ? "act as this server" : "act as a client of this tunnel");
         return;
     }
+    if (is_server)
+        seen(relay, c, true, route->server.base, route->server.len);
+    else
+        seen(relay, c, false, c->client->name, strlen(c->client->name));
+    t = ptth_tunnel_find(&relay->core, route->id.base, route->id.len); /* seen() may have ended it */
     if (route->kind == PTTH_ROUTE_RESUME) {
         do_resume(relay, req, route, c, is_server);
         return;
@@ -256,6 +300,8 @@ do_conn(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const caller
     ptth_chunk_in in;
     switch (route->kind) {
     case PTTH_ROUTE_ACCEPT:
+        if (t->state == PTTH_TUNNEL_AWAIT_ACCEPT)
+            ptth_instances_record(t, true, &c->instance);
         ptth_tunnel_on_accept(t, ptth_rq_of(req), asks_of(req));
         break;
     case PTTH_ROUTE_REJECT:
@@ -326,13 +372,15 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     }
 
     caller c;
+    if (instance_of(req, &c.instance) != 0)
+        return 0;
     identify(relay, req, &route, &c);
     switch (route.kind) {
     case PTTH_ROUTE_LISTEN:
         if (c.server == NULL)
             refuse(relay, req, &c, "listen for this server");
         else
-            do_listen(relay, req, &route);
+            do_listen(relay, req, &route, &c);
         break;
     case PTTH_ROUTE_CONNECT:
         do_connect(relay, req, &route, &c);

@@ -69,6 +69,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "core.h"
+#include "instance.h"
 #include "keys.h"
 #include "names.h"
 #include "registry.h"
@@ -128,6 +129,16 @@ typedef struct ptth_dir {
     uint64_t bytes;
 } ptth_dir;
 
+/* The terminator instance (instance.h) that made one side of a tunnel: the
+ * PTTH-Instance of its connect (client) or accept (server), or of its
+ * latest resume. While the tunnel is resumable the side is linked in the
+ * slot's list (instances.h). */
+typedef struct ptth_tunnel_side_instance {
+    ptth_instance id;            /* id.slot "": the request carried none */
+    struct ptth_inst_slot *slot; /* NULL: not linked */
+    ptth_list link;              /* in slot->sides */
+} ptth_tunnel_side_instance;
+
 struct ptth_tunnel {
     ptth_core *core;
     ptth_srv *srv;
@@ -155,6 +166,7 @@ struct ptth_tunnel {
     ptth_timer grace_timer;     /* --resume-grace, SUSPENDED */
     long long suspended_ms;     /* when it was suspended (gap_ms) */
     struct ptth_resume_hold *resume[2]; /* SUSPENDED: the held resume of the client [0] and the server [1] side */
+    ptth_tunnel_side_instance inst[2];  /* the client [0] and the server [1] side's instance */
 };
 
 /* What a connect or accept asked for (its upgrade request's headers). */
@@ -172,6 +184,7 @@ typedef struct ptth_resume_in {
     const char *addr;        /* the request's client address */
     uint64_t received, sent; /* PTTH-Received, PTTH-Sent */
     const char *bad_request; /* non-NULL: answered 400 with it once the tunnel checks passed */
+    const ptth_instance *instance; /* the request's PTTH-Instance, or NULL: recorded for that side when held */
 } ptth_resume_in;
 
 /* A chunk request's fields (docs/protocol.md): the header values as they

@@ -8,6 +8,8 @@
  *   tunnel_resume.c  resumable tunnels on top of it (SPEC §9.3): the
  *                    tokens, SUSPENDED, the held resumes, the new joint,
  *                    the ended ids
+ *   instances.c      which terminator instance made each side, and the end
+ *                    of a restarted one's suspended tunnels (instances.h)
  *
  * The calls go one way, from tunnel_resume.c down to tunnel.c: the resume
  * half uses the calls below to make, change and end tunnels, and tunnel.c
@@ -67,6 +69,6 @@ typedef struct ptth_tunnel_resume_ops {
 /* ---- tunnel_resume.c, for its unit tests ---- */
 
 /* Remembers t's id for --resume-grace (ptth_tunnel_ended_recently). */
-void ptth_tunnel_remember_end(ptth_tunnel *t);
+void ptth_tunnel_remember_end(ptth_tunnel *t, ptth_end_reason reason);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instances.h"
 #include "keys.h"
 #include "log.h"
 #include "resume.h"
@@ -65,6 +66,7 @@ on_joined(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept)
     }
     add_resume(t, connect, ct);
     add_resume(t, accept, st);
+    ptth_instances_link(t);
     return true;
 }
 
@@ -97,8 +99,8 @@ refuse_held(ptth_core *core, ptth_resume_hold *r, int status, unsigned retry, co
     ptth_core_answer(core, &r->held, status, retry, body);
 }
 
-/* Answers the held resumes of an ending tunnel (404 resume timed out, 503
- * at shutdown, else 404); rst_text (may be NULL) is the reason of a
+/* Answers the held resumes of an ending tunnel (404 resume timed out, 404
+ * peer restarted, 503 at shutdown, else 404); rst_text (may be NULL) is the reason of a
  * `close`, which the other side then learns. */
 static void
 drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
@@ -110,6 +112,8 @@ drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
         t->resume[side] = NULL;
         if (reason == PTTH_END_RESUME_TIMEOUT)
             refuse_held(t->core, r, 404, 0, "resume timed out\n", PTTH_REFUSED_TIMED_OUT);
+        else if (reason == PTTH_END_PEER_RESTARTED)
+            refuse_held(t->core, r, 404, 0, "peer restarted\n", PTTH_REFUSED_ENDED);
         else if (reason == PTTH_END_SHUTDOWN)
             ptth_core_answer(t->core, &r->held, 503, PTTH_RETRY_OFFLINE, "relay shutting down\n");
         else if (reason == PTTH_END_RST && rst_text != NULL && rst_text[0] != '\0') {
@@ -125,7 +129,7 @@ drop_resumes(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 /* ---- ended ids ------------------------------------------------------------------ */
 
 void
-ptth_tunnel_remember_end(ptth_tunnel *t)
+ptth_tunnel_remember_end(ptth_tunnel *t, ptth_end_reason reason)
 {
     ptth_core *core = t->core;
     if (core->cfg->resume_grace == 0)
@@ -136,20 +140,27 @@ ptth_tunnel_remember_end(ptth_tunnel *t)
     core->ended_next = (core->ended_next + 1) % PTTH_ENDED_MAX;
     memcpy(e->id, t->id, sizeof(e->id));
     e->ended_ms = ptth_now_ms();
+    e->reason = reason;
+}
+
+static const ptth_ended *
+find_ended(ptth_core *core, const char *id)
+{
+    if (core->ended == NULL)
+        return NULL;
+    long long since = ptth_now_ms() - (long long)core->cfg->resume_grace * 1000;
+    for (size_t i = 0; i < PTTH_ENDED_MAX; i++) {
+        const ptth_ended *e = &core->ended[i];
+        if (e->ended_ms != 0 && e->ended_ms >= since && memcmp(e->id, id, sizeof(e->id)) == 0)
+            return e;
+    }
+    return NULL;
 }
 
 bool
 ptth_tunnel_ended_recently(ptth_core *core, const char *id)
 {
-    if (core->ended == NULL)
-        return false;
-    long long since = ptth_now_ms() - (long long)core->cfg->resume_grace * 1000;
-    for (size_t i = 0; i < PTTH_ENDED_MAX; i++) {
-        const ptth_ended *e = &core->ended[i];
-        if (e->ended_ms != 0 && e->ended_ms >= since && memcmp(e->id, id, sizeof(e->id)) == 0)
-            return true;
-    }
-    return false;
+    return find_ended(core, id) != NULL;
 }
 
 /* ---- the resume request ---------------------------------------------------------------- */
@@ -268,8 +279,10 @@ void
 ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *id, const ptth_resume_in *in)
 {
     ptth_tunnel *t = ptth_tunnel_find(core, id, PTTH_ID_LEN);
-    if (t == NULL && ptth_tunnel_ended_recently(core, id)) {
-        refuse(core, rq, 404, 0, "tunnel ended\n", PTTH_REFUSED_ENDED);
+    const ptth_ended *e = t == NULL ? find_ended(core, id) : NULL;
+    if (e != NULL) {
+        /* the terminators tell a restarted peer from other ends by this text */
+        refuse(core, rq, 404, 0, e->reason == PTTH_END_PEER_RESTARTED ? "peer restarted\n" : "tunnel ended\n", PTTH_REFUSED_ENDED);
         return;
     }
     if (t != NULL) {
@@ -307,6 +320,7 @@ ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
     r->received = in->received;
     r->sent = in->sent;
     t->resume[side] = r;
+    ptth_instances_record(t, in->server_side, in->instance);
 
     /* the other side's request may have lost its connection unnoticed yet */
     ptth_resume_hold *peer = t->resume[1 - side];
@@ -326,6 +340,7 @@ static void
 on_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
 {
     drop_resumes(t, reason, rst_text);
+    ptth_instances_unlink(t);
     /* Both legs ended cleanly: the terminators' own end (both FINs, and
      * nobody resumes it), or a proxy in between that closed both of its
      * connections (a squid restart, an nginx reload): the relay cannot tell
@@ -333,7 +348,7 @@ on_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
      * that end is not remembered: their resumes find the tunnel unknown
      * and, with a valid token, recreate it as after a relay restart. */
     if (t->resumable && reason != PTTH_END_FIN)
-        ptth_tunnel_remember_end(t);
+        ptth_tunnel_remember_end(t, reason);
 }
 
 static const ptth_tunnel_resume_ops resume_ops = {

@@ -14,6 +14,7 @@
 #include "data_path.h"
 #include "resume_buf.h"
 #include "http_proxy.h"
+#include "instance.h"
 #include "keys.h"
 #include "log.h"
 #include "graceful_stop.h"
@@ -197,6 +198,32 @@ on_signal(int signo, void *data)
     ptth_server_shutdown(a->srv, ptth_graceful_stop_drained, &a->stop);
 }
 
+/* This process's PTTH-Instance (instance.h): the slot is the host, the
+ * program, --name and the port maps (name=target), so that a restart with
+ * the same arguments has the same slot. 0, or -EIO. */
+static int
+make_instance(const server_config *cfg, char out[PTTH_INSTANCE_TEXT_MAX + 1])
+{
+    char(*maps)[PTTH_NAME_MAX + 1 + PTTH_TARGET_TEXT_MAX + 1] = calloc(cfg->n_ports + 1, sizeof(*maps));
+    const char **ident = calloc(cfg->n_ports + 1, sizeof(*ident));
+    int rc = -EIO;
+    if (maps != NULL && ident != NULL) {
+        ident[0] = cfg->name;
+        for (size_t i = 0; i < cfg->n_ports; i++) {
+            snprintf(maps[i], sizeof(maps[i]), "%s=%s", cfg->ports[i].name, cfg->ports[i].target.text);
+            ident[i + 1] = maps[i];
+        }
+        ptth_instance inst;
+        if ((rc = ptth_instance_make(PROGRAM, ident, cfg->n_ports + 1, &inst)) == 0) {
+            ptth_instance_format(&inst, out);
+            ptth_log_info("event=instance slot=%s life=%s", inst.slot, inst.life);
+        }
+    }
+    free(maps);
+    free(ident);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -241,7 +268,13 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PROGRAM, err);
         goto out;
     }
+    char instance[PTTH_INSTANCE_TEXT_MAX + 1];
+    if (make_instance(&cfg, instance) != 0) {
+        fprintf(stderr, "%s: cannot make the instance id (SHA-256 or random bytes failed)\n", PROGRAM);
+        goto out;
+    }
     ptth_relay_client_config rcc = {
+        .instance = instance,
         .url = cfg.relay,
         .key = cfg.key.text,
         .ca_file = cfg.ca_file,

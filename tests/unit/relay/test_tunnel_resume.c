@@ -458,7 +458,7 @@ START_TEST(ended_ids_are_bounded)
         memset(&fake, 0, sizeof(fake));
         fake.core = &core;
         snprintf(fake.id, sizeof(fake.id), "%022zu", i);
-        ptth_tunnel_remember_end(&fake);
+        ptth_tunnel_remember_end(&fake, PTTH_END_RST);
     }
     ck_assert(!ptth_tunnel_ended_recently(&core, first));
     ck_assert(ptth_tunnel_ended_recently(&core, "0000000000000000004095"));
