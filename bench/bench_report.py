@@ -62,6 +62,9 @@ UDP_PEERS = 16  # the many-peer UDP round-trip row (udp_rr16_*)
 # Workloads that run on some systems only (the others: on all): UDP has no
 # socat or ssh -L counterpart here, SOCKS5 is ptth's own front.
 WORKLOAD_SYSTEMS = {"udp": ("direct", "ptth", "ptth_before"), "socks": ("ptth", "ptth_before")}
+# Workloads that run after the scale runs, each on ptth stacks of its own
+# (not per system): resume (issue 14, bench/resume.py).
+OWN_STACK_WORKLOADS = ("resume",)
 # Metrics for which 0 is a measurement, not a missing number.
 ZERO_OK = ("udp_rr1_lost", "udp_rr16_lost", "udp_loss_pct")
 
@@ -279,12 +282,63 @@ def issue15_rows(results):
     return ["row (issue 15)"] + [SYSTEM_LABELS[v] for v in cols], rows if cols else []
 
 
+TARGET_RESUME_P50_MS = 300.0  # issue 14: p50 from a cut to bytes flowing again
+LEAK_RSS_MARGIN_KIB = 128  # issue 14's "flat": RSS growth allowed between the leak check's middle and last sample
+RESUME_HEADER = ["resume (issue 14)", "measured", "goal", "met"]
+
+
+def leak_flat(samples, role):
+    """Flat after warm-up: from the middle sample (or the first, when the
+    run had no middle one) to the last, the same fds and RSS grown by at
+    most LEAK_RSS_MARGIN_KIB."""
+    a, b = samples[1 if len(samples) > 2 else 0][role], samples[-1][role]
+    return a["fds"] == b["fds"] and b["rss_kib"] - a["rss_kib"] <= LEAK_RSS_MARGIN_KIB
+
+
+def resume_rows(results):
+    """Issue 14's rows from results["resume"] (bench/resume.py), [] when the
+    workload did not run."""
+    res = results.get("resume")
+    if res is None:
+        return []
+    if "error" in res:
+        return [["resume workload", "failed: %s" % res["error"].splitlines()[0], "-", "**no**"]]
+    rows, met = [], {True: "yes", False: "**no**"}
+    g = res.get("gap")
+    if g:
+        side = g["side_p50_ms"]
+        rows += [["ms from a cut to the next byte at the client, p50 (%d cuts)" % g["cuts"],
+                  "%.1f (proxy side %.1f, server side %.1f; a round trip without a cut %.2f)" % (
+                      g["p50_ms"], side["proxy"], side["server"], g["rtt_p50_ms"]),
+                  "<= %.0f" % TARGET_RESUME_P50_MS, met[g["p50_ms"] <= TARGET_RESUME_P50_MS]],
+                 ["the same, p99 / max", "%.1f / %.1f (the relay's gap_ms p50 %d)" % (g["p99_ms"], g["max_ms"], g["relay_p50_ms"]),
+                  "reported", "yes"],
+                 ["paced echo across the cuts: bytes lost, duplicated or reordered",
+                  "0 of %d (%d records, each once, in order)" % (g["bytes"], g["records"]), "0", "yes"]]
+    b = res.get("bulk")
+    if b:
+        rows.append(["bulk MB/s with a cut every %g s vs without (%s each)" % (b["every_s"], b["bytes"]),
+                     "%.2fx (%.0f vs %.0f; %d cuts, %d bytes replayed, count checked)" % (
+                         b["ratio"], b["median_with_mb_s"], b["median_without_mb_s"], sum(b["cuts"]), b["replayed_bytes"]),
+                     "reported", "yes"])
+    k = res.get("leak")
+    if k:
+        at = ", ".join(str(v["cuts"]) for v in k["samples"])
+        for role in ("relay", "server", "proxy"):
+            rows.append(["ptth_%s RSS KiB / fds at %s cuts" % (role, at),
+                         ", ".join("%d / %d" % (v[role]["rss_kib"], v[role]["fds"]) for v in k["samples"]),
+                         "flat (+%d KiB, same fds)" % LEAK_RSS_MARGIN_KIB, met[leak_flat(k["samples"], role)]])
+        rows.append(["%d back-to-back cuts took" % k["cuts"],
+                     "%.1f s (paced echo exact: %d records)" % (k["seconds"], k["records"]), "reported", "yes"])
+    return rows
+
+
 def print_report(results):
     rows, lat = system_rows(results)
     hdr11, rows11 = targets_11_rows(results)
     hdr15, rows15 = issue15_rows(results)
     for header, body in ((SYS_HEADER, rows), (LAT_HEADER, lat), (TGT_HEADER, target_rows(results)), (hdr11, rows11),
-                         (hdr15, rows15)):
+                         (hdr15, rows15), (RESUME_HEADER, resume_rows(results))):
         if not body:
             continue
         print(text_table(header, [[str(c).replace("**", "") for c in r] for r in body]))
@@ -318,6 +372,9 @@ def docs_section(results, png_name):
     if rows15:
         lines += ["Issue 15, UDP and SOCKS5 (ptth vs direct to the UDP echo; `--socks` vs `--forward` of the same "
                   "ptth_proxy; medians, per-run range of the ratio in parentheses):", "", markdown_table(hdr15, rows15), ""]
+    if resume_rows(results):
+        lines += ["Issue 14, resumable tunnels (bench/resume.py: a cutter between each terminator and the relay):", "",
+                  markdown_table(RESUME_HEADER, resume_rows(results)), ""]
     runs = int(cfg["runs"])
     per_run = []
     for name in SYSTEMS:
@@ -464,7 +521,30 @@ def smoke_checks(results):
             for role in ("server", "proxy"):
                 checks.append((s["tcp_conns_to_relay"][role] >= 1,
                                "ptth_%s has TCP connections to the relay (%d)" % (role, s["tcp_conns_to_relay"][role]), ""))
+    checks += resume_checks(results)
     for n in results["notes"]:
         if "not a clean exit" in n:
             checks.append((False, "ptth programs exit 0 after SIGTERM", n))
+    return checks
+
+
+def resume_checks(results):
+    """The resume workload's smoke checks: it ran, every figure is there, the
+    echo across the cuts came back exact and the bulk runs with cuts had
+    some."""
+    if "resume" not in results:
+        return []
+    res = results["resume"]
+    if "error" in res:
+        return [(False, "ptth resume workload", res["error"])]
+    g, b, k = res.get("gap"), res.get("bulk"), res.get("leak")
+    checks = [(g is not None and g["p50_ms"] > 0 and g["p99_ms"] > 0, "ptth resume gap p50, p99 are numbers (%s ms)" % (
+        "%.1f, %.1f" % (g["p50_ms"], g["p99_ms"]) if g else "-"), ""),
+              (g is not None and g["exact"], "ptth resume: the paced echo across %s cuts came back exact" % (
+                  g["cuts"] if g else "-"), "")]
+    checks.append((b is not None and sum(b["cuts"]) > 0 and b["ratio"] > 0, "ptth resume bulk with cuts (%s cuts, %s)" % (
+        sum(b["cuts"]) if b else "-", "%.2fx" % b["ratio"] if b else "-"), ""))
+    checks.append((k is not None and k["exact"] and all(v[r]["rss_kib"] > 0 and v[r]["fds"] > 0 for v in k["samples"]
+                                                        for r in ("relay", "server", "proxy")),
+                   "ptth resume leak check: RSS and fds sampled over %s cuts, echo exact" % (k["cuts"] if k else "-"), ""))
     return checks
