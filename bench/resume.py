@@ -231,7 +231,6 @@ class Stack:
             return {side: c.port for side, c in self.cutters.items()}
 
         self.ptth = bench.start_ptth("resume-" + tag, extra_relay=["--log-level", "info"], via=fronts)
-        self.idle_conns = self.conns()  # no tunnel open: the terminators' HTTP/2 connections
 
     def cut(self, i):
         """Cut i: on the proxy's side when i is even, else on the server's."""
@@ -245,22 +244,32 @@ class Stack:
         from ptthtest import tcp_conns_to  # bench/run's path has it; the cutter process needs none of it
         return {side: tcp_conns_to(self.ptth[side].pid, self.cutters[side].port) for side in SIDES}
 
-    def wait_conns(self, conns):
-        """Until each terminator holds conns connections to its cutter again:
-        a server whose listen connection was cut listens again only after
-        its backoff (0.25 s or more, server.c), and until then new tunnels
-        wait. Broken after 40 s (the backoff is at most 30 s)."""
-        deadline = time.monotonic() + 40
-        while self.conns() != conns:
-            if time.monotonic() > deadline:
-                raise Broken("connections to the cutters %s, not %s as before" % (self.conns(), conns))
-            time.sleep(0.02)
+    def probe(self):
+        """A round trip through a new tunnel. After a cut the server listens
+        again only after its backoff (0.25 s or more, server.c) and new
+        tunnels wait until then; a cut proxy opens its HTTP/2 connection
+        again only for its next tunnel. So after this both are back."""
+        self.bench.load_client(["pingpong", "--connect", "127.0.0.1:%d" % self.ptth["echo"], "--count", "3", "--warmup", "0",
+                                "--timeout", "40", "--quiet"], timeout=60)
 
-    def usage(self, conns):
-        """usage() of the three programs with conns connections to the
-        cutters (wait_conns), so that every sample sees the same state."""
-        self.wait_conns(conns)
-        return {r: usage(self.ptth[r].pid) for r in ROLES}
+    def usage(self, conns=None):
+        """usage() of the three programs, each time in the same state: after
+        probe(), once the probe's tunnel is gone, that is once the
+        terminators' connections to the cutters are conns again (for the
+        first sample, conns=None: the same for 0.3 s; they are returned as
+        "conns"). Broken when that takes 10 s."""
+        self.probe()
+        deadline, seen, since = time.monotonic() + 10, None, time.monotonic()
+        while True:
+            now = self.conns()
+            if now != seen:
+                seen, since = now, time.monotonic()
+            if now == conns or (conns is None and time.monotonic() - since >= 0.3):
+                break
+            if time.monotonic() > deadline:
+                raise Broken("connections to the cutters %s, not %s as at the first sample" % (now, conns))
+            time.sleep(0.02)
+        return dict({r: usage(self.ptth[r].pid) for r in ROLES}, conns=now)
 
     def relay_resumes(self):
         """(gap_ms, replayed_up, replayed_down) of each event=tunnel_resumed
@@ -341,7 +350,7 @@ def measure_bulk(bench, stack, runs):
             bench.notes.append("resume: bulk pair %d and later skipped to stay within the time limit" % (r + 1))
             break
         for with_cuts in ((False, True) if r % 2 == 0 else (True, False)):
-            stack.wait_conns(stack.idle_conns)  # the server listens again after the last cut
+            stack.probe()  # the server listens again after the last cut
             mb, n = bulk_once(bench, stack, bench.args.resume_bytes, every if with_cuts else 0)
             out["with_mb_s" if with_cuts else "without_mb_s"].append(mb)
             if with_cuts:
@@ -358,14 +367,13 @@ def measure_leak(stack, cuts):
     """Cuts during a paced echo, each as soon as the previous resume is
     through; usage() of the three programs at the start, after
     LEAK_SAMPLE_AT cuts and at the end, each after half a second of quiet
-    flow and with the terminators' connections to the relay as many as at
-    the start."""
+    flow and in the state of the first (Stack.usage)."""
     e = PacedEcho(stack.ptth["echo"], timing=False)
     try:
         e.wait_got(50)
         time.sleep(0.5)
-        conns = stack.conns()
-        samples = [dict(stack.usage(conns), cuts=0)]  # in order: results.json sorts keys
+        samples = [dict(stack.usage(), cuts=0)]  # in order: results.json sorts keys
+        conns = samples[0]["conns"]
         started, sampling = time.monotonic(), 0.0
         for i in range(cuts):
             stack.cut(i)
@@ -384,7 +392,7 @@ def measure_leak(stack, cuts):
     resumes = len(stack.relay_resumes())
     if resumes != cuts:
         raise Broken("%d cuts, but the relay logged %d tunnel_resumed" % (cuts, resumes))
-    return {"cuts": cuts, "seconds": seconds, "samples": samples, "conns": conns, "records": records, "exact": True}
+    return {"cuts": cuts, "seconds": seconds, "samples": samples, "records": records, "exact": True}
 
 
 def run(bench, log):
