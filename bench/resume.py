@@ -26,8 +26,11 @@ loopback port, prints `cutter port=N`, forwards every accepted connection to
 127.0.0.1:PORT, and for each line `cut` on its stdin resets every connection
 it carries (SO_LINGER 0, then close: an RST both ways, as a NAT that forgot
 its mappings) and answers `cut n=PAIRS t_ns=T` (T: CLOCK_MONOTONIC, the
-clock of time.monotonic_ns() in bench/run). It keeps accepting: the path is
-back at once, so a gap is the programs' own resume time.
+clock of time.monotonic_ns() in bench/run). For `cut MIN` it does the same
+only when one of them has carried MIN bytes since it was accepted, and
+otherwise resets nothing and answers `idle n=PAIRS most=BYTES` (the most
+any of them carried). It keeps accepting: the path is back at once, so a
+gap is the programs' own resume time.
 """
 
 import bisect
@@ -48,6 +51,10 @@ SETTLE = 0.3  # seconds of flow between two gap cuts
 LEAK_SAMPLE_AT = 100  # the leak check's middle sample, after this many cuts
 ROLES = ("relay", "server", "proxy")
 SIDES = ("proxy", "server")  # cut i is on SIDES[i % 2]'s cutter
+# bytes through one connection that make it a tunnel's leg with the bulk on it
+# (a set-up or a listen carries less)
+FLOWING = 65536
+FLOW_WAIT = 10.0  # seconds a bulk cut waits for such a leg
 
 SMOKE = {"resume_cuts": "4", "resume_leak_cuts": "6", "resume_bytes": "64M", "resume_every": "0.02"}
 
@@ -88,24 +95,32 @@ class Cutter:
         self.name = name
         self.proc = bench.start([sys.executable, os.path.abspath(__file__), "cutter", target], name, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE)
-        self.port = int(self._answer("cutter port=")["port"])
+        self.port = int(self._answer(("cutter port=",))["port"])
 
-    def _answer(self, prefix, timeout=10.0):
+    def _answer(self, prefixes, timeout=10.0):
         out = self.proc.popen.stdout
         ready, _, _ = select.select([out], [], [], timeout)
         line = out.readline().decode() if ready else ""
-        if not line.startswith(prefix):
-            raise Broken("%s: no '%s' line within %.0fs (got %r); log:\n%s" % (self.name, prefix, timeout, line,
-                                                                                self.proc.log_tail()))
-        return dict(kv.split("=", 1) for kv in line.split()[1:])
+        if not line.startswith(prefixes):
+            raise Broken("%s: no '%s' line within %.0fs (got %r); log:\n%s" % (self.name, "' or '".join(prefixes), timeout,
+                                                                                line, self.proc.log_tail()))
+        return dict((kv.split("=", 1) for kv in line.split()[1:]), answer=line.split()[0])
 
     def cut(self):
         """Resets every connection it carries; (connections reset, the
         moment of the reset in time.monotonic_ns())."""
         self.proc.popen.stdin.write(b"cut\n")
         self.proc.popen.stdin.flush()
-        f = self._answer("cut ")
+        f = self._answer(("cut ",))
         return int(f["n"]), int(f["t_ns"])
+
+    def cut_if_flowing(self, min_bytes):
+        """The same when one of its connections has carried min_bytes since
+        it was accepted: the answer's fields, answer "cut" (n, t_ns) or
+        "idle" (n, most: nothing was reset)."""
+        self.proc.popen.stdin.write(b"cut %d\n" % min_bytes)
+        self.proc.popen.stdin.flush()
+        return self._answer(("cut ", "idle "))
 
 
 class PacedEcho:
@@ -239,16 +254,37 @@ class Stack:
             raise Broken("cut %d: the %s's cutter carried no connection" % (i + 1, SIDES[i % 2]))
         return t_ns
 
+    def cut_flowing(self, i, stop, timeout=FLOW_WAIT):
+        """Cut i as cut(i), made once a connection through that cutter has
+        carried FLOWING bytes since it was accepted: the bulk's leg, not a
+        set-up or a listen. Until then the cutter is asked again every 2 ms:
+        ptth_load takes a moment to open its tunnel (longer in a sanitizer
+        build), a cut leg to resume, and the proxy holds no connection to
+        the relay while it has no tunnel. The moment of the cut; None when
+        stop is set first (the transfer ended); Broken after timeout s."""
+        side = SIDES[i % 2]
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self.cutters[side].cut_if_flowing(FLOWING)
+            if f["answer"] == "cut":
+                return int(f["t_ns"])
+            if stop.is_set():
+                return None
+            if time.monotonic() > deadline:
+                raise Broken("cut %d: no connection through the %s's cutter carried %d bytes within %g s (it carries %s, "
+                             "the most %s bytes)" % (i + 1, side, FLOWING, timeout, f["n"], f["most"]))
+            stop.wait(0.002)
+
     def conns(self):
         """Established connections of each terminator to its cutter."""
         from ptthtest import tcp_conns_to  # bench/run's path has it; the cutter process needs none of it
         return {side: tcp_conns_to(self.ptth[side].pid, self.cutters[side].port) for side in SIDES}
 
     def probe(self):
-        """A round trip through a new tunnel. After a cut the server listens
-        again only after its backoff (0.25 s or more, server.c) and new
-        tunnels wait until then; a cut proxy opens its HTTP/2 connection
-        again only for its next tunnel. So after this both are back."""
+        """A round trip through a new tunnel. A cut proxy opens its HTTP/2
+        connection again only for its next tunnel, and a cut server listens
+        again on its first retry (at once, server.c); after this both are
+        back, whatever the last cut was."""
         self.bench.load_client(["pingpong", "--connect", "127.0.0.1:%d" % self.ptth["echo"], "--count", "3", "--warmup", "0",
                                 "--timeout", "40", "--quiet"], timeout=60)
 
@@ -314,13 +350,17 @@ def measure_gaps(stack, cuts):
 
 def bulk_once(bench, stack, nbytes, every):
     """One ptth_load send of nbytes to the sink (count checked), with a
-    cut every `every` seconds meanwhile (0: none); (MB/s, cuts made)."""
+    cut every `every` seconds meanwhile (0: none), each on the bulk's leg
+    (Stack.cut_flowing); (MB/s, cuts made)."""
     stop, cuts, errors = threading.Event(), [], []
 
     def cutting():
         try:
             while not stop.wait(every):
-                cuts.append(stack.cut(len(cuts)))
+                t_ns = stack.cut_flowing(len(cuts), stop)
+                if t_ns is None:
+                    break
+                cuts.append(t_ns)
         except Broken as e:
             errors.append(str(e))
 
@@ -350,7 +390,7 @@ def measure_bulk(bench, stack, runs):
             bench.notes.append("resume: bulk pair %d and later skipped to stay within the time limit" % (r + 1))
             break
         for with_cuts in ((False, True) if r % 2 == 0 else (True, False)):
-            stack.probe()  # the server listens again after the last cut
+            stack.probe()  # both terminators are back after the last cut
             mb, n = bulk_once(bench, stack, bench.args.resume_bytes, every if with_cuts else 0)
             out["with_mb_s" if with_cuts else "without_mb_s"].append(mb)
             if with_cuts:
@@ -452,6 +492,7 @@ class _Pair:
         self.out = {a: b"", b: b""}
         self.eof = {a: False, b: False}
         self.peer = {a: b, b: a}
+        self.carried = 0  # bytes read from either side
 
 
 def cutter(target):
@@ -501,9 +542,13 @@ def cutter(target):
                 line = sys.stdin.readline()
                 if not line:
                     return
-                if line.strip() == "cut":
-                    t_ns = time.monotonic_ns()
-                    n = len(pairs)
+                words = line.split()
+                if words[:1] == ["cut"]:
+                    t_ns, n = time.monotonic_ns(), len(pairs)
+                    most = max((p.carried for p in pairs), default=0)
+                    if len(words) > 1 and (n == 0 or most < int(words[1])):
+                        print("idle n=%d most=%d" % (n, most), flush=True)
+                        continue
                     for pair in list(pairs):
                         drop(pair)
                     print("cut n=%d t_ns=%d" % (n, t_ns), flush=True)
@@ -532,6 +577,7 @@ def cutter(target):
                         s.shutdown(socket.SHUT_WR)
                 if ev & selectors.EVENT_READ and not pair.out[peer] and not pair.eof[peer]:
                     data = s.recv(262144)
+                    pair.carried += len(data)
                     if data:
                         try:
                             data = data[peer.send(data):]
