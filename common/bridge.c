@@ -65,6 +65,8 @@ static size_t drop_undelivered(ptth_bridge *b);
 static bool opened(ptth_bridge *b, const char *conn, long max_chunk);
 static void refused(ptth_bridge *b, long status, long retry_after, const char *why);
 static int start_chunks(ptth_bridge *b);
+static void release_chunks(ptth_bridge *b);
+static void send_chunk(ptth_bridge *b, struct chunk *c);
 
 /* What the layers under this one may ask of the bridge (bridge_internal.h). */
 static const bridge_env env = {
@@ -77,6 +79,8 @@ static const bridge_env env = {
     .refused = refused,
     .start_chunks = start_chunks,
     .drop_undelivered = drop_undelivered,
+    .release_chunks = release_chunks,
+    .send_chunk = send_chunk,
 };
 
 void
@@ -159,6 +163,7 @@ destroy(ptth_bridge *b)
     release_chunks(b);
     close_local(b);
     ptth_bridge_leg_close(b, true);
+    ptth_bridge_chunks_resume_stop(b);
     free(b->out);
     free(b);
 }
@@ -232,9 +237,10 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     b->client = cfg->client;
     b->on_end = cfg->on_end;
     b->on_established = cfg->on_established;
+    size_t nh = 0;
     if (cfg->stream_header != NULL) {
         snprintf(b->stream_header, sizeof(b->stream_header), "%s", cfg->stream_header);
-        b->stream_headers[0] = b->stream_header;
+        b->stream_headers[nh++] = b->stream_header;
     }
     b->data = cfg->data;
     snprintf(b->server, sizeof(b->server), "%s", cfg->server);
@@ -253,6 +259,8 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
         b->chunks[i].b = b;
     b->env = &env;
     ptth_bridge_leg_init(b, cfg);
+    /* the ask for resumption, on either path (bridge_resume.c decides) */
+    b->stream_headers[nh] = ptth_bridge_resume_request_header(b);
     return b;
 }
 
@@ -357,8 +365,12 @@ static void
 on_stream_headers(ptth_req *r)
 {
     ptth_bridge *b = r->data;
-    if (r->status >= 200 && r->status <= 299 && b->state == ST_OPENING)
+    if (r->status >= 200 && r->status <= 299 && b->state == ST_OPENING) {
+        ptth_leg_response res;
+        ptth_bridge_chunks_response_of(r, &res);
+        ptth_bridge_chunks_resume_opened(b, &res); /* resumable (raw) when granted */
         (void)opened(b, r->conn, r->max_chunk);
+    }
 }
 
 /* The framed stream's bytes: decode, and queue DATA for the local end.
@@ -371,7 +383,7 @@ feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
 {
     if (b->state != ST_OPEN || b->failed)
         return len; /* ending: nothing more goes to the local end */
-    if (b->out_blocked && b->path == PATH_CHUNKS) {
+    if (b->out_blocked && b->path == PATH_CHUNKS && !ptth_bridge_resume_overfill(b)) {
         /* the local end is full: keep at most what waits now (a leg is
          * read past a full local end only on purpose, and its bytes are
          * taken: ptth_bridge_resume_overfill()) */
@@ -404,6 +416,7 @@ feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
             fail(b, false, "rst: %.*s", (int)ev.len, (const char *)ev.data);
             return len;
         case PTTH_FRAME_EV_PING:
+            ptth_bridge_resume_beat(b); /* raw: the relay's heartbeat is ours */
             break;
         case PTTH_FRAME_EV_ACK: /* refused on a tunnel that is not resumable */
             if (!ptth_bridge_resume_on_ack(b, ev.value, ev.window))
@@ -428,8 +441,8 @@ feed(ptth_bridge *b, const uint8_t *p, size_t len, bool flush_now)
     if (b->from_relay != FROM_RELAY_OPEN && !out_pending(b))
         shut_local_write(b);
     update_watches(b);
-    if (b->from_relay != FROM_RELAY_OPEN)
-        schedule(b);
+    if (b->from_relay != FROM_RELAY_OPEN || (b->raw && ptth_bridge_resume_ack_due(b)))
+        schedule(b); /* raw: the ACK goes in a chunk, from the loop */
     return len;
 }
 
@@ -467,7 +480,9 @@ on_stream_done(ptth_req *r, const char *error)
         refused(b, error != NULL ? 0 : r->status, r->retry_after, error != NULL ? error : r->reason);
         return;
     }
-    if (b->state == ST_OPEN) {
+    if (b->state == ST_OPEN && b->raw) {
+        ptth_bridge_chunks_stream_ended(b, error);
+    } else if (b->state == ST_OPEN) {
         if (error != NULL) /* the relay may not know yet: tell it if it is there */
             fail(b, true, "relay stream failed: %s", error);
         else if (b->from_relay == FROM_RELAY_OPEN)
@@ -553,6 +568,8 @@ reading_wanted(const ptth_bridge *b)
 {
     if (b->path == PATH_UPGRADE)
         return ptth_bridge_leg_reading_wanted(b);
+    if (b->raw)
+        return ptth_bridge_chunks_reading_wanted(b);
     return b->state == ST_OPEN && !b->failed && b->to_relay == TO_RELAY_OPEN && b->in_flight < PTTH_BRIDGE_WINDOW;
 }
 
@@ -607,6 +624,11 @@ read_local(ptth_bridge *b)
     }
     if (c == NULL)
         return;
+    if (b->raw) {
+        if (ptth_bridge_chunks_read_local(b, c))
+            send_chunk(b, c);
+        return;
+    }
     uint8_t *buf;
     ssize_t n = read_local_into(b, 0, b->read_limit, &buf);
     if (n < 0)
@@ -622,6 +644,12 @@ read_local(ptth_bridge *b)
         c->len = (size_t)n;
         c->fin = false;
     }
+    send_chunk(b, c);
+}
+
+static void
+send_chunk(ptth_bridge *b, struct chunk *c)
+{
     c->seq = b->next_seq++;
     c->attempts = 0;
     b->in_flight++;
@@ -674,6 +702,15 @@ on_chunk_done(ptth_req *r, const char *error)
             ptth_timer_start(b->loop, &c->retry_timer, delay, on_chunk_retry_timer, c);
         return;
     }
+    if (b->raw && (error != NULL || r->status < 200 || r->status > 299) && !(r->status == 404 && b->done_sent)) {
+        /* raw: whatever keeps a chunk from the relay is a loss, not an end
+         * (404: the relay restarted, or forgot; 409: it suspended the
+         * tunnel): the resume tells the peer where to start again */
+        char why[PTTH_REQ_REASON_MAX + 64];
+        snprintf(why, sizeof(why), "chunk %" PRIu64 ": %s", c->seq, error != NULL ? error : r->reason);
+        if (ptth_bridge_resume_lost(b, why))
+            return;
+    }
     if (error != NULL) {
         fail(b, true, "chunk %" PRIu64 " failed: %s", c->seq, error);
         return;
@@ -691,9 +728,14 @@ on_chunk_done(ptth_req *r, const char *error)
         fail(b, true, "chunk %" PRIu64 " refused: HTTP %ld %s", c->seq, r->status, r->reason);
         return;
     }
-    b->bytes_to_relay += c->len;
-    if (c->fin)
-        b->to_relay = TO_RELAY_DONE;
+    if (b->raw) {
+        if (c->fin_frame && b->to_relay == TO_RELAY_EOF)
+            b->to_relay = TO_RELAY_DONE; /* our FIN frame went through */
+    } else {
+        b->bytes_to_relay += c->len;
+        if (c->fin)
+            b->to_relay = TO_RELAY_DONE;
+    }
     ptth_bridge_buf_put(c->buf, b->max_chunk);
     c->buf = NULL;
     b->in_flight--;
@@ -718,7 +760,13 @@ post_chunk(struct chunk *c)
 {
     ptth_bridge *b = c->b;
     snprintf(c->seq_header, sizeof(c->seq_header), "PTTH-Seq: %" PRIu64, c->seq);
-    const char *headers[3] = {c->seq_header, c->fin ? fin_header : NULL, NULL};
+    snprintf(c->epoch_header, sizeof(c->epoch_header), "PTTH-Epoch: %" PRIu64, b->epoch);
+    const char *headers[4] = {c->seq_header, NULL, NULL, NULL};
+    size_t nh = 1;
+    if (b->raw)
+        headers[nh++] = c->epoch_header;
+    if (c->fin)
+        headers[nh] = fin_header;
     c->req.ops = &chunk_ops;
     c->req.data = c;
     c->req.timeout_ms = CHUNK_TIMEOUT_MS;
@@ -790,8 +838,15 @@ on_defer(ptth_defer *d)
         finish(b);
         return;
     }
-    bool relay_done =
-        b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b) : b->stream_done && b->to_relay == TO_RELAY_DONE && b->in_flight == 0;
+    if (b->raw && b->state == ST_OPEN)
+        ptth_bridge_chunks_kick(b); /* the replay, ACKs, our PTTH-Fin chunk */
+    if (b->failed)
+        return; /* again: the kick failed */
+    /* raw: the relay ends the streams cleanly only when both sides said
+     * they were done (PTTH-Fin chunks) */
+    bool relay_done = b->path == PATH_UPGRADE ? ptth_bridge_leg_done(b)
+                      : b->raw            ? b->stream_done && b->done_sent
+                                          : b->stream_done && b->to_relay == TO_RELAY_DONE && b->in_flight == 0;
     if (b->state == ST_OPEN && b->from_relay == FROM_RELAY_SHUT && relay_done) {
         b->clean = true;
         snprintf(b->reason, sizeof(b->reason), "fin");

@@ -8,7 +8,11 @@
  *   bridge_leg.c     the relay side over a ptth_leg: the upgraded path of
  *                    SPEC §9.1, and the framed stream of a 2xx answer to an
  *                    upgrade request
- *   bridge_resume.c  the rules of a resumable tunnel on the upgraded path
+ *   bridge_chunks_resume.c  a resumable tunnel on the chunked (and the
+ *                    hybrid) path: its chunks carry end-to-end frames (raw),
+ *                    the resume request is a plain POST whose 200 is the
+ *                    new framed stream; the bridge_leg_ops of that path
+ *   bridge_resume.c  the rules of a resumable tunnel on either path
  *                    (docs/protocol.md "Resumable tunnels"): the counts,
  *                    the ACKs, the replay, the resume requests
  *   bridge_buf.c     the pooled chunk buffers (bridge_buf.h), under all three
@@ -21,9 +25,11 @@
  * fills, as h2_session.c reports to h2_client.c through h2_env_events:
  *   bridge_env      bridge.c's, for bridge_leg.c and bridge_resume.c
  *                   (ptth_bridge.env, set by ptth_bridge_new());
- *   bridge_leg_ops  bridge_leg.c's, for bridge_resume.c
- *                   (bridge_resume.leg, given to ptth_bridge_resume_init()
- *                   by ptth_bridge_leg_init()).
+ *   bridge_leg_ops  how bridge_resume.c acts on what carries the tunnel
+ *                   (b->rs.leg): bridge_leg.c's for a leg (given to
+ *                   ptth_bridge_resume_init() by ptth_bridge_leg_init()),
+ *                   bridge_chunks_resume.c's for the chunked and hybrid
+ *                   paths (put there when such a tunnel becomes resumable).
  * So each layer can be read, and tested (tests/unit/term/test_bridge_resume.c),
  * with what is under it and the tables it is given. The state is one
  * struct (ptth_bridge, below) that all three see; its sections say which
@@ -38,9 +44,9 @@
  *                local bytes go up in chunk POSTs;
  *   PATH_UPGRADE the leg was upgraded: both directions are frames on it.
  *
- * A tunnel on PATH_UPGRADE may be resumable (bridge_resume.c,
+ * A tunnel on any path may be resumable (bridge_resume.c,
  * docs/protocol.md "Resumable tunnels"): its resume sub-state (bridge_resume_state)
- * says whether a leg carries it now; the main state stays ST_OPEN while it
+ * says whether a leg or a stream carries it now; the main state stays ST_OPEN while it
  * resumes (the local end stays open, neither read nor written: what was
  * decoded and not delivered is dropped at the loss, the peer sends it again).
  */
@@ -102,9 +108,17 @@ typedef enum bridge_resume_state {
     RS_ATTEMPT, /* a resume request is out on a new leg */
 } bridge_resume_state;
 
+struct chunk;
+
 /* What bridge.c does for the layers under it (bridge_leg.c,
  * bridge_resume.c); filled by bridge.c, reached as b->env. */
 typedef struct bridge_env {
+    /* The chunked path: every chunk request cancelled, its buffer given
+     * back, none in flight. */
+    void (*release_chunks)(ptth_bridge *b);
+    /* Posts chunk c (its body, fin_frame, data_len and fin set) as the next
+     * PTTH-Seq. Not from inside libcurl. */
+    void (*send_chunk)(ptth_bridge *b, struct chunk *c);
     /* Records the first failure (reason from fmt) and lets the loop act on
      * it: safe inside libcurl. tell_relay: the relay does not know yet,
      * send `close`. */
@@ -152,9 +166,15 @@ typedef struct bridge_leg_ops {
     /* The leg is to be read again (the local end drained, or we may send
      * nothing more and wait for the peer's ACKs). */
     void (*resume_reading)(ptth_bridge *b);
-    /* The resume request got its 101: heartbeats as after the first one,
-     * and the replay goes out. */
+    /* The resume request got its 101 (or 200): heartbeats as after the
+     * first one, and the replay goes out. */
     void (*resumed)(ptth_bridge *b, const ptth_leg_response *res);
+    /* A resume attempt was refused or not answered: its request goes
+     * (a normal close). */
+    void (*close_attempt)(ptth_bridge *b);
+    /* A connection carries the tunnel now (the leg, or the framed stream
+     * or resume request of the chunked path): the sub-state's invariant. */
+    bool (*carries)(const ptth_bridge *b);
 } bridge_leg_ops;
 
 struct bridge_resume {
@@ -190,10 +210,13 @@ struct chunk {
     uint8_t *buf;
     size_t len;
     uint64_t seq;
-    bool fin;
+    bool fin;       /* PTTH-Fin: 1 (raw: the terminator is done, empty body) */
+    bool fin_frame; /* raw: the body holds our end-to-end FIN frame */
+    size_t data_len; /* raw: the DATA payload bytes in the body */
     int attempts;
     ptth_timer retry_timer;
     char seq_header[32];
+    char epoch_header[40];
 };
 
 struct ptth_bridge {
@@ -203,7 +226,7 @@ struct ptth_bridge {
     ptth_bridge_end_cb on_end;
     void (*on_established)(ptth_bridge *b, void *data);
     char stream_header[64];
-    const char *stream_headers[2]; /* {stream_header or NULL, NULL} */
+    const char *stream_headers[3]; /* {stream_header, PTTH-Resumable, NULL}, the absent ones left out */
     void *data;
     char server[PTTH_REQ_FIELD_MAX];
     char chunk_kind[16];
@@ -269,6 +292,14 @@ struct ptth_bridge {
     ptth_timer beat_timer;
 
     struct bridge_resume rs; /* bridge_resume.c */
+
+    /* resumable on the chunked or hybrid path (bridge_chunks_resume.c) */
+    bool raw;               /* chunks carry end-to-end frames */
+    uint64_t epoch;         /* PTTH-Epoch of the chunks: the relay's resumes so far */
+    bool done_sent;         /* the PTTH-Fin chunk (we are done) was posted */
+    char rq_hdr[8][160];    /* the resume request's header lines (a request does not copy them) */
+    const char *rq_hdrs[9];
+    ptth_timer attempt_timer; /* the resume request's answer is due */
 };
 
 /* ---- bridge_leg.c, for bridge.c ---- */
@@ -292,6 +323,33 @@ bool ptth_bridge_leg_done(const ptth_bridge *b);
  * a TCP reset; else a normal close. A no-op without a leg. Also stops
  * what resuming had going (bridge_resume.c). */
 void ptth_bridge_leg_close(ptth_bridge *b, bool failed);
+
+/* ---- bridge_chunks_resume.c, for bridge.c and bridge_leg.c ---- */
+
+/* The framed stream's 2xx on the chunked or hybrid path (res): the tunnel
+ * is resumable (raw) when it carries a token and a grace; b->rs.leg
+ * becomes this path's. */
+void ptth_bridge_chunks_resume_opened(ptth_bridge *b, const ptth_leg_response *res);
+/* The fields of a ptth_req answer as a leg's (for the resume rules). */
+void ptth_bridge_chunks_response_of(const ptth_req *r, ptth_leg_response *res);
+/* raw: posts what is due in free chunk slots: the replay, an ACK, our
+ * PTTH-Fin chunk once done. Not from inside libcurl. */
+void ptth_bridge_chunks_kick(ptth_bridge *b);
+/* raw: one read of the local end into chunk c as a DATA frame (or our FIN
+ * frame at its end), an ACK behind it when due; false when nothing was
+ * read (c untouched). */
+bool ptth_bridge_chunks_read_local(ptth_bridge *b, struct chunk *c);
+/* raw: the local end may be read (a slot is free, the buffer and the
+ * peer's window have room, no replay waits). */
+bool ptth_bridge_chunks_reading_wanted(const ptth_bridge *b);
+/* raw: done: both FINs through, ours acknowledged, our last ACK answered. */
+bool ptth_bridge_chunks_done(const ptth_bridge *b);
+/* raw: the framed stream (first or resumed) ended, error NULL when
+ * cleanly: a loss (the tunnel resumes) unless we were done, when the
+ * relay's clean end is the tunnel's. */
+void ptth_bridge_chunks_stream_ended(ptth_bridge *b, const char *error);
+/* The tunnel ends: the attempt timer stopped. */
+void ptth_bridge_chunks_resume_stop(ptth_bridge *b);
 
 /* ---- bridge_resume.c, for bridge_leg.c (and bridge.c: the counts of
  * what goes to the local end, the state) ---- */

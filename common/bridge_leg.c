@@ -75,6 +75,8 @@ static void leg_want(ptth_bridge *b);
 static void leg_drop(ptth_bridge *b);
 static int leg_reopen(ptth_bridge *b, const char *path, const char *const *headers, long timeout_ms);
 static void leg_resumed(ptth_bridge *b, const ptth_leg_response *res);
+static void leg_close_attempt(ptth_bridge *b);
+static bool leg_carries(const ptth_bridge *b);
 
 static const ptth_leg_ops leg_ops = {
     .on_response = on_leg_response,
@@ -88,6 +90,8 @@ static const bridge_leg_ops resume_leg_ops = {
     .reopen = leg_reopen,
     .resume_reading = leg_want,
     .resumed = leg_resumed,
+    .close_attempt = leg_close_attempt,
+    .carries = leg_carries,
 };
 
 void
@@ -135,12 +139,7 @@ ptth_bridge_leg_start(ptth_bridge *b)
     memset(&b->leg, 0, sizeof(b->leg));
     b->path = PATH_HYBRID; /* until the answer says more */
     /* the framed-stream request's header, and the ask for resumption */
-    const char *headers[3] = {NULL, NULL, NULL};
-    size_t nh = 0;
-    if (b->stream_headers[0] != NULL)
-        headers[nh++] = b->stream_headers[0];
-    headers[nh] = ptth_bridge_resume_request_header(b);
-    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, headers, 0, &leg_ops, b);
+    int rc = ptth_leg_open(b->client, &b->leg, b->stream_path, b->stream_headers, 0, &leg_ops, b);
     if (rc == 0)
         b->leg_open = true;
     return rc;
@@ -234,6 +233,7 @@ on_leg_response(ptth_leg *leg, const ptth_leg_response *res)
             return;
         }
         b->stream.status = res->status;
+        ptth_bridge_chunks_resume_opened(b, res); /* resumable (raw) when granted */
         if (b->env->opened(b, res->conn, res->max_chunk))
             leg_want(b);
         return;
@@ -270,6 +270,10 @@ leg_ended(ptth_bridge *b)
     if (b->path == PATH_UPGRADE && ptth_bridge_resumable(b) && !ptth_bridge_resume_peer_done(b) &&
         ptth_bridge_resume_lost(b, "the relay ended the connection"))
         return;
+    if (b->raw) { /* the hybrid path: the framed stream ended */
+        ptth_bridge_chunks_stream_ended(b, NULL);
+        return;
+    }
     if (b->from_relay == FROM_RELAY_OPEN)
         b->env->fail(b, false, "relay ended the stream without FIN");
     b->env->schedule(b);
@@ -357,7 +361,7 @@ ptth_bridge_leg_resume(ptth_bridge *b)
 void
 ptth_bridge_leg_flush_ack(ptth_bridge *b)
 {
-    if (b->leg_open && !b->failed && !up_pending(b) && ptth_bridge_resume_ack_due(b))
+    if (b->path == PATH_UPGRADE && b->leg_open && !b->failed && !up_pending(b) && ptth_bridge_resume_ack_due(b))
         flush_up(b);
 }
 
@@ -581,6 +585,20 @@ leg_resumed(ptth_bridge *b, const ptth_leg_response *res)
     if (b->failed || !b->leg_open)
         return;
     leg_want(b); /* bytes may have come with the 101 */
+}
+
+/* resume_leg_ops.close_attempt: a refused or unanswered resume request. */
+static void
+leg_close_attempt(ptth_bridge *b)
+{
+    ptth_leg_close(&b->leg, false);
+    b->leg_open = false;
+}
+
+static bool
+leg_carries(const ptth_bridge *b)
+{
+    return b->path == PATH_UPGRADE && b->leg_open;
 }
 
 void

@@ -1,6 +1,8 @@
 /*
- * bridge_resume.c: resumable tunnels on the upgraded path, the terminator's
- * side of docs/protocol.md "Resumable tunnels" (SPEC §9.3).
+ * bridge_resume.c: resumable tunnels, the terminator's side of
+ * docs/protocol.md "Resumable tunnels" (SPEC §9.3), on the upgraded path
+ * and (through bridge_chunks_resume.c's bridge_leg_ops) on the chunked
+ * and hybrid paths, where the same frames ride in chunks.
  *
  * The upgrade request asks with PTTH-Resumable: 1; a 101 with PTTH-Resume
  * (a token, a secret: never logged) and PTTH-Resume-Grace makes the tunnel
@@ -79,15 +81,15 @@ resume_set_state(ptth_bridge *b, bridge_resume_state next)
         break;
     case RS_LIVE:
         assert(rs->state == RS_OFF || rs->state == RS_ATTEMPT);
-        assert(b->path == PATH_UPGRADE && b->leg_open);
+        assert(rs->leg->carries(b));
         break;
     case RS_WAITING:
         assert(rs->state == RS_LIVE || rs->state == RS_ATTEMPT);
-        assert(!b->leg_open);
+        assert(!rs->leg->carries(b));
         break;
     case RS_ATTEMPT:
         assert(rs->state == RS_WAITING);
-        assert(b->leg_open);
+        assert(rs->leg->carries(b));
         break;
     }
     rs->state = next;
@@ -464,8 +466,7 @@ static void
 retry(ptth_bridge *b, const char *why)
 {
     struct bridge_resume *rs = &b->rs;
-    ptth_leg_close(&b->leg, false);
-    b->leg_open = false;
+    rs->leg->close_attempt(b);
     resume_set_state(b, RS_WAITING);
     rs->delay_ms = rs->delay_ms == 0 ? BACKOFF_FIRST_MS : rs->delay_ms * 2;
     if (rs->delay_ms > BACKOFF_MAX_MS)

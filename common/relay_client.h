@@ -89,7 +89,7 @@ typedef struct ptth_req_ops {
 
 #define PTTH_REQ_FIELD_MAX 80
 #define PTTH_REQ_REASON_MAX 256
-#define PTTH_REQ_HEADERS_MAX 4 /* extra request header lines */
+#define PTTH_REQ_HEADERS_MAX 8 /* extra request header lines (a resume request has 7) */
 
 struct ptth_req {
     /* set by the caller before ptth_req_start() */
@@ -109,6 +109,11 @@ struct ptth_req {
     char reason[PTTH_REQ_REASON_MAX];     /* PTTH-Reason, or the start of a non-2xx body */
     bool timed_out;                       /* on_done's error is timeout_ms running out */
     long long seq;                        /* PTTH-Seq of the answer, -1 when absent */
+    /* resumable tunnels on the chunked path (docs/protocol.md "Resumable tunnels") */
+    char resume_token[64];                /* PTTH-Resume: a secret, never logged; "" when absent or not 1..63 base64url characters */
+    long resume_grace;                    /* PTTH-Resume-Grace in seconds (at most a day), 0 when absent */
+    long long peer_received, peer_sent;   /* PTTH-Peer-Received / PTTH-Peer-Sent, -1 when absent */
+    long long epoch;                      /* PTTH-Epoch, -1 when absent */
 
     /* private */
     ptth_relay_client *client;

@@ -37,6 +37,23 @@ parse_number(const char *v, size_t len, long max)
     return n;
 }
 
+/* A resume token: 1 to dstlen-1 base64url characters, else "" (a secret:
+ * kept, never logged). */
+static void
+copy_token(char *dst, size_t dstlen, const char *v, size_t vlen)
+{
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    dst[0] = '\0';
+    if (vlen == 0 || vlen >= dstlen)
+        return;
+    for (size_t i = 0; i < vlen; i++)
+        if (!isalnum((unsigned char)v[i]) && v[i] != '-' && v[i] != '_')
+            return;
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+}
+
 void
 ptth_req_response_reset(ptth_req *r)
 {
@@ -44,6 +61,9 @@ ptth_req_response_reset(ptth_req *r)
     r->retry_after = -1;
     r->max_chunk = 0;
     r->seq = -1;
+    r->resume_token[0] = '\0';
+    r->resume_grace = 0;
+    r->peer_received = r->peer_sent = r->epoch = -1;
     r->conn[0] = r->port[0] = r->client_addr[0] = r->client_name[0] = r->proto[0] = r->reason[0] = '\0';
     r->headers_done = false;
     r->has_reason_header = false;
@@ -78,6 +98,17 @@ ptth_req_response_header(ptth_req *r, const char *name, size_t nlen, const char 
         r->max_chunk = parse_number(v, vlen, 1L << 30);
     } else if (IS("ptth-seq")) {
         r->seq = parse_number(v, vlen, LONG_MAX);
+    } else if (IS("ptth-resume")) {
+        copy_token(r->resume_token, sizeof(r->resume_token), v, vlen);
+    } else if (IS("ptth-resume-grace")) {
+        long g = parse_number(v, vlen, 86400);
+        r->resume_grace = g > 0 ? g : 0;
+    } else if (IS("ptth-peer-received")) {
+        r->peer_received = parse_number(v, vlen, LONG_MAX);
+    } else if (IS("ptth-peer-sent")) {
+        r->peer_sent = parse_number(v, vlen, LONG_MAX);
+    } else if (IS("ptth-epoch")) {
+        r->epoch = parse_number(v, vlen, LONG_MAX);
     }
 #undef IS
 }

@@ -166,12 +166,17 @@ typedef struct ptth_core_io {
     ptth_out *(*out_open)(void *ctx, ptth_rq *rq, ptth_tunnel *t);
     /* One frame; 0, -EPIPE, -ENOMEM. */
     int (*out_write)(void *ctx, ptth_out *o, uint8_t type, const void *payload, size_t len);
-    /* A DATA frame of the len bytes of chunk's body. 0, -EPIPE, -ENOMEM. */
-    int (*out_write_chunk)(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len);
+    /* A DATA frame of the len bytes of chunk's body, or (raw) the body
+     * itself, which is frames already. 0, -EPIPE, -ENOMEM. */
+    int (*out_write_chunk)(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len, bool raw);
     void (*out_flush)(void *ctx, ptth_out *o);
     bool (*out_idle)(void *ctx, ptth_out *o);
     /* Ends the response after what was written; no more events. */
     void (*out_finish)(void *ctx, ptth_out *o);
+    /* Ends the response abnormally (HTTP/2: RST_STREAM; HTTP/1.1: the
+     * connection closed without the last chunk), so that its reader sees
+     * a broken stream, not an end; no more events. */
+    void (*out_abort)(void *ctx, ptth_out *o);
 
     /* The upgraded path (joint.h): NULL when out of memory. */
     ptth_join *(*join_new)(void *ctx, ptth_tunnel *t);
@@ -202,7 +207,7 @@ typedef struct ptth_core_stats {
     uint64_t tunnels_opened;
     uint64_t tunnels_ended[PTTH_END__COUNT];
     uint64_t bytes_up, bytes_down;
-    uint64_t tunnels_suspended; /* times a joined tunnel was suspended */
+    uint64_t tunnels_suspended; /* times a tunnel was suspended */
     uint64_t tunnels_resumed;
     uint64_t resume_refused[PTTH_REFUSED__COUNT];
     uint64_t replayed_up, replayed_down; /* positions sent again after resumes (tunnel_resumed) */

@@ -162,10 +162,12 @@ io_out_write(void *ctx, ptth_out *o, uint8_t type, const void *payload, size_t l
  * it (no copy; the buffer outlives the chunk's request, which may go away
  * before h2o has sent the bytes); over HTTP/1 the bytes are copied. */
 static int
-io_out_write_chunk(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len)
+io_out_write_chunk(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len, bool raw)
 {
     (void)ctx;
     h2o_req_t *req = req_of(chunk);
+    if (raw) /* the body is frames already: copied as it is */
+        return ptth_fstream_write_raw(stream_of(o), req->entity.base, len);
     h2o_buffer_t *body = ptth_h2obuf_take_body(req);
     if (body != NULL)
         return ptth_fstream_write_owned(stream_of(o), PTTH_FRAME_DATA, &body);
@@ -191,6 +193,13 @@ io_out_finish(void *ctx, ptth_out *o)
 {
     (void)ctx;
     ptth_fstream_finish(stream_of(o));
+}
+
+static void
+io_out_abort(void *ctx, ptth_out *o)
+{
+    (void)ctx;
+    ptth_fstream_abort(stream_of(o));
 }
 
 /* ---- the upgraded path ----------------------------------------------------------------- */
@@ -246,6 +255,7 @@ static const ptth_core_io h2o_io = {
     .out_flush = io_out_flush,
     .out_idle = io_out_idle,
     .out_finish = io_out_finish,
+    .out_abort = io_out_abort,
     .join_new = io_join_new,
     .join_start = io_join_start,
     .join_close = io_join_close,

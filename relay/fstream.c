@@ -115,7 +115,8 @@ do_send(ptth_fstream *s)
         rearm_heartbeat(s);
     }
     /* h2o copies the iovec array (not the bytes it points to) */
-    h2o_send(req, nvecs != 0 ? vecs : NULL, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(req, nvecs != 0 ? vecs : NULL, nvecs,
+             !final ? H2O_SEND_STATE_IN_PROGRESS : s->aborting ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
 }
 
 static void
@@ -269,6 +270,30 @@ ptth_fstream_write_owned(ptth_fstream *s, uint8_t type, h2o_buffer_t **body)
     }
     h2o_buffer_dispose(&b);
     return err;
+}
+
+int
+ptth_fstream_write_raw(ptth_fstream *s, const void *bytes, size_t len)
+{
+    if (s->req == NULL || s->finishing)
+        return -EPIPE;
+    if (buf_reserve(&s->pending, len) != 0)
+        return -ENOMEM;
+    memcpy(s->pending.bytes + s->pending.size, bytes, len);
+    s->pending.size += len;
+    return 0;
+}
+
+void
+ptth_fstream_abort(ptth_fstream *s)
+{
+    s->owner = NULL;
+    if (s->req == NULL || s->finishing)
+        return;
+    buf_free(&s->pending);
+    s->finishing = s->aborting = true;
+    h2o_timeout_unlink(&s->heartbeat_entry);
+    do_send(s);
 }
 
 void

@@ -75,6 +75,7 @@ struct ptth_fstream {
     ptth_fstream_buf inflight; /* what h2o holds until proceed */
     bool sending;             /* an h2o_send is in flight */
     bool finishing;           /* end the response after pending */
+    bool aborting;            /* ... with H2O_SEND_STATE_ERROR */
     size_t *live_counter;     /* decremented when the stream is freed */
     h2o_timeout_t *heartbeat;
     h2o_timeout_entry_t heartbeat_entry;
@@ -108,6 +109,11 @@ int ptth_fstream_write(ptth_fstream *s, uint8_t type, const void *payload, size_
  * Results as for ptth_fstream_write(). */
 int ptth_fstream_write_owned(ptth_fstream *s, uint8_t type, h2o_buffer_t **body);
 
+/* Appends len bytes that are whole frames already (a raw chunk body,
+ * docs/protocol.md "Resumable tunnels"), copied. Results as for
+ * ptth_fstream_write(). */
+int ptth_fstream_write_raw(ptth_fstream *s, const void *bytes, size_t len);
+
 /* Hands pending frames to h2o unless a send is already in flight (then they
  * follow after proceed). */
 void ptth_fstream_flush(ptth_fstream *s);
@@ -118,5 +124,11 @@ bool ptth_fstream_idle(const ptth_fstream *s);
 /* Ends the response after the pending frames and detaches the owner: no more
  * callbacks. */
 void ptth_fstream_finish(ptth_fstream *s);
+
+/* Ends the response abnormally and detaches the owner: what is pending is
+ * dropped, and the final send (now, or at proceed when one is in flight)
+ * has H2O_SEND_STATE_ERROR, which h2o 2.2.5 turns into an RST_STREAM over
+ * HTTP/2 and a connection closed without the last chunk over HTTP/1.1. */
+void ptth_fstream_abort(ptth_fstream *s);
 
 #endif

@@ -110,16 +110,14 @@ refuse(ptth_relay *relay, h2o_req_t *req, const caller *c, const char *what)
     ptth_reply(req, 403, msg);
 }
 
-/* What an upgrade request asked for: the upgraded path, and resumption
- * (PTTH-Resumable: 1, docs/protocol.md). */
+/* What a connect or accept asked for: the upgraded path, and resumption
+ * (PTTH-Resumable: 1, on either path; docs/protocol.md). */
 static unsigned
 asks_of(h2o_req_t *req)
 {
-    if (!ptth_joint_wanted(req))
-        return 0;
     size_t len;
     const char *v = ptth_req_header(req, "ptth-resumable", &len);
-    return PTTH_ASK_UPGRADE | (v != NULL && len == 1 && v[0] == '1' ? PTTH_ASK_RESUME : 0);
+    return (ptth_joint_wanted(req) ? PTTH_ASK_UPGRADE : 0) | (v != NULL && len == 1 && v[0] == '1' ? PTTH_ASK_RESUME : 0);
 }
 
 /* PTTH-Proto: absent or tcp: a byte stream; udp: a datagram session
@@ -237,9 +235,10 @@ do_resume(ptth_relay *relay, h2o_req_t *req, const ptth_route *route, const call
     }
     size_t len;
     const char *v;
-    if (!ptth_joint_wanted(req))
-        in.bad_request = "a resume is an upgrade request: HTTP/1.1, Connection: Upgrade, Upgrade: " PTTH_UPGRADE_TOKEN "\n";
-    else if ((v = ptth_req_header(req, "ptth-received", &len)) == NULL || ptth_resume_parse_count(v, len, &in.received) != 0)
+    /* an upgrade request resumes an upgraded tunnel, a plain one a tunnel
+     * of the chunked path (the core refuses the other path) */
+    in.upgrade = ptth_joint_wanted(req);
+    if ((v = ptth_req_header(req, "ptth-received", &len)) == NULL || ptth_resume_parse_count(v, len, &in.received) != 0)
         in.bad_request = "missing or bad PTTH-Received: a decimal count\n";
     else if ((v = ptth_req_header(req, "ptth-sent", &len)) == NULL || ptth_resume_parse_count(v, len, &in.sent) != 0)
         in.bad_request = "missing or bad PTTH-Sent: a decimal count\n";
@@ -259,6 +258,7 @@ chunk_in(h2o_req_t *req, ptth_chunk_in *in)
 {
     in->seq = ptth_req_header(req, "ptth-seq", &in->seq_len);
     in->fin = ptth_req_header(req, "ptth-fin", &in->fin_len);
+    in->epoch = ptth_req_header(req, "ptth-epoch", &in->epoch_len);
     in->len = req->entity.base != NULL ? req->entity.len : 0;
 }
 

@@ -47,7 +47,7 @@ ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to)
     case PTTH_TUNNEL_AWAIT_ACCEPT:
         return from == PTTH_TUNNEL_AWAIT_LISTEN;
     case PTTH_TUNNEL_OPEN:
-        return from == PTTH_TUNNEL_AWAIT_ACCEPT;
+        return from == PTTH_TUNNEL_AWAIT_ACCEPT || from == PTTH_TUNNEL_SUSPENDED;
     case PTTH_TUNNEL_JOINED:
         return from == PTTH_TUNNEL_AWAIT_ACCEPT || from == PTTH_TUNNEL_SUSPENDED;
     case PTTH_TUNNEL_BROKEN:
@@ -55,7 +55,8 @@ ptth_tunnel_transition_ok(ptth_tunnel_state from, ptth_tunnel_state to)
     case PTTH_TUNNEL_SUSPENDED:
         /* from AWAIT_LISTEN only as a tunnel made from a resume token, fresh
          * from the constructor (no connect: the invariants tell) */
-        return from == PTTH_TUNNEL_JOINED || from == PTTH_TUNNEL_AWAIT_LISTEN;
+        return from == PTTH_TUNNEL_JOINED || from == PTTH_TUNNEL_AWAIT_LISTEN || from == PTTH_TUNNEL_OPEN ||
+               from == PTTH_TUNNEL_BROKEN;
     case PTTH_TUNNEL_ENDING:
         return (unsigned)from < PTTH_TUNNEL_ENDING;
     default: /* AWAIT_LISTEN is where a tunnel starts, never a step */
@@ -92,15 +93,18 @@ ptth_tunnel_set_state(ptth_tunnel *t, ptth_tunnel_state next)
     case PTTH_TUNNEL_OPEN:
         assert(t->connect == NULL && !t->connect_timer.armed && t->joint == NULL);
         assert(t->up.out != NULL && t->down.out != NULL);
+        assert(!t->grace_timer.armed && t->resume[0] == NULL && t->resume[1] == NULL);
+        assert(t->state != PTTH_TUNNEL_SUSPENDED || t->raw); /* a raw tunnel resumes on the chunked path */
         break;
     case PTTH_TUNNEL_JOINED:
         assert(t->connect == NULL && !t->connect_timer.armed && t->joint != NULL);
-        assert(t->up.out == NULL && t->down.out == NULL);
+        assert(t->up.out == NULL && t->down.out == NULL && !t->raw);
         assert(!t->grace_timer.armed && t->resume[0] == NULL && t->resume[1] == NULL);
         break;
     case PTTH_TUNNEL_SUSPENDED:
         assert(t->resumable && t->joint == NULL && t->connect == NULL && t->grace_timer.armed && !t->idle_timer.armed);
-        assert(t->up.out == NULL && t->down.out == NULL);
+        assert(t->up.out == NULL && t->down.out == NULL && !t->end_timer.armed);
+        assert(t->up.nacking == 0 && t->down.nacking == 0 && ptth_seqwin_peek(&t->up.win) == NULL);
         break;
     case PTTH_TUNNEL_BROKEN:
         assert(t->broken_text != NULL && t->end_timer.armed);
@@ -142,6 +146,10 @@ static void
 on_end_timer(ptth_timer *timer)
 {
     ptth_tunnel *t = PTTH_CONTAINER_OF(timer, ptth_tunnel, end_timer);
+    if (t->raw && t->state == PTTH_TUNNEL_BROKEN) {
+        t->core->resume_ops->on_stream_lost(t, t->broken_text); /* raw: only the resume half makes it so */
+        return;
+    }
     ptth_tunnel_end(t, PTTH_END_RST, t->broken_text);
 }
 
@@ -236,7 +244,7 @@ tunnel_new(ptth_core *core, ptth_srv *srv, ptth_rq *rq, const char *port, size_t
     if (t == NULL)
         return NULL;
     t->connect_wants_upgrade = (asks & PTTH_ASK_UPGRADE) != 0;
-    t->connect_wants_resume = t->connect_wants_upgrade && (asks & PTTH_ASK_RESUME) != 0;
+    t->connect_wants_resume = (asks & PTTH_ASK_RESUME) != 0;
     t->connect = ptth_core_hold(core, rq, sizeof(ptth_held), on_connect_gone, t);
     ptth_timer_arm(core, &t->connect_timer, PTTH_TIMER_CONNECT);
     ptth_log_debug("event=tunnel_new id=%s server=%s port=%s client=%s addr=%s", t->id, t->server, t->port, t->client, t->addr);
@@ -372,7 +380,7 @@ open_joined(ptth_tunnel *t, ptth_rq *accept, bool accept_wants_resume)
     /* resumable only when both can resume: a side without the resume
      * buffer would lose bytes at a resume (docs/protocol.md) */
     if (t->connect_wants_resume && accept_wants_resume && core->cfg->resume_grace > 0 && core->resume_ops != NULL)
-        t->resumable = core->resume_ops->on_joined(t, connect, accept);
+        t->resumable = core->resume_ops->on_granted(t, connect, accept);
     core->io->join_start(core->io_ctx, j, connect, accept);
     ptth_tunnel_touch_idle(t);
     ptth_log_debug("event=tunnel_open id=%s server=%s port=%s client=%s path=upgrade", t->id, t->server, t->port, t->client);
@@ -412,6 +420,9 @@ ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, unsigned asks)
         ptth_core_header(core, connect, "ptth-upgrade", why);
     if (wants_upgrade)
         ptth_core_header(core, rq, "ptth-upgrade", why);
+    /* resumable on the chunked path (raw): the same tokens, on the 200s */
+    if (t->connect_wants_resume && (asks & PTTH_ASK_RESUME) != 0 && core->cfg->resume_grace > 0 && core->resume_ops != NULL)
+        t->resumable = t->raw = core->resume_ops->on_granted(t, connect, rq);
     t->down.out = core->io->out_open(core->io_ctx, connect, t);
     t->up.out = core->io->out_open(core->io_ctx, rq, t);
     ptth_tunnel_set_state(t, PTTH_TUNNEL_OPEN);
@@ -506,6 +517,8 @@ on_chunk_gone(ptth_held *h)
             dir->acking[i] = NULL;
 }
 
+static void written(ptth_tunnel *t, ptth_dir *dir);
+
 /* Writes the chunks whose turn came into the direction's stream, as long as
  * the stream is idle. They are answered when the stream becomes writable. */
 static void
@@ -519,9 +532,11 @@ pump(ptth_tunnel *t, ptth_dir *dir)
     int err = 0;
     while (batched < BATCH_BYTES && dir->nacking < PTTH_SEQWIN_SIZE && (c = ptth_seqwin_peek(&dir->win)) != NULL) {
         ptth_seqwin_take(&dir->win);
-        if (c->len != 0 && (err = core->io->out_write_chunk(core->io_ctx, dir->out, c->held.rq, c->len)) != 0)
+        if (c->len != 0 && (err = core->io->out_write_chunk(core->io_ctx, dir->out, c->held.rq, c->len, t->raw)) != 0)
             break;
-        if (c->fin && (err = core->io->out_write(core->io_ctx, dir->out, PTTH_FRAME_FIN, NULL, 0)) != 0)
+        /* raw: the end-to-end FIN was a frame in an earlier chunk; this
+         * PTTH-Fin chunk only says the terminator is done */
+        if (c->fin && !t->raw && (err = core->io->out_write(core->io_ctx, dir->out, PTTH_FRAME_FIN, NULL, 0)) != 0)
             break;
         dir->bytes += c->len;
         if (dir == &t->up)
@@ -544,6 +559,12 @@ pump(ptth_tunnel *t, ptth_dir *dir)
     if (dir->nacking != 0) {
         if (batched != 0)
             ptth_tunnel_touch_idle(t);
+        if (core->io->out_idle(core->io_ctx, dir->out)) {
+            /* nothing was written (a raw PTTH-Fin chunk alone): no proceed
+             * will come, the stream took it all now */
+            written(t, dir);
+            return;
+        }
         core->io->out_flush(core->io_ctx, dir->out);
     }
 }
@@ -560,12 +581,11 @@ dir_of(ptth_tunnel *t, ptth_out *o)
     return NULL;
 }
 
-void
-ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o)
+/* Everything written into dir's stream was taken: its chunks are
+ * answered, and the next ones go. */
+static void
+written(ptth_tunnel *t, ptth_dir *dir)
 {
-    ptth_dir *dir = dir_of(t, o);
-    if (dir == NULL || t->state == PTTH_TUNNEL_ENDING)
-        return;
     size_t n = dir->nacking;
     dir->nacking = 0;
     for (size_t i = 0; i < n; i++) {
@@ -581,6 +601,15 @@ ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o)
         return;
     }
     pump(t, dir);
+}
+
+void
+ptth_tunnel_on_writable(ptth_tunnel *t, ptth_out *o)
+{
+    ptth_dir *dir = dir_of(t, o);
+    if (dir == NULL || t->state == PTTH_TUNNEL_ENDING)
+        return;
+    written(t, dir);
 }
 
 /* A framed stream broke. h2o tells while it closes that stream, often while
@@ -612,6 +641,10 @@ check_chunk(ptth_tunnel *t, ptth_dir *dir, ptth_rq *rq, const ptth_chunk_in *in,
     ptth_core *core = t->core;
     char msg[160];
     *fin = false;
+    if (t->state == PTTH_TUNNEL_SUSPENDED && t->raw) {
+        ptth_core_reply(core, rq, 409, 0, "tunnel is suspended: resume it first\n");
+        return 409;
+    }
     if (t->state == PTTH_TUNNEL_JOINED || t->state == PTTH_TUNNEL_SUSPENDED) {
         ptth_core_reply(core, rq, 409, 0, "tunnel is on the upgraded path: no chunks\n");
         return 409;
@@ -623,6 +656,18 @@ check_chunk(ptth_tunnel *t, ptth_dir *dir, ptth_rq *rq, const ptth_chunk_in *in,
     if (in->seq == NULL || ptth_seqwin_parse_seq(in->seq, in->seq_len, seq) != 0) {
         ptth_core_reply(core, rq, 400, 0, "missing or bad PTTH-Seq (a decimal sequence number)\n");
         return 400;
+    }
+    uint64_t epoch = 0;
+    if (t->raw && in->epoch != NULL && ptth_seqwin_parse_seq(in->epoch, in->epoch_len, &epoch) != 0) {
+        ptth_core_reply(core, rq, 400, 0, "bad PTTH-Epoch (a decimal count)\n");
+        return 400;
+    }
+    if (t->raw && epoch != t->epoch) {
+        /* a chunk from before a resume, still on its way: not one of this
+         * epoch's, whose numbers start at 0 again */
+        snprintf(msg, sizeof(msg), "chunk of epoch %" PRIu64 ", the tunnel is at epoch %" PRIu64 "\n", epoch, t->epoch);
+        ptth_core_reply(core, rq, 409, 0, msg);
+        return 409;
     }
     if (in->fin != NULL) {
         if (in->fin_len != 1 || (in->fin[0] != '1' && in->fin[0] != '0')) {
@@ -700,6 +745,22 @@ ptth_tunnel_on_chunk(ptth_tunnel *t, ptth_rq *rq, bool from_client, const ptth_c
 
 /* ---- the end ------------------------------------------------------------------------ */
 
+/* Answers every chunk of dir that is held or waits for its 204. */
+static void
+answer_chunks(ptth_core *core, ptth_dir *dir, int status, const char *body)
+{
+    for (size_t i = 0; i < dir->nacking; i++) {
+        ptth_chunk *c = dir->acking[i];
+        dir->acking[i] = NULL;
+        if (c != NULL)
+            ptth_core_answer(core, &c->held, status, 0, body);
+    }
+    dir->nacking = 0;
+    ptth_chunk *c;
+    while ((c = ptth_seqwin_pop_any(&dir->win)) != NULL)
+        ptth_core_answer(core, &c->held, status, 0, body);
+}
+
 static void
 end_dir(ptth_tunnel *t, ptth_dir *dir, ptth_end_reason reason, const char *rst_text)
 {
@@ -714,16 +775,27 @@ end_dir(ptth_tunnel *t, ptth_dir *dir, ptth_end_reason reason, const char *rst_t
         }
         core->io->out_finish(core->io_ctx, o);
     }
-    for (size_t i = 0; i < dir->nacking; i++) {
-        ptth_chunk *c = dir->acking[i];
-        dir->acking[i] = NULL;
-        if (c != NULL)
-            ptth_core_answer(core, &c->held, 404, 0, "tunnel closed\n");
+    answer_chunks(core, dir, 404, "tunnel closed\n");
+}
+
+void
+ptth_tunnel_drop_streams(ptth_tunnel *t, int status, const char *body)
+{
+    ptth_core *core = t->core;
+    ptth_dir *dirs[2] = {&t->up, &t->down};
+    ptth_timer_disarm(core, &t->end_timer);
+    for (int i = 0; i < 2; i++) {
+        ptth_dir *dir = dirs[i];
+        if (dir->out != NULL) {
+            ptth_out *o = dir->out;
+            dir->out = NULL;
+            core->io->out_abort(core->io_ctx, o);
+        }
+        answer_chunks(core, dir, status, body);
+        ptth_seqwin_init(&dir->win);
+        dir->fin = PTTH_FIN_NONE;
+        dir->fin_seq = 0;
     }
-    dir->nacking = 0;
-    ptth_chunk *c;
-    while ((c = ptth_seqwin_pop_any(&dir->win)) != NULL)
-        ptth_core_answer(core, &c->held, 404, 0, "tunnel closed\n");
 }
 
 void

@@ -8,14 +8,18 @@
  * change is one of these and that the invariants of the new state hold:
  *
  *   AWAIT_LISTEN --match--> AWAIT_ACCEPT --accept--> OPEN --broke--> BROKEN
- *        |                        |    \--accept (both upgrade)--> JOINED <-----+
- *        |                        |                                 |          |
- *        |                        |       (resumable) leg broke,    |     both resumes
- *        |                        |       or a resume came          v          |
- *        |                        |                             SUSPENDED -----+
- *        |                        |                                 ^
- *        +--- made from a resume token (no connect) ----------------+
- *        |                        |
+ *        |                        |                 | ^                 |
+ *        |                        |   (raw) a resume| |both plain       |(raw) end of
+ *        |                        |            came | |resumes          |the round
+ *        |                        |                 v |                 v
+ *        |                        |             SUSPENDED <-------------+
+ *        |                        |                 ^  |
+ *        |                        |   (resumable) leg  |both upgrade resumes
+ *        |                        |   broke, a resume  v
+ *        |                        \--accept (both upgrade)--> JOINED
+ *        |                                          ^
+ *        +--- made from a resume token (no connect) +  (to SUSPENDED)
+ *        |
  *        +------------------------+------ any of them --end--> ENDING (then freed)
  *
  *   (a resume with a valid token for an id the relay does not know is a
@@ -29,14 +33,20 @@
  *   OPEN          the chunked path: two framed streams, `down` is the connect
  *                 response carrying what the server sends, `up` the accept
  *                 response carrying what the client sends. No connect held.
+ *                 A resumable one is `raw` (tunnel_resume.c): chunk
+ *                 bodies are the terminators' own frames, written verbatim,
+ *                 and chunks carry the tunnel's PTTH-Epoch.
  *   JOINED        the upgraded path (SPEC §9.1, joint.h): both requests got
  *                 101 and the joint moves the bytes; no streams, no chunks.
- *   SUSPENDED     a resumable joined tunnel (SPEC §9.3, tunnel_resume.c) lost a
- *                 leg: no joint, no streams; grace_timer (--resume-grace)
- *                 runs; up to one held resume per side (resume[]). When both
- *                 are held they get 101 and a new joint: JOINED again, same
+ *   SUSPENDED     a resumable tunnel (SPEC §9.3, tunnel_resume.c) lost a leg
+ *                 or a stream: no joint, no streams, no chunks held;
+ *                 grace_timer (--resume-grace) runs; up to one held resume
+ *                 per side (resume[]). When both are held they get 101 and
+ *                 a new joint (JOINED again), or, on the chunked path (raw),
+ *                 200 framed streams of the next epoch (OPEN again); same
  *                 id, the byte counts go on. Grace over: reason resume_timeout.
- *   BROKEN        a framed stream broke: the end (reason rst) waits for the
+ *   BROKEN        a framed stream broke: the end (reason rst; a raw tunnel is
+ *                 suspended instead) waits for the
  *                 end of this loop round (end_timer), because h2o tells while
  *                 it tears the connection down and the other requests of that
  *                 connection must be disposed of before anything is answered.
@@ -167,11 +177,13 @@ struct ptth_tunnel {
     long long suspended_ms;     /* when it was suspended (gap_ms) */
     struct ptth_resume_hold *resume[2]; /* SUSPENDED: the held resume of the client [0] and the server [1] side */
     ptth_tunnel_side_instance inst[2];  /* the client [0] and the server [1] side's instance */
+    bool raw;                   /* resumable on the chunked path: chunk bodies are end-to-end frames, written verbatim */
+    uint64_t epoch;             /* raw: resumes so far; a chunk of another epoch is 409 */
 };
 
 /* What a connect or accept asked for (its upgrade request's headers). */
 #define PTTH_ASK_UPGRADE 1u /* Connection: Upgrade, Upgrade: ptth-tunnel/1 */
-#define PTTH_ASK_RESUME 2u  /* PTTH-Resumable: 1 (taken only with PTTH_ASK_UPGRADE) */
+#define PTTH_ASK_RESUME 2u  /* PTTH-Resumable: 1 (on either path) */
 
 /* A resume request (docs/protocol.md), its token already verified by the
  * caller against exactly these fields. */
@@ -183,6 +195,7 @@ typedef struct ptth_resume_in {
     const char *client;      /* the client's name (NUL-terminated) */
     const char *addr;        /* the request's client address */
     uint64_t received, sent; /* PTTH-Received, PTTH-Sent */
+    bool upgrade;            /* an upgrade request (the upgraded path), else a plain POST (the chunked path) */
     const char *bad_request; /* non-NULL: answered 400 with it once the tunnel checks passed */
     const ptth_instance *instance; /* the request's PTTH-Instance, or NULL: recorded for that side when held */
 } ptth_resume_in;
@@ -195,6 +208,8 @@ typedef struct ptth_chunk_in {
     const char *fin;
     size_t fin_len;
     size_t len;
+    const char *epoch; /* PTTH-Epoch (raw tunnels; absent: 0) */
+    size_t epoch_len;
 } ptth_chunk_in;
 
 /* POST .../listen of an authorized server: creates the server's entry,
@@ -217,18 +232,22 @@ ptth_tunnel *ptth_tunnel_find(ptth_core *core, const char *id, size_t len);
 /* The server accepts (asks: PTTH_ASK_*). Answers rq itself: 409 unless
  * AWAIT_ACCEPT, 404 when the client's connection closed meanwhile (then the
  * tunnel ends), 500 without memory for the joint; else OPEN or JOINED. When
- * both asked for upgrade and resume and --resume-grace > 0, both 101s carry
- * PTTH-Resume (each side's token) and PTTH-Resume-Grace. */
+ * both asked for resume and --resume-grace > 0, both answers (101s, or the
+ * 200 framed streams of a raw tunnel) carry PTTH-Resume (each side's
+ * token) and PTTH-Resume-Grace. */
 void ptth_tunnel_on_accept(ptth_tunnel *t, ptth_rq *rq, unsigned asks);
 
 /* POST .../conns/{id}/resume of an authorized side whose token is valid,
  * with resumption on (tunnel_resume.c). Answers rq itself: 404 when the
  * tunnel ended within the grace, 409 when it is not resumable or not open
- * yet (or other fields than its own), 400 (in->bad_request), 429 when an
- * unknown id would exceed the limits. Otherwise rq is held: a JOINED tunnel
- * is suspended (its joint closed with a reset), an unknown one created
- * SUSPENDED; a held resume of the same side is answered 409 superseded;
- * with both sides held both get 101 and the tunnel is JOINED again. */
+ * yet (or other fields than its own, or the other data path: an upgrade
+ * resume of a raw tunnel, a plain one of an upgraded tunnel), 400
+ * (in->bad_request), 429 when an unknown id would exceed the limits.
+ * Otherwise rq is held: a JOINED tunnel is suspended (its joint closed
+ * with a reset), an OPEN raw one too (its streams aborted), an unknown one
+ * created SUSPENDED on the path of the resume; a held resume of the same
+ * side is answered 409 superseded; with both sides held both get 101 and
+ * the tunnel is JOINED again, or 200 framed streams and OPEN again. */
 void ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, const char *id,
                         const ptth_resume_in *in);
 

@@ -39,6 +39,13 @@ void ptth_tunnel_set_state(ptth_tunnel *t, ptth_tunnel_state next);
 ptth_tunnel *ptth_tunnel_alloc(ptth_core *core, ptth_srv *srv, const char *id, const char *port, size_t port_len,
                                const char *client, const char *addr, ptth_tunnel_proto proto);
 
+/* A raw tunnel (OPEN, BROKEN) loses its streams: the end timer stopped,
+ * each stream still there aborted (out_abort: its reader sees a broken
+ * stream), every held chunk and every one waiting for its 204 answered
+ * status with body, and both directions' windows and FIN states back to
+ * their start (the next epoch numbers chunks from 0). */
+void ptth_tunnel_drop_streams(ptth_tunnel *t, int status, const char *body);
+
 /* PTTH-Conn, PTTH-Heartbeat, PTTH-Idle-Timeout of a 101. */
 void ptth_tunnel_add_upgrade_headers(ptth_tunnel *t, ptth_rq *rq);
 
@@ -50,15 +57,21 @@ void ptth_tunnel_touch_idle(ptth_tunnel *t);
 /* What tunnel.c tells the resume half (core->resume_ops). Each runs inside
  * a call of tunnel.c, on a tunnel that is not freed before it returns. */
 typedef struct ptth_tunnel_resume_ops {
-    /* A joint opens after an accept, both sides asked for resumption and
-     * --resume-grace > 0: adds PTTH-Resume (each side its token) and
-     * PTTH-Resume-Grace to both 101s. Returns whether the tunnel is
-     * resumable (false: no header added, e.g. no token could be made). */
-    bool (*on_joined)(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept);
+    /* A joint opens, or the framed streams of the chunked path, after an
+     * accept, both sides asked for resumption and --resume-grace > 0: adds
+     * PTTH-Resume (each side its token) and PTTH-Resume-Grace to both
+     * answers. Returns whether the tunnel is resumable (false: no header
+     * added, e.g. no token could be made). */
+    bool (*on_granted)(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept);
     /* The joint of a resumable JOINED tunnel broke with a reset and no
      * clean end of stream before it: must take the tunnel to SUSPENDED
      * (the joint closed with a reset, the grace started). */
     void (*on_leg_lost)(ptth_tunnel *t, const char *detail);
+    /* A raw tunnel (resumable on the chunked path) was BROKEN and this
+     * loop round is over: must take it to SUSPENDED (the other stream
+     * aborted, held chunks answered 409, the grace started) and, when both
+     * resumes were already held, open it again. */
+    void (*on_stream_lost)(ptth_tunnel *t, const char *detail);
     /* ptth_tunnel_end(), the tunnel ENDING and its timers disarmed, before
      * anything else is answered: answers the held resumes (rst_text, may
      * be NULL, is the reason of a `close`, which the other side then

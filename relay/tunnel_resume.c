@@ -1,8 +1,10 @@
 /*
  * tunnel_resume.c: resumable tunnels at the relay (SPEC §9.3,
- * docs/protocol.md "Resumable tunnels"): the tokens of the 101s, the
- * suspension of a joined tunnel that lost a leg, the held resume requests
- * of both sides, the new joint, the grace, and the memory of ended ids.
+ * docs/protocol.md "Resumable tunnels"): the tokens of the 101s (and of
+ * the 200s of a raw tunnel, resumable on the chunked path), the suspension
+ * of a joined tunnel that lost a leg or of a raw one that lost a stream,
+ * the held resume requests of both sides, the new joint or the new framed
+ * streams of the next epoch, the grace, and the memory of ended ids.
  * Part of the core: no h2o, everything through core->io (tunnel.h).
  *
  * The upper half of the tunnel core (tunnel_internal.h): it makes, changes
@@ -53,11 +55,11 @@ add_resume(ptth_tunnel *t, ptth_rq *rq, const char *token)
     ptth_core_header(t->core, rq, "ptth-resume-grace", v);
 }
 
-/* ptth_tunnel_resume_ops.on_joined: PTTH-Resume (each side its token) and
- * PTTH-Resume-Grace on both 101s; false (no header added) when a token
+/* ptth_tunnel_resume_ops.on_granted: PTTH-Resume (each side its token) and
+ * PTTH-Resume-Grace on both answers; false (no header added) when a token
  * could not be made. */
 static bool
-on_joined(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept)
+on_granted(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept)
 {
     char ct[PTTH_RESUME_TOKEN_LEN + 1], st[PTTH_RESUME_TOKEN_LEN + 1];
     if (token_of(t, false, ct) != 0 || token_of(t, true, st) != 0) {
@@ -71,16 +73,26 @@ on_joined(ptth_tunnel *t, ptth_rq *connect, ptth_rq *accept)
 }
 
 /* JOINED -> SUSPENDED: closes the joint with a reset, starts the grace
- * (ptth_tunnel_resume_ops.on_leg_lost, and a resume of a joined tunnel). */
+ * (ptth_tunnel_resume_ops.on_leg_lost, and a resume of a joined tunnel).
+ * OPEN or BROKEN (raw) -> SUSPENDED: the streams aborted, the chunks held
+ * answered 409 (on_stream_lost, and a resume of an open raw tunnel). */
 static void
 suspend(ptth_tunnel *t, const char *detail)
 {
     ptth_core *core = t->core;
-    assert(t->state == PTTH_TUNNEL_JOINED && t->resumable);
-    /* both legs reset: each terminator takes the tunnel as broken and
-     * resumes (a clean close would look like the end of the tunnel) */
-    core->io->join_close(core->io_ctx, t->joint, true);
-    t->joint = NULL;
+    assert(t->resumable);
+    assert(t->state == PTTH_TUNNEL_JOINED ||
+           (t->raw && (t->state == PTTH_TUNNEL_OPEN || t->state == PTTH_TUNNEL_BROKEN)));
+    if (t->joint != NULL) {
+        /* both legs reset: each terminator takes the tunnel as broken and
+         * resumes (a clean close would look like the end of the tunnel) */
+        core->io->join_close(core->io_ctx, t->joint, true);
+        t->joint = NULL;
+    } else {
+        /* the same on the chunked path: a stream that breaks, not one that
+         * ends, and 409 to what the terminators still send */
+        ptth_tunnel_drop_streams(t, 409, "tunnel suspended: resume it\n");
+    }
     ptth_timer_disarm(core, &t->idle_timer);
     ptth_timer_arm(core, &t->grace_timer, PTTH_TIMER_RESUME);
     t->suspended_ms = ptth_now_ms();
@@ -200,7 +212,29 @@ add_peer_counts(ptth_tunnel *t, ptth_rq *rq, const ptth_resume_hold *peer)
     ptth_core_header(t->core, rq, "ptth-peer-sent", v);
 }
 
-/* Both sides are held: both get 101 and a new joint, as after an accept. */
+/* A raw tunnel's both sides are held: both get a 200 framed stream of the
+ * next epoch (chunks from PTTH-Seq 0 again), OPEN as after an accept. */
+static void
+reopen_streams(ptth_tunnel *t, ptth_rq *crq, ptth_rq *srq, const char *ct, const char *st)
+{
+    ptth_core *core = t->core;
+    char v[24];
+    t->epoch++;
+    snprintf(v, sizeof(v), "%" PRIu64, t->epoch);
+    ptth_rq *rqs[2] = {crq, srq};
+    for (int i = 0; i < 2; i++) {
+        ptth_core_header(core, rqs[i], "ptth-conn", t->id);
+        ptth_core_max_chunk(core, rqs[i]);
+        ptth_core_header(core, rqs[i], "ptth-epoch", v);
+        add_resume(t, rqs[i], i == 0 ? ct : st);
+    }
+    t->down.out = core->io->out_open(core->io_ctx, crq, t);
+    t->up.out = core->io->out_open(core->io_ctx, srq, t);
+    ptth_tunnel_set_state(t, PTTH_TUNNEL_OPEN);
+}
+
+/* Both sides are held: both get 101 and a new joint, as after an accept
+ * (or, raw, 200 framed streams). */
 static void
 rejoin(ptth_tunnel *t)
 {
@@ -208,7 +242,8 @@ rejoin(ptth_tunnel *t)
     ptth_resume_hold *c = t->resume[0], *s = t->resume[1];
     char ct[PTTH_RESUME_TOKEN_LEN + 1], st[PTTH_RESUME_TOKEN_LEN + 1];
     ptth_join *j = NULL;
-    if (token_of(t, false, ct) != 0 || token_of(t, true, st) != 0 || (j = core->io->join_new(core->io_ctx, t)) == NULL) {
+    if (token_of(t, false, ct) != 0 || token_of(t, true, st) != 0 ||
+        (!t->raw && (j = core->io->join_new(core->io_ctx, t)) == NULL)) {
         t->resume[0] = t->resume[1] = NULL;
         ptth_core_answer(core, &c->held, 500, 0, "relay out of memory\n");
         ptth_core_answer(core, &s->held, 500, 0, "relay out of memory\n");
@@ -219,15 +254,19 @@ rejoin(ptth_tunnel *t)
     uint64_t up = replayed(c->sent, s->received), down = replayed(s->sent, c->received);
     ptth_rq *crq = ptth_core_release(core, &c->held), *srq = ptth_core_release(core, &s->held);
     ptth_timer_disarm(core, &t->grace_timer);
-    t->joint = j;
-    ptth_tunnel_set_state(t, PTTH_TUNNEL_JOINED);
-    ptth_tunnel_add_upgrade_headers(t, crq);
-    ptth_tunnel_add_upgrade_headers(t, srq);
-    add_resume(t, crq, ct);
-    add_resume(t, srq, st);
     add_peer_counts(t, crq, s);
     add_peer_counts(t, srq, c);
-    core->io->join_start(core->io_ctx, j, crq, srq);
+    if (t->raw) {
+        reopen_streams(t, crq, srq, ct, st);
+    } else {
+        t->joint = j;
+        ptth_tunnel_set_state(t, PTTH_TUNNEL_JOINED);
+        ptth_tunnel_add_upgrade_headers(t, crq);
+        ptth_tunnel_add_upgrade_headers(t, srq);
+        add_resume(t, crq, ct);
+        add_resume(t, srq, st);
+        core->io->join_start(core->io_ctx, j, crq, srq);
+    }
     ptth_tunnel_touch_idle(t);
     core->stats.tunnels_resumed++;
     core->stats.replayed_up += up;
@@ -262,8 +301,12 @@ recreate(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, co
         ptth_core_reply(core, rq, 500, 0, "cannot create a tunnel\n");
         return NULL;
     }
-    t->connect_wants_upgrade = t->connect_wants_resume = true;
-    t->resumable = t->upgraded = true;
+    t->connect_wants_upgrade = in->upgrade;
+    t->connect_wants_resume = true;
+    t->resumable = true;
+    /* the path of the resume is the tunnel's */
+    t->upgraded = in->upgrade;
+    t->raw = !in->upgrade;
     /* fresh from the constructor (AWAIT_LISTEN without a connect): a tunnel
      * of before, already broken */
     ptth_timer_arm(core, &t->grace_timer, PTTH_TIMER_RESUME);
@@ -273,6 +316,24 @@ recreate(ptth_core *core, ptth_rq *rq, const char *server, size_t server_len, co
     ptth_log_info("event=tunnel_suspended id=%s server=%s port=%s client=%s grace_s=%" PRIu64 " detail=\"resumed, unknown here\"",
                   t->id, t->server, t->port, t->client, core->cfg->resume_grace);
     return t;
+}
+
+/* SUSPENDED with both resumes held (side's just came): open it again. */
+static void
+maybe_rejoin(ptth_tunnel *t, int side)
+{
+    ptth_core *core = t->core;
+    if (t->state != PTTH_TUNNEL_SUSPENDED || t->resume[side] == NULL)
+        return;
+    /* the other side's request may have lost its connection unnoticed yet */
+    ptth_resume_hold *peer = t->resume[1 - side];
+    if (peer != NULL && peer->held.rq != NULL && core->io->peer_closed(core->io_ctx, peer->held.rq)) {
+        t->resume[1 - side] = NULL;
+        ptth_core_answer(core, &peer->held, 404, 0, "connection closed\n");
+        peer = NULL;
+    }
+    if (peer != NULL)
+        rejoin(t);
 }
 
 void
@@ -289,10 +350,20 @@ ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
         bool same = strlen(t->server) == server_len && memcmp(t->server, server, server_len) == 0 &&
                     strlen(t->port) == in->port_len && memcmp(t->port, in->port, in->port_len) == 0 && t->proto == in->proto &&
                     strcmp(t->client, in->client) == 0;
-        if (!same || !t->resumable || (t->state != PTTH_TUNNEL_JOINED && t->state != PTTH_TUNNEL_SUSPENDED)) {
+        bool open = t->state == PTTH_TUNNEL_JOINED || t->state == PTTH_TUNNEL_SUSPENDED ||
+                    (t->raw && (t->state == PTTH_TUNNEL_OPEN || t->state == PTTH_TUNNEL_BROKEN));
+        if (!same || !t->resumable || !open) {
             refuse(core, rq, 409, 0,
                    !same ? "tunnel has other fields than the resume\n"
-                         : "tunnel is not resumable: not on the upgraded path, not open yet, or not asked for\n",
+                         : "tunnel is not resumable: not open yet, or not asked for\n",
+                   PTTH_REFUSED_NOT_RESUMABLE);
+            return;
+        }
+        if (t->raw == in->upgrade) {
+            /* a tunnel resumes on the path it had */
+            refuse(core, rq, 409, 0,
+                   t->raw ? "tunnel is on the chunked path: resume it without Upgrade\n"
+                          : "tunnel is on the upgraded path: resume it with Upgrade\n",
                    PTTH_REFUSED_NOT_RESUMABLE);
             return;
         }
@@ -303,8 +374,9 @@ ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
     }
     if (t == NULL && (t = recreate(core, rq, server, server_len, id, in)) == NULL)
         return;
-    if (t->state == PTTH_TUNNEL_JOINED)
+    if (t->state == PTTH_TUNNEL_JOINED || t->state == PTTH_TUNNEL_OPEN)
         suspend(t, in->server_side ? "server resumed: its leg broke" : "client resumed: its leg broke");
+    /* BROKEN: held here; on_stream_lost suspends it at the end of the round */
     if (!in->server_side && strcmp(t->addr, "-") == 0)
         snprintf(t->addr, sizeof(t->addr), "%s", in->addr);
 
@@ -322,15 +394,7 @@ ptth_tunnel_resume(ptth_core *core, ptth_rq *rq, const char *server, size_t serv
     t->resume[side] = r;
     ptth_instances_record(t, in->server_side, in->instance);
 
-    /* the other side's request may have lost its connection unnoticed yet */
-    ptth_resume_hold *peer = t->resume[1 - side];
-    if (peer != NULL && peer->held.rq != NULL && core->io->peer_closed(core->io_ctx, peer->held.rq)) {
-        t->resume[1 - side] = NULL;
-        ptth_core_answer(core, &peer->held, 404, 0, "connection closed\n");
-        peer = NULL;
-    }
-    if (peer != NULL)
-        rejoin(t);
+    maybe_rejoin(t, side);
 }
 
 /* ---- what tunnel.c tells ------------------------------------------------------------- */
@@ -351,9 +415,19 @@ on_end(ptth_tunnel *t, ptth_end_reason reason, const char *rst_text)
         ptth_tunnel_remember_end(t, reason);
 }
 
+/* ptth_tunnel_resume_ops.on_stream_lost: BROKEN -> SUSPENDED; resumes
+ * that came while it was BROKEN may be both there already. */
+static void
+on_stream_lost(ptth_tunnel *t, const char *detail)
+{
+    suspend(t, detail);
+    maybe_rejoin(t, 0);
+}
+
 static const ptth_tunnel_resume_ops resume_ops = {
-    .on_joined = on_joined,
+    .on_granted = on_granted,
     .on_leg_lost = suspend,
+    .on_stream_lost = on_stream_lost,
     .on_end = on_end,
 };
 

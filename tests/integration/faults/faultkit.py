@@ -107,6 +107,7 @@ class TcpProxy:
         self.lock = threading.Lock()
         self.closing = False
         self.accepted = 0
+        self.bytes = 0  # carried so far, both ways, every connection
         self.resetting = []  # sockets being reset: their copiers send no FIN
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -142,6 +143,7 @@ class TcpProxy:
                 if not b:
                     break
                 dst.sendall(b)
+                self.bytes += len(b)  # racy across threads: it may undercount, fine for a progress check
             if any(x is src or x is dst for x in self.resetting):
                 return  # woken by _reset's shutdown: no FIN, the reset follows
             dst.shutdown(socket.SHUT_WR)
@@ -149,6 +151,10 @@ class TcpProxy:
             # one side was reset (or cut): reset the other too, as a proxy
             # or NAT does, rather than leave it open and silent
             self._reset([src, dst])
+
+    def carried(self):
+        """Bytes carried so far, both ways, over every connection."""
+        return self.bytes
 
     def cut_one(self, index):
         """Resets the index-th connection it accepted (0: the first), both

@@ -44,22 +44,22 @@ def resume_lines(proc):
     return re.findall(r"event=tunnel_resumed [^\n]*", proc.log())
 
 
-@t.test
-def paced_echo_survives_cut_connections_both_sides(ctx):
-    """100 MB echoed through one upgraded tunnel while the connections of
-    ptth_proxy and ptth_server to the relay are reset 5 times each (a TCP
-    forwarder in between that resets everything it carries and keeps
-    accepting): the hashes match, the relay logged a resume per cut and one
-    clean end."""
+def paced_echo_cut_test(ctx, path):
+    """100 MB echoed through one tunnel on path (upgrade, chunks) while the
+    connections of ptth_proxy and ptth_server to the relay are reset 5
+    times each (a TCP forwarder in between that resets everything it
+    carries and keeps accepting): the hashes match, the relay logged a
+    resume per cut and one clean end."""
+    term_args = ["--log-level", "debug", "--data-path", path] + RESUME
     echo = kit.echo_backend(ctx)
     w = kit.World(ctx, start_server=False)
     near_client = fk.TcpProxy(w.relay.port)
     near_server = fk.TcpProxy(w.relay.port)
     ctx.cleanups += [near_client.close, near_server.close]
     w.server = ctx.server("http://127.0.0.1:%d" % near_server.port, "foo", w.skey, ["echo=%d" % echo.port],
-                          args=["--log-level", "debug"] + RESUME)  # resume_attempt lines, for a failure's logs
+                          args=term_args)  # resume_attempt lines, for a failure's logs
     w.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
-    px = ctx.proxy("http://127.0.0.1:%d" % near_client.port, w.ckey, "foo", "echo", args=["--log-level", "debug"] + RESUME)
+    px = ctx.proxy("http://127.0.0.1:%d" % near_client.port, w.ckey, "foo", "echo", args=term_args)
     size = 100 * 1000 * 1000
     # 25 MB/s: four seconds, a cut every 8 MB echoed, the last one well
     # before the end
@@ -77,22 +77,37 @@ def paced_echo_survives_cut_connections_both_sides(ctx):
     e.finish()
     kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=fin", 1)
     assert w.relay.count(r"event=tunnel_end ") == 1, w.relay.log()
+    assert w.relay.count(r"event=tunnel_end [^\n]*path=%s" % path) == 1, w.relay.log()
     assert resumed(w.relay) >= cuts, resume_lines(w.relay)
     # each cut was seen by the terminator on that side, and the other
     # terminator resumed too (the relay resets its leg)
     assert resumed(px) >= cuts and resumed(w.server) >= cuts, (resume_lines(px), resume_lines(w.server))
     line = resume_lines(w.relay)[-1]
     assert re.search(r"conn=\S+ gap_ms=\d+ replayed_up=\d+ replayed_down=\d+", line), line
-    print("# 100 MB echoed exact across %d cuts; relay resumes: %d; e.g. %s" % (cuts, resumed(w.relay), line))
+    print("# %s: 100 MB echoed exact across %d cuts; relay resumes: %d; e.g. %s" % (path, cuts, resumed(w.relay), line))
 
 
-def restart_test(ctx, how):
+@t.test
+def paced_echo_survives_cut_connections_both_sides(ctx):
+    paced_echo_cut_test(ctx, "upgrade")
+
+
+@t.test
+def paced_echo_survives_cut_connections_both_sides_on_chunks(ctx):
+    """The same on the chunked path: chunks carry the end-to-end frames,
+    a cut breaks the framed stream and the chunks in flight, and both
+    terminators resume with plain resume requests."""
+    paced_echo_cut_test(ctx, "chunks")
+
+
+def restart_test(ctx, how, path="upgrade"):
     echo = kit.echo_backend(ctx)
     secret = secret_file(ctx)
     port = pt.free_port()
+    term_args = ["--data-path", path] + RESUME
     w = kit.World(ctx, {"echo": echo.port}, relay_args=["--resume-secret-file", secret], relay_port=port,
-                  server_args=RESUME)
-    px = w.proxy("echo", args=RESUME)
+                  server_args=term_args)
+    px = w.proxy("echo", args=term_args)
     size = 40 * 1000 * 1000
     e = pt.PacedEcho(px.port, size, rate=25e6)
     e.wait_got(8 * MIB)
@@ -109,13 +124,19 @@ def restart_test(ctx, how):
     kit.wait_count(w.relay, r"event=tunnel_resumed ", 1)
     kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=fin", 1)
     assert resumed(px) == 1 and resumed(w.server) == 1, (resume_lines(px), resume_lines(w.server))
-    print("# relay %s and restart: 40 MB exact, bytes flowed again %.2fs after; %s" %
-          (how, took, resume_lines(w.relay)[0]))
+    assert w.relay.count(r"event=tunnel_end [^\n]*path=%s" % path) == 1, w.relay.log()
+    print("# %s: relay %s and restart: 40 MB exact, bytes flowed again %.2fs after; %s" %
+          (path, how, took, resume_lines(w.relay)[0]))
 
 
 @t.test
 def relay_killed_and_restarted_with_the_same_secret(ctx):
     restart_test(ctx, "kill")
+
+
+@t.test
+def relay_killed_and_restarted_with_the_same_secret_on_chunks(ctx):
+    restart_test(ctx, "kill", "chunks")
 
 
 @t.test

@@ -41,8 +41,10 @@ class World:
     """A relay with an admin key, ptth_server 'foo' (ports echo and down,
     down's backend refuses), a raw server 'evil' driven by the test, and
     ptth_proxy forwards for client alice. The terminators take the chunked
-    path: the counts checked here are payload bytes, which the relay knows
-    exactly only there (on the upgraded path it counts frame bytes too)."""
+    path without resumption: the counts checked here are payload bytes,
+    which the relay knows exactly only there (on the upgraded path, and on
+    a resumable chunked tunnel whose chunks carry end-to-end frames, it
+    counts frame bytes too)."""
 
     def __init__(self, ctx, relay_args=()):
         self.ctx = ctx
@@ -54,10 +56,10 @@ class World:
         ctx.cleanups.append(self.echo.close)
         closed = pt.free_port()
         self.server = ctx.server(self.relay.url, "foo", self.skey, ["echo=%d" % self.echo.port, "down=%d" % closed],
-                                 args=["--listens", "3", "--data-path", "chunks"])
+                                 args=["--listens", "3", "--data-path", "chunks", "--resume-buffer", "0"])
         self.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
         self.proxy = ctx.proxy(self.relay.url, self.ckey,
-                               args=["--forward", "0=foo/echo", "--forward", "0=foo/down", "--data-path", "chunks"], wait=False)
+                               args=["--forward", "0=foo/echo", "--forward", "0=foo/down", "--data-path", "chunks", "--resume-buffer", "0"], wait=False)
         ports = [int(m.group(1)) for m in re.finditer(r"listening on \S+:(\d+)", wait_lines(self.proxy, 2))]
         self.echo_port, self.down_port = ports
         self.api = rc.Api(self.relay.port)

@@ -393,8 +393,9 @@ def resume_requests_that_are_refused_before_the_tunnel(ctx):
     c = rc.H1(api.port)
     c.send("POST", api.conn_path("foo", cid, "resume"), dict(UPGRADE, **{"PTTH-Port": "ssh"}), b"")
     assert answer(c).status == 401
+    # no Upgrade: a resume of the chunked path, and this tunnel is upgraded
     r = answer(send_resume(api, cid, keys.ck, ct, 0, 0, upgrade=False))
-    assert r.status == 400 and b"upgrade request" in r.body, r
+    assert r.status == 409 and b"resume it with Upgrade" in r.body, r
     r = answer(send_resume(api, cid, keys.ck, ct, "-1", 0))
     assert r.status == 400 and b"PTTH-Received" in r.body, r
     r = answer(send_resume(api, cid, keys.ck, ct, 0, "18446744073709551616"))

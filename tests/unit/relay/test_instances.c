@@ -52,6 +52,7 @@ resume_as(const char *id, bool server_side, const ptth_instance *i)
         .client = "alice",
         .addr = "198.51.100.1:6000",
         .instance = i,
+        .upgrade = true, /* the tunnels here are joined ones (joined_as) */
     };
     ptth_tunnel_resume(&core, r, "foo", 3, id, &in);
     return r;

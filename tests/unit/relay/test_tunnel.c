@@ -21,10 +21,10 @@ START_TEST(transitions_are_the_diagrams)
     static const bool legal[PTTH_TUNNEL__STATES][PTTH_TUNNEL__STATES] = {
         {0, 1, 0, 0, 0, 1, 1}, /* AWAIT_LISTEN (to SUSPENDED: made from a resume token) */
         {0, 0, 1, 1, 0, 0, 1}, /* AWAIT_ACCEPT */
-        {0, 0, 0, 0, 1, 0, 1}, /* OPEN */
+        {0, 0, 0, 0, 1, 1, 1}, /* OPEN (to SUSPENDED: a raw tunnel got a resume) */
         {0, 0, 0, 0, 0, 1, 1}, /* JOINED */
-        {0, 0, 0, 0, 0, 0, 1}, /* BROKEN */
-        {0, 0, 0, 1, 0, 0, 1}, /* SUSPENDED */
+        {0, 0, 0, 0, 0, 1, 1}, /* BROKEN (to SUSPENDED: a raw tunnel, at the end of the round) */
+        {0, 0, 1, 1, 0, 0, 1}, /* SUSPENDED (to OPEN: a raw tunnel's plain resumes) */
         {0, 0, 0, 0, 0, 0, 0}, /* ENDING */
     };
     for (int f = 0; f < PTTH_TUNNEL__STATES; f++)

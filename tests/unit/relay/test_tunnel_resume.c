@@ -40,6 +40,7 @@ resume_raw(const char *id, bool server_side, const char *port, const char *clien
         .received = received,
         .sent = sent,
         .bad_request = bad,
+        .upgrade = true,
     };
     ptth_tunnel_resume(&core, r, "foo", 3, id, &in);
     return r;

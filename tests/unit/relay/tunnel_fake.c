@@ -211,9 +211,10 @@ fake_out_write(void *ctx, ptth_out *o, uint8_t type, const void *payload, size_t
 }
 
 static int
-fake_out_write_chunk(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len)
+fake_out_write_chunk(void *ctx, ptth_out *o, ptth_rq *chunk, size_t len, bool raw)
 {
     (void)ctx;
+    o->raw += raw;
     ck_assert(!o->finished);
     ck_assert_int_eq(chunk->status, 0); /* its bytes go out before its answer */
     if (o->fail != 0) {
@@ -250,6 +251,14 @@ fake_out_finish(void *ctx, ptth_out *o)
     (void)ctx;
     ck_assert(!o->finished);
     o->finished = true;
+}
+
+static void
+fake_out_abort(void *ctx, ptth_out *o)
+{
+    (void)ctx;
+    ck_assert(!o->finished);
+    o->finished = o->aborted = true;
 }
 
 static ptth_join *
@@ -300,6 +309,7 @@ static const ptth_core_io fake_io = {
     .out_flush = fake_out_flush,
     .out_idle = fake_out_idle,
     .out_finish = fake_out_finish,
+    .out_abort = fake_out_abort,
     .join_new = fake_join_new,
     .join_start = fake_join_start,
     .join_close = fake_join_close,
@@ -397,7 +407,7 @@ ptth_rq *
 chunk_raw(ptth_tunnel *t, bool from_client, const char *seq, const char *fin, size_t len)
 {
     ptth_rq *r = rq_new();
-    ptth_chunk_in in = {seq, seq != NULL ? strlen(seq) : 0, fin, fin != NULL ? strlen(fin) : 0, len};
+    ptth_chunk_in in = {seq, seq != NULL ? strlen(seq) : 0, fin, fin != NULL ? strlen(fin) : 0, len, NULL, 0};
     ptth_tunnel_on_chunk(t, r, from_client, &in);
     return r;
 }

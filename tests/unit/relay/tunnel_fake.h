@@ -38,6 +38,8 @@ struct ptth_out {
     size_t data_bytes;
     char rst[PTTH_FRAME_REASON_MAX + 1];
     bool pending, busy, finished;
+    bool aborted; /* finished by out_abort */
+    int raw;      /* chunks written raw (a resumable chunked tunnel) */
     int fail; /* the next write_chunk fails with this */
 };
 
