@@ -1,4 +1,5 @@
-/* relay_client.c: libcurl multi handles on the epoll loop; see relay_client.h. */
+/* relay_client.c: the terminators' HTTP client (HTTP/2 of ours, libcurl
+ * multi handles beside it); see relay_client.h. */
 #include "relay_client.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include "curl_loop.h"
 #include "h2_client.h"
 #include "instance.h"
 #include "keys.h"
@@ -34,22 +36,13 @@ struct ptth_easy {
 struct multi_ctx {
     ptth_relay_client *client;
     int kind; /* a ptth_req_kind, or MULTI_LEGS */
-    CURLM *multi;
-    ptth_timer timer;
+    ptth_curl_loop cl; /* the multi handle on the loop */
+    CURLM *multi;      /* cl.multi */
     struct ptth_easy *pool[POOL_MAX];
     size_t pool_len;
-    struct sock_ctx *socks; /* every socket curl asked us to watch */
     long http_version;      /* CURLOPT_HTTP_VERSION, see choose_http_versions() */
     bool fresh_connections; /* a new connection per request, closed after it */
     bool pipewait;          /* CURLOPT_PIPEWAIT on short requests */
-};
-
-/* One socket curl wants watched. */
-struct sock_ctx {
-    ptth_watch watch;
-    struct multi_ctx *m;
-    curl_socket_t fd;
-    struct sock_ctx *prev, *next;
 };
 
 struct ptth_relay_client {
@@ -90,96 +83,11 @@ static void on_h2_fallback(void *data, ptth_req *r, ptth_req_kind kind, const ch
                            const void *body, size_t body_len);
 static void on_h2_release(void *data, ptth_req *r);
 
-/* ---- sockets and timers ---- */
-
+/* after every action of a multi handle (curl_loop.h) */
 static void
-on_sock_event(ptth_watch *w, uint32_t events)
+after_action(void *data)
 {
-    struct sock_ctx *s = w->data;
-    struct multi_ctx *m = s->m;
-    int flags = 0, running;
-    if (events & (EPOLLIN | EPOLLHUP))
-        flags |= CURL_CSELECT_IN;
-    if (events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (events & EPOLLERR)
-        flags |= CURL_CSELECT_ERR;
-    /* s may be freed inside (CURL_POLL_REMOVE): not touched afterwards */
-    curl_multi_socket_action(m->multi, s->fd, flags, &running);
-    process_done(m);
-}
-
-static void
-sock_free(struct sock_ctx *s)
-{
-    ptth_watch_stop(&s->watch);
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        s->m->socks = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    free(s);
-}
-
-static int
-on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct multi_ctx *m = userp;
-    struct sock_ctx *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            curl_multi_assign(m->multi, fd, NULL);
-            sock_free(s);
-        }
-        return 0;
-    }
-    uint32_t ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        ev |= EPOLLOUT;
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        s->m = m;
-        s->fd = fd;
-        if (ptth_watch_start(m->client->loop, &s->watch, fd, ev, on_sock_event, s) != 0) {
-            free(s);
-            return -1;
-        }
-        s->next = m->socks;
-        if (m->socks != NULL)
-            m->socks->prev = s;
-        m->socks = s;
-        curl_multi_assign(m->multi, fd, s);
-    } else {
-        ptth_watch_set(&s->watch, ev);
-    }
-    return 0;
-}
-
-static void
-on_multi_timer(ptth_timer *t)
-{
-    struct multi_ctx *m = t->data;
-    int running;
-    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    process_done(m);
-}
-
-static int
-on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct multi_ctx *m = userp;
-    if (timeout_ms < 0)
-        ptth_timer_stop(m->client->loop, &m->timer);
-    else
-        ptth_timer_start(m->client->loop, &m->timer, timeout_ms, on_multi_timer, m);
-    return 0;
+    process_done(data);
 }
 
 /* ---- response callbacks ---- */
@@ -490,13 +398,10 @@ multi_init(ptth_relay_client *c, struct multi_ctx *m, int kind)
 {
     m->client = c;
     m->kind = kind;
-    m->multi = curl_multi_init();
-    if (m->multi == NULL)
-        return -ENOMEM;
-    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
-    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    int rc = ptth_curl_loop_init(&m->cl, c->loop, after_action, m);
+    if (rc != 0)
+        return rc;
+    m->multi = m->cl.multi;
     if (kind == PTTH_REQ_SHORT) {
         curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
         curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
@@ -518,11 +423,8 @@ multi_cleanup(struct multi_ctx *m)
         return;
     while (m->pool_len > 0)
         easy_free(m->pool[--m->pool_len]);
-    curl_multi_cleanup(m->multi);
+    ptth_curl_loop_cleanup(&m->cl);
     m->multi = NULL;
-    while (m->socks != NULL)
-        sock_free(m->socks);
-    ptth_timer_stop(m->client->loop, &m->timer);
 }
 
 int
