@@ -169,6 +169,10 @@ leg_ssl_ctx(ptth_leg_dial *d, char *why, size_t whylen)
     int rc = ptth_bstream_tls_ctx_new(alpn, sizeof(alpn), d->ca_file, d->insecure, &d->ssl_ctx, why, whylen);
     if (rc != 0)
         return rc;
+    /* an end without close_notify is an end (OpenSSL 3 would make it an
+     * error): the tunnel's own FIN frames say whether the stream ended
+     * properly, and the relay may close a finished leg without one */
+    SSL_CTX_set_options(d->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_read_ahead(d->ssl_ctx, 1);
     SSL_CTX_set_default_read_buffer_len(d->ssl_ctx, PTTH_LEG_DIAL_TLS_READ_BUFFER);
     return 0;

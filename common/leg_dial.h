@@ -22,7 +22,9 @@
  * offers http/1.1 only (h2, which the HTTP/2 client's context offers
  * first, would make the relay leave HTTP/1.1 and the upgrade impossible),
  * the same CA file and --insecure as every other request (certificate
- * chain and host name checked unless insecure), and read-ahead into a
+ * chain and host name checked unless insecure), an end of the connection
+ * without close_notify taken for an end (the tunnel's FIN frames carry
+ * the stream's end), and read-ahead into a
  * PTTH_LEG_DIAL_TLS_READ_BUFFER buffer (one socket read brings several
  * 16 KiB records), as libcurl's legs had.
  *

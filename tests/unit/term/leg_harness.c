@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,7 @@ listen_loopback(int *port)
 void
 fake_start(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* the fake writes to clients that gave up (a failed certificate check) */
     F.lfd = listen_loopback(&F.port);
     if (F.tls)
         F.ctx = make_tls_ctx();
