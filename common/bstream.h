@@ -27,7 +27,8 @@
  *   -EAGAIN   would block: call again after the next event
  *   other < 0 a negative errno: the stream failed, why (when given) holds
  *             what failed for logs ("connect: Connection refused", "TLS
- *             read from relay: ..."); nothing but close is called after it
+ *             read from relay: ..."); nothing but close is called after it;
+             -ECONNRESET / -EPIPE when the socket was reset / broken
  * send and recv may move fewer bytes than asked. After a send returned
  * -EAGAIN, the next send must start with the same bytes (at least as many:
  * TLS repeats the record it could not finish).

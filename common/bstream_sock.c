@@ -1,6 +1,7 @@
 /* bstream_sock.c: the TCP socket layer of a byte stream; see bstream_sock.h. */
 #include "bstream_sock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,7 +28,8 @@ typedef struct sock {
     const char *peer;
     ptth_bstream_event_cb on_event;
     void *data;
-    struct addrinfo *addrs, *next_addr; /* while connecting */
+    ptth_bstream_sock_addrs *addrs; /* a copy, while connecting */
+    size_t next_addr;               /* the next one of addrs to try */
 } sock;
 
 /* Leaves SOCK_CONNECTING (the only change there is): the addresses go. */
@@ -35,10 +37,8 @@ static void
 set_state(sock *s, enum sock_state to)
 {
     s->state = to;
-    if (s->addrs != NULL) {
-        freeaddrinfo(s->addrs);
-        s->addrs = s->next_addr = NULL;
-    }
+    free(s->addrs);
+    s->addrs = NULL;
 }
 
 static void
@@ -55,15 +55,16 @@ on_watch(ptth_watch *w, uint32_t events)
 static bool
 try_next_addr(sock *s, char *why, size_t whylen)
 {
-    while (s->next_addr != NULL) {
-        struct addrinfo *ai = s->next_addr;
-        s->next_addr = ai->ai_next;
+    while (s->addrs != NULL && s->next_addr < s->addrs->n) {
+        const struct sockaddr *sa = &s->addrs->a[s->next_addr].u.sa;
+        socklen_t salen = s->addrs->a[s->next_addr].len;
+        s->next_addr++;
         if (s->fd >= 0) {
             ptth_watch_stop(&s->watch);
             close(s->fd);
             s->fd = -1;
         }
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
         if (fd < 0) {
             snprintf(why, whylen, "socket: %s", strerror(errno));
             continue;
@@ -73,7 +74,7 @@ try_next_addr(sock *s, char *why, size_t whylen)
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
             snprintf(why, whylen, "connect: %s", strerror(errno));
             close(fd);
             continue;
@@ -180,8 +181,7 @@ sock_close(ptth_bstream *bs)
     ptth_watch_stop(&s->watch);
     if (s->fd >= 0)
         close(s->fd);
-    if (s->addrs != NULL)
-        freeaddrinfo(s->addrs);
+    free(s->addrs);
     free(s);
 }
 
@@ -217,16 +217,71 @@ static const ptth_bstream_type sock_type = {
     .query = sock_query,
 };
 
+/* A literal needs no resolver: inet_pton, so that an owner with a numeric
+ * host never calls getaddrinfo (whose AI_ADDRCONFIG asks the kernel for the
+ * interfaces' addresses on every call). */
+static bool
+parse_literal(const char *host, unsigned short port, ptth_bstream_sock_addrs *out)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, host, &v4) == 1) {
+        out->a[0].u.in = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = v4};
+        out->a[0].len = sizeof(struct sockaddr_in);
+    } else if (inet_pton(AF_INET6, host, &v6) == 1) {
+        out->a[0].u.in6 = (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = v6};
+        out->a[0].len = sizeof(struct sockaddr_in6);
+    } else {
+        return false;
+    }
+    out->n = 1;
+    return true;
+}
+
 int
-ptth_bstream_sock_open(ptth_loop *loop, const char *host, const char *port, const char *peer, ptth_bstream_event_cb on_event,
-                       void *data, ptth_bstream **out, char *why, size_t whylen)
+ptth_bstream_sock_resolve(const char *host, const char *port, ptth_bstream_sock_addrs *out, char *why, size_t whylen)
+{
+    out->n = 0;
+    char *end = NULL;
+    unsigned long pn = strtoul(port, &end, 10);
+    if (end != NULL && *end == '\0' && end != port && pn <= 65535 && parse_literal(host, (unsigned short)pn, out))
+        return 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot resolve: %s", gai_strerror(rc));
+        return -EHOSTUNREACH;
+    }
+    for (struct addrinfo *ai = res; ai != NULL && out->n < PTTH_BSTREAM_SOCK_ADDRS_MAX; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof(out->a[0].u))
+            continue;
+        memcpy(&out->a[out->n].u, ai->ai_addr, ai->ai_addrlen);
+        out->a[out->n].len = (socklen_t)ai->ai_addrlen;
+        out->n++;
+    }
+    freeaddrinfo(res);
+    if (out->n == 0) {
+        snprintf(why, whylen, "cannot resolve: no IPv4 or IPv6 address");
+        return -EHOSTUNREACH;
+    }
+    return 0;
+}
+
+int
+ptth_bstream_sock_open_addrs(ptth_loop *loop, const ptth_bstream_sock_addrs *addrs, const char *peer,
+                             ptth_bstream_event_cb on_event, void *data, ptth_bstream **out, char *why, size_t whylen)
 {
     *out = NULL;
     sock *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
+    ptth_bstream_sock_addrs *copy = malloc(sizeof(*copy));
+    if (s == NULL || copy == NULL) {
+        free(s);
+        free(copy);
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
     }
+    *copy = *addrs;
     s->bs.type = &sock_type;
     s->state = SOCK_CONNECTING;
     s->fd = -1;
@@ -234,14 +289,7 @@ ptth_bstream_sock_open(ptth_loop *loop, const char *host, const char *port, cons
     s->peer = peer;
     s->on_event = on_event;
     s->data = data;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    int rc = getaddrinfo(host, port, &hints, &s->addrs);
-    if (rc != 0) {
-        snprintf(why, whylen, "cannot resolve: %s", gai_strerror(rc));
-        free(s);
-        return -EHOSTUNREACH;
-    }
-    s->next_addr = s->addrs;
+    s->addrs = copy;
     snprintf(why, whylen, "no address");
     if (!try_next_addr(s, why, whylen)) {
         sock_close(&s->bs);
@@ -249,4 +297,16 @@ ptth_bstream_sock_open(ptth_loop *loop, const char *host, const char *port, cons
     }
     *out = &s->bs;
     return 0;
+}
+
+int
+ptth_bstream_sock_open(ptth_loop *loop, const char *host, const char *port, const char *peer, ptth_bstream_event_cb on_event,
+                       void *data, ptth_bstream **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    ptth_bstream_sock_addrs addrs;
+    int rc = ptth_bstream_sock_resolve(host, port, &addrs, why, whylen);
+    if (rc != 0)
+        return rc;
+    return ptth_bstream_sock_open_addrs(loop, &addrs, peer, on_event, data, out, why, whylen);
 }

@@ -122,6 +122,17 @@ tls_connect(ptth_bstream *bs, char *why, size_t whylen)
     }
 }
 
+/* A failed SSL_read/SSL_write: the socket's errno when the socket failed
+ * (-ECONNRESET, -EPIPE: callers tell a reset from other failures), else
+ * -EIO. */
+static ssize_t
+sys_error(int ssl_error, unsigned long openssl_error, int saved_errno)
+{
+    if (ssl_error == SSL_ERROR_SYSCALL && openssl_error == 0 && saved_errno != 0)
+        return -saved_errno;
+    return -EIO;
+}
+
 static ssize_t
 tls_send(ptth_bstream *bs, const struct iovec *iov, int iovcnt, char *why, size_t whylen)
 {
@@ -136,9 +147,10 @@ tls_send(ptth_bstream *bs, const struct iovec *iov, int iovcnt, char *why, size_
     int e = SSL_get_error(t->ssl, n);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
         return -EAGAIN;
+    int saved = errno;
     unsigned long oe = ERR_get_error();
-    snprintf(why, whylen, "TLS write to %s: %s", t->peer, oe != 0 ? ERR_reason_error_string(oe) : strerror(errno));
-    return -EIO;
+    snprintf(why, whylen, "TLS write to %s: %s", t->peer, oe != 0 ? ERR_reason_error_string(oe) : strerror(saved));
+    return sys_error(e, oe, saved);
 }
 
 static ssize_t
@@ -154,11 +166,12 @@ tls_recv(ptth_bstream *bs, void *buf, size_t len, char *why, size_t whylen)
         return -EAGAIN;
     if (e == SSL_ERROR_ZERO_RETURN)
         return 0;
+    int saved = errno;
     unsigned long oe = ERR_get_error();
-    if (oe == 0 && e == SSL_ERROR_SYSCALL && errno == 0)
+    if (oe == 0 && e == SSL_ERROR_SYSCALL && saved == 0)
         return 0; /* EOF without close_notify */
-    snprintf(why, whylen, "TLS read from %s: %s", t->peer, oe != 0 ? ERR_reason_error_string(oe) : strerror(errno));
-    return -EIO;
+    snprintf(why, whylen, "TLS read from %s: %s", t->peer, oe != 0 ? ERR_reason_error_string(oe) : strerror(saved));
+    return sys_error(e, oe, saved);
 }
 
 static void

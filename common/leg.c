@@ -12,9 +12,16 @@
  *
  * CLOSED means the connection is gone and on_response() was (being) called;
  * UPGRADED and BODY last until ptth_leg_close(), which frees everything in
- * any state. The connection is made by a ptth_conn_job of relay_client.c
- * (libcurl, CURLOPT_CONNECT_ONLY); the request and response heads are ours
- * (the response parser is leg_parse.c).
+ * any state. The connection is made by our own byte-stream layers
+ * (leg_dial.h: socket, TLS on https://) when no forward proxy is in the
+ * way, else by a ptth_conn_job of relay_client.c (libcurl,
+ * CURLOPT_CONNECT_ONLY); the request and response heads are ours (the
+ * response parser is leg_parse.c).
+ *
+ * With our layers the leg reads and writes through the stream (bstream.h)
+ * on cleartext too: the socket layer owns the descriptor and its watch
+ * (one epoll registration per descriptor), and one path for both makes
+ * TLS and cleartext differ only in PTTH_BSTREAM_Q_SHORT_READ_DRAINS.
  */
 #include "leg.h"
 
@@ -30,6 +37,8 @@
 #include <unistd.h>
 
 #include <openssl/ssl.h>
+
+#include "leg_dial.h"
 
 #define REQ_PATH_MAX 2048   /* base path + path */
 #define REQ_HEADER_MAX 1024 /* one extra header line */
@@ -51,17 +60,21 @@ struct ptth_leg_impl {
     ptth_leg *leg;
     ptth_loop *loop;
     enum leg_state state;
-    bool tls; /* libcurl holds TLS state on the connection (to the relay or to an https:// proxy) */
+    bool tls; /* TLS on the connection (ours to the relay, or libcurl's to the relay or to an https:// proxy) */
+    bool via_curl; /* connected by libcurl's job (a forward proxy may be in the way) */
+    bool drains; /* a short read leaves nothing to read (PTTH_BSTREAM_Q_SHORT_READ_DRAINS): cleartext */
     bool want_read, want_write;
     bool watching;
     bool *gone;       /* set by ptth_leg_close() while a callback runs, see run_cb() */
-    curl_socket_t fd; /* CURL_SOCKET_BAD until connected */
+    ptth_bstream *bs; /* our layers (leg_dial.h), or NULL: libcurl's job */
+    curl_socket_t fd; /* libcurl's: CURL_SOCKET_BAD until connected */
     bool own_fd;      /* cleartext: fd is our duplicate, libcurl let go of the connection */
     long timeout_ms;
+    long long opened_ms; /* ptth_loop_now() at open */
     ptth_conn_job job;
     ptth_watch watch;
     ptth_timer timer;    /* the response head's timeout, then the error body's wait */
-    ptth_defer readable; /* the on_readable() that ptth_leg_want() promises */
+    ptth_defer readable; /* the on_readable() that ptth_leg_want() promises; in CONNECTING a failure to report */
     char *url;           /* the base URL, for error texts */
     char *req;           /* the request head; carries the key, wiped when done */
     size_t req_len, req_off;
@@ -73,6 +86,7 @@ struct ptth_leg_impl {
     char ebody[PTTH_LEG_REASON_MAX]; /* the start of a non-2xx body */
     size_t ebody_len;
     char error[CURL_ERROR_SIZE + 256];
+    char why[200]; /* what our layers said about a failure */
 };
 
 /* ==== the request ==== */
@@ -86,37 +100,6 @@ text_ok(const char *s, bool spaces)
             return false;
     }
     return true;
-}
-
-/* Scheme, Host header value and path prefix of the base URL, with libcurl's
- * URL parser (the one that connects), so both agree on host and port. */
-static int
-split_base_url(const char *base, bool *tls, char *host, size_t hostlen, char *prefix, size_t prefixlen)
-{
-    CURLU *u = curl_url();
-    if (u == NULL)
-        return -ENOMEM;
-    char *scheme = NULL, *h = NULL, *port = NULL, *path = NULL;
-    int rc = -EINVAL;
-    if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
-        goto out;
-    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT) != CURLUE_OK)
-        port = NULL;
-    *tls = strcasecmp(scheme, "https") == 0;
-    size_t plen = strlen(path);
-    while (plen > 0 && path[plen - 1] == '/')
-        plen--;
-    int n1 = snprintf(host, hostlen, "%s%s%s", h, port != NULL ? ":" : "", port != NULL ? port : "");
-    int n2 = snprintf(prefix, prefixlen, "%.*s", (int)plen, path);
-    rc = (n1 < 0 || (size_t)n1 >= hostlen || n2 < 0 || (size_t)n2 >= prefixlen) ? -E2BIG : 0;
-out:
-    curl_free(scheme);
-    curl_free(h);
-    curl_free(port);
-    curl_free(path);
-    curl_url_cleanup(u);
-    return rc;
 }
 
 /* The request head, in one allocation: sent as it is, wiped afterwards
@@ -137,14 +120,14 @@ build_request(struct ptth_leg_impl *L, ptth_relay_client *c, const char *path, c
         return -E2BIG;
     if (path[0] != '/' || !text_ok(path, false))
         return -EINVAL;
-    char host[512], prefix[REQ_PATH_MAX];
-    int rc = split_base_url(ptth_relay_client_url(c), &L->tls, host, sizeof(host), prefix, sizeof(prefix));
-    if (rc != 0)
-        return rc;
+    const ptth_leg_dial *d = ptth_relay_client_leg_dial(c);
+    const char *host = ptth_leg_dial_host_header(d), *prefix = ptth_leg_dial_prefix(d);
+    L->tls = ptth_leg_dial_is_tls(d);
     /* through an https:// proxy even a cleartext relay's bytes ride in
      * libcurl's TLS to the proxy: they go through libcurl like a TLS leg's */
-    if (!L->tls)
+    if (!L->tls && !ptth_leg_dial_direct(d))
         L->tls = ptth_http_proxy_is_tls(ptth_relay_client_proxy(c), false);
+    L->drains = !L->tls;
     if (strlen(prefix) + strlen(path) >= REQ_PATH_MAX)
         return -E2BIG;
     const char *auth = ptth_relay_client_auth_value(c), *ua = ptth_relay_client_user_agent(c);
@@ -199,11 +182,17 @@ wanted_events(const struct ptth_leg_impl *L)
     }
 }
 
+/* Our layers: the stream's want() once connected (while connecting the
+ * layers ask for what they wait for themselves); libcurl's: our watch. */
 static void
 update_watch(struct ptth_leg_impl *L)
 {
-    if (L->watching)
+    if (L->bs != NULL && L->state != LEG_CONNECTING && L->state != LEG_CLOSED) {
+        uint32_t ev = wanted_events(L);
+        ptth_bstream_want(L->bs, (ev & EPOLLIN) != 0, (ev & EPOLLOUT) != 0);
+    } else if (L->watching) {
         ptth_watch_set(&L->watch, wanted_events(L));
+    }
 }
 
 static void on_readable_defer(ptth_defer *d);
@@ -264,6 +253,8 @@ release_connection(struct ptth_leg_impl *L)
     ptth_timer_stop(L->loop, &L->timer);
     ptth_defer_cancel(L->loop, &L->readable);
     ptth_conn_job_end(&L->job);
+    ptth_bstream_close(L->bs);
+    L->bs = NULL;
     if (L->own_fd && L->fd != CURL_SOCKET_BAD)
         close(L->fd);
     L->own_fd = false;
@@ -315,6 +306,8 @@ curl_errno(int saved, int fallback)
 static ssize_t
 conn_recv(struct ptth_leg_impl *L, void *buf, size_t len)
 {
+    if (L->bs != NULL)
+        return ptth_bstream_recv(L->bs, buf, len, L->why, sizeof(L->why));
     if (L->tls) {
         size_t n = 0;
         errno = 0;
@@ -333,6 +326,10 @@ conn_recv(struct ptth_leg_impl *L, void *buf, size_t len)
 static ssize_t
 conn_send(struct ptth_leg_impl *L, const void *buf, size_t len)
 {
+    if (L->bs != NULL) {
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        return ptth_bstream_send(L->bs, &iov, 1, L->why, sizeof(L->why));
+    }
     if (L->tls) {
         size_t n = 0;
         errno = 0;
@@ -353,10 +350,18 @@ static SSL *
 conn_ssl(struct ptth_leg_impl *L)
 {
     struct curl_tlssessioninfo *info = NULL;
-    if (!L->tls || curl_easy_getinfo(L->job.curl, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || info == NULL ||
+    if (!L->tls || L->bs != NULL || curl_easy_getinfo(L->job.curl, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || info == NULL ||
         info->backend != CURLSSLBACKEND_OPENSSL)
         return NULL;
     return info->internals;
+}
+
+/* What a failed conn_recv/conn_send (n < 0) was: our layers' text when
+ * they gave one, else the errno's. */
+static const char *
+conn_error(struct ptth_leg_impl *L, ssize_t n)
+{
+    return L->bs != NULL && L->why[0] != '\0' ? L->why : strerror((int)-n);
 }
 
 /* ==== the phases ==== */
@@ -374,7 +379,7 @@ send_request(struct ptth_leg_impl *L)
         if (n == -EAGAIN)
             return; /* the watch wants EPOLLOUT in this state */
         if (n < 0) {
-            fail(L, "sending the upgrade request to %s failed: %s", L->url, strerror((int)-n));
+            fail(L, "sending the upgrade request to %s failed: %s", L->url, conn_error(L, n));
             return;
         }
         L->req_off += (size_t)n;
@@ -534,7 +539,7 @@ read_head(struct ptth_leg_impl *L)
             return;
         }
         if (n < 0) {
-            fail(L, "reading the response head from %s failed: %s", L->url, strerror((int)-n));
+            fail(L, "reading the response head from %s failed: %s", L->url, conn_error(L, n));
             return;
         }
         L->in_len += (size_t)n;
@@ -564,20 +569,54 @@ read_error_body(struct ptth_leg_impl *L)
     }
 }
 
+/* With our layers the timer bounds the connect first: by timeout_ms when
+ * that is the shorter, else by the connect timeout libcurl's legs have. */
+static bool
+connect_deadline_is_timeout(const struct ptth_leg_impl *L)
+{
+    return L->timeout_ms > 0 && L->timeout_ms <= PTTH_LEG_DIAL_CONNECT_TIMEOUT_MS;
+}
+
 static void
 on_timer(ptth_timer *t)
 {
     struct ptth_leg_impl *L = t->data;
     if (L->state == LEG_READING_ERROR_BODY)
         end_error_body(L);
+    else if (L->state == LEG_CONNECTING && L->bs != NULL && !connect_deadline_is_timeout(L))
+        fail(L, "connecting to the relay %s failed: connect timed out after %ld ms", L->url, PTTH_LEG_DIAL_CONNECT_TIMEOUT_MS);
     else
         fail(L, "no response head from the relay %s within %ld ms", L->url, L->timeout_ms);
 }
 
+/* Our layers connected: the request goes out, and the timer bounds what is
+ * left of timeout_ms (if any). */
 static void
-on_event(ptth_watch *w, uint32_t events)
+stream_connected(struct ptth_leg_impl *L)
 {
-    struct ptth_leg_impl *L = w->data;
+    L->tls = ptth_bstream_is(L->bs, PTTH_BSTREAM_Q_TLS);
+    L->drains = ptth_bstream_is(L->bs, PTTH_BSTREAM_Q_SHORT_READ_DRAINS);
+    ptth_timer_stop(L->loop, &L->timer);
+    if (L->timeout_ms > 0) {
+        long long left = L->opened_ms + L->timeout_ms - ptth_loop_now(L->loop);
+        ptth_timer_start(L->loop, &L->timer, left > 1 ? left : 1, on_timer, L);
+    }
+    set_state(L, LEG_SENDING);
+    send_request(L);
+}
+
+/* ptth_leg_dial_open() failed inside ptth_leg_open(): reported from the
+ * loop, as every failure to connect is. */
+static void
+on_open_failed(ptth_defer *d)
+{
+    struct ptth_leg_impl *L = d->data;
+    fail(L, "connecting to the relay %s failed: %s", L->url, L->why);
+}
+
+static void
+handle_events(struct ptth_leg_impl *L, uint32_t events)
+{
     switch (L->state) {
     case LEG_SENDING:
         send_request(L);
@@ -598,6 +637,28 @@ on_event(ptth_watch *w, uint32_t events)
     default:
         return;
     }
+}
+
+static void
+on_event(ptth_watch *w, uint32_t events)
+{
+    handle_events(w->data, events);
+}
+
+/* An event of our layers' socket: the connect moves on, then as above. */
+static void
+on_stream_event(void *data, uint32_t events)
+{
+    struct ptth_leg_impl *L = data;
+    if (L->state != LEG_CONNECTING) {
+        handle_events(L, events);
+        return;
+    }
+    int rc = ptth_bstream_connect(L->bs, L->why, sizeof(L->why));
+    if (rc == 0)
+        stream_connected(L);
+    else if (rc != -EAGAIN)
+        fail(L, "connecting to the relay %s failed: %s", L->url, L->why);
 }
 
 static void
@@ -628,12 +689,22 @@ ptth_leg_open(ptth_relay_client *c, ptth_leg *leg, const char *path, const char 
     L->state = LEG_CONNECTING;
     L->fd = CURL_SOCKET_BAD;
     L->timeout_ms = timeout_ms;
-    L->job.on_done = on_connected;
-    L->job.data = L;
-    if ((rc = ptth_conn_job_start(c, &L->job)) != 0)
-        goto fail;
-    if (timeout_ms > 0)
-        ptth_timer_start(L->loop, &L->timer, timeout_ms, on_timer, L);
+    L->opened_ms = ptth_loop_now(L->loop);
+    ptth_leg_dial *d = ptth_relay_client_leg_dial(c);
+    if (ptth_leg_dial_direct(d)) {
+        if (ptth_leg_dial_open(d, on_stream_event, L, &L->bs, L->why, sizeof(L->why)) != 0)
+            ptth_defer_call(L->loop, &L->readable, on_open_failed, L);
+        ptth_timer_start(L->loop, &L->timer, connect_deadline_is_timeout(L) ? timeout_ms : PTTH_LEG_DIAL_CONNECT_TIMEOUT_MS,
+                         on_timer, L);
+    } else {
+        L->via_curl = true;
+        L->job.on_done = on_connected;
+        L->job.data = L;
+        if ((rc = ptth_conn_job_start(c, &L->job)) != 0)
+            goto fail;
+        if (timeout_ms > 0)
+            ptth_timer_start(L->loop, &L->timer, timeout_ms, on_timer, L);
+    }
     leg->ops = ops;
     leg->data = data;
     leg->impl = L;
@@ -705,7 +776,7 @@ ptth_leg_want(ptth_leg *leg, bool read, bool write)
      * inside OpenSSL, or what came with the response head. On cleartext the
      * level-triggered watch reports the socket itself (a call per want
      * would cost a recv() that finds nothing, on every round trip). */
-    if (read && (L->tls || L->pend_len > 0))
+    if (read && (!L->drains || L->pend_len > 0))
         ptth_defer_call(L->loop, &L->readable, on_readable_defer, L);
     else if (!read)
         ptth_defer_cancel(L->loop, &L->readable);
@@ -717,6 +788,12 @@ ptth_leg_is_tls(const ptth_leg *leg)
     return leg->impl != NULL && leg->impl->tls;
 }
 
+bool
+ptth_leg_via_curl(const ptth_leg *leg)
+{
+    return leg->impl != NULL && leg->impl->via_curl;
+}
+
 void
 ptth_leg_close(ptth_leg *leg, bool abort)
 {
@@ -726,6 +803,14 @@ ptth_leg_close(ptth_leg *leg, bool abort)
     leg->impl = NULL;
     if (L->gone != NULL)
         *L->gone = true;
+    if (L->bs != NULL && abort) {
+        ptth_bstream_abort(L->bs);
+    } else if (L->bs != NULL && (L->state == LEG_UPGRADED || L->state == LEG_BODY)) {
+        /* an end, not a break: TLS close_notify (libcurl sent one too) and
+         * the FIN, as far as the socket takes them now */
+        char why[64];
+        (void)ptth_bstream_shutdown(L->bs, why, sizeof(why));
+    }
     if (abort && L->fd != CURL_SOCKET_BAD) {
         /* a TCP reset, and no TLS close_notify before it: the other end must
          * see a broken connection, not an end */

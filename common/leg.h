@@ -4,15 +4,22 @@
  * of its own that asks the relay to leave HTTP, and, once the relay answered
  * 101, the raw byte stream that connection becomes.
  *
- * Lower layers: libcurl with CURLOPT_CONNECT_ONLY connects (TCP, then TLS
- * with ALPN http/1.1 and the relay's certificate checked as for every other
- * request; later through a forward proxy as libcurl does it) and hands the
- * connection over. The request head and the response head are ours: the
- * request is written with curl_easy_send() (TLS) or send() (cleartext), the
- * response is parsed with picohttpparser's phr_parse_response() (exported by
- * libh2o). After that, on cleartext the leg reads and writes the socket
- * itself (CURLINFO_ACTIVESOCKET); over TLS through curl_easy_recv() /
- * curl_easy_send().
+ * Lower layers, chosen per relay client (leg_dial.h):
+ *   - no forward proxy in the way (the usual case): our own byte-stream
+ *     layers connect, the socket (bstream_sock.h; the relay's addresses
+ *     resolved once a minute at most) and on https:// TLS (bstream_tls.h;
+ *     ALPN http/1.1 only, the relay's certificate and host name checked
+ *     with the same CA file and --insecure as every other request), and
+ *     every byte goes through the stream;
+ *   - a forward proxy may apply (or PTTH_HTTP_CLIENT=curl): libcurl with
+ *     CURLOPT_CONNECT_ONLY connects (TCP, the proxy's CONNECT and auth,
+ *     TLS as above) and hands the connection over; on cleartext the leg
+ *     then reads and writes the socket itself (CURLINFO_ACTIVESOCKET), over
+ *     TLS through curl_easy_recv() / curl_easy_send().
+ * The request head and the response head are ours either way; the response
+ * is parsed with picohttpparser's phr_parse_response() (exported by libh2o).
+ * Connecting is bounded by 10 s (PTTH_LEG_DIAL_CONNECT_TIMEOUT_MS, libcurl's
+ * connect timeout of the relay client).
  *
  * The request: POST base path + path, HTTP/1.1, Host from the relay URL,
  * Authorization: Bearer KEY, User-Agent, Content-Length: 0,
@@ -41,7 +48,7 @@
  * Byte I/O (after 101 or 2xx): the leg watches the socket as the caller
  * asks with ptth_leg_want(). on_readable() means "call ptth_leg_read() until
  * it returns -EAGAIN"; the leg calls it again only when more can be read
- * (over TLS bytes may wait decrypted inside libcurl/OpenSSL where epoll does
+ * (over TLS bytes may wait decrypted inside OpenSSL where epoll does
  * not see them, and bytes may have come with the response head: there
  * ptth_leg_want() with read set schedules one on_readable() from the loop;
  * on cleartext the level-triggered watch reports what the socket holds, so
@@ -114,7 +121,7 @@ struct ptth_leg {
 /* Connects and sends the upgrade request for base path + path with the extra
  * header lines (NULL-terminated "Name: value", at most PTTH_LEG_HEADERS_MAX).
  * timeout_ms bounds the wait for the response head, connecting included
- * (0: none but libcurl's connect timeout). 0, or a negative errno (-E2BIG
+ * (0: none but the 10 s connect timeout). 0, or a negative errno (-E2BIG
  * path or headers too long or too many, -EINVAL a control character in the
  * path or a header, -EBUSY already active, -ENOMEM) and nothing started. */
 int ptth_leg_open(ptth_relay_client *c, ptth_leg *leg, const char *path, const char *const *headers, long timeout_ms,
@@ -136,6 +143,10 @@ void ptth_leg_want(ptth_leg *leg, bool read, bool write);
 
 /* true on a TLS connection (for logs). */
 bool ptth_leg_is_tls(const ptth_leg *leg);
+
+/* true when libcurl's connect-only job connected the leg, false when our
+ * own layers did (for logs and tests). */
+bool ptth_leg_via_curl(const ptth_leg *leg);
 
 /* Ends the leg: closes the connection, with a TCP reset when abort (so the
  * relay and the other side take it for a broken tunnel, not an end), and

@@ -14,6 +14,7 @@
 #include "h2_client.h"
 #include "instance.h"
 #include "keys.h"
+#include "leg_dial.h"
 #include "log.h"
 #include "req_response.h"
 
@@ -59,6 +60,7 @@ struct ptth_relay_client {
     char instance[sizeof("PTTH-Instance: ") + PTTH_INSTANCE_TEXT_MAX]; /* "" : none */
     struct multi_ctx m[MULTI_COUNT];
     ptth_h2_client *h2;  /* NULL: libcurl only (PTTH_HTTP_CLIENT=curl) */
+    ptth_leg_dial *legs; /* how the upgraded legs connect (leg_dial.h) */
     bool curl_fallback;  /* the relay showed it does not speak HTTP/2 */
     ptth_req *active;    /* every active request, for ptth_relay_client_free */
     ptth_conn_job *jobs; /* every active connect-only job, likewise */
@@ -500,11 +502,17 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
     while (blen > 0 && c->base[blen - 1] == '/')
         c->base[--blen] = '\0';
     c->relay_port = ptth_http_proxy_url_port(c->base);
-    /* Through a forward proxy every request goes through libcurl, which
-     * does CONNECT, proxy TLS and proxy auth (our HTTP/2 client has no
-     * proxy layer yet); the upgraded legs ride libcurl anyway. */
+    /* Through a forward proxy every request and every upgraded leg goes
+     * through libcurl, which does CONNECT, proxy TLS and proxy auth (our
+     * byte-stream layers have no proxy layer yet). */
     const char *which = getenv("PTTH_HTTP_CLIENT");
-    if ((which == NULL || strcmp(which, "curl") != 0) && !c->proxied) {
+    bool ours = (which == NULL || strcmp(which, "curl") != 0) && !c->proxied;
+    ptth_leg_dial_config lc = {.url = c->base, .ca_file = c->ca_file, .insecure = c->insecure, .direct = ours};
+    if ((rc = ptth_leg_dial_new(loop, &lc, &c->legs, err, errlen)) != 0) {
+        ptth_relay_client_free(c);
+        return rc;
+    }
+    if (ours) {
         ptth_h2_client_config hc = {
             .url = c->base,
             .auth_value = c->auth + strlen("Authorization: "),
@@ -535,6 +543,7 @@ ptth_relay_client_free(ptth_relay_client *c)
     while (c->jobs != NULL)
         ptth_conn_job_end(c->jobs);
     ptth_h2_client_free(c->h2);
+    ptth_leg_dial_free(c->legs);
     for (int i = 0; i < MULTI_COUNT; i++)
         multi_cleanup(&c->m[i]);
     free(c->base);
@@ -580,6 +589,12 @@ const ptth_http_proxy *
 ptth_relay_client_proxy(const ptth_relay_client *c)
 {
     return c->proxy;
+}
+
+ptth_leg_dial *
+ptth_relay_client_leg_dial(const ptth_relay_client *c)
+{
+    return c->legs;
 }
 
 /* Sends r through libcurl; r->active and the active list are the caller's. */

@@ -158,7 +158,8 @@ void ptth_req_resume(ptth_req *r);
 
 /* ---- for common/leg.c (the upgraded data path) ----
  *
- * A connect-only job: libcurl connects to the relay of the base URL (TCP,
+ * A connect-only job (the legs' connection when a forward proxy may be in
+ * the way, or PTTH_HTTP_CLIENT=curl; otherwise leg_dial.h connects them): libcurl connects to the relay of the base URL (TCP,
  * then TLS on https:// with ALPN offering http/1.1 only, the certificate
  * checked as for every request; same CA file, --insecure, user agent,
  * timeouts, keepalive and traces as the requests) with
@@ -206,6 +207,9 @@ const char *ptth_relay_client_instance(const ptth_relay_client *c);
 ptth_loop *ptth_relay_client_loop(const ptth_relay_client *c);
 /* The forward proxy of the config (NULL: the environment's). */
 const ptth_http_proxy *ptth_relay_client_proxy(const ptth_relay_client *c);
+/* How the upgraded legs reach the relay (leg_dial.h): the base URL split
+ * once, and our own layers when no forward proxy is in the way. */
+struct ptth_leg_dial *ptth_relay_client_leg_dial(const ptth_relay_client *c);
 
 /* Copies text for use as a request header value: printable ASCII only,
  * anything else becomes '?', truncated to outlen. */
