@@ -142,7 +142,7 @@ close_local(ptth_bridge *b)
 static void
 release_chunks(ptth_bridge *b)
 {
-    for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
+    for (unsigned i = 0; b->chunks != NULL && i < PTTH_BRIDGE_WINDOW; i++) {
         struct chunk *c = &b->chunks[i];
         ptth_req_cancel(&c->req);
         ptth_timer_stop(b->loop, &c->retry_timer);
@@ -164,6 +164,7 @@ destroy(ptth_bridge *b)
     close_local(b);
     ptth_bridge_leg_close(b, true);
     ptth_bridge_chunks_resume_stop(b);
+    free(b->chunks);
     free(b->out);
     free(b);
 }
@@ -255,8 +256,6 @@ ptth_bridge_new(const ptth_bridge_config *cfg, const ptth_local_end *local)
     b->stream.retry_after = -1;
     b->started_ms = ptth_loop_now(b->loop);
     ptth_frame_decoder_init(&b->dec, 0);
-    for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++)
-        b->chunks[i].b = b;
     b->env = &env;
     ptth_bridge_leg_init(b, cfg);
     /* the ask for resumption, on either path (bridge_resume.c decides) */
@@ -615,15 +614,12 @@ read_local(ptth_bridge *b)
         ptth_bridge_leg_read_local(b);
         return;
     }
-    struct chunk *c = NULL;
-    for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
-        if (!b->chunks[i].req.active && b->chunks[i].buf == NULL && !ptth_timer_active(&b->chunks[i].retry_timer)) {
-            c = &b->chunks[i];
-            break;
-        }
+    struct chunk *c = ptth_bridge_chunks_slot(b);
+    if (c == NULL) {
+        if (b->chunks == NULL)
+            fail(b, true, "out of memory");
+        return; /* else every slot is busy: a chunk's answer frees one */
     }
-    if (c == NULL)
-        return;
     if (b->raw) {
         if (ptth_bridge_chunks_read_local(b, c))
             send_chunk(b, c);

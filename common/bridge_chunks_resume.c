@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bridge_buf.h"
@@ -95,9 +96,16 @@ ptth_bridge_chunks_done(const ptth_bridge *b)
            ptth_bridge_resume_settled(b);
 }
 
-static struct chunk *
-free_slot(ptth_bridge *b)
+struct chunk *
+ptth_bridge_chunks_slot(ptth_bridge *b)
 {
+    if (b->chunks == NULL) {
+        b->chunks = calloc(PTTH_BRIDGE_WINDOW, sizeof(*b->chunks));
+        if (b->chunks == NULL)
+            return NULL;
+        for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++)
+            b->chunks[i].b = b;
+    }
     for (unsigned i = 0; i < PTTH_BRIDGE_WINDOW; i++) {
         struct chunk *c = &b->chunks[i];
         if (!c->req.active && c->buf == NULL && !ptth_timer_active(&c->retry_timer))
@@ -158,7 +166,7 @@ void
 ptth_bridge_chunks_kick(ptth_bridge *b)
 {
     struct chunk *c;
-    while (b->state == ST_OPEN && !b->failed && b->rs.state == RS_LIVE && (c = free_slot(b)) != NULL) {
+    while (b->state == ST_OPEN && !b->failed && b->rs.state == RS_LIVE && (c = ptth_bridge_chunks_slot(b)) != NULL) {
         bool replay = b->rs.replay_pos < b->rs.buf.sent || b->rs.replay_fin;
         if (replay || ptth_bridge_resume_ack_due(b)) {
             uint8_t *buf = ptth_bridge_buf_get(b->max_chunk);

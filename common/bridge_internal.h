@@ -259,7 +259,7 @@ struct ptth_bridge {
     bool stream_done;
 
     /* local -> relay (bridge.c: the chunks; to_relay also bridge_leg.c and bridge_resume.c) */
-    struct chunk chunks[PTTH_BRIDGE_WINDOW];
+    struct chunk *chunks; /* PTTH_BRIDGE_WINDOW of them, made when the first chunk goes (most tunnels never send one) */
     unsigned in_flight;
     uint64_t next_seq;
     bridge_to_relay to_relay;
@@ -332,6 +332,10 @@ void ptth_bridge_leg_close(ptth_bridge *b, bool failed);
 void ptth_bridge_chunks_resume_opened(ptth_bridge *b, const ptth_leg_response *res);
 /* The fields of a ptth_req answer as a leg's (for the resume rules). */
 void ptth_bridge_chunks_response_of(const ptth_req *r, ptth_leg_response *res);
+/* A free chunk slot of the window (made, PTTH_BRIDGE_WINDOW slots, on the
+ * first call: an upgraded tunnel never has one), NULL when every slot is
+ * busy or there is no memory. Both the raw and the plain chunked path. */
+struct chunk *ptth_bridge_chunks_slot(ptth_bridge *b);
 /* raw: posts what is due in free chunk slots: the replay, an ACK, our
  * PTTH-Fin chunk once done. Not from inside libcurl. */
 void ptth_bridge_chunks_kick(ptth_bridge *b);
