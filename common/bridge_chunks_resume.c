@@ -186,6 +186,8 @@ ptth_bridge_chunks_kick(ptth_bridge *b)
             c->fin_frame = fin_frame;
             c->data_len = 0;
             b->env->send_chunk(b, c);
+            if (replay && b->rs.replay_pos == b->rs.buf.sent && !b->rs.replay_fin)
+                b->env->update_watches(b); /* the replay is out: the local end is read again, behind it */
             continue;
         }
         if (!b->done_sent && ptth_bridge_chunks_done(b)) {
