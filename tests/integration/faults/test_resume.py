@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Resumable tunnels (issue 14, SPEC §9.3) with the real ptth_relay,
-ptth_server and ptth_proxy: an open tunnel on the upgraded path survives
-cut connections between a terminator and the relay, a relay killed with -9
+ptth_server and ptth_proxy: an open tunnel on the upgraded path (and on
+the chunked and hybrid paths) survives cut connections between a
+terminator and the relay, a relay killed with -9
 or stopped with SIGTERM and started again with the same
 --resume-secret-file, and an ssh session keeps running across a relay
 restart. Past --resume-grace a suspended tunnel ends and both local sockets
 are reset; a terminator with --resume-buffer 0 does not ask for resumption
-and its tunnels end at a cut as before."""
+and its tunnels end at a cut as before. A tunnel whose window and local
+end are full does not stall, on any path."""
 
 import os
 import re
