@@ -367,7 +367,7 @@ on_stream_headers(ptth_req *r)
     if (r->status >= 200 && r->status <= 299 && b->state == ST_OPENING) {
         ptth_leg_response res;
         ptth_bridge_chunks_response_of(r, &res);
-        ptth_bridge_chunks_resume_opened(b, &res); /* resumable (raw) when granted */
+        ptth_bridge_chunks_resume_opened(b, &res, NULL); /* resumable (raw) when granted */
         (void)opened(b, r->conn, r->max_chunk);
     }
 }

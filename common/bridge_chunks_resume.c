@@ -29,6 +29,7 @@
  * this path's bridge_leg_ops (drop, reopen, read again, resumed, close an
  * attempt, what carries the tunnel).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,10 +73,12 @@ ptth_bridge_chunks_response_of(const ptth_req *r, ptth_leg_response *res)
 }
 
 void
-ptth_bridge_chunks_resume_opened(ptth_bridge *b, const ptth_leg_response *res)
+ptth_bridge_chunks_resume_opened(ptth_bridge *b, const ptth_leg_response *res, const bridge_leg_ops *leg)
 {
     if (b->rs.capacity == 0 || res->resume_token[0] == '\0' || res->resume_grace <= 0)
         return; /* not asked, or not granted: the chunked path of before */
+    assert((b->path == PATH_HYBRID) == (leg != NULL));
+    b->hybrid_leg = leg;
     b->rs.leg = &chunks_ops;
     b->raw = true;
     b->epoch = 0;
@@ -191,6 +194,8 @@ ptth_bridge_chunks_kick(ptth_bridge *b)
             c->fin_frame = fin_frame;
             c->data_len = 0;
             b->env->send_chunk(b, c);
+            if (replay && b->rs.replay_pos == b->rs.buf.sent && !b->rs.replay_fin)
+                b->env->update_watches(b); /* the replay is out: the local end is read again, behind it */
             continue;
         }
         if (!b->done_sent && ptth_bridge_chunks_done(b)) {
@@ -308,6 +313,7 @@ chunks_drop(ptth_bridge *b)
         b->leg_open = false;
     }
     b->path = PATH_CHUNKS;
+    b->hybrid_leg = NULL;
     b->next_seq = 0;
     b->done_sent = false;
     b->stream_done = false;
@@ -341,7 +347,16 @@ static void
 chunks_resume_reading(ptth_bridge *b)
 {
     /* we may send nothing more: the peer's next ACK is in the stream,
-     * behind DATA that waits for the local end */
+     * behind DATA that waits for the local end. On the hybrid path the
+     * stream is the leg's answer body: its read watch is bridge_leg.c's
+     * (which reads on past a full local end while we may send nothing);
+     * left off, the ACK is never read, and with a local end that writes
+     * only while it is read (an echo) the tunnel stalls for good */
+    if (b->path == PATH_HYBRID) {
+        if (b->leg_open && b->hybrid_leg != NULL)
+            b->hybrid_leg->resume_reading(b);
+        return;
+    }
     if (b->stream_paused && b->path == PATH_CHUNKS && ptth_req_active(&b->stream)) {
         b->stream_paused = false;
         ptth_req_resume(&b->stream);

@@ -297,6 +297,7 @@ struct ptth_bridge {
     bool raw;               /* chunks carry end-to-end frames */
     uint64_t epoch;         /* PTTH-Epoch of the chunks: the relay's resumes so far */
     bool done_sent;         /* the PTTH-Fin chunk (we are done) was posted */
+    const bridge_leg_ops *hybrid_leg; /* PATH_HYBRID: bridge_leg.c's operations, for the leg's read watch */
     char rq_hdr[8][160];    /* the resume request's header lines (a request does not copy them) */
     const char *rq_hdrs[9];
     ptth_timer attempt_timer; /* the resume request's answer is due */
@@ -328,8 +329,10 @@ void ptth_bridge_leg_close(ptth_bridge *b, bool failed);
 
 /* The framed stream's 2xx on the chunked or hybrid path (res): the tunnel
  * is resumable (raw) when it carries a token and a grace; b->rs.leg
- * becomes this path's. */
-void ptth_bridge_chunks_resume_opened(ptth_bridge *b, const ptth_leg_response *res);
+ * becomes this path's. leg: on the hybrid path, bridge_leg.c's operations
+ * (its resume_reading sets the leg's read watch, which carries the framed
+ * stream until the first loss); NULL on the chunked path. */
+void ptth_bridge_chunks_resume_opened(ptth_bridge *b, const ptth_leg_response *res, const bridge_leg_ops *leg);
 /* The fields of a ptth_req answer as a leg's (for the resume rules). */
 void ptth_bridge_chunks_response_of(const ptth_req *r, ptth_leg_response *res);
 /* A free chunk slot of the window (made, PTTH_BRIDGE_WINDOW slots, on the

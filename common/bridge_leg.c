@@ -233,7 +233,9 @@ on_leg_response(ptth_leg *leg, const ptth_leg_response *res)
             return;
         }
         b->stream.status = res->status;
-        ptth_bridge_chunks_resume_opened(b, res); /* resumable (raw) when granted */
+        /* resumable (raw) when granted; the leg is still read through our
+         * operations (the framed stream is its answer's body) */
+        ptth_bridge_chunks_resume_opened(b, res, &resume_leg_ops);
         if (b->env->opened(b, res->conn, res->max_chunk))
             leg_want(b);
         return;

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Resumable tunnels (issue 14, SPEC §9.3) with the real ptth_relay,
-ptth_server and ptth_proxy: an open tunnel on the upgraded path survives
-cut connections between a terminator and the relay, a relay killed with -9
+ptth_server and ptth_proxy: an open tunnel on the upgraded path (and on
+the chunked and hybrid paths) survives cut connections between a
+terminator and the relay, a relay killed with -9
 or stopped with SIGTERM and started again with the same
 --resume-secret-file, and an ssh session keeps running across a relay
 restart. Past --resume-grace a suspended tunnel ends and both local sockets
 are reset; a terminator with --resume-buffer 0 does not ask for resumption
-and its tunnels end at a cut as before."""
+and its tunnels end at a cut as before. A tunnel whose window and local
+end are full does not stall, on any path."""
 
 import os
 import re
@@ -44,15 +46,38 @@ def resume_lines(proc):
     return re.findall(r"event=tunnel_resumed [^\n]*", proc.log())
 
 
+def hybrid_args():
+    """The terminators' arguments and the relay's of a tunnel on the hybrid
+    path: both ask to upgrade (--data-path auto, the default), the relay
+    has --upgrade off and answers 200 with the framed stream as the body
+    of the upgrade request's answer."""
+    return ["--data-path", "auto"], ["--upgrade", "off"]
+
+
+def assert_hybrid(procs):
+    """Each terminator's first tunnel took the hybrid path: its upgrade
+    request got a 2xx framed stream because of the relay's --upgrade off
+    (logged only where the answer's body becomes the framed stream), and
+    it did not fall back to a framed-stream request of the chunked path."""
+    for p in procs:
+        assert p.count(r'event=upgrade_unavailable [^\n]*reason="?the relay has --upgrade off') == 1, p.log()[-3000:]
+        assert p.count(r"event=upgrade_fallback ") == 0, p.log()[-3000:]
+
+
 def paced_echo_cut_test(ctx, path):
-    """100 MB echoed through one tunnel on path (upgrade, chunks) while the
-    connections of ptth_proxy and ptth_server to the relay are reset 5
-    times each (a TCP forwarder in between that resets everything it
-    carries and keeps accepting): the hashes match, the relay logged a
+    """100 MB echoed through one tunnel on path (upgrade, chunks, hybrid)
+    while the connections of ptth_proxy and ptth_server to the relay are
+    reset 5 times each (a TCP forwarder in between that resets everything
+    it carries and keeps accepting): the hashes match, the relay logged a
     resume per cut and one clean end."""
-    term_args = ["--log-level", "debug", "--data-path", path] + RESUME
+    relay_args = []
+    if path == "hybrid":
+        data_path, relay_args = hybrid_args()
+    else:
+        data_path = ["--data-path", path]
+    term_args = ["--log-level", "debug"] + data_path + RESUME
     echo = kit.echo_backend(ctx)
-    w = kit.World(ctx, start_server=False)
+    w = kit.World(ctx, start_server=False, relay_args=relay_args)
     near_client = fk.TcpProxy(w.relay.port)
     near_server = fk.TcpProxy(w.relay.port)
     ctx.cleanups += [near_client.close, near_server.close]
@@ -77,7 +102,12 @@ def paced_echo_cut_test(ctx, path):
     e.finish()
     kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=fin", 1)
     assert w.relay.count(r"event=tunnel_end ") == 1, w.relay.log()
-    assert w.relay.count(r"event=tunnel_end [^\n]*path=%s" % path) == 1, w.relay.log()
+    # the relay tells the hybrid path from the chunked one only by its
+    # answer (PTTH-Upgrade: off): it logs path=chunks for both
+    relay_path = "chunks" if path == "hybrid" else path
+    assert w.relay.count(r"event=tunnel_end [^\n]*path=%s" % relay_path) == 1, w.relay.log()
+    if path == "hybrid":
+        assert_hybrid([px, w.server])
     assert resumed(w.relay) >= cuts, resume_lines(w.relay)
     # each cut was seen by the terminator on that side, and the other
     # terminator resumed too (the relay resets its leg)
@@ -98,6 +128,16 @@ def paced_echo_survives_cut_connections_both_sides_on_chunks(ctx):
     a cut breaks the framed stream and the chunks in flight, and both
     terminators resume with plain resume requests."""
     paced_echo_cut_test(ctx, "chunks")
+
+
+@t.test
+def paced_echo_survives_cut_connections_both_sides_on_hybrid(ctx):
+    """The same on the hybrid path (relay --upgrade off, terminators on
+    --data-path auto): the framed stream of the first epoch is the body of
+    each upgrade request's 200, chunks go as POSTs; the first cut resets
+    those legs, and every resume after it is a plain one, on the chunked
+    path."""
+    paced_echo_cut_test(ctx, "hybrid")
 
 
 def restart_test(ctx, how, path="upgrade"):
@@ -220,16 +260,14 @@ def past_the_grace_both_local_ends_are_reset(ctx):
     print("# relay gone for good: client reset %.2fs later (grace 2 s), backend reset too" % took)
 
 
-@t.test
-def full_resume_buffer_stalls_only_its_own_tunnel(ctx):
-    """A client that writes 96 MB to an echo and reads nothing: both
-    directions of its tunnel back up until the resume buffers and windows
-    are full (512 KiB here). Meanwhile a second tunnel through the same
-    three programs echoes 4 MB at once; then the first client reads, and
-    gets every byte back in order."""
+def full_resume_buffer_test(ctx, path=None):
     echo = kit.echo_backend(ctx)
     small = ["--resume-buffer", "524288"]
-    w = kit.World(ctx, {"echo": str(echo.port)}, server_args=small)
+    relay_args = []
+    if path == "hybrid":
+        data_path, relay_args = hybrid_args()
+        small += data_path + ["--log-level", "debug"]  # upgrade_fallback is a debug line
+    w = kit.World(ctx, {"echo": str(echo.port)}, server_args=small, relay_args=relay_args)
     px = w.proxy("echo", args=small)
     stuck = pt.connect(px.port, timeout=30)
     data = os.urandom(1 << 20) * 96  # more than every socket buffer on the way holds
@@ -264,8 +302,94 @@ def full_resume_buffer_stalls_only_its_own_tunnel(ctx):
     back = pt.recv_exactly(stuck, len(data), timeout=60)
     th.join(timeout=10)
     assert back == data, "the stuck tunnel's bytes differ once read"
-    print("# %d MB in before the stuck tunnel was full; the other tunnel echoed 4 MB in %.2fs" % (last >> 20, took))
     stuck.close()
+    if path == "hybrid":  # the stuck tunnel was each terminator's first: hybrid
+        assert_hybrid([px, w.server])
+    print("# %s%d MB in before the stuck tunnel was full; the other tunnel echoed 4 MB in %.2fs" %
+          (path + ": " if path else "", last >> 20, took))
+
+
+@t.test
+def full_resume_buffer_stalls_only_its_own_tunnel(ctx):
+    """A client that writes 96 MB to an echo and reads nothing: both
+    directions of its tunnel back up until the resume buffers and windows
+    are full (512 KiB here). Meanwhile a second tunnel through the same
+    three programs echoes 4 MB at once; then the first client reads, and
+    gets every byte back in order."""
+    full_resume_buffer_test(ctx)
+
+
+@t.test
+def full_resume_buffer_stalls_only_its_own_tunnel_on_hybrid(ctx):
+    """The same with the stuck tunnel on the hybrid path: a terminator
+    that may send nothing more (its buffer or the peer's window is full)
+    reads its leg's framed stream past a full local end, for the ACKs
+    behind the peer's DATA; else the echo's tunnel stalls for good. The
+    second tunnel goes on the chunked path (auto remembers --upgrade off)."""
+    full_resume_buffer_test(ctx, "hybrid")
+
+
+def window_full_while_local_full_test(ctx, path):
+    """A backend that reads nothing until it has written 16 MB, and a client
+    that writes 32 MB and reads nothing for a while: ptth_server's local
+    end is full first (its leg's framed stream is not read then), and only
+    after that does what it sends fill the proxy's window (512 KiB). The
+    proxy's ACKs then wait in the framed stream behind DATA for the
+    backend, which reads nothing until its own writes went through: the
+    server must read its framed stream past the full local end for them.
+    Once the client reads, every byte goes both ways."""
+    small = ["--resume-buffer", "524288", "--log-level", "debug"]
+    relay_args = []
+    if path == "hybrid":
+        data_path, relay_args = hybrid_args()
+    else:
+        data_path = ["--data-path", path]
+    down = os.urandom(1 << 20) * 16
+    up = os.urandom(1 << 20) * 32
+    seen = []
+
+    def handler(c):
+        time.sleep(1)  # the client's bytes fill everything up to the backend first
+        c.sendall(down)
+        got = pt.recv_exactly(c, len(up), timeout=60)
+        seen.append(got == up)
+        c.sendall(b"done")
+
+    backend = kit.Backend(handler)
+    ctx.cleanups.append(backend.close)
+    w = kit.World(ctx, {"b": str(backend.port)}, server_args=small + data_path, relay_args=relay_args)
+    px = w.proxy("b", args=small + data_path)
+    s = pt.connect(px.port, timeout=60)
+    th = threading.Thread(target=lambda: s.sendall(up), daemon=True)
+    th.start()
+    time.sleep(3)  # the backend wrote what it could; the proxy's window is full
+    t0 = time.monotonic()
+    back = pt.recv_exactly(s, len(down), timeout=30)
+    took = time.monotonic() - t0
+    assert back == down, "the backend's bytes differ"
+    assert pt.recv_exactly(s, 4, timeout=30) == b"done"
+    th.join(10)
+    assert seen == [True], "the client's bytes differ at the backend"
+    s.close()
+    if path == "hybrid":
+        assert_hybrid([px, w.server])
+    print("# %s: 16 MB down and 32 MB up through a full window and a full local end; down took %.2fs once read" %
+          (path, took))
+
+
+@t.test
+def window_full_while_the_local_end_is_full(ctx):
+    window_full_while_local_full_test(ctx, "upgrade")
+
+
+@t.test
+def window_full_while_the_local_end_is_full_on_chunks(ctx):
+    window_full_while_local_full_test(ctx, "chunks")
+
+
+@t.test
+def window_full_while_the_local_end_is_full_on_hybrid(ctx):
+    window_full_while_local_full_test(ctx, "hybrid")
 
 
 @t.test
