@@ -43,19 +43,10 @@ joined_as(const ptth_instance *ci, const ptth_instance *si)
 static ptth_rq *
 resume_as(const char *id, bool server_side, const ptth_instance *i)
 {
-    ptth_rq *r = rq_new();
-    ptth_resume_in in = {
-        .server_side = server_side,
-        .port = "ssh",
-        .port_len = 3,
-        .proto = PTTH_PROTO_TCP,
-        .client = "alice",
-        .addr = "198.51.100.1:6000",
-        .instance = i,
-        .upgrade = true, /* the tunnels here are joined ones (joined_as) */
-    };
-    ptth_tunnel_resume(&core, r, "foo", 3, id, &in);
-    return r;
+    ptth_resume_in in = resume_fields(server_side, 0, 0, true); /* the tunnels here are joined ones (joined_as) */
+    in.addr = "198.51.100.1:6000";
+    in.instance = i;
+    return resume_send(id, &in);
 }
 
 START_TEST(restarted_server_ends_its_suspended_tunnels)

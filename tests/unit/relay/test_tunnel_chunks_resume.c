@@ -16,32 +16,14 @@
 static ptth_tunnel *
 opened(unsigned asks_c, unsigned asks_a, ptth_rq **c, ptth_rq **a)
 {
-    listen_on("foo", "ssh");
-    *c = rq_new();
-    ptth_tunnel *t = ptth_tunnel_connect(&core, *c, "foo", 3, "ssh", 3, "alice", "192.0.2.1:4242", asks_c, PTTH_PROTO_TCP);
-    ck_assert_ptr_nonnull(t);
-    *a = rq_new();
-    ptth_tunnel_on_accept(t, *a, asks_a);
-    return t;
+    return connect_accept(asks_c, asks_a, c, a);
 }
 
 static ptth_rq *
 plain_resume(const char *id, bool server_side, uint64_t received, uint64_t sent, bool upgrade)
 {
-    ptth_rq *r = rq_new();
-    ptth_resume_in in = {
-        .server_side = server_side,
-        .port = "ssh",
-        .port_len = 3,
-        .proto = PTTH_PROTO_TCP,
-        .client = "alice",
-        .addr = server_side ? "198.51.100.2:5000" : "198.51.100.1:6000",
-        .received = received,
-        .sent = sent,
-        .upgrade = upgrade,
-    };
-    ptth_tunnel_resume(&core, r, "foo", 3, id, &in);
-    return r;
+    ptth_resume_in in = resume_fields(server_side, received, sent, upgrade);
+    return resume_send(id, &in);
 }
 
 /* A chunk with PTTH-Epoch epoch (NULL: none). */

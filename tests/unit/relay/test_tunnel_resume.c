@@ -15,12 +15,7 @@
 static ptth_tunnel *
 joined(unsigned asks_c, unsigned asks_a, ptth_rq **c, ptth_rq **a)
 {
-    listen_on("foo", "ssh");
-    *c = rq_new();
-    ptth_tunnel *t = ptth_tunnel_connect(&core, *c, "foo", 3, "ssh", 3, "alice", "192.0.2.1:4242", asks_c, PTTH_PROTO_TCP);
-    ck_assert_ptr_nonnull(t);
-    *a = rq_new();
-    ptth_tunnel_on_accept(t, *a, asks_a);
+    ptth_tunnel *t = connect_accept(asks_c, asks_a, c, a);
     ck_assert_int_eq(t->state, PTTH_TUNNEL_JOINED);
     return t;
 }
@@ -29,21 +24,12 @@ static ptth_rq *
 resume_raw(const char *id, bool server_side, const char *port, const char *client, uint64_t received, uint64_t sent,
            const char *bad)
 {
-    ptth_rq *r = rq_new();
-    ptth_resume_in in = {
-        .server_side = server_side,
-        .port = port,
-        .port_len = strlen(port),
-        .proto = PTTH_PROTO_TCP,
-        .client = client,
-        .addr = server_side ? "198.51.100.2:5000" : "198.51.100.1:6000",
-        .received = received,
-        .sent = sent,
-        .bad_request = bad,
-        .upgrade = true,
-    };
-    ptth_tunnel_resume(&core, r, "foo", 3, id, &in);
-    return r;
+    ptth_resume_in in = resume_fields(server_side, received, sent, true);
+    in.port = port;
+    in.port_len = strlen(port);
+    in.client = client;
+    in.bad_request = bad;
+    return resume_send(id, &in);
 }
 
 static ptth_rq *

@@ -429,3 +429,41 @@ drain(ptth_out *o)
 }
 
 /* ---- the state machine ----------------------------------------------------------------- */
+
+ptth_tunnel *
+connect_accept(unsigned asks_c, unsigned asks_a, ptth_rq **connect, ptth_rq **accept)
+{
+    listen_on("foo", "ssh");
+    *connect = rq_new();
+    ptth_tunnel *t =
+        ptth_tunnel_connect(&core, *connect, "foo", 3, "ssh", 3, "alice", "192.0.2.1:4242", asks_c, PTTH_PROTO_TCP);
+    ck_assert_ptr_nonnull(t);
+    *accept = rq_new();
+    ptth_tunnel_on_accept(t, *accept, asks_a);
+    return t;
+}
+
+ptth_resume_in
+resume_fields(bool server_side, uint64_t received, uint64_t sent, bool upgrade)
+{
+    ptth_resume_in in = {
+        .server_side = server_side,
+        .port = "ssh",
+        .port_len = 3,
+        .proto = PTTH_PROTO_TCP,
+        .client = "alice",
+        .addr = server_side ? "198.51.100.2:5000" : "198.51.100.1:6000",
+        .received = received,
+        .sent = sent,
+        .upgrade = upgrade,
+    };
+    return in;
+}
+
+ptth_rq *
+resume_send(const char *id, const ptth_resume_in *in)
+{
+    ptth_rq *r = rq_new();
+    ptth_tunnel_resume(&core, r, "foo", 3, id, in);
+    return r;
+}

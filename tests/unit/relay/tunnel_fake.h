@@ -78,5 +78,15 @@ ptth_out *out_of(ptth_rq *r);
 ptth_rq *chunk_raw(ptth_tunnel *t, bool from_client, const char *seq, const char *fin, size_t len);
 ptth_rq *chunk(ptth_tunnel *t, bool from_client, unsigned seq, bool fin, size_t len);
 void drain(ptth_out *o);
+/* listen_on("foo", "ssh"), then a connect of alice asking for asks_c and the
+ * server's accept asking for asks_a (PTTH_ASK_* bits); the tunnel is in
+ * whatever state the core gave it. */
+ptth_tunnel *connect_accept(unsigned asks_c, unsigned asks_a, ptth_rq **connect, ptth_rq **accept);
+/* A resume request's fields as the HTTP side gives them for a tunnel of
+ * server foo, port ssh, client alice, TCP, from the given side's address;
+ * callers change what their test is about. */
+ptth_resume_in resume_fields(bool server_side, uint64_t received, uint64_t sent, bool upgrade);
+/* Sends *in as a resume of tunnel id to the core; the request. */
+ptth_rq *resume_send(const char *id, const ptth_resume_in *in);
 
 #endif
