@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "loop_wait.h"
+
 treq T[MAX_TREQS];
 int NT;
 int stray_callbacks;
@@ -151,50 +153,18 @@ assert_failed(const treq *t, const char *what)
     ck_assert(!t->active_at_done);
 }
 
-/* ---- running the loop, bounded ---- */
-
-static bool (*cur_cond)(void);
-static bool guard_fired;
-static ptth_timer guard_timer, poll_timer;
+/* ---- running the loop, bounded (loop_wait.c) ---- */
 
 void
 poke(void)
 {
-    if (cur_cond != NULL && cur_cond())
-        ptth_loop_stop(loop);
+    loop_wait_poke();
 }
 
-static void
-on_guard(ptth_timer *t)
-{
-    (void)t;
-    guard_fired = true;
-    ptth_loop_stop(loop);
-}
-
-static void
-on_poll(ptth_timer *t)
-{
-    poke();
-    ptth_timer_start(loop, t, 2, on_poll, NULL);
-}
-
-/* Runs the loop until cond() holds; false when ms passed first. */
 bool
 run_until(bool (*cond)(void), long ms)
 {
-    if (cond())
-        return true;
-    cur_cond = cond;
-    guard_fired = false;
-    ptth_timer_start(loop, &guard_timer, ms, on_guard, NULL);
-    ptth_timer_start(loop, &poll_timer, 2, on_poll, NULL);
-    while (!cond() && !guard_fired)
-        ck_assert_int_eq(ptth_loop_run(loop), 0);
-    ptth_timer_stop(loop, &guard_timer);
-    ptth_timer_stop(loop, &poll_timer);
-    cur_cond = NULL;
-    return cond();
+    return loop_wait(loop, cond, ms);
 }
 
 static bool

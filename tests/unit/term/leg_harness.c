@@ -23,6 +23,7 @@
 #include "leg_harness.h"
 #include "leg.h"
 #include "loop.h"
+#include "loop_wait.h"
 #include "relay_client.h"
 
 /* ---- the fake relay (a thread) ---- */
@@ -301,43 +302,12 @@ on_writable(ptth_leg *leg)
 
 const ptth_leg_ops ops = {on_response, on_readable, on_writable};
 
-/* ---- running the loop, bounded ---- */
-
-static bool (*cur_cond)(void);
-static bool guard_fired;
-static ptth_timer guard_timer, poll_timer;
-
-static void
-on_guard(ptth_timer *t)
-{
-    (void)t;
-    guard_fired = true;
-    ptth_loop_stop(loop);
-}
-
-static void
-on_poll(ptth_timer *t)
-{
-    if (cur_cond != NULL && cur_cond())
-        ptth_loop_stop(loop);
-    ptth_timer_start(loop, t, 2, on_poll, NULL);
-}
+/* ---- running the loop, bounded (loop_wait.c) ---- */
 
 bool
 run_until(bool (*cond)(void), long ms)
 {
-    if (cond())
-        return true;
-    cur_cond = cond;
-    guard_fired = false;
-    ptth_timer_start(loop, &guard_timer, ms, on_guard, NULL);
-    ptth_timer_start(loop, &poll_timer, 2, on_poll, NULL);
-    while (!cond() && !guard_fired)
-        ck_assert_int_eq(ptth_loop_run(loop), 0);
-    ptth_timer_stop(loop, &guard_timer);
-    ptth_timer_stop(loop, &poll_timer);
-    cur_cond = NULL;
-    return cond();
+    return loop_wait(loop, cond, ms);
 }
 
 bool
