@@ -445,6 +445,7 @@ ptth_h2_client_new(ptth_loop *loop, const ptth_h2_client_config *cfg, ptth_h2_cl
     cl->env.owner = cl;
     cl->cfg = *cfg;
     cl->env.insecure = cfg->insecure;
+    cl->env.liveness_ms = cfg->liveness_ms > 0 ? cfg->liveness_ms : PTTH_H2_LIVENESS_MS;
     cl->cfg.ca_file = NULL;
     int rc = parse_url(cl, cfg->url, err, errlen);
     if (rc != 0) {

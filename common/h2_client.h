@@ -50,6 +50,8 @@
 
 typedef struct ptth_h2_client ptth_h2_client;
 
+#define PTTH_H2_LIVENESS_MS 10000L /* the default of liveness_ms */
+
 typedef struct ptth_h2_config {
     const char *url;        /* http:// or https://, optional path prefix (checked by relay_client) */
     const char *auth_value; /* "Bearer KEY" */
@@ -57,6 +59,10 @@ typedef struct ptth_h2_config {
     const char *instance; /* PTTH-Instance value, or NULL */
     const char *ca_file; /* or NULL: the system's CAs */
     bool insecure;
+    /* a connection with open streams that brings nothing for this long is
+     * sent a PING, and closed as dead when nothing comes within as long
+     * again (a NAT or proxy that dropped it without a reset); 0: 10 s */
+    long liveness_ms;
     /* r (not active any more in this client) must be sent another way; the
      * arguments are those given to ptth_h2_req_start() */
     void (*on_fallback)(void *data, ptth_req *r, ptth_req_kind kind, const char *path, const char *const *headers,

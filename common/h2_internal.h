@@ -87,6 +87,7 @@ typedef struct h2_env {
     char *auth_value;
     char *user_agent;
     char *instance; /* PTTH-Instance value, or NULL */
+    long liveness_ms; /* see ptth_h2_client_config */
     SSL_CTX *ssl_ctx;
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
@@ -110,6 +111,12 @@ struct h2_conn {
     size_t open_streams; /* submitted and not closed by nghttp2 */
     uint32_t max_streams;
     bool goaway;  /* no new streams: GOAWAY received or ids used up */
+    /* liveness (CONN_READY): the relay answers a PING at once, and a
+     * framed stream brings a PING every --heartbeat, so a connection with
+     * open streams that stays silent was dropped on the way */
+    ptth_timer live_timer;
+    long long last_rx_ms; /* bytes last came from the relay */
+    bool ping_out;        /* our PING went at last_rx_ms + liveness_ms; nothing came since */
     bool closing; /* inside conn_close */
     /* what is queued for the byte stream, in order: segments of our own
      * bytes (frames, in out) or of request bodies (DATA payloads sent from

@@ -326,11 +326,46 @@ on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *n
     return 0;
 }
 
+/* ---- liveness ---- */
+
+static void
+on_live_timer(ptth_timer *t)
+{
+    h2_conn *k = t->data;
+    h2_env *env = k->env;
+    long long now = ptth_loop_now(env->loop);
+    long long silent = now - k->last_rx_ms;
+    if (k->open_streams == 0) {
+        k->ping_out = false; /* nothing waits for the relay: no PING needed */
+        ptth_timer_start(env->loop, &k->live_timer, env->liveness_ms, on_live_timer, k);
+        return;
+    }
+    if (k->ping_out && silent >= 2 * env->liveness_ms) {
+        char why[120];
+        snprintf(why, sizeof(why), "nothing came from the relay for %lld s, not even the answer to a PING (the connection is dead?)",
+                 silent / 1000);
+        ptth_h2_conn_close(k, why);
+        return;
+    }
+    if (!k->ping_out && silent >= env->liveness_ms) {
+        if (nghttp2_submit_ping(k->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
+            k->ping_out = true;
+            ptth_h2_conn_want_flush(k);
+        }
+        ptth_timer_start(env->loop, &k->live_timer, env->liveness_ms, on_live_timer, k);
+        return;
+    }
+    long long next = (k->ping_out ? 2 : 1) * env->liveness_ms - silent;
+    ptth_timer_start(env->loop, &k->live_timer, next > 0 ? next : 1, on_live_timer, k);
+}
+
 static void
 conn_became_ready(h2_conn *k)
 {
     conn_set_state(k, CONN_READY);
     ptth_timer_stop(k->env->loop, &k->timer);
+    k->last_rx_ms = ptth_loop_now(k->env->loop);
+    ptth_timer_start(k->env->loop, &k->live_timer, k->env->liveness_ms, on_live_timer, k);
     conn_check_idle(k);
     k->env->ev->dispatch(k->env->owner);
 }
@@ -540,6 +575,7 @@ ptth_h2_conn_close(h2_conn *k, const char *why)
         k->next->prev = k->prev;
     env->nconns--;
     ptth_timer_stop(env->loop, &k->timer);
+    ptth_timer_stop(env->loop, &k->live_timer);
     ptth_defer_cancel(env->loop, &k->flush_defer);
 
     char error[600];
@@ -680,6 +716,8 @@ conn_read(h2_conn *k)
             env->ev->fall_back(env->owner, k);
             return -1;
         }
+        k->last_rx_ms = ptth_loop_now(env->loop);
+        k->ping_out = false;
         ssize_t rv = nghttp2_session_mem_recv(k->session, env->readbuf, (size_t)n);
         if (rv < 0) {
             ptth_h2_conn_close(k, nghttp2_strerror((int)rv));

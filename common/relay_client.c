@@ -520,6 +520,7 @@ ptth_relay_client_new(ptth_loop *loop, const ptth_relay_client_config *cfg, ptth
             .instance = ptth_relay_client_instance(c),
             .ca_file = c->ca_file,
             .insecure = c->insecure,
+            .liveness_ms = cfg->liveness_ms,
             .on_fallback = on_h2_fallback,
             .on_release = on_h2_release,
             .data = c,

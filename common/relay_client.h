@@ -72,6 +72,7 @@ typedef struct ptth_relay_client_config {
     const char *user_agent;
     const ptth_http_proxy *proxy; /* the forward proxy (http_proxy.h); NULL: the environment; kept, not copied */
     const char *instance; /* "SLOT.LIFE" (instance.h), sent as PTTH-Instance on every request; NULL: none */
+    long liveness_ms;     /* HTTP/2: a silent connection's PING and dead time (h2_client.h); 0: the default */
 } ptth_relay_client_config;
 
 typedef enum ptth_req_kind {

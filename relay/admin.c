@@ -441,10 +441,11 @@ render_status(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     ptth_sbuf_printf(b,
                      ",\"uptime_s\":%lld,\"servers_online\":%zu,\"listens\":%zu,\"tunnels_open\":%zu,"
                      "\"tunnels_opened\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64
-                     ",\"tunnels_suspended\":%zu,\"tunnels_resumed\":%" PRIu64 ",\"tunnels_ended\":{",
+                     ",\"tunnels_suspended\":%zu,\"tunnels_resumed\":%" PRIu64 ",\"replayed_up\":%" PRIu64
+                     ",\"replayed_down\":%" PRIu64 ",\"tunnels_ended\":{",
                      (s->now_ms - relay->started_ms) / 1000, s->online, s->listens, s->ntun, relay->core.stats.tunnels_opened,
                      relay->core.stats.bytes_up, relay->core.stats.bytes_down, relay->core.nsuspended,
-                     relay->core.stats.tunnels_resumed);
+                     relay->core.stats.tunnels_resumed, relay->core.stats.replayed_up, relay->core.stats.replayed_down);
     for (int r = 0; r < PTTH_END__COUNT; r++)
         ptth_sbuf_printf(b, "%s\"%s\":%" PRIu64, r ? "," : "", ptth_end_reason_name((ptth_end_reason)r),
                          relay->core.stats.tunnels_ended[r]);
@@ -596,6 +597,14 @@ render_index(ptth_relay *relay, const snapshot *s, ptth_sbuf *b)
     card(b, "bytes-up", v1, "client &rarr; server");
     human_bytes(v2, sizeof(v2), relay->core.stats.bytes_down);
     card(b, "bytes-down", v2, "server &rarr; client");
+    /* resumable tunnels (SPEC §9.3): suspended now, resumes, what the
+     * terminators sent again after them */
+    snprintf(v1, sizeof(v1), "%zu", relay->core.nsuspended);
+    card(b, "tunnels-suspended", v1, "tunnels suspended");
+    snprintf(v1, sizeof(v1), "%" PRIu64, relay->core.stats.tunnels_resumed);
+    card(b, "tunnels-resumed", v1, "resumes");
+    human_bytes(v1, sizeof(v1), relay->core.stats.replayed_up + relay->core.stats.replayed_down);
+    card(b, "bytes-replayed", v1, "replayed after resumes");
     ptth_sbuf_lit(b, "</div>\n");
 
     ptth_sbuf_printf(b,

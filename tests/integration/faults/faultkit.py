@@ -108,6 +108,7 @@ class TcpProxy:
         self.closing = False
         self.accepted = 0
         self.bytes = 0  # carried so far, both ways, every connection
+        self.silenced = []  # sockets whose bytes are read and dropped: a path that went silent
         self.resetting = []  # sockets being reset: their copiers send no FIN
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -142,6 +143,8 @@ class TcpProxy:
                 b = src.recv(1 << 16)
                 if not b:
                     break
+                if any(x is src for x in self.silenced):
+                    continue  # dropped, with no reset: a NAT or proxy that forgot the connection
                 dst.sendall(b)
                 self.bytes += len(b)  # racy across threads: it may undercount, fine for a progress check
             if any(x is src or x is dst for x in self.resetting):
@@ -181,6 +184,16 @@ class TcpProxy:
         with self.lock:
             socks, self.socks = self.socks, []
         self._reset(socks)
+        return len(socks) // 2
+
+    def silence_all(self):
+        """From now on drops, both ways, every byte of the connections it
+        carries now, without closing or resetting them (a NAT mapping that
+        expired, a Wi-Fi roam), and keeps carrying new ones; returns how
+        many it silenced."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+        self.silenced.extend(socks)
         return len(socks) // 2
 
     def cut(self):

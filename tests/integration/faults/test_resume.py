@@ -118,6 +118,40 @@ def paced_echo_cut_test(ctx, path):
 
 
 @t.test
+def silent_connection_on_chunks_is_taken_as_dead_and_resumes(ctx):
+    """On the chunked path all of ptth_server's requests share one HTTP/2
+    connection. When the path drops everything on it without a reset, the
+    server PINGs it after 10 s of silence, takes it as dead 10 s later
+    (its log says "the connection is dead?"), and the
+    tunnel resumes on a new connection: an echo paced through it comes back
+    exact."""
+    term_args = ["--log-level", "debug", "--data-path", "chunks"] + RESUME
+    echo = kit.echo_backend(ctx)
+    w = kit.World(ctx, start_server=False)
+    near_server = fk.TcpProxy(w.relay.port)
+    ctx.cleanups.append(near_server.close)
+    w.server = ctx.server("http://127.0.0.1:%d" % near_server.port, "foo", w.skey, ["echo=%d" % echo.port],
+                          args=term_args)
+    w.relay.wait_for(r"event=server_online server=foo\b", timeout=20)
+    px = w.proxy("echo", args=term_args)
+    size = 16 * 1000 * 1000
+    e = pt.PacedEcho(px.port, size, rate=0.5e6)  # 32 s: the silence and the resume fall inside
+    e.wait_got(1000 * 1000)
+    started = time.monotonic()
+    assert near_server.silence_all() == 1, "the server should have one connection to the relay"
+    pt.wait_until("the server's resume", lambda: resumed(w.server) >= 1 or e.error is not None, timeout=40)
+    took = time.monotonic() - started
+    assert e.error is None, e.error
+    assert 15 <= took <= 30, "resumed %.1f s after the path went silent (PING after 10 s, dead 10 s later)" % took
+    assert w.server.count(r"the connection is dead\?") >= 1, w.server.log()[-3000:]
+    e.finish()
+    kit.wait_count(w.relay, r"event=tunnel_end [^\n]*reason=fin", 1)
+    assert near_server.accepted >= 2
+    print("# chunks: the server's connection went silent; resumed after %.1f s on connection %d; %d MB echoed exact"
+          % (took, near_server.accepted, size // 1000000))
+
+
+@t.test
 def paced_echo_survives_cut_connections_both_sides(ctx):
     paced_echo_cut_test(ctx, "upgrade")
 

@@ -3,7 +3,8 @@
 "Resumable tunnels"), raw HTTP/1.1 sockets playing both terminators: tokens
 only when both sides asked, a reset leg resets the other and suspends the
 tunnel, both resumes get 101 with the other side's counts and a new joint,
-a bad proof (403, one resume_refused line, no token in the log), an ended
+a bad proof (403, one resume_refused line, no token in the log), another
+client's key with the token (403), an ended
 tunnel (404), the grace running out (404, reason=resume_timeout), a relay
 restart with the same --resume-secret-file, a superseded resume (409),
 resumption off (404), a resume that is no upgrade request (400)."""
@@ -202,6 +203,14 @@ def reset_leg_then_both_resume_and_bytes_flow(ctx):
     m = metrics(api, keys)
     assert "ptth_tunnels_resumed_total 1\n" in m and "ptth_tunnels_suspended 0\n" in m, m
     assert 'ptth_resume_replayed_bytes_total{direction="up"} 3\n' in m, m
+    # the status JSON and page say so too
+    r = api.get("/v1/status", rc.bearer(keys.admin))
+    st_relay = json.loads(r.body)["relay"]
+    assert (st_relay["tunnels_suspended"], st_relay["tunnels_resumed"]) == (0, 1), st_relay
+    assert (st_relay["replayed_up"], st_relay["replayed_down"]) == (3, 0), st_relay
+    page = api.get("/", rc.bearer(keys.admin)).body.decode()
+    for label, value in (("tunnels-suspended", "0"), ("tunnels-resumed", "1"), ("bytes-replayed", "3 B")):
+        assert re.search(r'id="%s"><b>%s</b>' % (label, value), page), (label, page)
     c2.sock.shutdown(socket.SHUT_WR)
     expect_eof(s2)
     s2.sock.shutdown(socket.SHUT_WR)
@@ -235,6 +244,34 @@ def bad_proof_is_403_and_one_resume_refused_line(ctx):
     assert answer(c2).status == 101 and answer(s2).status == 101
     c2.close()
     s2.close()
+
+
+@t.test
+def another_clients_key_is_no_proof(ctx):
+    """The token names the tunnel's client: bob, who may reach foo/ssh too,
+    presenting alice's token with his own key gets 403 (bad proof), and so
+    does the server's token sent for another client's tunnel (PTTH-Client:
+    bob). Nothing of the tunnel leaks (no token in the log, no 101), and
+    alice's and the server's own resumes still join it."""
+    keys = Keys(ctx)
+    bob = pt.Key()
+    relay = ctx.relay(servers={"foo": keys.sk}, clients={"alice": keys.ck, "bob": bob},
+                      allow=["alice=foo/*", "bob=foo/*"], admin=keys.admin, args=["--resume-secret-file", keys.secret])
+    api = rc.Api(relay.port)
+    cid, ct, st = broken(api, keys, relay)
+    r = answer(send_resume(api, cid, bob, ct, 0, 0))
+    assert r.status == 403 and r.body == b"bad resume proof\n", r
+    r = answer(send_resume(api, cid, keys.sk, st, 0, 0, client="bob"))
+    assert r.status == 403 and r.body == b"bad resume proof\n", r
+    lines = re.findall(r"event=resume_refused [^\n]*", relay.log())
+    assert len(lines) == 2 and all("reason=bad_proof" in x for x in lines), lines
+    assert ct not in relay.log() and st not in relay.log()
+    c2 = send_resume(api, cid, keys.ck, ct, 0, 0)
+    s2 = send_resume(api, cid, keys.sk, st, 0, 0, client="alice")
+    assert answer(c2).status == 101 and answer(s2).status == 101
+    c2.close()
+    s2.close()
+    print("# bob with alice's token: 403; the server's token for client bob: 403; alice and the server resume: 101")
 
 
 @t.test

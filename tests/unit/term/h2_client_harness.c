@@ -15,6 +15,7 @@ int stray_callbacks;
 
 ptth_loop *loop;
 ptth_relay_client *C;
+long env_liveness_ms;
 char url[160];
 
 /* ---- the client's requests ---- */
@@ -233,7 +234,7 @@ env_start(const char *prefix)
     fake_start(loop, poke);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", F.port, prefix);
     char err[256];
-    ptth_relay_client_config cfg = {.url = url, .key = KEY, .user_agent = "h2test-agent"};
+    ptth_relay_client_config cfg = {.url = url, .key = KEY, .user_agent = "h2test-agent", .liveness_ms = env_liveness_ms};
     ck_assert_msg(ptth_relay_client_new(loop, &cfg, &C, err, sizeof(err)) == 0, "%s", err);
 }
 

@@ -76,6 +76,7 @@ extern int stray_callbacks; /* callbacks of requests that were cancelled */
 
 extern ptth_loop *loop;
 extern ptth_relay_client *C;
+extern long env_liveness_ms; /* the client's liveness_ms at env_start() (0: the default) */
 extern char url[160];
 
 /* The callbacks of treq records (t_ops); tests that wrap them call these. */

@@ -445,6 +445,8 @@ static int
 srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     (void)user_data;
+    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        F.pings++;
     fstream *st = frame->hd.stream_id > 0 ? nghttp2_session_get_stream_user_data(session, frame->hd.stream_id) : NULL;
     if (st == NULL)
         return 0;

@@ -93,6 +93,7 @@ struct fake_relay {
     ptth_watch lwatch;
     int accepted;
     int h2_prefaces;                 /* h1_only: HTTP/2 prefaces answered with 400 */
+    int pings;                       /* PING frames received (nghttp2 answers each) */
     uint32_t max_streams;            /* SETTINGS_MAX_CONCURRENT_STREAMS */
     bool h1_only;                    /* answers the HTTP/2 preface with HTTP/1.1 400, serves HTTP/1.1 */
     bool silent;                     /* never answers anything */

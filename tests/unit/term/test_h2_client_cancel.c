@@ -46,6 +46,69 @@ START_TEST(timeout_while_relay_is_silent)
 }
 END_TEST
 
+/* ---- a connection that goes silent ---- */
+
+static fstream *held;
+
+static void
+script_hold(fstream *st)
+{
+    held = st;
+}
+
+static bool
+request_held(void)
+{
+    return held != NULL;
+}
+
+/* The relay takes a request and then reads and sends nothing more (a NAT
+ * that dropped the connection without a reset): the client PINGs after
+ * liveness_ms of silence and closes the connection as dead liveness_ms
+ * later, failing what was on it. */
+START_TEST(silent_connection_is_closed_as_dead)
+{
+    env_liveness_ms = 150;
+    env_start("");
+    held = NULL;
+    F.on_request = script_hold;
+    treq *t = &T[NT];
+    start_req("/v1/held", NULL, 0);
+    WAIT(request_held);
+    long long t0 = now_ms();
+    held->c->no_read = true; /* our PING is never read, so never answered */
+    ptth_watch_set(&held->c->watch, fconn_events(held->c, false));
+    WAIT(all_done);
+    long long took = now_ms() - t0;
+    assert_failed(t, "not even the answer to a PING (the connection is dead?)");
+    ck_assert_int_ge(took, 250);
+    ck_assert_int_lt(took, 2000);
+    env_stop();
+}
+END_TEST
+
+/* A quiet connection whose relay answers the PINGs lives on: a request
+ * held for many liveness periods is still waiting, and is answered. */
+START_TEST(answered_pings_keep_a_quiet_connection)
+{
+    env_liveness_ms = 100;
+    env_start("");
+    held = NULL;
+    F.on_request = script_hold;
+    treq *t = &T[NT];
+    start_req("/v1/held", NULL, 0);
+    WAIT(request_held);
+    run_for(800);
+    ck_assert_int_eq(t->done, 0);
+    ck_assert_int_ge(F.pings, 3);
+    respond(held, (resp){.status = 200, .text = "late"});
+    WAIT(all_done);
+    assert_ok(t, 200);
+    ck_assert_int_eq(F.accepted, 1);
+    env_stop();
+}
+END_TEST
+
 START_TEST(timeout_before_the_connection_is_ready)
 {
     env_start("");
@@ -436,6 +499,8 @@ ptth_test_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, timeout_while_relay_is_silent);
     tcase_add_test(tc, timeout_before_the_connection_is_ready);
+    tcase_add_test(tc, silent_connection_is_closed_as_dead);
+    tcase_add_test(tc, answered_pings_keep_a_quiet_connection);
     tcase_add_test(tc, cancel_is_silent_and_frees);
     tcase_add_test(tc, cancel_with_body_queued_then_free_body);
     tcase_add_test(tc, cancelled_upload_stops_short);
