@@ -62,22 +62,47 @@ request_held(void)
     return held != NULL;
 }
 
-/* The relay takes a request and then reads and sends nothing more (a NAT
- * that dropped the connection without a reset): the client PINGs after
- * liveness_ms of silence and closes the connection as dead liveness_ms
- * later, failing what was on it. */
-START_TEST(silent_connection_is_closed_as_dead)
+/* Starts one request with the client's liveness_ms, which the relay holds
+ * unanswered; returns once the relay has it (in held). */
+static treq *
+start_held_request(long liveness_ms)
 {
-    env_liveness_ms = 150;
+    env_liveness_ms = liveness_ms;
     env_start("");
     held = NULL;
     F.on_request = script_hold;
     treq *t = &T[NT];
     start_req("/v1/held", NULL, 0);
     WAIT(request_held);
+    return t;
+}
+
+/* The relay stops reading connection c (its watch drops EPOLLIN); the
+ * twin of server_read_again(). */
+static void
+server_stop_reading(fconn *c)
+{
+    c->no_read = true;
+    ptth_watch_set(&c->watch, fconn_events(c, false));
+}
+
+static void
+server_read_again(fconn *c)
+{
+    c->no_read = false;
+    ptth_watch_set(&c->watch, fconn_events(c, false));
+}
+
+
+/* The relay takes a request and then reads and sends nothing more (a NAT
+ * that dropped the connection without a reset): the client PINGs after
+ * liveness_ms of silence and closes the connection as dead liveness_ms
+ * later, failing what was on it. */
+START_TEST(silent_connection_is_closed_as_dead)
+{
+    treq *t = start_held_request(150);
     long long t0 = now_ms();
-    held->c->no_read = true; /* our PING is never read, so never answered */
-    ptth_watch_set(&held->c->watch, fconn_events(held->c, false));
+    server_stop_reading(held->c); /* our PING is never read, so never answered */
     WAIT(all_done);
     long long took = now_ms() - t0;
     assert_failed(t, "not even the answer to a PING (the connection is dead?)");
@@ -91,13 +116,7 @@ END_TEST
  * held for many liveness periods is still waiting, and is answered. */
 START_TEST(answered_pings_keep_a_quiet_connection)
 {
-    env_liveness_ms = 100;
-    env_start("");
-    held = NULL;
-    F.on_request = script_hold;
-    treq *t = &T[NT];
-    start_req("/v1/held", NULL, 0);
-    WAIT(request_held);
+    treq *t = start_held_request(100);
     run_for(800);
     ck_assert_int_eq(t->done, 0);
     ck_assert_int_ge(F.pings, 3);
@@ -327,13 +346,6 @@ script_stop_reading_and_answer(fstream *st)
 {
     script_stop_reading(st);
     respond(st, (resp){.status = 200, .text = "early"});
-}
-
-static void
-server_read_again(fconn *c)
-{
-    c->no_read = false;
-    ptth_watch_set(&c->watch, fconn_events(c, false));
 }
 
 /* The part of a big body the relay got is the caller's bytes, in order. */
