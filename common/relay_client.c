@@ -37,8 +37,7 @@ struct ptth_easy {
 struct multi_ctx {
     ptth_relay_client *client;
     int kind; /* a ptth_req_kind, or MULTI_LEGS */
-    ptth_curl_loop cl; /* the multi handle on the loop */
-    CURLM *multi;      /* cl.multi */
+    ptth_curl_loop cl; /* the multi handle (cl.multi) on the loop */
     struct ptth_easy *pool[POOL_MAX];
     size_t pool_len;
     long http_version;      /* CURLOPT_HTTP_VERSION, see choose_http_versions() */
@@ -267,7 +266,7 @@ static void
 req_finish(ptth_req *r, bool clean)
 {
     struct multi_ctx *m = &r->client->m[r->kind];
-    curl_multi_remove_handle(m->multi, r->easy->curl);
+    curl_multi_remove_handle(m->cl.multi, r->easy->curl);
     easy_give_back(m, r->easy, clean && !r->paused);
     r->easy = NULL;
     r->active = false;
@@ -292,7 +291,7 @@ req_resend(struct multi_ctx *m, ptth_req *r)
     CURL *h = curl_easy_duphandle(r->easy->curl);
     if (h == NULL)
         return false;
-    curl_multi_remove_handle(m->multi, r->easy->curl);
+    curl_multi_remove_handle(m->cl.multi, r->easy->curl);
     curl_easy_cleanup(r->easy->curl);
     r->easy->curl = h;
     curl_easy_setopt(h, CURLOPT_PROXYAUTH, c->proxy_auth);
@@ -305,7 +304,7 @@ req_resend(struct multi_ctx *m, ptth_req *r)
     r->timed_out = false;
     ptth_req_response_reset(r);
     /* when it cannot be added, req_finish()'s remove is a harmless no-op */
-    return curl_multi_add_handle(m->multi, h) == CURLM_OK;
+    return curl_multi_add_handle(m->cl.multi, h) == CURLM_OK;
 }
 
 static void
@@ -313,7 +312,7 @@ process_done(struct multi_ctx *m)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(m->cl.multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         if (m->kind == MULTI_LEGS) {
@@ -403,17 +402,16 @@ multi_init(ptth_relay_client *c, struct multi_ctx *m, int kind)
     int rc = ptth_curl_loop_init(&m->cl, c->loop, after_action, m);
     if (rc != 0)
         return rc;
-    m->multi = m->cl.multi;
     if (kind == PTTH_REQ_SHORT) {
-        curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-        curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+        curl_multi_setopt(m->cl.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+        curl_multi_setopt(m->cl.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
     } else if (kind == MULTI_LEGS) {
         /* connect-only connections are never shared nor kept */
-        curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+        curl_multi_setopt(m->cl.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
     } else {
         /* one framed stream per connection, see the header */
-        curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
-        curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 64L);
+        curl_multi_setopt(m->cl.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+        curl_multi_setopt(m->cl.multi, CURLMOPT_MAXCONNECTS, 64L);
     }
     return 0;
 }
@@ -421,12 +419,11 @@ multi_init(ptth_relay_client *c, struct multi_ctx *m, int kind)
 static void
 multi_cleanup(struct multi_ctx *m)
 {
-    if (m->multi == NULL)
+    if (m->cl.multi == NULL)
         return;
     while (m->pool_len > 0)
         easy_free(m->pool[--m->pool_len]);
     ptth_curl_loop_cleanup(&m->cl);
-    m->multi = NULL;
 }
 
 int
@@ -648,7 +645,7 @@ curl_req_start(ptth_relay_client *c, ptth_req *r, ptth_req_kind kind, const char
     r->paused = false;
     r->timed_out = false;
     ptth_req_response_reset(r);
-    CURLMcode mc = curl_multi_add_handle(m->multi, h);
+    CURLMcode mc = curl_multi_add_handle(m->cl.multi, h);
     if (mc != CURLM_OK) {
         r->easy = NULL;
         easy_give_back(m, e, false);
@@ -877,7 +874,7 @@ ptth_conn_job_start(ptth_relay_client *c, ptth_conn_job *job)
     job->client = c;
     job->curl = h;
     job->done = false;
-    CURLMcode mc = curl_multi_add_handle(c->m[MULTI_LEGS].multi, h);
+    CURLMcode mc = curl_multi_add_handle(c->m[MULTI_LEGS].cl.multi, h);
     if (mc != CURLM_OK) {
         curl_easy_cleanup(h);
         job->curl = NULL;
@@ -898,7 +895,7 @@ ptth_conn_job_end(ptth_conn_job *job)
     if (!job->active)
         return;
     ptth_relay_client *c = job->client;
-    curl_multi_remove_handle(c->m[MULTI_LEGS].multi, job->curl);
+    curl_multi_remove_handle(c->m[MULTI_LEGS].cl.multi, job->curl);
     curl_easy_cleanup(job->curl);
     job->curl = NULL;
     job->active = false;
